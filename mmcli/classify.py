@@ -1,0 +1,138 @@
+"""Zero-shot classification: label prompts -> label vectors -> probabilities (pure numpy).
+
+Single-label (default): softmax over the labels of ``logit_scale * cosine (+ logit_bias)``; with
+the template "{}" this is exactly open_clip's ``(logit_scale * img @ txt.T).softmax(-1)``.
+
+Multi-label (``--multi-label``): an independent score per label.
+- SigLIP models (they have a ``logit_bias``): ``sigmoid(logit_scale * cosine + logit_bias)``, the
+  model's own trained per-pair probability.
+- CLIP models: a two-way softmax of the label against a neutral prompt (the same templates filled
+  with "something"): ``sigmoid(logit_scale * (cos(img, label) - cos(img, neutral)))``. A label
+  scores above 0.5 when the image is closer to it than to a generic description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mmcli.errors import UsageError
+from mmcli.results import Classification, FileFailure, ImageVector, LabelScore
+
+if TYPE_CHECKING:
+    from mmcli.models import Encoder
+    from mmcli.textcache import TextCache
+
+NEUTRAL_LABEL = "something"
+
+
+@dataclass(frozen=True, eq=False)
+class LabelSet:
+    """Labels with their unit vectors (templates averaged), ready to score images against."""
+
+    labels: tuple[str, ...]
+    templates: tuple[str, ...]
+    vectors: np.ndarray = field(repr=False)  # (L, D)
+    neutral: np.ndarray = field(repr=False)  # (D,)
+    warnings: tuple[str, ...] = ()
+
+
+def fill(template: str, label: str) -> str:
+    """Put ``label`` into ``template`` at "{}" (plain replacement: braces in labels are kept)."""
+    return template.replace("{}", label)
+
+
+def clean_labels(raw: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Strip labels, drop empty ones and duplicates; returns (labels, warnings)."""
+    labels: list[str] = []
+    notes: list[str] = []
+    for item in raw:
+        label = item.strip().lstrip("\ufeff").strip()
+        if not label:
+            notes.append("ignored an empty label")
+        elif label in labels:
+            notes.append(f"ignored duplicate label {label!r}")
+        else:
+            labels.append(label)
+    return labels, notes
+
+
+def check_templates(templates: Sequence[str]) -> list[str]:
+    if not templates:
+        raise UsageError("no prompt template given")
+    bad = [t for t in templates if "{}" not in t]
+    if bad:
+        raise UsageError(f"template {bad[0]!r} has no {{}} for the label", hint='e.g. --template "a photo of a {}."')
+    return list(templates)
+
+
+def text_vectors(encoder: Encoder, texts: list[str], cache: TextCache | None) -> np.ndarray:
+    from mmcli.textcache import encode_texts_cached
+
+    return encode_texts_cached(encoder, texts, cache)
+
+
+def build_label_set(encoder: Encoder, labels: Sequence[str], templates: Sequence[str],
+                    cache: TextCache | None = None) -> LabelSet:
+    """Embed every (label, template) prompt, average per label, renormalise."""
+    clean, notes = clean_labels(labels)
+    if not clean:
+        raise UsageError("no labels given", hint="e.g. --labels cat dog, or --labels-file FILE")
+    templates = check_templates(templates)
+    long_ = [lab for lab in clean if any(encoder.too_long(fill(t, lab)) for t in templates)]
+    notes += [f"label {lab[:40]!r}{'...' if len(lab) > 40 else ''} is longer than the model's text context "
+              f"({encoder.context_length} tokens) and was truncated" for lab in long_]
+    prompts = [fill(t, lab) for lab in clean for t in templates] + [fill(t, NEUTRAL_LABEL) for t in templates]
+    vecs = text_vectors(encoder, prompts, cache)
+    per_label = vecs.reshape(len(clean) + 1, len(templates), -1).mean(axis=1)
+    per_label /= np.linalg.norm(per_label, axis=1, keepdims=True)
+    per_label = np.ascontiguousarray(per_label, dtype=np.float32)
+    return LabelSet(tuple(clean), tuple(templates), per_label[:-1], per_label[-1], tuple(notes))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def score(image_vectors: np.ndarray, label_set: LabelSet, logit_scale: float, logit_bias: float | None,
+          multi_label: bool = False) -> np.ndarray:
+    """(N, D) unit image vectors -> (N, L) scores."""
+    cos = image_vectors.astype(np.float64) @ label_set.vectors.astype(np.float64).T
+    if not multi_label:
+        return softmax(logit_scale * cos + (logit_bias or 0.0))
+    if logit_bias is not None:
+        return sigmoid(logit_scale * cos + logit_bias)
+    neutral = image_vectors.astype(np.float64) @ label_set.neutral.astype(np.float64)
+    return sigmoid(logit_scale * (cos - neutral[:, None]))
+
+
+def rank(path: str, scores: np.ndarray, labels: Sequence[str], top_k: int | None,
+         threshold: float | None) -> Classification:
+    order = np.argsort(-scores, kind="stable")
+    items = [LabelScore(labels[i], float(scores[i])) for i in order
+             if threshold is None or scores[i] >= threshold]
+    return Classification(path, tuple(items[:top_k] if top_k else items))
+
+
+def classify_stream(encoder: Encoder, paths: Sequence[str | Path], label_set: LabelSet, *,
+                    multi_label: bool = False, top_k: int | None = None, threshold: float | None = None,
+                    **embed_options: Any) -> Iterator[Classification | FileFailure]:
+    """Classify image files; yields in input order, a FileFailure for each file that failed."""
+    from mmcli.embed import embed_stream
+
+    for item in embed_stream(encoder, paths, **embed_options):
+        if isinstance(item, ImageVector):
+            s = score(item.vector[None, :], label_set, encoder.logit_scale, encoder.logit_bias, multi_label)[0]
+            yield rank(item.path, s, label_set.labels, top_k, threshold)
+        else:
+            yield item

@@ -1,0 +1,437 @@
+"""The ``mmcli`` command: parse -> call one core function -> render. Nothing else lives here.
+
+Heavy modules (torch, open_clip, numpy, PIL) are imported inside the commands, so ``mmcli --help``
+stays instant (a test checks ``sys.modules``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, Optional
+
+import typer
+from typer.core import TyperCommand
+
+from mmcli import __version__
+from mmcli.errors import ExitCode, MmcliError, NoImagesError, UsageError
+
+app = typer.Typer(
+    name="mmcli",
+    help="Zero-shot image classification and text-to-image search with CLIP models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+MULTI_VALUE_OPTIONS = ("--labels", "-l", "--text", "-t")
+
+
+def expand_multi_values(args: Sequence[str], options: Sequence[str] = MULTI_VALUE_OPTIONS) -> list[str]:
+    """``--labels cat dog -f csv`` -> ``--labels cat --labels dog -f csv``.
+
+    The values of a multi-value option run up to the next argument that starts with "-" (an
+    option, "--", or "-" for stdin). Put inputs before the option, or after "--".
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        out.append(arg)
+        i += 1
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        if arg in options:
+            first = True
+            while i < len(args) and not args[i].startswith("-"):
+                if not first:
+                    out.append(arg)
+                out.append(args[i])
+                first = False
+                i += 1
+    return out
+
+
+class MultiValueCommand(TyperCommand):
+    """A command whose ``--labels`` / ``--text`` take several values after one flag."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_multi_values(args))
+
+
+# ------------------------------------------------------------------------------ messages, errors
+def say(message: str) -> None:
+    """A line for people, on stderr."""
+    from mmcli.images import stdout_safe
+
+    print(stdout_safe(message), file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    say(f"mmcli: warning: {message}")
+
+
+def fail(exc: MmcliError) -> NoReturn:
+    say(f"mmcli: error: {exc.message}")
+    if exc.hint:
+        say(f"hint: {exc.hint}")
+    raise typer.Exit(int(exc.exit_code))
+
+
+@contextmanager
+def funnel() -> Iterator[None]:
+    """Turn expected failures into ``mmcli: error: ...`` and an exit code; Ctrl-C into 130."""
+    try:
+        yield
+    except MmcliError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        say("mmcli: interrupted")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except BrokenPipeError:  # `mmcli ... | head`: the reader is gone, which is fine
+        _silence_stdout()
+        raise typer.Exit(0) from None
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+# --------------------------------------------------------------------------------- shared options
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="ARCH:TAG, hf-hub:ORG/REPO, local-dir:DIR or an alias (see `mmcli models`). "
+    "Default: $MMCLI_MODEL or ViT-B-32-256:datacomp_s34b_b86k.", show_default=False)]
+WeightsOpt = Annotated[Optional[Path], typer.Option(
+    "--weights", help="Local checkpoint (safetensors or a PyTorch state dict) for the ARCH given with --model.",
+    show_default=False)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu).")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp16 on GPUs; bf16 on CPUs with native bf16, else fp32).")]
+FormatOpt = Annotated[Optional[str], typer.Option(
+    "--format", "-f", help="table | json | jsonl | csv | tsv (default: table on a terminal, jsonl when piped).",
+    show_default=False)]
+NullOpt = Annotated[bool, typer.Option("-0", "--null", help="Paths read from stdin ('-') are NUL-separated.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model batch.")]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    "--workers", min=0, help="Decoding processes (default: CPU count; 0 or 1 decodes in-process).", show_default=False)]
+MaxPixelsOpt = Annotated[int, typer.Option(
+    "--max-pixels", min=1, envvar="MMCLI_MAX_PIXELS", help="Refuse images with more pixels (decompression bombs).")]
+HiddenOpt = Annotated[bool, typer.Option("--include-hidden", help="Also walk hidden files and folders.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
+InputsArg = Annotated[Optional[list[str]], typer.Argument(
+    help="Image files, folders (searched recursively), or - to read paths from stdin.", show_default=False)]
+
+
+def _read_stdin_paths(nul: bool) -> list[str]:
+    stream = getattr(sys.stdin, "buffer", None)
+    data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+    parts = data.split(b"\0") if nul else data.splitlines()
+    return [os.fsdecode(p) for p in parts if p.strip()]
+
+
+def gather_paths(inputs: Sequence[str] | None, nul: bool, include_hidden: bool) -> list[str]:
+    from mmcli.images import expand_inputs
+
+    if not inputs:
+        raise UsageError("no inputs given", hint="pass image files or folders, or - to read paths from stdin")
+    if inputs.count("-") > 1:
+        raise UsageError("'-' (stdin) can be given only once")
+    items: list[str] = []
+    for item in inputs:
+        items.extend(_read_stdin_paths(nul) if item == "-" else [item])
+    paths = [os.fsdecode(p) for p in expand_inputs(items, include_hidden)]
+    if not paths:
+        raise NoImagesError("no image files found in the inputs",
+                            hint="image types: jpg, png, webp, gif, bmp, tiff (heic with pillow-heif)")
+    return paths
+
+
+def _load(model: str | None, weights: Path | None, device: str, precision: str) -> Any:
+    from mmcli.models import load_encoder, parse_model_spec
+
+    spec = parse_model_spec(model, weights)
+    return load_encoder(spec, device=device, precision=precision)
+
+
+def _summary(verb: str, ok: int, failed: int, seconds: float, quiet: bool) -> None:
+    if quiet or not sys.stderr.isatty():
+        return
+    rate = ok / seconds if seconds > 0 else 0.0
+    extra = f", {failed} failed" if failed else ""
+    say(f"{verb} {ok} image{'s' if ok != 1 else ''}{extra} in {seconds:.1f} s ({rate:.1f} images/s)")
+
+
+# ------------------------------------------------------------------------------------- classify
+def read_labels_file(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"labels file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read labels file {path}: {exc}") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def collect_labels(labels: Sequence[str] | None, labels_file: Path | None) -> list[str]:
+    found: list[str] = []
+    for value in labels or []:
+        found.extend(part for part in value.split(","))
+    if labels_file is not None:
+        found.extend(read_labels_file(labels_file))
+    if not any(label.strip() for label in found):
+        raise UsageError("no labels given", hint="e.g. --labels cat dog, --labels cat,dog or --labels-file FILE")
+    return found
+
+
+def choose_templates(template: Sequence[str] | None, templates: str | None) -> list[str]:
+    from mmcli.config import templates_named
+
+    if template and templates:
+        raise UsageError("give --template or --templates, not both")
+    if template:
+        return list(template)
+    return templates_named(templates or "default")
+
+
+@app.command(cls=MultiValueCommand, epilog=(
+    "Examples:\n\n"
+    "  mmcli classify photo.jpg --labels cat dog\n\n"
+    "  mmcli classify ./photos --labels-file labels.txt --templates imagenet -f csv > out.csv\n\n"
+    "  find . -name '*.jpg' -print0 | mmcli classify - -0 --labels indoor outdoor | jq .labels[0]"))
+def classify(
+    inputs: InputsArg = None,
+    labels: Annotated[Optional[list[str]], typer.Option(
+        "--labels", "-l", help="Labels: --labels cat dog, --labels cat,dog, or repeated.", show_default=False)] = None,
+    labels_file: Annotated[Optional[Path], typer.Option(
+        "--labels-file", help="A file with one label per line.", show_default=False)] = None,
+    template: Annotated[Optional[list[str]], typer.Option(
+        "--template", help='Prompt template with {} for the label (repeat to average several); "{}" uses '
+        'labels as they are. Default: "a photo of a {}."', show_default=False)] = None,
+    templates: Annotated[Optional[str], typer.Option(
+        "--templates", help="A template set from configs/templates.toml: default, simple (7), imagenet (80), raw.",
+        show_default=False)] = None,
+    multi_label: Annotated[bool, typer.Option(
+        "--multi-label", help="An independent score per label (see README) instead of a softmax over labels.")] = False,
+    threshold: Annotated[Optional[float], typer.Option(
+        "--threshold", min=0.0, max=1.0, help="Show only labels scoring at least this (default: 0.5 with "
+        "--multi-label, else all).", show_default=False)] = None,
+    top_k: Annotated[Optional[int], typer.Option(
+        "--top-k", "-k", min=1, help="Show at most K labels per image.", show_default=False)] = None,
+    fmt: FormatOpt = None,
+    null: NullOpt = False,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    batch_size: BatchOpt = 32,
+    workers: WorkersOpt = None,
+    max_pixels: MaxPixelsOpt = 256_000_000,
+    include_hidden: HiddenOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Zero-shot classify images against labels."""
+    with funnel():
+        from mmcli.classify import build_label_set, classify_stream
+        from mmcli.output import ClassificationWriter, Progress, resolve_format
+        from mmcli.results import FileFailure
+        from mmcli.textcache import TextCache
+
+        out_format = resolve_format(fmt, sys.stdout)
+        raw_labels = collect_labels(labels, labels_file)
+        prompt_templates = choose_templates(template, templates)
+        paths = gather_paths(inputs, null, include_hidden)
+        start = time.perf_counter()
+        encoder = _load(model, weights, device, precision)
+        label_set = build_label_set(encoder, raw_labels, prompt_templates, TextCache())
+        for note in label_set.warnings:
+            warn(note)
+        writer = ClassificationWriter(out_format)
+        progress = Progress(len(paths), "classifying", enabled=not quiet)
+        ok = failed = 0
+        try:
+            for item in classify_stream(encoder, paths, label_set, multi_label=multi_label, top_k=top_k,
+                                        threshold=threshold if threshold is not None else (0.5 if multi_label
+                                                                                           else None),
+                                        batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                                        on_progress=progress.update):
+                if isinstance(item, FileFailure):
+                    failed += 1
+                    warn(f"skipped {item.path}: {item.reason}")
+                else:
+                    ok += 1
+                    writer.write(item)
+        finally:
+            progress.close()
+        writer.close()
+        _summary("classified", ok, failed, time.perf_counter() - start, quiet)
+        if ok == 0:
+            raise NoImagesError(f"no image could be classified ({failed} failed)")
+
+
+# ----------------------------------------------------------------------------------------- embed
+@app.command(cls=MultiValueCommand, epilog=(
+    "Examples:\n\n"
+    "  mmcli embed ./photos --output photos.npy     (also writes photos.paths.json)\n\n"
+    "  mmcli embed --text 'a red car' 'a blue car' | jq '.embedding | length'"))
+def embed(
+    inputs: InputsArg = None,
+    text: Annotated[Optional[list[str]], typer.Option(
+        "--text", "-t", help="Embed these texts instead of images: --text 'a cat' 'a dog'.",
+        show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write a float32 .npy (rows in input order) and FILE.paths.json / "
+        "FILE.texts.json beside it, instead of JSON Lines on stdout.", show_default=False)] = None,
+    null: NullOpt = False,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    batch_size: BatchOpt = 32,
+    workers: WorkersOpt = None,
+    max_pixels: MaxPixelsOpt = 256_000_000,
+    include_hidden: HiddenOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """L2-normalised embeddings of images or texts."""
+    with funnel():
+        import numpy as np
+
+        from mmcli.atomic import write_embeddings
+        from mmcli.embed import embed_stream
+        from mmcli.output import Progress, json_line
+        from mmcli.results import FileFailure
+
+        if text and inputs:
+            raise UsageError("give images or --text, not both")
+        if output is not None and output.suffix != ".npy":
+            raise UsageError(f"--output must end in .npy: {output}")
+        start = time.perf_counter()
+        if text:
+            encoder = _load(model, weights, device, precision)
+            for t in text:
+                if encoder.too_long(t):
+                    warn(f"text {t[:40]!r}... is longer than the model's context "
+                         f"({encoder.context_length} tokens) and was truncated")
+            vectors = encoder.encode_texts(list(text))
+            keys, key_name, vecs = list(text), "text", vectors
+        else:
+            paths = gather_paths(inputs, null, include_hidden)
+            encoder = _load(model, weights, device, precision)
+            progress = Progress(len(paths), "embedding", enabled=not quiet)
+            keys, rows, failed = [], [], 0
+            try:
+                for item in embed_stream(encoder, paths, batch_size=batch_size, workers=workers,
+                                         max_pixels=max_pixels, on_progress=progress.update):
+                    if isinstance(item, FileFailure):
+                        failed += 1
+                        warn(f"skipped {item.path}: {item.reason}")
+                        continue
+                    if output is None:
+                        sys.stdout.write(json_line({"path": item.path, "embedding": item.vector.tolist()}) + "\n")
+                    keys.append(item.path)
+                    rows.append(item.vector)
+            finally:
+                progress.close()
+            _summary("embedded", len(keys), failed, time.perf_counter() - start, quiet)
+            if not keys:
+                raise NoImagesError(f"no image could be embedded ({failed} failed)")
+            key_name = "path"
+            vecs = np.stack(rows)
+        if output is not None:
+            companion = write_embeddings(output, vecs, keys, key_name)
+            if not quiet:
+                say(f"wrote {len(keys)} x {vecs.shape[1]} embeddings to {output} (+ {companion.name})")
+        elif text:
+            for key, vec in zip(keys, vecs):
+                sys.stdout.write(json_line({key_name: key, "embedding": vec.tolist()}) + "\n")
+
+
+# ---------------------------------------------------------------------------------------- models
+@app.command(epilog="Examples:\n\n  mmcli models\n\n  mmcli models --all -f jsonl | jq -r 'select(.local) | .spec'")
+def models(
+    all_: Annotated[bool, typer.Option("--all", help="Also list every open_clip architecture:tag.")] = False,
+    fmt: FormatOpt = None,
+) -> None:
+    """List model aliases and which weights are already on this machine (loads no model)."""
+    with funnel():
+        from mmcli.model_list import list_models
+        from mmcli.output import json_line, render_records_table, resolve_format
+
+        out_format = resolve_format(fmt, sys.stdout)
+        records = [r.__dict__ for r in list_models(include_all=all_)]
+        if out_format == "table":
+            render_records_table(records, ["name", "spec", "local", "description"], sys.stdout)
+        elif out_format == "json":
+            import json
+
+            print(json.dumps(records, indent=2))
+        elif out_format == "jsonl":
+            for rec in records:
+                print(json_line(rec))
+        else:
+            import csv
+
+            w = csv.writer(sys.stdout, delimiter="," if out_format == "csv" else "\t", lineterminator="\n")
+            w.writerow(["name", "spec", "local", "description"])
+            for rec in records:
+                w.writerow([rec["name"], rec["spec"], rec["local"], rec["description"]])
+
+
+# ------------------------------------------------------------------------------------------ demo
+@app.command(epilog="Example:\n\n  mmcli demo --dir ./shapes --count 16")
+def demo(
+    folder: Annotated[Optional[Path], typer.Option(
+        "--dir", help="Where to write the sample images (default: a new temporary folder).",
+        show_default=False)] = None,
+    count: Annotated[int, typer.Option("--count", min=1, max=1000, help="How many sample images.")] = 12,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated images.")] = 7,
+) -> None:
+    """Offline demo: generate shape images and classify them with the bundled mmcli-tiny model."""
+    with funnel():
+        import tempfile
+
+        from mmcli.demo import run_demo
+
+        target = folder or Path(tempfile.mkdtemp(prefix="mmcli-demo-"))
+        result = run_demo(target, count=count, seed=seed)
+        from mmcli.output import render_classification_table
+
+        say(f"wrote {count} sample images to {target}; classifying them with mmcli-tiny "
+            f"against {len(result.labels)} labels ('red circle', 'blue star', ...)")
+        render_classification_table(result.classifications, sys.stdout)
+        say(f"{result.correct}/{count} top labels match the drawn shape "
+            f"({result.seconds:.1f} s including model load).")
+        say(f"next: mmcli classify {target} --model mmcli-tiny --labels red green blue --template 'a {{}} shape'")
+
+
+# ------------------------------------------------------------------------------------------ root
+def _version(value: bool) -> None:
+    if value:
+        print(f"mmcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Zero-shot image classification and text-to-image search with CLIP models.
+
+    Exit codes: 0 ok, 1 error (nothing could be done), 2 usage error, 130 interrupted.
+    """
+
+
+def main() -> None:
+    app()

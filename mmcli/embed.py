@@ -1,0 +1,117 @@
+"""Batched embedding of image files: parallel decoding overlapped with the model.
+
+Decoding (Pillow, numpy) runs in worker processes, which scale on CPU cores where threads do not;
+the model runs in this process on batches. Results come back in input order, failures in place.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mmcli.errors import ImageLoadError
+from mmcli.images import DEFAULT_MAX_PIXELS, display_path, load_pixels
+from mmcli.results import FileFailure, ImageVector
+
+if TYPE_CHECKING:
+    from mmcli.models import Encoder
+    from mmcli.preprocess import Preprocess
+
+ProgressFn = Callable[[int, int], None]
+Decoded = tuple[str, "np.ndarray | ImageLoadError"]
+INLINE_BELOW = 8  # fewer files than this are decoded in-process: a pool costs more than it saves
+
+
+def default_workers() -> int:
+    env = os.environ.get("MMCLI_WORKERS")
+    if env and env.isdigit():
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _decode_one(path: str, preprocess: Preprocess, max_pixels: int, fast_decode: bool) -> Decoded:
+    try:
+        return path, load_pixels(path, preprocess, max_pixels, fast_decode)
+    except ImageLoadError as exc:
+        return path, exc
+    except Exception as exc:  # noqa: BLE001 - a decoder bug must not kill the batch
+        return path, ImageLoadError(path, f"unexpected decoder error: {type(exc).__name__}: {exc}")
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    methods = multiprocessing.get_all_start_methods()
+    method = "forkserver" if "forkserver" in methods and sys.platform != "darwin" else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["mmcli.images", "mmcli.preprocess"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def decode_stream(paths: Sequence[str], preprocess: Preprocess, workers: int | None = None,
+                  max_pixels: int = DEFAULT_MAX_PIXELS, fast_decode: bool = True,
+                  lookahead: int = 64) -> Iterator[Decoded]:
+    """Decode ``paths`` into model input arrays, in order, with up to ``lookahead`` in flight."""
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(paths) < INLINE_BELOW:
+        for p in paths:
+            yield _decode_one(p, preprocess, max_pixels, fast_decode)
+        return
+    with _pool(workers) as pool:
+        pending: deque[Future[Decoded]] = deque()
+        it = iter(paths)
+        for p in it:
+            pending.append(pool.submit(_decode_one, p, preprocess, max_pixels, fast_decode))
+            if len(pending) >= lookahead:
+                break
+        while pending:
+            yield pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(_decode_one, nxt, preprocess, max_pixels, fast_decode))
+
+
+def embed_stream(encoder: Encoder, paths: Sequence[str | Path], batch_size: int = 32,
+                 workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, fast_decode: bool = True,
+                 on_progress: ProgressFn | None = None) -> Iterator[ImageVector | FileFailure]:
+    """Embed image files in batches; yields results in input order, a FileFailure for each bad file."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    names = [display_path(p) for p in paths]
+    total = len(names)
+    done = 0
+    held: list[Decoded] = []
+
+    def flush() -> Iterator[ImageVector | FileFailure]:
+        nonlocal done
+        good = [(i, arr) for i, (_, arr) in enumerate(held) if isinstance(arr, np.ndarray)]
+        vectors = encoder.encode_images(np.stack([a for _, a in good])) if good else None
+        row = {i: k for k, (i, _) in enumerate(good)}
+        for i, (name, item) in enumerate(held):
+            if isinstance(item, ImageLoadError):
+                yield FileFailure(name, item.reason)
+            else:
+                assert vectors is not None
+                yield ImageVector(name, vectors[row[i]])
+        done += len(held)
+        held.clear()
+        if on_progress:
+            on_progress(done, total)
+
+    n_arrays = 0
+    lookahead = max(2 * batch_size, 16)
+    for decoded in decode_stream(names, encoder.preprocess, workers, max_pixels, fast_decode, lookahead):
+        held.append(decoded)
+        n_arrays += isinstance(decoded[1], np.ndarray)
+        if n_arrays >= batch_size:
+            yield from flush()
+            n_arrays = 0
+    if held:
+        yield from flush()

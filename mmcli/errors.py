@@ -1,0 +1,48 @@
+"""The one error funnel: every expected failure is an MmcliError with an exit code and a hint."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the ``mmcli`` command (documented in the README)."""
+
+    OK = 0
+    ERROR = 1  # nothing could be done: no image succeeded, model unavailable, ...
+    USAGE = 2  # bad arguments
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class MmcliError(Exception):
+    """An expected failure: the CLI prints ``mmcli: error: <message>`` (and ``hint: <hint>``)."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(MmcliError):
+    """The arguments cannot work (no labels, unknown format, ...)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ModelError(MmcliError):
+    """A model spec that cannot be resolved or whose weights cannot be had or loaded."""
+
+
+class NoImagesError(MmcliError):
+    """Not a single input image could be processed."""
+
+
+class ImageLoadError(MmcliError):
+    """One file could not be decoded; batches report it and go on."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

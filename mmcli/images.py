@@ -1,0 +1,217 @@
+"""Finding image files and decoding them safely into RGB.
+
+Decoding rules (documented in the README):
+- EXIF orientation is applied; animations give their first frame.
+- Alpha (RGBA, LA, PA, palette with transparency) is composited onto white, as a browser shows a
+  transparent image on a white page.
+- 16-bit and 32-bit integer images (I;16, I) are scaled to 8 bits (value / 257); float images (F)
+  are scaled from their own range; CMYK, YCbCr, LAB, HSV and 1-bit are converted to RGB.
+- Images above ``max_pixels`` (width x height) are refused before their pixels are decoded
+  (decompression bombs); truncated or corrupt data is reported, never half-used.
+- JPEGs much larger than the model input are decoded with DCT scaling (Pillow ``draft``) to at
+  least twice the model's input side, then resized as usual.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+import sys
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mmcli.errors import ImageLoadError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from mmcli.preprocess import Preprocess
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".avif"})
+DEFAULT_MAX_PIXELS = 256_000_000  # a 200 MP phone photo fits; a 40000 x 40000 bomb does not
+SKIP_DIRS = frozenset({"@eaDir", ".git", "node_modules", "__pycache__"})
+
+
+def _heif_available() -> bool:
+    try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def image_extensions() -> frozenset[str]:
+    return IMAGE_EXTENSIONS | HEIF_EXTENSIONS if _heif_available() else IMAGE_EXTENSIONS
+
+
+def _register_heif() -> None:
+    try:
+        import pillow_heif
+    except ImportError:
+        return
+    pillow_heif.register_heif_opener()
+
+
+def walk_images(root: Path, include_hidden: bool = False) -> Iterator[Path]:
+    """Image files under ``root``, depth first, sorted by name; symlinked dirs are not followed."""
+    exts = image_extensions()
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if not include_hidden and entry.name.startswith("."):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in SKIP_DIRS:
+                    yield from walk_images(Path(entry.path), include_hidden)
+            elif os.path.splitext(entry.name)[1].lower() in exts and entry.is_file():
+                yield Path(entry.path)
+        except OSError:
+            continue
+
+
+def read_path_list(stream: Iterable[str] | str, nul: bool = False) -> list[str]:
+    """Paths from stdin text: one per line, or NUL-separated with ``nul`` (``find -print0``)."""
+    text = stream if isinstance(stream, str) else "".join(stream)
+    parts = text.split("\0") if nul else text.splitlines()
+    return [p for p in parts if p.strip()] if not nul else [p for p in parts if p]
+
+
+def expand_inputs(inputs: Iterable[str], include_hidden: bool = False) -> Iterator[Path]:
+    """Files as given (whatever their extension), directories walked for image files."""
+    for item in inputs:
+        path = Path(item)
+        try:
+            is_dir = path.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            yield from walk_images(path, include_hidden)
+        else:
+            yield path
+
+
+# ------------------------------------------------------------------------------------- decoding
+def _to_rgb(img: Image.Image) -> Image.Image:
+    from PIL import Image
+
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(img)
+        arr = arr.astype(np.float64) / 257.0 if arr.max(initial=0) > 255 or mode != "I" else arr
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "F":
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        lo, hi = float(arr.min(initial=0)), float(arr.max(initial=0))
+        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.astype(np.uint8), "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS,
+               min_side: int | None = None) -> Image.Image:
+    """Decode ``path`` into an upright RGB image, or raise ImageLoadError with the reason.
+
+    ``min_side``: when given, a large JPEG may be decoded at a reduced scale (DCT scaling) whose
+    shorter side is still at least twice ``min_side``.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    _register_heif()
+    name = os.fsdecode(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ImageLoadError(name, "no such file") from None
+    except OSError as exc:
+        raise ImageLoadError(name, exc.strerror or str(exc)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageLoadError(name, "is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageLoadError(name, "not a regular file")
+    if st.st_size == 0:
+        raise ImageLoadError(name, "empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            old_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None  # our own check below gives one message for every format
+            try:
+                with Image.open(path) as img:
+                    w, h = img.size
+                    if w * h > max_pixels:
+                        raise ImageLoadError(name, f"too large: {w}x{h} = {w * h:,} pixels exceeds the limit of "
+                                                   f"{max_pixels:,} (--max-pixels)")
+                    if w == 0 or h == 0:
+                        raise ImageLoadError(name, f"invalid size {w}x{h}")
+                    if min_side and img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
+                        target = 2 * min_side
+                        scale = min(w, h) / target
+                        if scale >= 2:
+                            img.draft(img.mode, (max(1, int(w / scale) + 1), max(1, int(h / scale) + 1)))
+                    img.load()
+                    upright = ImageOps.exif_transpose(img)
+                    rgb = _to_rgb(upright if upright is not None else img)
+                    rgb.load()
+                    return rgb
+            finally:
+                Image.MAX_IMAGE_PIXELS = old_limit
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(name, f"too large (decompression bomb): {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(name, "not an image, or a format Pillow cannot read") from None
+    except FileNotFoundError:
+        raise ImageLoadError(name, "vanished while being read") from None
+    except IsADirectoryError:
+        raise ImageLoadError(name, "is a directory") from None
+    except PermissionError:
+        raise ImageLoadError(name, "permission denied") from None
+    except MemoryError:
+        raise ImageLoadError(name, "out of memory while decoding") from None
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError,
+            ZeroDivisionError, struct.error) as exc:
+        text = str(exc) or type(exc).__name__
+        if "truncated" in text.lower():
+            reason = f"truncated image data ({text})"
+        else:
+            reason = f"corrupt or unreadable image ({text})"
+        raise ImageLoadError(name, reason[:300]) from None
+
+
+def load_pixels(path: str | os.PathLike[str], preprocess: Preprocess, max_pixels: int = DEFAULT_MAX_PIXELS,
+                fast_decode: bool = True) -> np.ndarray:
+    """Decode and preprocess one file into model input: (3, H, W) float32."""
+    img = load_image(path, max_pixels, preprocess.min_side if fast_decode else None)
+    try:
+        return preprocess.to_array(img)
+    except (OSError, ValueError, MemoryError) as exc:
+        raise ImageLoadError(os.fsdecode(path), f"cannot preprocess: {exc}") from None
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as text; undecodable bytes become surrogate escapes (round-trip to os.fsencode)."""
+    return os.fsdecode(path)
+
+
+def stdout_safe(text: str) -> str:
+    """Replace surrogate escapes (non-UTF-8 file names) so printing never crashes."""
+    return text.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8", "replace")

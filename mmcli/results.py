@@ -1,0 +1,50 @@
+"""Frozen dataclasses that cross module boundaries (JSON output comes from ``asdict``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    """An input that could not be used, with the reason (one stderr line each)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class ImageVector:
+    """An image's unit embedding (float32, C-contiguous)."""
+
+    path: str
+    vector: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One image's label scores, highest first."""
+
+    path: str
+    labels: tuple[LabelScore, ...]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a batch run did: counts for the closing line on stderr."""
+
+    ok: int
+    failed: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.ok / self.seconds if self.seconds > 0 else 0.0

@@ -1,0 +1,188 @@
+"""The CLI contract: instant help, data-only stdout, one-line errors, exit codes 0/1/2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY, run_mmcli
+
+from mmcli.cli import app, expand_multi_values
+
+
+def test_help_imports_no_heavy_modules() -> None:
+    code = ("import sys\n"
+            "from mmcli.cli import app\n"
+            "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'open_clip', 'numpy', 'PIL', 'faiss', 'torchvision') if m in sys.modules]\n"
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Usage" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == ""
+
+
+@pytest.mark.parametrize("command", ["classify", "embed", "models", "demo"])
+def test_every_command_has_help_with_an_example(runner, command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["a.jpg", "b.jpg", "--labels", "cat", "dog", "-f", "csv"],
+    ["--labels", "cat", "dog", "--", "a.jpg"],
+    ["--labels", "cat", "dog", "-"],
+])
+def test_multi_value_labels(args: list[str]) -> None:
+    out = expand_multi_values(args)
+    i = out.index("--labels")
+    assert out[i:i + 4] == ["--labels", "cat", "--labels", "dog"]
+
+
+def test_labels_as_typed_in_the_issue(runner, shapes_dir: Path) -> None:
+    img = str(shapes_dir / "red_circle.jpg")
+    for labels in (["--labels", "red", "blue"], ["--labels", "red,blue"], ["--labels", "red", "--labels", "blue"],
+                   ["-l", "red", "blue"]):
+        result = runner.invoke(app, ["classify", img, *labels, "--model", TINY, "--template", "a {} shape"])
+        assert result.exit_code == 0, result.stderr
+        row = json.loads(result.stdout)
+        assert [x["label"] for x in row["labels"]] == ["red", "blue"]
+        assert row["labels"][0]["score"] > 0.9
+
+
+@pytest.mark.parametrize("args, message", [
+    (["classify", "x.jpg"], "no labels given"),
+    (["classify", "x.jpg", "--labels", "a", "-f", "xml"], "unknown format"),
+    (["classify", "--labels", "a"], "no inputs given"),
+    (["classify", "x.jpg", "--labels", "a", "--template", "no placeholder"], "has no {}"),
+    (["classify", "x.jpg", "--labels", "a", "--templates", "nope"], "unknown template set"),
+    (["classify", "x.jpg", "--labels", "a", "--template", "{}", "--templates", "simple"], "not both"),
+    (["classify", "x.jpg", "--labels", "a", "--model", "ViT-B-32"], "no pretrained tag"),
+    (["classify", "x.jpg", "--labels", "a", "--device", "tpu"], "unknown device"),
+    (["embed", "x.jpg", "--text", "a"], "not both"),
+])
+def test_usage_errors_exit_2(runner, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.startswith("mmcli: error: ")
+    assert message in result.stderr
+
+
+def test_click_usage_error_exits_2(runner) -> None:
+    result = runner.invoke(app, ["classify", "--top-k", "0", "x.jpg", "--labels", "a"])
+    assert result.exit_code == 2
+
+
+def test_nothing_classified_exits_1(runner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    result = runner.invoke(app, ["classify", str(bad), "--labels", "a", "b", "--model", TINY])
+    assert result.exit_code == 1
+    assert "bad.jpg: not an image" in result.stderr
+    assert "mmcli: error: no image could be classified (1 failed)" in result.stderr
+    assert result.stdout == ""
+
+
+def test_empty_folder_exits_1(runner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["classify", str(tmp_path), "--labels", "a", "--model", TINY])
+    assert result.exit_code == 1
+    assert "no image files found" in result.stderr
+
+
+def test_piped_stdout_is_only_jsonl_and_bad_files_are_reported(shapes_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello")
+    truncated = (shapes_dir / "blue_star.jpg").read_bytes()
+    (tmp_path / "trunc.jpg").write_bytes(truncated[: len(truncated) // 2])
+    good = [shapes_dir / "red_circle.jpg", shapes_dir / "green_square.jpg"]
+    inputs = [str(good[0]), str(tmp_path / "empty.jpg"), str(tmp_path / "text.png"), str(tmp_path / "trunc.jpg"),
+              str(good[1]), str(tmp_path / "missing.jpg")]
+    proc = run_mmcli("classify", *inputs, "--labels", "red circle", "green square", "--model", TINY)
+    assert proc.returncode == 0, proc.stderr.decode()
+    rows = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [r["path"] for r in rows] == [str(g) for g in good]
+    assert rows[0]["labels"][0]["label"] == "red circle"
+    assert rows[1]["labels"][0]["label"] == "green square"
+    err = proc.stderr.decode().splitlines()
+    assert len(err) == 4, err
+    assert any("empty.jpg: empty file" in e for e in err)
+    assert any("text.png: not an image" in e for e in err)
+    assert any("trunc.jpg: truncated" in e for e in err)
+    assert any("missing.jpg: no such file" in e for e in err)
+    assert "Traceback" not in proc.stderr.decode()
+
+
+def test_stdin_paths_newline_and_nul(shapes_dir: Path) -> None:
+    paths = [shapes_dir / "red_star.jpg", shapes_dir / "blue_circle.jpg"]
+    for sep, extra in ((b"\n", []), (b"\0", ["-0"])):
+        data = sep.join(str(p).encode() for p in paths) + sep
+        proc = run_mmcli("classify", "-", *extra, "--labels", "red star", "blue circle", "--model", TINY, stdin=data)
+        assert proc.returncode == 0, proc.stderr.decode()
+        rows = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+        assert [r["path"] for r in rows] == [str(p) for p in paths]
+        assert [r["labels"][0]["label"] for r in rows] == ["red star", "blue circle"]
+
+
+def test_model_unavailable_offline_is_one_line_with_hint(runner, shapes_dir: Path) -> None:
+    result = runner.invoke(app, ["classify", str(shapes_dir / "red_star.jpg"), "--labels", "a", "b",
+                                 "--model", "ViT-B-32-256:datacomp_s34b_b86k"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("mmcli: error: cannot get the weights of ViT-B-32-256:datacomp_s34b_b86k")
+    assert lines[1].startswith("hint: ") and "--weights FILE" in lines[1] and "mmcli-tiny" in lines[1]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("model, message", [
+    ("ViT-B-32-256:no_such_tag", "unknown pretrained tag 'no_such_tag'"),
+    ("NoSuchArch:tag", "unknown open_clip architecture"),
+    ("local-dir:/nonexistent/folder", "model folder not found"),
+])
+def test_bad_model_specs(runner, shapes_dir: Path, model: str, message: str) -> None:
+    result = runner.invoke(app, ["classify", str(shapes_dir / "red_star.jpg"), "--labels", "a", "--model", model])
+    assert result.exit_code == 1
+    assert message in result.stderr
+
+
+def test_models_lists_aliases_without_loading(runner) -> None:
+    result = runner.invoke(app, ["models", "-f", "jsonl"])
+    assert result.exit_code == 0, result.stderr
+    rows = {r["name"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert rows["mmcli-tiny"]["local"] is True
+    assert rows["default"]["spec"] == "ViT-B-32-256:datacomp_s34b_b86k"
+    assert rows["default"]["local"] is False  # no hub here, nothing cached in the isolated env
+
+
+def test_mmcli_model_env_sets_default(shapes_dir: Path) -> None:
+    proc = run_mmcli("classify", str(shapes_dir / "red_star.jpg"), "--labels", "red star", "blue star",
+                     env={"MMCLI_MODEL": TINY})
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert json.loads(proc.stdout)["labels"][0]["label"] == "red star"
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "tsv", "table"])
+def test_every_format_parses_back(runner, shapes_dir: Path, fmt: str) -> None:
+    import csv
+    import io
+
+    imgs = [str(shapes_dir / "red_star.jpg"), str(shapes_dir / "blue_circle.jpg")]
+    result = runner.invoke(app, ["classify", *imgs, "--labels", "red star", "blue circle", "--model", TINY,
+                                 "-f", fmt])
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    if fmt == "json":
+        rows = json.loads(out)
+        assert [r["labels"][0]["label"] for r in rows] == ["red star", "blue circle"]
+    elif fmt == "jsonl":
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert len(rows) == 2
+    elif fmt in ("csv", "tsv"):
+        rows = list(csv.DictReader(io.StringIO(out), delimiter="," if fmt == "csv" else "\t"))
+        assert len(rows) == 4 and set(rows[0]) == {"path", "label", "score"}
+        assert abs(sum(float(r["score"]) for r in rows if r["path"] == imgs[0]) - 1) < 1e-4
+    else:
+        assert "red star" in out and "blue circle" in out

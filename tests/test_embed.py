@@ -1,0 +1,71 @@
+"""Batched embedding: parallel decoding equals in-process decoding; order, failures, files, cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY
+
+from mmcli.cli import app
+from mmcli.embed import embed_stream
+from mmcli.models import load_encoder, parse_model_spec
+from mmcli.results import FileFailure, ImageVector
+from mmcli.textcache import TextCache, encode_texts_cached
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_encoder(parse_model_spec(TINY), device="cpu", precision="fp32")
+
+
+def test_parallel_equals_inline_and_keeps_order(tiny, random_corpus, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("x")
+    paths = [str(p) for p, _ in random_corpus]
+    paths.insert(5, str(bad))
+    inline = list(embed_stream(tiny, paths, batch_size=4, workers=1))
+    pooled = list(embed_stream(tiny, paths, batch_size=7, workers=2))
+    assert [x.path for x in inline] == [x.path for x in pooled] == paths
+    assert isinstance(inline[5], FileFailure) and isinstance(pooled[5], FileFailure)
+    a = np.stack([x.vector for x in inline if isinstance(x, ImageVector)])
+    b = np.stack([x.vector for x in pooled if isinstance(x, ImageVector)])
+    assert np.allclose(a, b, atol=1e-5)
+
+
+def test_embed_output_file_and_companion(runner, random_corpus, tmp_path: Path) -> None:
+    paths = [str(p) for p, _ in random_corpus[:5]]
+    out = tmp_path / "sub" / "e.npy"
+    result = runner.invoke(app, ["embed", *paths, "--model", TINY, "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    arr = np.load(out)
+    assert arr.dtype == np.float32 and arr.shape[0] == 5
+    meta = json.loads((tmp_path / "sub" / "e.paths.json").read_text())
+    assert meta["paths"] == paths and meta["format"] == "mmcli-embeddings/1"
+    assert not list((tmp_path / "sub").glob("*.tmp"))
+
+
+def test_text_cache_returns_what_the_model_computes(tiny, tmp_path: Path) -> None:
+    cache = TextCache(tmp_path / "cache.sqlite")
+    texts = ["a red circle", "a blue star", "a red circle"]
+    first = encode_texts_cached(tiny, texts, cache)
+    calls = []
+    original = tiny.encode_texts
+    tiny.encode_texts = lambda t: calls.append(t) or original(t)  # type: ignore[method-assign]
+    try:
+        second = encode_texts_cached(tiny, texts, TextCache(tmp_path / "cache.sqlite"))
+    finally:
+        tiny.encode_texts = original  # type: ignore[method-assign]
+    assert calls == []
+    assert np.array_equal(first, second)
+    assert np.allclose(second, tiny.encode_texts(texts), atol=1e-6)
+
+
+def test_broken_cache_file_is_ignored(tiny, tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    path.write_bytes(b"garbage" * 100)
+    vecs = encode_texts_cached(tiny, ["a red circle"], TextCache(path))
+    assert vecs.shape[0] == 1
