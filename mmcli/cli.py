@@ -195,13 +195,12 @@ def collect_labels(labels: Sequence[str] | None, labels_file: Path | None) -> li
 
 
 def choose_templates(template: Sequence[str] | None, templates: str | None) -> list[str]:
+    from mmcli.classify import check_templates
     from mmcli.config import templates_named
 
     if template and templates:
         raise UsageError("give --template or --templates, not both")
-    if template:
-        return list(template)
-    return templates_named(templates or "default")
+    return check_templates(list(template) if template else templates_named(templates or "default"))
 
 
 @app.command(cls=MultiValueCommand, epilog=(
@@ -404,12 +403,12 @@ def demo(
         from mmcli.demo import run_demo
 
         target = folder or Path(tempfile.mkdtemp(prefix="mmcli-demo-"))
+        say(f"writing {count} shape images to {target} and classifying them with the bundled mmcli-tiny "
+            "model against 32 labels ('red circle', 'blue star', ...)")
         result = run_demo(target, count=count, seed=seed)
         from mmcli.output import render_classification_table
 
-        say(f"wrote {count} sample images to {target}; classifying them with mmcli-tiny "
-            f"against {len(result.labels)} labels ('red circle', 'blue star', ...)")
-        render_classification_table(result.classifications, sys.stdout)
+        render_classification_table(result.classifications, sys.stdout, relative_to=target)
         say(f"{result.correct}/{count} top labels match the drawn shape "
             f"({result.seconds:.1f} s including model load).")
         say(f"next: mmcli classify {target} --model mmcli-tiny --labels red green blue --template 'a {{}} shape'")

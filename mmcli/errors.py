@@ -46,3 +46,6 @@ class ImageLoadError(MmcliError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[ImageLoadError], tuple[str, str]]:  # crosses process boundaries
+        return (ImageLoadError, (self.path, self.reason))

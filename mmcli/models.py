@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +173,59 @@ def _download_failed(what: str, exc: BaseException) -> ModelError:
     return ModelError(f"cannot get the weights of {what}: {reason}", hint=OFFLINE_HINT)
 
 
+def _hub_host() -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+
+
+def _offline_reason() -> str | None:
+    """Why the hub cannot be reached right now, or None. Fails in milliseconds, unlike the hub's retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set and they are not in the local cache"
+    import socket
+
+    host = _hub_host()
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return f"no network (cannot resolve {host}) and they are not in the local cache"
+    return None
+
+
+def _hub_file(repo: str, filename: str, what: str) -> Path:
+    """A file of a hub repo: from the local cache when there, else downloaded (quietly)."""
+    import logging
+
+    from huggingface_hub import hf_hub_download
+
+    candidates = [filename]
+    if filename.endswith((".bin", ".pth")):
+        candidates.insert(0, filename[:-4] + ".safetensors")
+    for name in candidates:
+        try:
+            return Path(hf_hub_download(repo, name, local_files_only=True))
+        except Exception:  # noqa: BLE001, S112 - not cached: try the next name, then the network
+            continue
+    reason = _offline_reason()
+    if reason:
+        raise ModelError(f"cannot get the weights of {what}: {reason}", hint=OFFLINE_HINT)
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)  # no "Retrying in 8s" lines; one error line at the end instead
+    try:
+        last: Exception | None = None
+        for name in candidates:
+            try:
+                return Path(hf_hub_download(repo, name))
+            except Exception as exc:  # noqa: BLE001 - the hub raises many types
+                last = exc
+        assert last is not None
+        raise _download_failed(what, last)
+    finally:
+        hub_logger.setLevel(level)
+
+
 def _resolve(spec: ModelSpec) -> _Resolved:
     """Find (downloading if need be) the checkpoint and config source for ``spec``."""
     import open_clip
@@ -179,14 +233,9 @@ def _resolve(spec: ModelSpec) -> _Resolved:
     if spec.source and spec.source.startswith("local-dir:"):
         return _resolve_local_dir(Path(spec.source[10:]), spec.source)
     if spec.source:  # hf-hub
-        from open_clip.pretrained import download_pretrained_from_hf
-
         repo = spec.source[len("hf-hub:"):]
-        try:
-            config = Path(download_pretrained_from_hf(repo, filename="open_clip_config.json"))
-            weights = Path(download_pretrained_from_hf(repo))
-        except Exception as exc:  # noqa: BLE001 - hub errors come in many types
-            raise _download_failed(spec.source, exc) from None
+        config = _hub_file(repo, "open_clip_config.json", spec.source)
+        weights = _hub_file(repo, "open_clip_pytorch_model.bin", spec.source)
         if weights.parent != config.parent:
             raise ModelError(f"{spec.source}: config and weights are not in one snapshot folder")
         return _Resolved("local-dir:" + str(config.parent), weights, {})
@@ -206,11 +255,16 @@ def _resolve(spec: ModelSpec) -> _Resolved:
         tags = open_clip.list_pretrained_tags_by_model(arch)
         raise ModelError(f"unknown pretrained tag {spec.tag!r} for {arch}",
                          hint=f"known tags: {', '.join(tags)}" if tags else "pass --weights FILE")
+    overrides = {k: pcfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pcfg}
+    what = f"{arch}:{spec.tag}"
+    hub = pcfg.get("hf_hub", "")
+    if hub:
+        repo, _, filename = hub.rstrip("/").rpartition("/") if not hub.endswith("/") else (hub.rstrip("/"), "", "")
+        return _Resolved(arch, _hub_file(repo, filename or "open_clip_pytorch_model.bin", what), overrides)
     try:
         checkpoint = Path(open_clip.download_pretrained(pcfg))
-    except Exception as exc:  # noqa: BLE001
-        raise _download_failed(f"{arch}:{spec.tag}", exc) from None
-    overrides = {k: pcfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pcfg}
+    except Exception as exc:  # noqa: BLE001 - urllib / checksum errors
+        raise _download_failed(what, exc) from None
     return _Resolved(arch, checkpoint, overrides)
 
 
@@ -258,16 +312,18 @@ def _load_weights(model: torch.nn.Module, checkpoint: Path, what: str) -> None:
     import open_clip
 
     try:
-        open_clip.load_checkpoint(model, str(checkpoint), strict=True, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's pickle-protocol chatter
+            open_clip.load_checkpoint(model, str(checkpoint), strict=True, weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0][:200]
         raise ModelError(
             f"refusing to load {checkpoint}: it is not a plain tensor state dict ({first})",
             hint="mmcli loads only safetensors or state dicts that torch.load(weights_only=True) accepts",
         ) from None
-    except RuntimeError as exc:
-        text = str(exc)
-        if "Missing key" in text or "Unexpected key" in text or "size mismatch" in text:
+    except (RuntimeError, AssertionError) as exc:
+        text = str(exc) or type(exc).__name__
+        if isinstance(exc, AssertionError) or any(s in text for s in ("Missing key", "Unexpected key", "size mismatch")):
             raise ModelError(f"the weights in {checkpoint} do not fit {what}: {text.splitlines()[0][:200]}",
                              hint="check the architecture name given with --model") from None
         raise ModelError(f"cannot load {checkpoint}: {text.splitlines()[0][:200] if text else exc!r}") from None

@@ -81,7 +81,9 @@ class ClassificationWriter:
             render_classification_table(self.rows, self.out)
 
 
-def render_classification_table(rows: Iterable[Classification], out: IO[str]) -> None:
+def render_classification_table(rows: Iterable[Classification], out: IO[str], relative_to: Any = None) -> None:
+    import os
+
     from rich.console import Console
     from rich.table import Table
 
@@ -92,8 +94,9 @@ def render_classification_table(rows: Iterable[Classification], out: IO[str]) ->
     table.add_column("runner-up", style="dim")
     for row in rows:
         best = row.labels[0] if row.labels else None
-        others = ", ".join(f"{ls.label} {ls.score:.2f}" for ls in row.labels[1:3])
-        table.add_row(stdout_safe(row.path), best.label if best else "-",
+        others = ", ".join(f"{ls.label} {ls.score:.3f}" for ls in row.labels[1:2])
+        shown = os.path.relpath(row.path, relative_to) if relative_to is not None else row.path
+        table.add_row(stdout_safe(shown), best.label if best else "-",
                       f"{best.score:.3f}" if best else "-", others)
     Console(file=out, soft_wrap=False).print(table)
 

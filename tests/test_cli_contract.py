@@ -18,10 +18,10 @@ def test_help_imports_no_heavy_modules() -> None:
             "from mmcli.cli import app\n"
             "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('torch', 'open_clip', 'numpy', 'PIL', 'faiss', 'torchvision') if m in sys.modules]\n"
-            "print(','.join(heavy))")
+            "print('HEAVY=' + ','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "Usage" in out.stdout
-    assert out.stdout.strip().splitlines()[-1] == ""
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY="
 
 
 @pytest.mark.parametrize("command", ["classify", "embed", "models", "demo"])
