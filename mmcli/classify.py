@@ -76,16 +76,20 @@ def text_vectors(encoder: Encoder, texts: list[str], cache: TextCache | None) ->
     return encode_texts_cached(encoder, texts, cache)
 
 
-def build_label_set(encoder: Encoder, labels: Sequence[str], templates: Sequence[str],
-                    cache: TextCache | None = None) -> LabelSet:
+def build_label_set(
+    encoder: Encoder, labels: Sequence[str], templates: Sequence[str], cache: TextCache | None = None
+) -> LabelSet:
     """Embed every (label, template) prompt, average per label, renormalise."""
     clean, notes = clean_labels(labels)
     if not clean:
         raise UsageError("no labels given", hint="e.g. --labels cat dog, or --labels-file FILE")
     templates = check_templates(templates)
     long_ = [lab for lab in clean if any(encoder.too_long(fill(t, lab)) for t in templates)]
-    notes += [f"label {lab[:40]!r}{'...' if len(lab) > 40 else ''} is longer than the model's text context "
-              f"({encoder.context_length} tokens) and was truncated" for lab in long_]
+    notes += [
+        f"label {lab[:40]!r}{'...' if len(lab) > 40 else ''} is longer than the model's text context "
+        f"({encoder.context_length} tokens) and was truncated"
+        for lab in long_
+    ]
     prompts = [fill(t, lab) for lab in clean for t in templates] + [fill(t, NEUTRAL_LABEL) for t in templates]
     vecs = text_vectors(encoder, prompts, cache)
     per_label = vecs.reshape(len(clean) + 1, len(templates), -1).mean(axis=1)
@@ -104,8 +108,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def score(image_vectors: np.ndarray, label_set: LabelSet, logit_scale: float, logit_bias: float | None,
-          multi_label: bool = False) -> np.ndarray:
+def score(
+    image_vectors: np.ndarray,
+    label_set: LabelSet,
+    logit_scale: float,
+    logit_bias: float | None,
+    multi_label: bool = False,
+) -> np.ndarray:
     """(N, D) unit image vectors -> (N, L) scores."""
     cos = image_vectors.astype(np.float64) @ label_set.vectors.astype(np.float64).T
     if not multi_label:
@@ -116,17 +125,24 @@ def score(image_vectors: np.ndarray, label_set: LabelSet, logit_scale: float, lo
     return sigmoid(logit_scale * (cos - neutral[:, None]))
 
 
-def rank(path: str, scores: np.ndarray, labels: Sequence[str], top_k: int | None,
-         threshold: float | None) -> Classification:
+def rank(
+    path: str, scores: np.ndarray, labels: Sequence[str], top_k: int | None, threshold: float | None
+) -> Classification:
     order = np.argsort(-scores, kind="stable")
-    items = [LabelScore(labels[i], float(scores[i])) for i in order
-             if threshold is None or scores[i] >= threshold]
+    items = [LabelScore(labels[i], float(scores[i])) for i in order if threshold is None or scores[i] >= threshold]
     return Classification(path, tuple(items[:top_k] if top_k else items))
 
 
-def classify_stream(encoder: Encoder, paths: Sequence[str | Path], label_set: LabelSet, *,
-                    multi_label: bool = False, top_k: int | None = None, threshold: float | None = None,
-                    **embed_options: Any) -> Iterator[Classification | FileFailure]:
+def classify_stream(
+    encoder: Encoder,
+    paths: Sequence[str | Path],
+    label_set: LabelSet,
+    *,
+    multi_label: bool = False,
+    top_k: int | None = None,
+    threshold: float | None = None,
+    **embed_options: Any,
+) -> Iterator[Classification | FileFailure]:
     """Classify image files; yields in input order, a FileFailure for each file that failed."""
     from mmcli.embed import embed_stream
 

@@ -109,28 +109,65 @@ def _silence_stdout() -> None:
 
 
 # --------------------------------------------------------------------------------- shared options
-ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="ARCH:TAG, hf-hub:ORG/REPO, local-dir:DIR or an alias (see `mmcli models`). "
-    "Default: $MMCLI_MODEL or ViT-B-32-256:datacomp_s34b_b86k.", show_default=False)]
-WeightsOpt = Annotated[Optional[Path], typer.Option(
-    "--weights", help="Local checkpoint (safetensors or a PyTorch state dict) for the ARCH given with --model.",
-    show_default=False)]
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model",
+        "-m",
+        help="ARCH:TAG, hf-hub:ORG/REPO, local-dir:DIR or an alias (see `mmcli models`). "
+        "Default: $MMCLI_MODEL or ViT-B-32-256:datacomp_s34b_b86k.",
+        show_default=False,
+    ),
+]
+WeightsOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--weights",
+        help="Local checkpoint (safetensors or a PyTorch state dict) for the ARCH given with --model.",
+        show_default=False,
+    ),
+]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu).")]
-PrecisionOpt = Annotated[str, typer.Option(
-    "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp16 on GPUs; bf16 on CPUs with native bf16, else fp32).")]
-FormatOpt = Annotated[Optional[str], typer.Option(
-    "--format", "-f", help="table | json | jsonl | csv | tsv (default: table on a terminal, jsonl when piped).",
-    show_default=False)]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp16 on GPUs; bf16 on CPUs with native bf16, else fp32)."
+    ),
+]
+FormatOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--format",
+        "-f",
+        help="table | json | jsonl | csv | tsv (default: table on a terminal, jsonl when piped).",
+        show_default=False,
+    ),
+]
 NullOpt = Annotated[bool, typer.Option("-0", "--null", help="Paths read from stdin ('-') are NUL-separated.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model batch.")]
-WorkersOpt = Annotated[Optional[int], typer.Option(
-    "--workers", min=0, help="Decoding processes (default: CPU count; 0 or 1 decodes in-process).", show_default=False)]
-MaxPixelsOpt = Annotated[int, typer.Option(
-    "--max-pixels", min=1, envvar="MMCLI_MAX_PIXELS", help="Refuse images with more pixels (decompression bombs).")]
+WorkersOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--workers",
+        min=0,
+        help="Decoding processes (default: CPU count; 0 or 1 decodes in-process).",
+        show_default=False,
+    ),
+]
+MaxPixelsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-pixels", min=1, envvar="MMCLI_MAX_PIXELS", help="Refuse images with more pixels (decompression bombs)."
+    ),
+]
 HiddenOpt = Annotated[bool, typer.Option("--include-hidden", help="Also walk hidden files and folders.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
-InputsArg = Annotated[Optional[list[str]], typer.Argument(
-    help="Image files, folders (searched recursively), or - to read paths from stdin.", show_default=False)]
+InputsArg = Annotated[
+    Optional[list[str]],
+    typer.Argument(
+        help="Image files, folders (searched recursively), or - to read paths from stdin.", show_default=False
+    ),
+]
 
 
 def _read_stdin_paths(nul: bool) -> list[str]:
@@ -152,8 +189,10 @@ def gather_paths(inputs: Sequence[str] | None, nul: bool, include_hidden: bool) 
         items.extend(_read_stdin_paths(nul) if item == "-" else [item])
     paths = [os.fsdecode(p) for p in expand_inputs(items, include_hidden)]
     if not paths:
-        raise NoImagesError("no image files found in the inputs",
-                            hint="image types: jpg, png, webp, gif, bmp, tiff (heic with pillow-heif)")
+        raise NoImagesError(
+            "no image files found in the inputs",
+            hint="image types: jpg, png, webp, gif, bmp, tiff (heic with pillow-heif)",
+        )
     return paths
 
 
@@ -203,30 +242,62 @@ def choose_templates(template: Sequence[str] | None, templates: str | None) -> l
     return check_templates(list(template) if template else templates_named(templates or "default"))
 
 
-@app.command(cls=MultiValueCommand, epilog=(
-    "Examples:\n\n"
-    "  mmcli classify photo.jpg --labels cat dog\n\n"
-    "  mmcli classify ./photos --labels-file labels.txt --templates imagenet -f csv > out.csv\n\n"
-    "  find . -name '*.jpg' -print0 | mmcli classify - -0 --labels indoor outdoor | jq .labels[0]"))
+@app.command(
+    cls=MultiValueCommand,
+    epilog=(
+        "Examples:\n\n"
+        "  mmcli classify photo.jpg --labels cat dog\n\n"
+        "  mmcli classify ./photos --labels-file labels.txt --templates imagenet -f csv > out.csv\n\n"
+        "  find . -name '*.jpg' -print0 | mmcli classify - -0 --labels indoor outdoor | jq .labels[0]"
+    ),
+)
 def classify(
     inputs: InputsArg = None,
-    labels: Annotated[Optional[list[str]], typer.Option(
-        "--labels", "-l", help="Labels: --labels cat dog, --labels cat,dog, or repeated.", show_default=False)] = None,
-    labels_file: Annotated[Optional[Path], typer.Option(
-        "--labels-file", help="A file with one label per line.", show_default=False)] = None,
-    template: Annotated[Optional[list[str]], typer.Option(
-        "--template", help='Prompt template with {} for the label (repeat to average several); "{}" uses '
-        'labels as they are. Default: "a photo of a {}."', show_default=False)] = None,
-    templates: Annotated[Optional[str], typer.Option(
-        "--templates", help="A template set from configs/templates.toml: default, simple (7), imagenet (80), raw.",
-        show_default=False)] = None,
-    multi_label: Annotated[bool, typer.Option(
-        "--multi-label", help="An independent score per label (see README) instead of a softmax over labels.")] = False,
-    threshold: Annotated[Optional[float], typer.Option(
-        "--threshold", min=0.0, max=1.0, help="Show only labels scoring at least this (default: 0.5 with "
-        "--multi-label, else all).", show_default=False)] = None,
-    top_k: Annotated[Optional[int], typer.Option(
-        "--top-k", "-k", min=1, help="Show at most K labels per image.", show_default=False)] = None,
+    labels: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--labels", "-l", help="Labels: --labels cat dog, --labels cat,dog, or repeated.", show_default=False
+        ),
+    ] = None,
+    labels_file: Annotated[
+        Optional[Path], typer.Option("--labels-file", help="A file with one label per line.", show_default=False)
+    ] = None,
+    template: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--template",
+            help='Prompt template with {} for the label (repeat to average several); "{}" uses '
+            'labels as they are. Default: "a photo of a {}."',
+            show_default=False,
+        ),
+    ] = None,
+    templates: Annotated[
+        Optional[str],
+        typer.Option(
+            "--templates",
+            help="A template set from configs/templates.toml: default, simple (7), imagenet (80), raw.",
+            show_default=False,
+        ),
+    ] = None,
+    multi_label: Annotated[
+        bool,
+        typer.Option(
+            "--multi-label", help="An independent score per label (see README) instead of a softmax over labels."
+        ),
+    ] = False,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            "--threshold",
+            min=0.0,
+            max=1.0,
+            help="Show only labels scoring at least this (default: 0.5 with --multi-label, else all).",
+            show_default=False,
+        ),
+    ] = None,
+    top_k: Annotated[
+        Optional[int], typer.Option("--top-k", "-k", min=1, help="Show at most K labels per image.", show_default=False)
+    ] = None,
     fmt: FormatOpt = None,
     null: NullOpt = False,
     model: ModelOpt = None,
@@ -259,11 +330,18 @@ def classify(
         progress = Progress(len(paths), "classifying", enabled=not quiet)
         ok = failed = 0
         try:
-            for item in classify_stream(encoder, paths, label_set, multi_label=multi_label, top_k=top_k,
-                                        threshold=threshold if threshold is not None else (0.5 if multi_label
-                                                                                           else None),
-                                        batch_size=batch_size, workers=workers, max_pixels=max_pixels,
-                                        on_progress=progress.update):
+            for item in classify_stream(
+                encoder,
+                paths,
+                label_set,
+                multi_label=multi_label,
+                top_k=top_k,
+                threshold=threshold if threshold is not None else (0.5 if multi_label else None),
+                batch_size=batch_size,
+                workers=workers,
+                max_pixels=max_pixels,
+                on_progress=progress.update,
+            ):
                 if isinstance(item, FileFailure):
                     failed += 1
                     warn(f"skipped {item.path}: {item.reason}")
@@ -279,18 +357,32 @@ def classify(
 
 
 # ----------------------------------------------------------------------------------------- embed
-@app.command(cls=MultiValueCommand, epilog=(
-    "Examples:\n\n"
-    "  mmcli embed ./photos --output photos.npy     (also writes photos.paths.json)\n\n"
-    "  mmcli embed --text 'a red car' 'a blue car' | jq '.embedding | length'"))
+@app.command(
+    cls=MultiValueCommand,
+    epilog=(
+        "Examples:\n\n"
+        "  mmcli embed ./photos --output photos.npy     (also writes photos.paths.json)\n\n"
+        "  mmcli embed --text 'a red car' 'a blue car' | jq '.embedding | length'"
+    ),
+)
 def embed(
     inputs: InputsArg = None,
-    text: Annotated[Optional[list[str]], typer.Option(
-        "--text", "-t", help="Embed these texts instead of images: --text 'a cat' 'a dog'.",
-        show_default=False)] = None,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write a float32 .npy (rows in input order) and FILE.paths.json / "
-        "FILE.texts.json beside it, instead of JSON Lines on stdout.", show_default=False)] = None,
+    text: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--text", "-t", help="Embed these texts instead of images: --text 'a cat' 'a dog'.", show_default=False
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write a float32 .npy (rows in input order) and FILE.paths.json / "
+            "FILE.texts.json beside it, instead of JSON Lines on stdout.",
+            show_default=False,
+        ),
+    ] = None,
     null: NullOpt = False,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
@@ -320,8 +412,10 @@ def embed(
             encoder = _load(model, weights, device, precision)
             for t in text:
                 if encoder.too_long(t):
-                    warn(f"text {t[:40]!r}... is longer than the model's context "
-                         f"({encoder.context_length} tokens) and was truncated")
+                    warn(
+                        f"text {t[:40]!r}... is longer than the model's context "
+                        f"({encoder.context_length} tokens) and was truncated"
+                    )
             vectors = encoder.encode_texts(list(text))
             keys, key_name, vecs = list(text), "text", vectors
         else:
@@ -330,8 +424,14 @@ def embed(
             progress = Progress(len(paths), "embedding", enabled=not quiet)
             keys, rows, failed = [], [], 0
             try:
-                for item in embed_stream(encoder, paths, batch_size=batch_size, workers=workers,
-                                         max_pixels=max_pixels, on_progress=progress.update):
+                for item in embed_stream(
+                    encoder,
+                    paths,
+                    batch_size=batch_size,
+                    workers=workers,
+                    max_pixels=max_pixels,
+                    on_progress=progress.update,
+                ):
                     if isinstance(item, FileFailure):
                         failed += 1
                         warn(f"skipped {item.path}: {item.reason}")
@@ -390,9 +490,12 @@ def models(
 # ------------------------------------------------------------------------------------------ demo
 @app.command(epilog="Example:\n\n  mmcli demo --dir ./shapes --count 16")
 def demo(
-    folder: Annotated[Optional[Path], typer.Option(
-        "--dir", help="Where to write the sample images (default: a new temporary folder).",
-        show_default=False)] = None,
+    folder: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--dir", help="Where to write the sample images (default: a new temporary folder).", show_default=False
+        ),
+    ] = None,
     count: Annotated[int, typer.Option("--count", min=1, max=1000, help="How many sample images.")] = 12,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated images.")] = 7,
 ) -> None:
@@ -403,14 +506,15 @@ def demo(
         from mmcli.demo import run_demo
 
         target = folder or Path(tempfile.mkdtemp(prefix="mmcli-demo-"))
-        say(f"writing {count} shape images to {target} and classifying them with the bundled mmcli-tiny "
-            "model against 32 labels ('red circle', 'blue star', ...)")
+        say(
+            f"writing {count} shape images to {target} and classifying them with the bundled mmcli-tiny "
+            "model against 32 labels ('red circle', 'blue star', ...)"
+        )
         result = run_demo(target, count=count, seed=seed)
         from mmcli.output import render_classification_table
 
         render_classification_table(result.classifications, sys.stdout, relative_to=target)
-        say(f"{result.correct}/{count} top labels match the drawn shape "
-            f"({result.seconds:.1f} s including model load).")
+        say(f"{result.correct}/{count} top labels match the drawn shape ({result.seconds:.1f} s including model load).")
         say(f"next: mmcli classify {target} --model mmcli-tiny --labels red green blue --template 'a {{}} shape'")
 
 
@@ -423,8 +527,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """Zero-shot image classification and text-to-image search with CLIP models.
 

@@ -55,9 +55,14 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
-def decode_stream(paths: Sequence[str], preprocess: Preprocess, workers: int | None = None,
-                  max_pixels: int = DEFAULT_MAX_PIXELS, fast_decode: bool = True,
-                  lookahead: int = 64) -> Iterator[Decoded]:
+def decode_stream(
+    paths: Sequence[str],
+    preprocess: Preprocess,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    fast_decode: bool = True,
+    lookahead: int = 64,
+) -> Iterator[Decoded]:
     """Decode ``paths`` into model input arrays, in order, with up to ``lookahead`` in flight."""
     workers = default_workers() if workers is None else workers
     if workers <= 1 or len(paths) < INLINE_BELOW:
@@ -78,9 +83,15 @@ def decode_stream(paths: Sequence[str], preprocess: Preprocess, workers: int | N
                 pending.append(pool.submit(_decode_one, nxt, preprocess, max_pixels, fast_decode))
 
 
-def embed_stream(encoder: Encoder, paths: Sequence[str | Path], batch_size: int = 32,
-                 workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, fast_decode: bool = True,
-                 on_progress: ProgressFn | None = None) -> Iterator[ImageVector | FileFailure]:
+def embed_stream(
+    encoder: Encoder,
+    paths: Sequence[str | Path],
+    batch_size: int = 32,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    fast_decode: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> Iterator[ImageVector | FileFailure]:
     """Embed image files in batches; yields results in input order, a FileFailure for each bad file."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")

@@ -125,8 +125,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS,
-               min_side: int | None = None) -> Image.Image:
+def load_image(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None
+) -> Image.Image:
     """Decode ``path`` into an upright RGB image, or raise ImageLoadError with the reason.
 
     ``min_side``: when given, a large JPEG may be decoded at a reduced scale (DCT scaling) whose
@@ -157,8 +158,10 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
                 with Image.open(path) as img:
                     w, h = img.size
                     if w * h > max_pixels:
-                        raise ImageLoadError(name, f"too large: {w}x{h} = {w * h:,} pixels exceeds the limit of "
-                                                   f"{max_pixels:,} (--max-pixels)")
+                        raise ImageLoadError(
+                            name,
+                            f"too large: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)",
+                        )
                     if w == 0 or h == 0:
                         raise ImageLoadError(name, f"invalid size {w}x{h}")
                     if min_side and img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
@@ -187,8 +190,17 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         raise ImageLoadError(name, "permission denied") from None
     except MemoryError:
         raise ImageLoadError(name, "out of memory while decoding") from None
-    except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError,
-            ZeroDivisionError, struct.error) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        TypeError,
+        IndexError,
+        KeyError,
+        ZeroDivisionError,
+        struct.error,
+    ) as exc:
         text = str(exc) or type(exc).__name__
         if "truncated" in text.lower():
             reason = f"truncated image data ({text})"
@@ -197,8 +209,9 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         raise ImageLoadError(name, reason[:300]) from None
 
 
-def load_pixels(path: str | os.PathLike[str], preprocess: Preprocess, max_pixels: int = DEFAULT_MAX_PIXELS,
-                fast_decode: bool = True) -> np.ndarray:
+def load_pixels(
+    path: str | os.PathLike[str], preprocess: Preprocess, max_pixels: int = DEFAULT_MAX_PIXELS, fast_decode: bool = True
+) -> np.ndarray:
     """Decode and preprocess one file into model input: (3, H, W) float32."""
     img = load_image(path, max_pixels, preprocess.min_side if fast_decode else None)
     try:

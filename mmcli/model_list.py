@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmcli.models import ModelSpec, aliases, find_checkpoint, parse_model_spec
+from mmcli.models import (
+    HF_WEIGHTS,
+    ModelSpec,
+    aliases,
+    find_checkpoint,
+    hub_cached,
+    parse_model_spec,
+    pretrained_location,
+)
 
 
 @dataclass(frozen=True)
@@ -16,18 +24,6 @@ class ModelEntry:
     description: str
 
 
-def _hf_cached(repo: str, filenames: list[str]) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    for name in filenames:
-        found = try_to_load_from_cache(repo, name)
-        if isinstance(found, str):
-            return True
-    return False
-
-
 def weights_on_disk(spec: ModelSpec) -> bool:
     """Are this spec's weights already here? Looks in caches only; downloads nothing."""
     if spec.weights is not None:
@@ -35,26 +31,15 @@ def weights_on_disk(spec: ModelSpec) -> bool:
     if spec.source and spec.source.startswith("local-dir:"):
         folder = Path(spec.source[10:])
         return folder.is_dir() and find_checkpoint(folder) is not None
-    names = ["open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin"]
     if spec.source:
-        return _hf_cached(spec.source[len("hf-hub:"):], names)
-    import open_clip
-
-    arch = spec.arch or ""
-    if spec.tag == "openai" and f"{arch}-quickgelu" in open_clip.list_models():
-        arch = f"{arch}-quickgelu"
-    cfg = open_clip.get_pretrained_cfg(arch, spec.tag or "")
-    if not cfg:
+        return hub_cached(spec.source[len("hf-hub:") :], HF_WEIGHTS) is not None
+    location = pretrained_location(spec.arch or "", spec.tag or "")
+    if location is None:
         return False
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        repo, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
-        files = [filename] if filename else names
-        if filename.endswith(".bin"):
-            files.insert(0, filename[:-4] + ".safetensors")
-        return _hf_cached(repo, files)
-    url = cfg.get("url", "")
-    return bool(url) and (Path.home() / ".cache" / "clip" / Path(url).name).is_file()
+    _, repo, filename = location
+    if repo:
+        return hub_cached(repo, filename) is not None
+    return bool(filename) and (Path.home() / ".cache" / "clip" / Path(filename).name).is_file()
 
 
 def list_models(include_all: bool = False) -> list[ModelEntry]:

@@ -32,6 +32,7 @@ from mmcli.preprocess import Preprocess
 if TYPE_CHECKING:
     import torch
 
+HF_WEIGHTS = "open_clip_pytorch_model.bin"  # open_clip's default checkpoint name on the hub
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OFFLINE_HINT = (
@@ -146,8 +147,15 @@ class _Resolved:
 
 
 def find_checkpoint(folder: Path) -> Path | None:
-    preferred = ["open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "model.safetensors",
-                 "open_clip_pytorch_model.bin", "pytorch_model.bin", "open_clip_pytorch_model.pth", "model.pth"]
+    preferred = [
+        "open_clip_model.safetensors",
+        "open_clip_pytorch_model.safetensors",
+        "model.safetensors",
+        "open_clip_pytorch_model.bin",
+        "pytorch_model.bin",
+        "open_clip_pytorch_model.pth",
+        "model.pth",
+    ]
     for name in preferred:
         if (folder / name).is_file():
             return folder / name
@@ -193,20 +201,52 @@ def _offline_reason() -> str | None:
     return None
 
 
+def _hub_candidates(filename: str) -> list[str]:
+    if filename == HF_WEIGHTS:  # open_clip's own safetensors name for its default checkpoint
+        return ["open_clip_model.safetensors", filename]
+    if filename.endswith((".bin", ".pth")):
+        return [filename[:-4] + ".safetensors", filename]
+    return [filename]
+
+
+def hub_cached(repo: str, filename: str) -> Path | None:
+    """The file from the local Hugging Face cache (safetensors preferred), or None. No network."""
+    from huggingface_hub import hf_hub_download
+
+    for name in _hub_candidates(filename):
+        try:
+            return Path(hf_hub_download(repo, name, local_files_only=True))
+        except Exception:  # noqa: BLE001, S112 - not cached under this name
+            continue
+    return None
+
+
+def pretrained_location(arch: str, tag: str) -> tuple[str, str, str] | None:
+    """(architecture, hub repo, file) or (architecture, "", url) of an open_clip tag; None if unknown."""
+    import open_clip
+
+    if tag == "openai" and not arch.endswith("-quickgelu") and f"{arch}-quickgelu" in open_clip.list_models():
+        arch = f"{arch}-quickgelu"  # OpenAI's weights were trained with QuickGELU
+    pcfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not pcfg:
+        return None
+    hub = pcfg.get("hf_hub", "")
+    if hub:
+        repo, _, filename = hub.rstrip("/").rpartition("/") if not hub.endswith("/") else (hub.rstrip("/"), "", "")
+        return arch, repo, filename or HF_WEIGHTS
+    return arch, "", pcfg.get("url", "")
+
+
 def _hub_file(repo: str, filename: str, what: str) -> Path:
     """A file of a hub repo: from the local cache when there, else downloaded (quietly)."""
     import logging
 
     from huggingface_hub import hf_hub_download
 
-    candidates = [filename]
-    if filename.endswith((".bin", ".pth")):
-        candidates.insert(0, filename[:-4] + ".safetensors")
-    for name in candidates:
-        try:
-            return Path(hf_hub_download(repo, name, local_files_only=True))
-        except Exception:  # noqa: BLE001, S112 - not cached: try the next name, then the network
-            continue
+    cached = hub_cached(repo, filename)
+    if cached is not None:
+        return cached
+    candidates = _hub_candidates(filename)
     reason = _offline_reason()
     if reason:
         raise ModelError(f"cannot get the weights of {what}: {reason}", hint=OFFLINE_HINT)
@@ -233,34 +273,39 @@ def _resolve(spec: ModelSpec) -> _Resolved:
     if spec.source and spec.source.startswith("local-dir:"):
         return _resolve_local_dir(Path(spec.source[10:]), spec.source)
     if spec.source:  # hf-hub
-        repo = spec.source[len("hf-hub:"):]
+        repo = spec.source[len("hf-hub:") :]
         config = _hub_file(repo, "open_clip_config.json", spec.source)
-        weights = _hub_file(repo, "open_clip_pytorch_model.bin", spec.source)
+        weights = _hub_file(repo, HF_WEIGHTS, spec.source)
         if weights.parent != config.parent:
             raise ModelError(f"{spec.source}: config and weights are not in one snapshot folder")
         return _Resolved("local-dir:" + str(config.parent), weights, {})
 
     arch = spec.arch or ""
-    if spec.tag == "openai" and not arch.endswith("-quickgelu") and f"{arch}-quickgelu" in open_clip.list_models():
-        arch = f"{arch}-quickgelu"  # OpenAI's weights were trained with QuickGELU
-    if arch not in open_clip.list_models():
-        raise ModelError(f"unknown open_clip architecture {arch!r}",
-                         hint="`mmcli models --all` lists architectures and tags")
     if spec.weights is not None:
+        if arch not in open_clip.list_models():
+            raise ModelError(
+                f"unknown open_clip architecture {arch!r}", hint="`mmcli models --all` lists architectures and tags"
+            )
         if not spec.weights.is_file():
             raise ModelError(f"weights file not found: {spec.weights}")
         return _Resolved(arch, spec.weights, {})
-    pcfg = open_clip.get_pretrained_cfg(arch, spec.tag or "")
-    if not pcfg:
+    location = pretrained_location(arch, spec.tag or "")
+    if location is None:
+        if arch not in open_clip.list_models():
+            raise ModelError(
+                f"unknown open_clip architecture {arch!r}", hint="`mmcli models --all` lists architectures and tags"
+            )
         tags = open_clip.list_pretrained_tags_by_model(arch)
-        raise ModelError(f"unknown pretrained tag {spec.tag!r} for {arch}",
-                         hint=f"known tags: {', '.join(tags)}" if tags else "pass --weights FILE")
+        raise ModelError(
+            f"unknown pretrained tag {spec.tag!r} for {arch}",
+            hint=f"known tags: {', '.join(tags)}" if tags else "pass --weights FILE",
+        )
+    arch, repo, filename = location
+    pcfg = open_clip.get_pretrained_cfg(arch, spec.tag or "")
     overrides = {k: pcfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pcfg}
     what = f"{arch}:{spec.tag}"
-    hub = pcfg.get("hf_hub", "")
-    if hub:
-        repo, _, filename = hub.rstrip("/").rpartition("/") if not hub.endswith("/") else (hub.rstrip("/"), "", "")
-        return _Resolved(arch, _hub_file(repo, filename or "open_clip_pytorch_model.bin", what), overrides)
+    if repo:
+        return _Resolved(arch, _hub_file(repo, filename, what), overrides)
     try:
         checkpoint = Path(open_clip.download_pretrained(pcfg))
     except Exception as exc:  # noqa: BLE001 - urllib / checksum errors
@@ -277,8 +322,19 @@ def _skip_random_init() -> Iterator[None]:
     """
     import torch
 
-    names = ["normal_", "uniform_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_",
-             "xavier_uniform_", "xavier_normal_", "constant_", "zeros_", "ones_", "orthogonal_"]
+    names = [
+        "normal_",
+        "uniform_",
+        "trunc_normal_",
+        "kaiming_uniform_",
+        "kaiming_normal_",
+        "xavier_uniform_",
+        "xavier_normal_",
+        "constant_",
+        "zeros_",
+        "ones_",
+        "orthogonal_",
+    ]
     saved = {n: getattr(torch.nn.init, n) for n in names}
     with _INIT_LOCK:
         try:
@@ -323,9 +379,13 @@ def _load_weights(model: torch.nn.Module, checkpoint: Path, what: str) -> None:
         ) from None
     except (RuntimeError, AssertionError) as exc:
         text = str(exc) or type(exc).__name__
-        if isinstance(exc, AssertionError) or any(s in text for s in ("Missing key", "Unexpected key", "size mismatch")):
-            raise ModelError(f"the weights in {checkpoint} do not fit {what}: {text.splitlines()[0][:200]}",
-                             hint="check the architecture name given with --model") from None
+        if isinstance(exc, AssertionError) or any(
+            s in text for s in ("Missing key", "Unexpected key", "size mismatch")
+        ):
+            raise ModelError(
+                f"the weights in {checkpoint} do not fit {what}: {text.splitlines()[0][:200]}",
+                hint="check the architecture name given with --model",
+            ) from None
         raise ModelError(f"cannot load {checkpoint}: {text.splitlines()[0][:200] if text else exc!r}") from None
     except Exception as exc:  # noqa: BLE001 - safetensors / zip / IO errors
         raise ModelError(f"cannot read weights {checkpoint}: {type(exc).__name__}: {str(exc)[:200]}") from None
@@ -341,8 +401,13 @@ def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto")
     resolved = _resolve(spec)
     try:
         with _skip_random_init(), _quiet_logging():
-            model = open_clip.create_model(resolved.model_name, pretrained=None, load_weights=False,
-                                           device="cpu", force_preprocess_cfg=resolved.preprocess_overrides)
+            model = open_clip.create_model(
+                resolved.model_name,
+                pretrained=None,
+                load_weights=False,
+                device="cpu",
+                force_preprocess_cfg=resolved.preprocess_overrides,
+            )
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"cannot build model {spec.canonical}: {str(exc)[:200]}") from None
     _load_weights(model, resolved.checkpoint, spec.canonical)
@@ -353,19 +418,35 @@ def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto")
     model.to(device=dev, dtype=dtype)
     if dev == "cuda":
         model.to(memory_format=torch.channels_last)
-    tokenizer = open_clip.get_tokenizer(spec.source if spec.source and spec.source.startswith("hf-hub:")
-                                        else resolved.model_name)
+    tokenizer = open_clip.get_tokenizer(
+        spec.source if spec.source and spec.source.startswith("hf-hub:") else resolved.model_name
+    )
     cfg = getattr(model.visual, "preprocess_cfg", None) or {}
     preprocess = Preprocess.from_open_clip(cfg, model.visual.image_size)
-    return Encoder(spec=spec, model=model, tokenizer=tokenizer, device=dev, precision=prec,
-                   preprocess=preprocess, checkpoint=resolved.checkpoint)
+    return Encoder(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        device=dev,
+        precision=prec,
+        preprocess=preprocess,
+        checkpoint=resolved.checkpoint,
+    )
 
 
 class Encoder:
     """A loaded model: images and texts in, L2-normalised float32 vectors out."""
 
-    def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str, precision: str,
-                 preprocess: Preprocess, checkpoint: Path) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        model: Any,
+        tokenizer: Any,
+        device: str,
+        precision: str,
+        preprocess: Preprocess,
+        checkpoint: Path,
+    ) -> None:
         self.spec = spec
         self.model = model
         self.tokenizer = tokenizer
@@ -377,8 +458,13 @@ class Encoder:
         bias = getattr(model, "logit_bias", None)
         self.logit_bias = float(bias.float().item()) if bias is not None else None
         self.context_length = int(getattr(tokenizer, "context_length", 77))
-        self.embed_dim = int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") \
-            and self.model.text_projection is not None and self.model.text_projection.ndim == 2 else None
+        self.embed_dim = (
+            int(self.model.text_projection.shape[1])
+            if hasattr(self.model, "text_projection")
+            and self.model.text_projection is not None
+            and self.model.text_projection.ndim == 2
+            else None
+        )
 
     @property
     def is_siglip(self) -> bool:

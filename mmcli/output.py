@@ -96,8 +96,7 @@ def render_classification_table(rows: Iterable[Classification], out: IO[str], re
         best = row.labels[0] if row.labels else None
         others = ", ".join(f"{ls.label} {ls.score:.3f}" for ls in row.labels[1:2])
         shown = os.path.relpath(row.path, relative_to) if relative_to is not None else row.path
-        table.add_row(stdout_safe(shown), best.label if best else "-",
-                      f"{best.score:.3f}" if best else "-", others)
+        table.add_row(stdout_safe(shown), best.label if best else "-", f"{best.score:.3f}" if best else "-", others)
     Console(file=out, soft_wrap=False).print(table)
 
 
@@ -123,8 +122,14 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
-            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True)
+            self._bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(file=sys.stderr),
+                transient=True,
+            )
             self._task = self._bar.add_task(description, total=total)
             self._bar.start()
 

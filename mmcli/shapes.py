@@ -62,12 +62,21 @@ def _jitter(rng: random.Random, colour: tuple[int, int, int], amount: int = 18) 
 
 def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
     if shape == "square":
-        points = [(r * 0.8 * math.cos(angle + k * math.pi / 2 + math.pi / 4) * math.sqrt(2) * 0.85,
-                   r * 0.8 * math.sin(angle + k * math.pi / 2 + math.pi / 4) * math.sqrt(2) * 0.85)
-                  for k in range(4)]
+        points = [
+            (
+                r * 0.8 * math.cos(angle + k * math.pi / 2 + math.pi / 4) * math.sqrt(2) * 0.85,
+                r * 0.8 * math.sin(angle + k * math.pi / 2 + math.pi / 4) * math.sqrt(2) * 0.85,
+            )
+            for k in range(4)
+        ]
     elif shape == "triangle":
-        points = [(r * math.cos(angle + k * 2 * math.pi / 3 - math.pi / 2),
-                   r * math.sin(angle + k * 2 * math.pi / 3 - math.pi / 2)) for k in range(3)]
+        points = [
+            (
+                r * math.cos(angle + k * 2 * math.pi / 3 - math.pi / 2),
+                r * math.sin(angle + k * 2 * math.pi / 3 - math.pi / 2),
+            )
+            for k in range(3)
+        ]
     elif shape == "star":
         points = []
         for k in range(10):
@@ -107,8 +116,9 @@ def random_spec(rng: random.Random) -> ShapeSpec:
     return ShapeSpec(rng.choice(list(COLOURS)), rng.choice(SHAPES))
 
 
-def write_corpus(folder: Path, count: int, seed: int = 0, size: int = 160,
-                 fmt: str = "jpg") -> list[tuple[Path, ShapeSpec]]:
+def write_corpus(
+    folder: Path, count: int, seed: int = 0, size: int = 160, fmt: str = "jpg"
+) -> list[tuple[Path, ShapeSpec]]:
     """Write ``count`` shape images named ``NNNN_colour_shape.fmt`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)

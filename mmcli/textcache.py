@@ -41,8 +41,10 @@ class TextCache:
                 db.close()
                 self._broken = True
                 return None
-            db.execute("CREATE TABLE IF NOT EXISTS texts (model TEXT NOT NULL, text_hash TEXT NOT NULL, "
-                       "dim INTEGER NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, text_hash))")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS texts (model TEXT NOT NULL, text_hash TEXT NOT NULL, "
+                "dim INTEGER NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, text_hash))"
+            )
             db.commit()
         except (sqlite3.Error, OSError, ValueError, TypeError):
             self._broken = True
@@ -62,8 +64,9 @@ class TextCache:
             return found
         try:
             for text in dict.fromkeys(texts):
-                row = db.execute("SELECT dim, vector FROM texts WHERE model=? AND text_hash=?",
-                                 self._key(fingerprint, text)).fetchone()
+                row = db.execute(
+                    "SELECT dim, vector FROM texts WHERE model=? AND text_hash=?", self._key(fingerprint, text)
+                ).fetchone()
                 if row is not None and len(row[1]) == 4 * row[0]:
                     found[text] = np.frombuffer(row[1], dtype=np.float32).copy()
         except sqlite3.Error:
@@ -76,9 +79,13 @@ class TextCache:
             return
         try:
             with db:
-                db.executemany("INSERT OR REPLACE INTO texts VALUES (?, ?, ?, ?)",
-                               [(*self._key(fingerprint, t), int(v.shape[0]), v.astype(np.float32).tobytes())
-                                for t, v in zip(texts, vectors)])
+                db.executemany(
+                    "INSERT OR REPLACE INTO texts VALUES (?, ?, ?, ?)",
+                    [
+                        (*self._key(fingerprint, t), int(v.shape[0]), v.astype(np.float32).tobytes())
+                        for t, v in zip(texts, vectors)
+                    ],
+                )
         except sqlite3.Error:
             pass
 
@@ -88,14 +95,15 @@ class TextCache:
             self._db = None
 
 
-def encode_texts_cached(encoder: Encoder, texts: list[str], cache: TextCache | None,
-                        batch_size: int = 256) -> np.ndarray:
+def encode_texts_cached(
+    encoder: Encoder, texts: list[str], cache: TextCache | None, batch_size: int = 256
+) -> np.ndarray:
     """Unit text embeddings for ``texts`` (rows in order), computing only what the cache lacks."""
     unique = list(dict.fromkeys(texts))
     known = cache.get(encoder.fingerprint, unique) if cache else {}
     missing = [t for t in unique if t not in known]
     for start in range(0, len(missing), batch_size):
-        chunk = missing[start:start + batch_size]
+        chunk = missing[start : start + batch_size]
         vecs = encoder.encode_texts(chunk)
         known.update(zip(chunk, vecs))
         if cache:

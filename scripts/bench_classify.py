@@ -95,24 +95,49 @@ def main() -> None:
         photos.mkdir()
         for i in range(args.images):
             photo_like(w, h, seed=i).save(photos / f"{i:04d}.jpg", quality=90)
-        res: dict[str, float | str] = {"cpu": cpu_name(), "cores": os.cpu_count() or 0,
-                                       "images": args.images, "size": args.size}
+        res: dict[str, float | str] = {
+            "cpu": cpu_name(),
+            "cores": os.cpu_count() or 0,
+            "images": args.images,
+            "size": args.size,
+        }
         res.update(model_only(weights, batches=3, batch=args.batch))
         env_cache = {**os.environ, "MMCLI_CACHE": str(folder / "cache")}
         os.environ.update(env_cache)
         for prec in ("fp32", "bf16"):
-            cmd = [*mmcli, "classify", str(photos), "--labels", "cat", "dog", "car", "--model", ARCH,
-                   "--weights", str(weights), "--precision", prec, "-b", str(args.batch), "-f", "jsonl"]
+            cmd = [
+                *mmcli,
+                "classify",
+                str(photos),
+                "--labels",
+                "cat",
+                "dog",
+                "car",
+                "--model",
+                ARCH,
+                "--weights",
+                str(weights),
+                "--precision",
+                prec,
+                "-b",
+                str(args.batch),
+                "-f",
+                "jsonl",
+            ]
             secs = timed(cmd)
             res[f"classify_{prec}_s"] = secs
             res[f"classify_{prec}_img_s"] = args.images / secs
         res["help_s"] = min(timed([*mmcli, "--help"]) for _ in range(3))
     print(f"\nCPU: {res['cpu']} ({res['cores']} cores); {args.images} JPEGs of {args.size}\n")
     print("| measure | fp32 | bf16 |\n| --- | --- | --- |")
-    print(f"| model only (ready tensors, batch {args.batch}), images/s | {res['model_fp32_img_s']:.1f} | "
-          f"{res['model_bf16_img_s']:.1f} |")
-    print(f"| `mmcli classify` end to end, images/s | {res['classify_fp32_img_s']:.1f} | "
-          f"{res['classify_bf16_img_s']:.1f} |")
+    print(
+        f"| model only (ready tensors, batch {args.batch}), images/s | {res['model_fp32_img_s']:.1f} | "
+        f"{res['model_bf16_img_s']:.1f} |"
+    )
+    print(
+        f"| `mmcli classify` end to end, images/s | {res['classify_fp32_img_s']:.1f} | "
+        f"{res['classify_bf16_img_s']:.1f} |"
+    )
     print(f"| `mmcli classify` wall time, s | {res['classify_fp32_s']:.1f} | {res['classify_bf16_s']:.1f} |")
     print(f"\nbf16 vs fp32 embedding cosine (min over batch): {res['bf16_min_cosine']:.5f}")
     print(f"`mmcli --help`: {res['help_s']:.3f} s (best of 3, python -m mmcli)")

@@ -40,8 +40,9 @@ def evaluate(model: str, count: int, seed: int, folder: Path) -> dict[str, float
     accuracy = {}
     for task, (labels, template, answer) in TASKS.items():
         label_set = build_label_set(encoder, labels, [template], cache=None)
-        results = [r for r in classify_stream(encoder, list(truth), label_set, top_k=1)
-                   if isinstance(r, Classification)]
+        results = [
+            r for r in classify_stream(encoder, list(truth), label_set, top_k=1) if isinstance(r, Classification)
+        ]
         correct = sum(r.labels[0].label == answer(truth[r.path]) for r in results)
         accuracy[task] = correct / count
     return accuracy
@@ -58,8 +59,17 @@ def main() -> None:
         accuracy = evaluate(args.model, args.count, args.seed, Path(tmp))
     for task, acc in accuracy.items():
         print(f"{task:>13}: {acc:6.1%}")
-    print(json.dumps({"model": args.model, "count": args.count, "seed": args.seed, "accuracy": accuracy,
-                      "seconds": round(time.perf_counter() - start, 1)}))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "count": args.count,
+                "seed": args.seed,
+                "accuracy": accuracy,
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -41,13 +41,38 @@ PREPROCESS_CFG = {
     "resize_mode": "shortest",
 }
 
-FULL = ["{c} {s}", "a {c} {s}", "a photo of a {c} {s}.", "a picture of a {c} {s}",
-        "a drawing of a {c} {s}", "a {s} that is {c}", "a {c} {s} on a plain background",
-        "an image of a {c} {s}.", "a photo of the {c} {s}.", "this is a {c} {s}"]
-SHAPE_ONLY = ["{s}", "a {s}", "a photo of a {s}.", "a picture of a {s}", "a {s} shape",
-              "a drawing of a {s}", "an image of a {s}.", "a photo of the {s}."]
-COLOUR_ONLY = ["{c}", "something {c}", "a {c} shape", "a photo of a {c} shape.", "a {c} object",
-               "the colour {c}", "a photo of something {c}.", "a {c} thing"]
+FULL = [
+    "{c} {s}",
+    "a {c} {s}",
+    "a photo of a {c} {s}.",
+    "a picture of a {c} {s}",
+    "a drawing of a {c} {s}",
+    "a {s} that is {c}",
+    "a {c} {s} on a plain background",
+    "an image of a {c} {s}.",
+    "a photo of the {c} {s}.",
+    "this is a {c} {s}",
+]
+SHAPE_ONLY = [
+    "{s}",
+    "a {s}",
+    "a photo of a {s}.",
+    "a picture of a {s}",
+    "a {s} shape",
+    "a drawing of a {s}",
+    "an image of a {s}.",
+    "a photo of the {s}.",
+]
+COLOUR_ONLY = [
+    "{c}",
+    "something {c}",
+    "a {c} shape",
+    "a photo of a {c} shape.",
+    "a {c} object",
+    "the colour {c}",
+    "a photo of something {c}.",
+    "a {c} thing",
+]
 
 
 def captions() -> tuple[list[str], list[tuple[str | None, str | None]]]:
@@ -121,8 +146,11 @@ def main() -> None:
 
     params_decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     params_other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": params_decay, "weight_decay": 0.05},
-                             {"params": params_other, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [{"params": params_decay, "weight_decay": 0.05}, {"params": params_other, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.98),
+    )
     warmup = min(200, args.steps // 10 + 1)
 
     def lr_at(step: int) -> float:
@@ -140,14 +168,20 @@ def main() -> None:
         for i in idx:
             kind = rng.choices(("full", "shape", "colour"), weights=(0.5, 0.25, 0.25))[0]
             spec = specs[i]
-            pool = [j for j in by_kind[kind]
-                    if key_colour[j] in (spec.colour, None) and key_shape[j] in (spec.shape, None)]
+            pool = [
+                j for j in by_kind[kind] if key_colour[j] in (spec.colour, None) and key_shape[j] in (spec.shape, None)
+            ]
             cap_idx.append(rng.choice(pool))
         # match[i, j]: caption j describes image i
         colours = [specs[i].colour for i in idx]
         shapes = [specs[i].shape for i in idx]
-        match = torch.tensor([[(key_colour[j] in (c, None)) and (key_shape[j] in (s, None)) for j in cap_idx]
-                              for c, s in zip(colours, shapes)], dtype=torch.float32)
+        match = torch.tensor(
+            [
+                [(key_colour[j] in (c, None)) and (key_shape[j] in (s, None)) for j in cap_idx]
+                for c, s in zip(colours, shapes)
+            ],
+            dtype=torch.float32,
+        )
         img_f = F.normalize(model.encode_image(images[idx]), dim=-1)
         txt_f = F.normalize(model.encode_text(tokens[cap_idx]), dim=-1)
         logits = model.logit_scale.exp() * img_f @ txt_f.T
@@ -160,8 +194,11 @@ def main() -> None:
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         if step % 100 == 0 or step == args.steps - 1:
-            print(f"step {step:5d}  loss {loss.item():.3f}  scale {model.logit_scale.exp().item():.1f}"
-                  f"  {time.time() - t0:.0f}s", flush=True)
+            print(
+                f"step {step:5d}  loss {loss.item():.3f}  scale {model.logit_scale.exp().item():.1f}"
+                f"  {time.time() - t0:.0f}s",
+                flush=True,
+            )
 
     save(model, args.out)
     print(f"saved to {args.out} after {time.time() - t0:.0f}s", flush=True)

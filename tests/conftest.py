@@ -44,9 +44,11 @@ def random_corpus(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, 
     return write_corpus(tmp_path_factory.mktemp("corpus"), 24, seed=4242)
 
 
-def run_mmcli(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
-              timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+def run_mmcli(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[bytes]:
     """Run the real ``mmcli`` in a subprocess: stdout is a pipe, as in a shell pipeline."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "mmcli", *args], input=stdin, capture_output=True,
-                          env=full_env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mmcli", *args], input=stdin, capture_output=True, env=full_env, timeout=timeout
+    )

@@ -14,11 +14,13 @@ from mmcli.cli import app, expand_multi_values
 
 
 def test_help_imports_no_heavy_modules() -> None:
-    code = ("import sys\n"
-            "from mmcli.cli import app\n"
-            "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'open_clip', 'numpy', 'PIL', 'faiss', 'torchvision') if m in sys.modules]\n"
-            "print('HEAVY=' + ','.join(heavy))")
+    code = (
+        "import sys\n"
+        "from mmcli.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'open_clip', 'numpy', 'PIL', 'faiss', 'torchvision') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "Usage" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "HEAVY="
@@ -31,21 +33,28 @@ def test_every_command_has_help_with_an_example(runner, command: str) -> None:
     assert "Example" in result.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ["a.jpg", "b.jpg", "--labels", "cat", "dog", "-f", "csv"],
-    ["--labels", "cat", "dog", "--", "a.jpg"],
-    ["--labels", "cat", "dog", "-"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["a.jpg", "b.jpg", "--labels", "cat", "dog", "-f", "csv"],
+        ["--labels", "cat", "dog", "--", "a.jpg"],
+        ["--labels", "cat", "dog", "-"],
+    ],
+)
 def test_multi_value_labels(args: list[str]) -> None:
     out = expand_multi_values(args)
     i = out.index("--labels")
-    assert out[i:i + 4] == ["--labels", "cat", "--labels", "dog"]
+    assert out[i : i + 4] == ["--labels", "cat", "--labels", "dog"]
 
 
 def test_labels_as_typed_in_the_issue(runner, shapes_dir: Path) -> None:
     img = str(shapes_dir / "red_circle.jpg")
-    for labels in (["--labels", "red", "blue"], ["--labels", "red,blue"], ["--labels", "red", "--labels", "blue"],
-                   ["-l", "red", "blue"]):
+    for labels in (
+        ["--labels", "red", "blue"],
+        ["--labels", "red,blue"],
+        ["--labels", "red", "--labels", "blue"],
+        ["-l", "red", "blue"],
+    ):
         result = runner.invoke(app, ["classify", img, *labels, "--model", TINY, "--template", "a {} shape"])
         assert result.exit_code == 0, result.stderr
         row = json.loads(result.stdout)
@@ -53,17 +62,20 @@ def test_labels_as_typed_in_the_issue(runner, shapes_dir: Path) -> None:
         assert row["labels"][0]["score"] > 0.9
 
 
-@pytest.mark.parametrize("args, message", [
-    (["classify", "x.jpg"], "no labels given"),
-    (["classify", "x.jpg", "--labels", "a", "-f", "xml"], "unknown format"),
-    (["classify", "--labels", "a"], "no inputs given"),
-    (["classify", "x.jpg", "--labels", "a", "--template", "no placeholder"], "has no {}"),
-    (["classify", "x.jpg", "--labels", "a", "--templates", "nope"], "unknown template set"),
-    (["classify", "x.jpg", "--labels", "a", "--template", "{}", "--templates", "simple"], "not both"),
-    (["classify", "x.jpg", "--labels", "a", "--model", "ViT-B-32"], "no pretrained tag"),
-    (["classify", "x.jpg", "--labels", "a", "--device", "tpu"], "unknown device"),
-    (["embed", "x.jpg", "--text", "a"], "not both"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["classify", "x.jpg"], "no labels given"),
+        (["classify", "x.jpg", "--labels", "a", "-f", "xml"], "unknown format"),
+        (["classify", "--labels", "a"], "no inputs given"),
+        (["classify", "x.jpg", "--labels", "a", "--template", "no placeholder"], "has no {}"),
+        (["classify", "x.jpg", "--labels", "a", "--templates", "nope"], "unknown template set"),
+        (["classify", "x.jpg", "--labels", "a", "--template", "{}", "--templates", "simple"], "not both"),
+        (["classify", "x.jpg", "--labels", "a", "--model", "ViT-B-32"], "no pretrained tag"),
+        (["classify", "x.jpg", "--labels", "a", "--device", "tpu"], "unknown device"),
+        (["embed", "x.jpg", "--text", "a"], "not both"),
+    ],
+)
 def test_usage_errors_exit_2(runner, args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, (result.stdout, result.stderr)
@@ -99,8 +111,14 @@ def test_piped_stdout_is_only_jsonl_and_bad_files_are_reported(shapes_dir: Path,
     truncated = (shapes_dir / "blue_star.jpg").read_bytes()
     (tmp_path / "trunc.jpg").write_bytes(truncated[: len(truncated) // 2])
     good = [shapes_dir / "red_circle.jpg", shapes_dir / "green_square.jpg"]
-    inputs = [str(good[0]), str(tmp_path / "empty.jpg"), str(tmp_path / "text.png"), str(tmp_path / "trunc.jpg"),
-              str(good[1]), str(tmp_path / "missing.jpg")]
+    inputs = [
+        str(good[0]),
+        str(tmp_path / "empty.jpg"),
+        str(tmp_path / "text.png"),
+        str(tmp_path / "trunc.jpg"),
+        str(good[1]),
+        str(tmp_path / "missing.jpg"),
+    ]
     proc = run_mmcli("classify", *inputs, "--labels", "red circle", "green square", "--model", TINY)
     assert proc.returncode == 0, proc.stderr.decode()
     rows = [json.loads(line) for line in proc.stdout.decode().splitlines()]
@@ -128,8 +146,18 @@ def test_stdin_paths_newline_and_nul(shapes_dir: Path) -> None:
 
 
 def test_model_unavailable_offline_is_one_line_with_hint(runner, shapes_dir: Path) -> None:
-    result = runner.invoke(app, ["classify", str(shapes_dir / "red_star.jpg"), "--labels", "a", "b",
-                                 "--model", "ViT-B-32-256:datacomp_s34b_b86k"])
+    result = runner.invoke(
+        app,
+        [
+            "classify",
+            str(shapes_dir / "red_star.jpg"),
+            "--labels",
+            "a",
+            "b",
+            "--model",
+            "ViT-B-32-256:datacomp_s34b_b86k",
+        ],
+    )
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("mmcli: error: cannot get the weights of ViT-B-32-256:datacomp_s34b_b86k")
@@ -137,11 +165,14 @@ def test_model_unavailable_offline_is_one_line_with_hint(runner, shapes_dir: Pat
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("model, message", [
-    ("ViT-B-32-256:no_such_tag", "unknown pretrained tag 'no_such_tag'"),
-    ("NoSuchArch:tag", "unknown open_clip architecture"),
-    ("local-dir:/nonexistent/folder", "model folder not found"),
-])
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("ViT-B-32-256:no_such_tag", "unknown pretrained tag 'no_such_tag'"),
+        ("NoSuchArch:tag", "unknown open_clip architecture"),
+        ("local-dir:/nonexistent/folder", "model folder not found"),
+    ],
+)
 def test_bad_model_specs(runner, shapes_dir: Path, model: str, message: str) -> None:
     result = runner.invoke(app, ["classify", str(shapes_dir / "red_star.jpg"), "--labels", "a", "--model", model])
     assert result.exit_code == 1
@@ -158,8 +189,9 @@ def test_models_lists_aliases_without_loading(runner) -> None:
 
 
 def test_mmcli_model_env_sets_default(shapes_dir: Path) -> None:
-    proc = run_mmcli("classify", str(shapes_dir / "red_star.jpg"), "--labels", "red star", "blue star",
-                     env={"MMCLI_MODEL": TINY})
+    proc = run_mmcli(
+        "classify", str(shapes_dir / "red_star.jpg"), "--labels", "red star", "blue star", env={"MMCLI_MODEL": TINY}
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     assert json.loads(proc.stdout)["labels"][0]["label"] == "red star"
 
@@ -170,8 +202,7 @@ def test_every_format_parses_back(runner, shapes_dir: Path, fmt: str) -> None:
     import io
 
     imgs = [str(shapes_dir / "red_star.jpg"), str(shapes_dir / "blue_circle.jpg")]
-    result = runner.invoke(app, ["classify", *imgs, "--labels", "red star", "blue circle", "--model", TINY,
-                                 "-f", fmt])
+    result = runner.invoke(app, ["classify", *imgs, "--labels", "red star", "blue circle", "--model", TINY, "-f", fmt])
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     if fmt == "json":

@@ -17,22 +17,30 @@ from mmcli.shapes import photo_like
 
 def _png_with_header_only(path: Path, width: int, height: int) -> None:
     """A PNG claiming width x height whose pixel data is absent (a bomb's header costs nothing)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_gives_the_upright_image(tmp_path: Path, orientation: int) -> None:
     upright = photo_like(120, 80, seed=1)
     # what a camera stores for each orientation: the inverse of the transform that makes it upright
-    stored = {1: upright, 2: upright.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
-              3: upright.transpose(Image.Transpose.ROTATE_180), 4: upright.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
-              5: upright.transpose(Image.Transpose.TRANSPOSE), 6: upright.transpose(Image.Transpose.ROTATE_90),
-              7: upright.transpose(Image.Transpose.TRANSVERSE), 8: upright.transpose(Image.Transpose.ROTATE_270)}
+    stored = {
+        1: upright,
+        2: upright.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        3: upright.transpose(Image.Transpose.ROTATE_180),
+        4: upright.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+        5: upright.transpose(Image.Transpose.TRANSPOSE),
+        6: upright.transpose(Image.Transpose.ROTATE_90),
+        7: upright.transpose(Image.Transpose.TRANSVERSE),
+        8: upright.transpose(Image.Transpose.ROTATE_270),
+    }
     exif = Image.Exif()
     exif[0x0112] = orientation
     path = tmp_path / f"o{orientation}.png"
@@ -99,11 +107,14 @@ def test_max_pixels_is_configurable(tmp_path: Path) -> None:
     assert load_image(tmp_path / "x.png", max_pixels=10_000).size == (100, 100)
 
 
-@pytest.mark.parametrize("name, content, reason", [
-    ("empty.jpg", b"", "empty file"),
-    ("text.jpg", b"hello, not a jpeg", "not an image"),
-    ("header.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "not an image|corrupt"),
-])
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("empty.jpg", b"", "empty file"),
+        ("text.jpg", b"hello, not a jpeg", "not an image"),
+        ("header.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "not an image|corrupt"),
+    ],
+)
 def test_bad_files_have_reasons(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
     (tmp_path / name).write_bytes(content)
     with pytest.raises(ImageLoadError, match=reason):
@@ -128,8 +139,7 @@ def test_directory_named_like_an_image_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_walk_finds_images_skips_hidden_and_junk(tmp_path: Path) -> None:
-    for rel in ("a.jpg", "sub/b.PNG", "sub/c.txt", ".hidden/d.jpg", "@eaDir/e.jpg", "node_modules/f.jpg",
-                ".g.jpg"):
+    for rel in ("a.jpg", "sub/b.PNG", "sub/c.txt", ".hidden/d.jpg", "@eaDir/e.jpg", "node_modules/f.jpg", ".g.jpg"):
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")

@@ -64,8 +64,25 @@ def _reference_embeddings(model, preprocess, paths: list[Path]) -> np.ndarray:
 def test_embeddings_match_open_clip(runner, reference, real_size_images: list[Path], tmp_path: Path) -> None:
     model, preprocess, _, weights = reference
     out = tmp_path / "emb.npy"
-    result = runner.invoke(app, ["embed", *map(str, real_size_images), "--model", ARCH, "--weights", str(weights),
-                                 "--precision", "fp32", "--device", "cpu", "-o", str(out), "--workers", "1"])
+    result = runner.invoke(
+        app,
+        [
+            "embed",
+            *map(str, real_size_images),
+            "--model",
+            ARCH,
+            "--weights",
+            str(weights),
+            "--precision",
+            "fp32",
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+            "--workers",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     ours = np.load(out)
     meta = json.loads((tmp_path / "emb.paths.json").read_text())
@@ -81,8 +98,25 @@ def test_classify_probabilities_match_reference_formula(runner, reference, real_
 
     model, preprocess, tokenizer, weights = reference
     labels = ["a cat", "a dog", "a red car", "mountains at dusk"]
-    result = runner.invoke(app, ["classify", *map(str, real_size_images), "--labels", *labels, "--template", "{}",
-                                 "--model", ARCH, "--weights", str(weights), "--precision", "fp32", "-f", "json"])
+    result = runner.invoke(
+        app,
+        [
+            "classify",
+            *map(str, real_size_images),
+            "--labels",
+            *labels,
+            "--template",
+            "{}",
+            "--model",
+            ARCH,
+            "--weights",
+            str(weights),
+            "--precision",
+            "fp32",
+            "-f",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     img = torch.from_numpy(_reference_embeddings(model, preprocess, real_size_images))
@@ -100,8 +134,9 @@ def test_text_embeddings_match_open_clip(runner, reference) -> None:
 
     model, _, tokenizer, weights = reference
     texts = ["a red car", "a photo of a dog"]
-    result = runner.invoke(app, ["embed", "--text", *texts, "--model", ARCH, "--weights", str(weights),
-                                 "--precision", "fp32"])
+    result = runner.invoke(
+        app, ["embed", "--text", *texts, "--model", ARCH, "--weights", str(weights), "--precision", "fp32"]
+    )
     assert result.exit_code == 0, result.stderr
     ours = np.array([json.loads(line)["embedding"] for line in result.stdout.splitlines()])
     with torch.no_grad():
@@ -138,8 +173,9 @@ def test_pickle_checkpoint_is_refused_and_never_runs(runner, tmp_path: Path, sha
     evil = tmp_path / "evil.pt"
     with open(evil, "wb") as f:
         pickle.dump({"state_dict": Payload()}, f)
-    result = runner.invoke(app, ["classify", str(shapes_dir / "red_star.jpg"), "--labels", "a",
-                                 "--model", ARCH, "--weights", str(evil)])
+    result = runner.invoke(
+        app, ["classify", str(shapes_dir / "red_star.jpg"), "--labels", "a", "--model", ARCH, "--weights", str(evil)]
+    )
     assert result.exit_code == 1
     assert "refusing to load" in result.stderr
     assert not marker.exists()
@@ -149,7 +185,29 @@ def test_weights_of_another_architecture_are_a_clear_error(runner, shapes_dir: P
     from mmcli.config import configs_dir
 
     tiny = configs_dir() / "mmcli-tiny" / "open_clip_model.safetensors"
-    result = runner.invoke(app, ["classify", str(shapes_dir / "red_star.jpg"), "--labels", "a",
-                                 "--model", ARCH, "--weights", str(tiny)])
+    result = runner.invoke(
+        app, ["classify", str(shapes_dir / "red_star.jpg"), "--labels", "a", "--model", ARCH, "--weights", str(tiny)]
+    )
     assert result.exit_code == 1
     assert "do not fit ViT-B-32-256" in result.stderr
+
+
+def test_default_model_from_the_hub_cache_works_offline(reference, shapes_dir: Path, tmp_path: Path) -> None:
+    """Weights already in the Hugging Face cache are used without touching the network."""
+    from conftest import run_mmcli
+
+    _, _, _, weights = reference
+    repo = tmp_path / "hub" / "models--laion--CLIP-ViT-B-32-256x256-DataComp-s34B-b86K"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").symlink_to(weights)
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "0"}
+    listed = run_mmcli("models", "-f", "jsonl", env=env)
+    rows = {r["name"]: r for r in map(json.loads, listed.stdout.decode().splitlines())}
+    assert rows["default"]["local"] is True
+    proc = run_mmcli("classify", str(shapes_dir / "red_star.jpg"), "--labels", "a", "b", "--precision", "fp32", env=env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert [x["label"] for x in json.loads(proc.stdout)["labels"]] in (["a", "b"], ["b", "a"])

@@ -12,8 +12,23 @@ from mmcli.shapes import COLOURS, SHAPES, all_specs
 
 
 def _top_labels(runner, shapes_dir: Path, labels: list[str], template: str) -> dict[str, str]:
-    result = runner.invoke(app, ["classify", str(shapes_dir), "--labels", *labels, "--template", template,
-                                 "--model", TINY, "--top-k", "1", "-f", "jsonl"])
+    result = runner.invoke(
+        app,
+        [
+            "classify",
+            str(shapes_dir),
+            "--labels",
+            *labels,
+            "--template",
+            template,
+            "--model",
+            TINY,
+            "--top-k",
+            "1",
+            "-f",
+            "jsonl",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 32
@@ -51,9 +66,25 @@ def test_random_corpus_via_embed_and_text(runner, random_corpus) -> None:
 
 
 def test_multi_label_marks_the_right_attributes(runner, shapes_dir: Path) -> None:
-    result = runner.invoke(app, ["classify", str(shapes_dir / "yellow_star.jpg"), "--labels", "yellow", "star",
-                                 "blue", "circle", "--template", "a photo of a {}.", "--multi-label",
-                                 "--threshold", "0", "--model", TINY])
+    result = runner.invoke(
+        app,
+        [
+            "classify",
+            str(shapes_dir / "yellow_star.jpg"),
+            "--labels",
+            "yellow",
+            "star",
+            "blue",
+            "circle",
+            "--template",
+            "a photo of a {}.",
+            "--multi-label",
+            "--threshold",
+            "0",
+            "--model",
+            TINY,
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     scores = {x["label"]: x["score"] for x in json.loads(result.stdout)["labels"]}
     assert scores["yellow"] > scores["blue"] and scores["star"] > scores["circle"]
