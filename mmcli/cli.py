@@ -456,6 +456,194 @@ def embed(
                 sys.stdout.write(json_line({key_name: key, "embedding": vec.tolist()}) + "\n")
 
 
+# ----------------------------------------------------------------------------------------- index
+IndexOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--index",
+        "-i",
+        help="Index name (under $MMCLI_HOME/indexes, default 'default') or a folder path.",
+        show_default=False,
+    ),
+]
+
+
+@app.command(
+    "index",
+    epilog=(
+        "Examples:\n\n"
+        "  mmcli index ~/Pictures                      (again later: only new or changed files are embedded)\n\n"
+        "  mmcli index ./photos --index holiday --exclude '*.tmp.jpg' --model mmcli-tiny\n\n"
+        "  mmcli index ~/Pictures --rebuild --model vit-b-16"
+    ),
+)
+def index_cmd(
+    paths: Annotated[list[str], typer.Argument(help="Folders (walked recursively) or image files.")],
+    index: IndexOpt = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Forget every entry and embed everything again (needed to switch models).")
+    ] = False,
+    exclude: Annotated[
+        Optional[list[str]],
+        typer.Option("--exclude", help="Skip names or paths matching this glob (repeatable).", show_default=False),
+    ] = None,
+    include_hidden: HiddenOpt = False,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    batch_size: BatchOpt = 32,
+    workers: WorkersOpt = None,
+    max_pixels: MaxPixelsOpt = 256_000_000,
+    quiet: QuietOpt = False,
+) -> None:
+    """Add folders of images to an index, incrementally (new, changed, renamed, deleted files)."""
+    with funnel():
+        from mmcli.indexer import index_folder, run_index
+        from mmcli.output import Progress
+
+        folder = index_folder(index)
+        progress: list[Progress] = []
+
+        def on_progress(done: int, total: int) -> None:
+            if not progress:
+                progress.append(Progress(total, "indexing", enabled=not quiet))
+            progress[0].update(done, total)
+
+        try:
+            summary = run_index(
+                folder,
+                paths,
+                model=model,
+                weights=str(weights) if weights else None,
+                device=device,
+                precision=precision,
+                rebuild=rebuild,
+                include_hidden=include_hidden,
+                exclude=exclude or (),
+                batch_size=batch_size,
+                workers=workers,
+                max_pixels=max_pixels,
+                on_progress=on_progress,
+                on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
+            )
+        finally:
+            for bar in progress:
+                bar.close()
+        if not quiet:
+            s = summary
+            rate = f", {s.images_per_second:.1f} images/s" if s.embedded else ""
+            say(
+                f"indexed {folder}: {s.scanned} scanned, {s.added} added, {s.updated} updated, {s.renamed} renamed, "
+                f"{s.copied} copied, {s.removed} removed, {s.failed} failed, {s.unchanged} unchanged "
+                f"in {s.seconds:.1f} s{rate}" + ("" if s.model_loaded else " (no model loaded)")
+            )
+
+
+# ---------------------------------------------------------------------------------------- search
+SEARCH_FORMATS = ("table", "json", "jsonl", "csv", "tsv", "paths")
+
+
+@app.command(
+    cls=MultiValueCommand,
+    epilog=(
+        "Examples:\n\n"
+        "  mmcli search 'a red car'\n\n"
+        "  mmcli search --image beach.jpg -k 20 --format paths\n\n"
+        "  mmcli search 'a dog' --add 2:beach --sub indoors --in ~/Pictures/2024\n\n"
+        "  mmcli search 'sunset' -0 | xargs -0 open"
+    ),
+)
+def search(
+    query: Annotated[
+        Optional[list[str]], typer.Argument(help="Text to search for (words are joined).", show_default=False)
+    ] = None,
+    image: Annotated[Optional[str], typer.Option("--image", help="Query by example image.", show_default=False)] = None,
+    add: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--add",
+            help="Add a term: [WEIGHT:]TEXT or an image path (repeatable), e.g. --add 2:sunset.",
+            show_default=False,
+        ),
+    ] = None,
+    sub: Annotated[
+        Optional[list[str]],
+        typer.Option("--sub", help="Subtract a term: [WEIGHT:]TEXT or an image path (repeatable).", show_default=False),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many results.")] = 10,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option("--threshold", help="Only results with at least this cosine similarity.", show_default=False),
+    ] = None,
+    within: Annotated[
+        Optional[str], typer.Option("--in", help="Only results under this folder.", show_default=False)
+    ] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="Brute-force search even on large indexes.")] = False,
+    index: IndexOpt = None,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format",
+            "-f",
+            help="table | json | jsonl | csv | tsv | paths (default: table on a terminal, jsonl when piped).",
+            show_default=False,
+        ),
+    ] = None,
+    null: Annotated[bool, typer.Option("-0", "--null", help="NUL-separated paths (for xargs -0).")] = False,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+) -> None:
+    """Search an index by text, by example image, or both combined."""
+    with funnel():
+        from mmcli.indexer import index_folder
+        from mmcli.output import render_hits
+        from mmcli.search import build_terms, run_search
+
+        out_format = "paths" if null else fmt
+        if out_format is not None and out_format not in SEARCH_FORMATS:
+            raise UsageError(f"unknown format {out_format!r}", hint=f"choose one of: {', '.join(SEARCH_FORMATS)}")
+        terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
+        hits = run_search(
+            index_folder(index),
+            terms,
+            top_k=top_k,
+            threshold=threshold,
+            within=within,
+            exact=exact,
+            model=model,
+            weights=str(weights) if weights else None,
+            device=device,
+            precision=precision,
+        )
+        render_hits(hits, out_format, sys.stdout, nul=null)
+        if not hits:
+            say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))
+
+
+# ------------------------------------------------------------------------------------------ info
+@app.command(epilog="Examples:\n\n  mmcli info\n\n  mmcli info --index holiday -f json")
+def info(index: IndexOpt = None, fmt: FormatOpt = None) -> None:
+    """Where an index lives, its model, counts, size and last update."""
+    with funnel():
+        from dataclasses import asdict
+
+        from mmcli.indexer import index_folder
+        from mmcli.output import json_line, render_records_table, resolve_format
+        from mmcli.search import index_info
+
+        record = asdict(index_info(index_folder(index)))
+        out_format = resolve_format(fmt, sys.stdout)
+        if out_format == "table":
+            render_records_table([{"key": k, "value": v} for k, v in record.items()], ["key", "value"], sys.stdout)
+        elif out_format in ("json", "jsonl"):
+            print(json_line(record))
+        else:
+            raise UsageError("info prints table, json or jsonl")
+
+
 # ---------------------------------------------------------------------------------------- models
 @app.command(epilog="Examples:\n\n  mmcli models\n\n  mmcli models --all -f jsonl | jq -r 'select(.local) | .spec'")
 def models(

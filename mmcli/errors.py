@@ -49,3 +49,7 @@ class ImageLoadError(MmcliError):
 
     def __reduce__(self) -> tuple[type[ImageLoadError], tuple[str, str]]:  # crosses process boundaries
         return (ImageLoadError, (self.path, self.reason))
+
+
+class IndexStoreError(MmcliError):
+    """An index that is missing, corrupt, newer than this mmcli, busy, or built with another model."""

@@ -14,12 +14,13 @@ Decoding rules (documented in the README):
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 import struct
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,8 +59,16 @@ def _register_heif() -> None:
     pillow_heif.register_heif_opener()
 
 
-def walk_images(root: Path, include_hidden: bool = False) -> Iterator[Path]:
-    """Image files under ``root``, depth first, sorted by name; symlinked dirs are not followed."""
+def _excluded(name: str, path: str, exclude: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(path, pat) for pat in exclude)
+
+
+def walk_images(root: Path, include_hidden: bool = False, exclude: Sequence[str] = ()) -> Iterator[Path]:
+    """Image files under ``root``, depth first, sorted by name; symlinked dirs are not followed.
+
+    Hidden entries and @eaDir / .git / node_modules are skipped unless ``include_hidden``;
+    ``exclude`` globs are matched against each entry's name and its full path.
+    """
     exts = image_extensions()
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
@@ -68,10 +77,12 @@ def walk_images(root: Path, include_hidden: bool = False) -> Iterator[Path]:
     for entry in entries:
         if not include_hidden and entry.name.startswith("."):
             continue
+        if exclude and _excluded(entry.name, entry.path, exclude):
+            continue
         try:
             if entry.is_dir(follow_symlinks=False):
-                if entry.name not in SKIP_DIRS:
-                    yield from walk_images(Path(entry.path), include_hidden)
+                if include_hidden or entry.name not in SKIP_DIRS:
+                    yield from walk_images(Path(entry.path), include_hidden, exclude)
             elif os.path.splitext(entry.name)[1].lower() in exts and entry.is_file():
                 yield Path(entry.path)
         except OSError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -15,7 +16,7 @@ from typing import IO, Any
 
 from mmcli.errors import UsageError
 from mmcli.images import stdout_safe
-from mmcli.results import Classification
+from mmcli.results import Classification, Hit
 
 FORMATS = ("table", "json", "jsonl", "csv", "tsv")
 
@@ -140,3 +141,31 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+def render_hits(hits: list[Hit], fmt: str | None, out: IO[str], nul: bool = False) -> None:
+    """Search results: table, json, jsonl, csv, tsv, or paths (newline or NUL separated)."""
+    fmt = fmt or ("table" if _isatty(out) else "jsonl")
+    if fmt == "paths":
+        sep = "\0" if nul else "\n"
+        for hit in hits:
+            if nul and hasattr(out, "buffer"):
+                out.flush()
+                out.buffer.write(os.fsencode(hit.path) + b"\0")
+            else:
+                out.write(stdout_safe(hit.path) + sep)
+        out.flush()
+    elif fmt == "jsonl":
+        for hit in hits:
+            out.write(json_line(asdict(hit)) + "\n")
+    elif fmt == "json":
+        out.write(json.dumps([_clean(asdict(h)) for h in hits], ensure_ascii=False, indent=2) + "\n")
+    elif fmt in ("csv", "tsv"):
+        w = csv.writer(out, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+        w.writerow(["rank", "score", "path"])
+        for hit in hits:
+            w.writerow([hit.rank, f"{hit.score:.6f}", stdout_safe(hit.path)])
+    else:
+        render_records_table(
+            [{"rank": h.rank, "score": f"{h.score:.4f}", "path": h.path} for h in hits], ["rank", "score", "path"], out
+        )

@@ -48,3 +48,29 @@ class RunSummary:
     @property
     def images_per_second(self) -> float:
         return self.ok / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    rank: int
+    path: str
+    score: float
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What `mmcli info` shows."""
+
+    folder: str
+    model: str
+    model_spec: str
+    dim: int
+    ok: int
+    failed: int
+    size_bytes: int
+    created: str
+    updated: str
+    format_version: int
+    vectors: str

@@ -1,0 +1,1 @@
+"""The photo index: SQLite store (source of truth) + FAISS vectors (derived, rebuildable)."""

@@ -1,0 +1,251 @@
+"""The index's source of truth: one SQLite database (WAL) of files, their vectors and the model.
+
+Tables
+    meta(key, value)  format_version, model_name, model_spec, dim, preprocess, generation, created, updated
+    files(id, path, size, mtime_ns, hash, status, error, vector, indexed_at)
+      path: the file's absolute path as bytes (os.fsencode: any name round-trips)
+      status: 'ok' (vector set) or 'failed' (error set; not retried until size or mtime change)
+
+``generation`` grows with every commit that changes vectors; the FAISS file derived from it
+carries the generation it was built from, so a stale one is never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mmcli.errors import IndexStoreError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+FORMAT_VERSION = 1
+DB_NAME = "index.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path BLOB NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    vector BLOB,
+    indexed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_hash ON files (hash);
+"""
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    status: str
+
+
+def encode_path(path: str) -> bytes:
+    return os.fsencode(path)
+
+
+def decode_path(raw: bytes) -> str:
+    return os.fsdecode(raw)
+
+
+class Store:
+    """A connection to one index database. Writers take the index lock (see ``lock.py``) first."""
+
+    def __init__(self, folder: Path, readonly: bool = False) -> None:
+        self.folder = folder
+        self.path = folder / DB_NAME
+        if readonly and not self.path.exists():
+            raise IndexStoreError(f"no index at {folder}", hint="create it with `mmcli index PATH`")
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA busy_timeout = 30000")
+            mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal" and not readonly:
+                self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            if not readonly:
+                self.db.executescript(SCHEMA)
+            self._check_version()
+        except sqlite3.DatabaseError as exc:
+            raise IndexStoreError(
+                f"the index database {self.path} is unreadable or corrupt ({exc})",
+                hint="move it aside and run `mmcli index --rebuild PATH` to index again",
+            ) from None
+
+    def _check_version(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+        if row is None:
+            return
+        version = int(row[0])
+        if version > FORMAT_VERSION:
+            raise IndexStoreError(
+                f"the index at {self.folder} has format {version}, newer than this mmcli understands "
+                f"({FORMAT_VERSION})",
+                hint="upgrade mmcli (pip install -U mmcli)",
+            )
+
+    # ------------------------------------------------------------------------------------ meta
+    def meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    def init_meta(
+        self, model_name: str, model_spec: str, model_weights: str, dim: int, preprocess: dict[str, object]
+    ) -> None:
+        now = str(time.time())
+        with self.transaction():
+            for key, value in (
+                ("format_version", str(FORMAT_VERSION)),
+                ("model_name", model_name),
+                ("model_spec", model_spec),
+                ("model_weights", model_weights),
+                ("dim", str(dim)),
+                ("preprocess", json.dumps(preprocess)),
+                ("generation", "0"),
+                ("created", now),
+                ("updated", now),
+            ):
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def generation(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    # ----------------------------------------------------------------------------- transactions
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A consistent read view (WAL: concurrent writers do not change what it sees)."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
+    # ------------------------------------------------------------------------------------ reads
+    def rows_under(self, roots: Iterable[str]) -> dict[str, FileRow]:
+        """Every row whose path is one of ``roots`` or lies below one of them."""
+        found: dict[str, FileRow] = {}
+        for root in roots:
+            raw = encode_path(root)
+            prefix = raw.rstrip(b"/") + b"/"
+            cur = self.db.execute(
+                "SELECT id, path, size, mtime_ns, hash, status FROM files WHERE path = ? OR (path >= ? AND path < ?)",
+                (raw, prefix, prefix[:-1] + b"0"),
+            )
+            for rid, path, size, mtime, digest, status in cur:
+                p = decode_path(path)
+                found[p] = FileRow(rid, p, size, mtime, digest, status)
+        return found
+
+    def vector_for_hash(self, digest: str) -> bytes | None:
+        row = self.db.execute("SELECT vector FROM files WHERE hash = ? AND status = 'ok' LIMIT 1", (digest,)).fetchone()
+        return row[0] if row else None
+
+    def counts(self) -> tuple[int, int]:
+        ok, failed = self.db.execute(
+            "SELECT COALESCE(SUM(status = 'ok'), 0), COALESCE(SUM(status = 'failed'), 0) FROM files"
+        ).fetchone()
+        return int(ok), int(failed)
+
+    def vectors(self, under: str | None = None, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of ok rows, in chunks; ``under`` restricts to a folder."""
+        import numpy as np
+
+        dim = int(self.meta().get("dim", "0"))
+        sql = "SELECT id, vector FROM files WHERE status = 'ok'"
+        args: tuple[bytes, ...] = ()
+        if under is not None:
+            prefix = encode_path(under).rstrip(b"/") + b"/"
+            sql += " AND path >= ? AND path < ?"
+            args = (prefix, prefix[:-1] + b"0")
+        cur = self.db.execute(sql + " ORDER BY id", args)
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+            yield ids, vecs
+
+    def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
+        ids = list(ids)
+        out: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for rid, path in self.db.execute(f"SELECT id, path FROM files WHERE id IN ({marks})", chunk):
+                out[rid] = decode_path(path)
+        return out
+
+    def row_for_path(self, path: str) -> tuple[int, str | None] | None:
+        row = self.db.execute("SELECT id, hash FROM files WHERE path = ?", (encode_path(path),)).fetchone()
+        return (int(row[0]), row[1]) if row else None
+
+    # ----------------------------------------------------------------------------------- writes
+    def put_ok(self, path: str, size: int, mtime_ns: int, digest: str | None, vector: bytes) -> None:
+        self.db.execute(
+            "INSERT INTO files (path, size, mtime_ns, hash, status, error, vector, indexed_at) "
+            "VALUES (?, ?, ?, ?, 'ok', NULL, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'ok', error = NULL, "
+            "vector = excluded.vector, indexed_at = excluded.indexed_at",
+            (encode_path(path), size, mtime_ns, digest, vector, time.time()),
+        )
+
+    def put_failed(self, path: str, size: int, mtime_ns: int, digest: str | None, error: str) -> None:
+        self.db.execute(
+            "INSERT INTO files (path, size, mtime_ns, hash, status, error, vector, indexed_at) "
+            "VALUES (?, ?, ?, ?, 'failed', ?, NULL, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'failed', error = excluded.error, "
+            "vector = NULL, indexed_at = excluded.indexed_at",
+            (encode_path(path), size, mtime_ns, digest, error, time.time()),
+        )
+
+    def delete(self, ids: Iterable[int]) -> None:
+        self.db.executemany("DELETE FROM files WHERE id = ?", ((i,) for i in ids))
+
+    def clear(self) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM files")
+            self.db.execute("DELETE FROM meta")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Transaction:
+    """``with store.transaction():`` BEGIN IMMEDIATE ... COMMIT (bumping the generation)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('updated', ?)", (str(time.time()),))
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")

@@ -1,0 +1,297 @@
+"""`mmcli index`: bring an index up to date with folders of images, incrementally.
+
+1. Walk the roots; stat every image file.
+2. Unchanged files (same size and mtime_ns as stored, ok or failed) are skipped.
+3. New and changed files are hashed (SHA-256). A hash already in the index gives its vector back
+   without running the model: a renamed, moved or copied file costs one read.
+4. Rows under the roots whose files are gone are removed.
+5. The rest is embedded (decoding in parallel with the model) and committed in batches, so a
+   killed run loses at most one batch and the next run resumes.
+6. The FAISS file is rebuilt from SQLite and written atomically.
+When nothing needs embedding, no model is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mmcli.config import home_dir
+from mmcli.errors import IndexStoreError, UsageError
+from mmcli.images import DEFAULT_MAX_PIXELS, walk_images
+from mmcli.index.lock import IndexLock
+from mmcli.index.store import Store
+from mmcli.results import FileFailure, ImageVector
+
+ProgressFn = Callable[[int, int], None]
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+COMMIT_EVERY = 64  # embedded files per transaction: what a SIGKILL can cost
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    scanned: int
+    unchanged: int
+    added: int
+    updated: int
+    renamed: int
+    copied: int
+    removed: int
+    failed: int
+    embedded: int
+    seconds: float
+    embed_seconds: float
+    model_loaded: bool
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+
+def index_folder(name: str | None) -> Path:
+    """``--index``: a name under MMCLI_HOME/indexes (default "default"), or a folder path."""
+    if not name:
+        return home_dir() / "indexes" / "default"
+    if os.sep in name or name.startswith((".", "~")) or (os.altsep and os.altsep in name):
+        return Path(name).expanduser().resolve()
+    if not NAME_RE.match(name):
+        raise UsageError(f"invalid index name {name!r}", hint="use letters, digits, '.', '_' and '-', or a path")
+    return home_dir() / "indexes" / name
+
+
+def model_spec_for(store_meta: dict[str, str], model: str | None, weights: str | os.PathLike[str] | None) -> Any:
+    """The model to use with an index: the one it was built with, unless the user asks for another."""
+    from mmcli.models import parse_model_spec
+
+    stored_name = store_meta.get("model_name")
+    if not stored_name:
+        return parse_model_spec(model, weights)
+    stored_weights = store_meta.get("model_weights") or None
+    if model is None and weights is None:
+        return parse_model_spec(stored_name, stored_weights)
+    wanted = parse_model_spec(model or stored_name, weights)
+    stored = parse_model_spec(stored_name, stored_weights)
+    if wanted.canonical != stored.canonical:
+        raise IndexStoreError(
+            f"this index was built with {stored.canonical}, not {wanted.canonical}",
+            hint="use the same --model, or re-embed everything with `mmcli index --rebuild`",
+        )
+    return stored
+
+
+def _hash_file(path: str) -> str | OSError:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except OSError as exc:
+        return exc
+    return h.hexdigest()
+
+
+def _scan(roots: Sequence[Path], include_hidden: bool, exclude: Sequence[str]) -> dict[str, tuple[int, int]]:
+    found: dict[str, tuple[int, int]] = {}
+    for root in roots:
+        files = [root] if root.is_file() else walk_images(root, include_hidden, exclude)
+        for path in files:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            found[os.fsdecode(path)] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def run_index(
+    folder: Path,
+    roots: Sequence[str],
+    *,
+    model: str | None = None,
+    weights: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    rebuild: bool = False,
+    include_hidden: bool = False,
+    exclude: Sequence[str] = (),
+    batch_size: int = 32,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_progress: ProgressFn | None = None,
+    on_failure: Callable[[FileFailure], None] | None = None,
+) -> IndexSummary:
+    start = time.perf_counter()
+    root_paths = [Path(r).expanduser().resolve() for r in roots]
+    for r in root_paths:
+        if not r.exists():
+            raise UsageError(f"no such file or folder: {r}")
+    with IndexLock(folder):
+        store = Store(folder)
+        try:
+            if rebuild:
+                store.clear()
+            spec = model_spec_for(store.meta(), model, weights)
+            summary = _update(
+                store,
+                spec,
+                root_paths,
+                device,
+                precision,
+                include_hidden,
+                exclude,
+                batch_size,
+                workers,
+                max_pixels,
+                on_progress,
+                on_failure,
+                start,
+            )
+            from mmcli.index.vectors import load_or_rebuild
+
+            if store.meta().get("dim"):
+                load_or_rebuild(store, write=True)
+            return summary
+        finally:
+            store.close()
+
+
+def _update(
+    store: Store,
+    spec: Any,
+    roots: list[Path],
+    device: str,
+    precision: str,
+    include_hidden: bool,
+    exclude: Sequence[str],
+    batch_size: int,
+    workers: int | None,
+    max_pixels: int,
+    on_progress: ProgressFn | None,
+    on_failure: Callable[[FileFailure], None] | None,
+    start: float,
+) -> IndexSummary:
+    scan = _scan(roots, include_hidden, exclude)
+    existing = store.rows_under([os.fsdecode(r) for r in roots])
+    unchanged = {p for p, st in scan.items() if p in existing and (existing[p].size, existing[p].mtime_ns) == st}
+    candidates = [p for p in scan if p not in unchanged]
+    gone = [row for p, row in existing.items() if p not in scan]
+    gone_hashes = {row.hash for row in gone if row.hash and row.status == "ok"}
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        hashes = dict(zip(candidates, pool.map(_hash_file, candidates)))
+
+    counts = {"added": 0, "updated": 0, "renamed": 0, "copied": 0, "failed": 0}
+    renamed_from: set[str] = set()
+    to_embed: list[str] = []
+    with store.transaction():
+        for path in candidates:
+            digest = hashes[path]
+            size, mtime = scan[path]
+            if isinstance(digest, OSError):
+                store.put_failed(path, size, mtime, None, f"cannot read: {digest.strerror or digest}")
+                counts["failed"] += 1
+                if on_failure:
+                    on_failure(FileFailure(path, f"cannot read: {digest.strerror or digest}"))
+                continue
+            vector = store.vector_for_hash(digest)
+            if vector is None:
+                to_embed.append(path)
+                continue
+            store.put_ok(path, size, mtime, digest, vector)
+            if path in existing:
+                counts["updated"] += 1
+            elif digest in gone_hashes:
+                counts["renamed"] += 1
+                renamed_from.add(digest)
+            else:
+                counts["copied"] += 1
+        store.delete(row.id for row in gone)
+
+    embed_seconds = 0.0
+    embedded = 0
+    if to_embed:
+        t0 = time.perf_counter()
+        encoder = _load_for_index(store, spec, device, precision)
+        done = _embed_into(
+            store, encoder, to_embed, scan, hashes, existing, batch_size, workers, max_pixels, on_progress, on_failure
+        )
+        embed_seconds = time.perf_counter() - t0
+        embedded = done["added"] + done["updated"]
+        for key, value in done.items():
+            counts[key] += value
+    removed = sum(1 for row in gone if not (row.hash in renamed_from and row.status == "ok"))
+    return IndexSummary(
+        scanned=len(scan),
+        unchanged=len(unchanged),
+        added=counts["added"],
+        updated=counts["updated"],
+        renamed=counts["renamed"],
+        copied=counts["copied"],
+        removed=removed,
+        failed=counts["failed"],
+        embedded=embedded,
+        seconds=time.perf_counter() - start,
+        embed_seconds=embed_seconds,
+        model_loaded=bool(to_embed),
+    )
+
+
+def _load_for_index(store: Store, spec: Any, device: str, precision: str) -> Any:
+    from mmcli.models import load_encoder
+
+    encoder = load_encoder(spec, device=device, precision=precision)
+    if not store.meta().get("dim"):
+        store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), encoder.dim, asdict(encoder.preprocess))
+    return encoder
+
+
+def _embed_into(
+    store: Store,
+    encoder: Any,
+    paths: list[str],
+    scan: dict[str, tuple[int, int]],
+    hashes: dict[str, str | OSError],
+    existing: dict[str, Any],
+    batch_size: int,
+    workers: int | None,
+    max_pixels: int,
+    on_progress: ProgressFn | None,
+    on_failure: Callable[[FileFailure], None] | None,
+) -> dict[str, int]:
+    from mmcli.embed import embed_stream
+
+    counts = {"added": 0, "updated": 0, "failed": 0}
+    pending: list[ImageVector | FileFailure] = []
+
+    def commit() -> None:
+        with store.transaction():
+            for item in pending:
+                size, mtime = scan[item.path]
+                digest = hashes[item.path]
+                assert isinstance(digest, str)
+                if isinstance(item, ImageVector):
+                    store.put_ok(item.path, size, mtime, digest, item.vector.astype("float32").tobytes())
+                    counts["updated" if item.path in existing else "added"] += 1
+                else:
+                    store.put_failed(item.path, size, mtime, digest, item.reason)
+                    counts["failed"] += 1
+        pending.clear()
+
+    for item in embed_stream(
+        encoder, paths, batch_size=batch_size, workers=workers, max_pixels=max_pixels, on_progress=on_progress
+    ):
+        if isinstance(item, FileFailure) and on_failure:
+            on_failure(item)
+        pending.append(item)
+        if len(pending) >= COMMIT_EVERY:
+            commit()
+    if pending:
+        commit()
+    return counts

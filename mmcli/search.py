@@ -1,0 +1,201 @@
+"""`mmcli search`: text, image and combined queries against an index -> ranked hits.
+
+A query is a weighted sum of unit vectors, renormalised (as rclip combines queries):
+the main text query (weight 1), ``--image PATH`` (weight 1), ``--add TERM`` (+w) and ``--sub TERM``
+(-w). A TERM is ``[WEIGHT:]TEXT-OR-IMAGE-PATH``: an existing file is an image, anything else text.
+Query images are left out of the results. An indexed, unchanged query image reuses its stored
+vector (no decoding).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmcli.errors import IndexStoreError, UsageError
+from mmcli.index.store import Store
+from mmcli.results import Hit, IndexInfo
+
+WEIGHT_RE = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)):(.+)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Term:
+    weight: float
+    value: str
+    is_image: bool
+
+
+def parse_term(raw: str, sign: float = 1.0) -> Term:
+    """``2:sunset`` -> weight 2, text "sunset"; ``photo.jpg`` (an existing file) -> an image term."""
+    weight, value = 1.0, raw
+    m = WEIGHT_RE.match(raw)
+    if m and not os.path.exists(raw):
+        weight, value = float(m.group(1)), m.group(2)
+    if not value.strip():
+        raise UsageError(f"empty query term {raw!r}")
+    return Term(sign * weight, value, os.path.isfile(value))
+
+
+def build_terms(query: str | None, image: str | None, add: Sequence[str], sub: Sequence[str]) -> list[Term]:
+    terms: list[Term] = []
+    if query is not None:
+        if not query.strip():
+            raise UsageError("empty query")
+        terms.append(Term(1.0, query, False))
+    if image is not None:
+        if not os.path.isfile(image):
+            raise UsageError(f"--image: no such file: {image}")
+        terms.append(Term(1.0, image, True))
+    terms += [parse_term(t) for t in add] + [parse_term(t, -1.0) for t in sub]
+    if not terms:
+        raise UsageError("nothing to search for", hint='give a query ("a red car"), --image PATH or --add TERM')
+    return terms
+
+
+def open_index(folder: Path) -> Store:
+    store = Store(folder, readonly=True)
+    if not store.meta().get("dim"):
+        store.close()
+        raise IndexStoreError(f"the index at {folder} is empty", hint="add images with `mmcli index PATH`")
+    return store
+
+
+def _stored_vector(store: Store, path: str) -> np.ndarray | None:
+    """The indexed vector of ``path`` if the file is unchanged since it was indexed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    row = store.db.execute(
+        "SELECT size, mtime_ns, vector FROM files WHERE path = ? AND status = 'ok'", (os.fsencode(path),)
+    ).fetchone()
+    if row and (row[0], row[1]) == (st.st_size, st.st_mtime_ns):
+        return np.frombuffer(row[2], dtype=np.float32)
+    return None
+
+
+def query_vector(store: Store, terms: list[Term], get_encoder: Any, max_pixels: int) -> np.ndarray:
+    from mmcli.images import load_pixels
+    from mmcli.textcache import TextCache, encode_texts_cached
+
+    total = None
+    cache: TextCache | None = None
+    for term in terms:
+        vec = _stored_vector(store, str(Path(term.value).resolve())) if term.is_image else None
+        if vec is None:
+            encoder = get_encoder()
+            if term.is_image:
+                from mmcli.errors import ImageLoadError
+
+                try:
+                    pixels = load_pixels(term.value, encoder.preprocess, max_pixels)
+                except ImageLoadError as exc:
+                    raise UsageError(f"query image {exc.path}: {exc.reason}") from None
+                vec = encoder.encode_images(pixels[None])[0]
+            else:
+                cache = cache or TextCache()
+                vec = encode_texts_cached(encoder, [term.value], cache)[0]
+        total = term.weight * vec if total is None else total + term.weight * vec
+    assert total is not None
+    norm = float(np.linalg.norm(total))
+    if norm < 1e-6:
+        raise UsageError("the query terms cancel out", hint="change the --add / --sub weights")
+    return (total / norm).astype(np.float32)
+
+
+def run_search(
+    folder: Path,
+    terms: list[Term],
+    *,
+    top_k: int = 10,
+    threshold: float | None = None,
+    within: str | None = None,
+    exact: bool = False,
+    model: str | None = None,
+    weights: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    max_pixels: int = 256_000_000,
+) -> list[Hit]:
+    from mmcli.index import vectors
+    from mmcli.indexer import model_spec_for
+
+    store = open_index(folder)
+    try:
+        spec = model_spec_for(store.meta(), model, weights)
+        loaded: list[Any] = []
+
+        def get_encoder() -> Any:
+            if not loaded:
+                from mmcli.models import load_encoder
+
+                loaded.append(load_encoder(spec, device=device, precision=precision))
+            return loaded[0]
+
+        q = query_vector(store, terms, get_encoder, max_pixels)
+        excluded = {str(Path(t.value).resolve()) for t in terms if t.is_image}
+        want = top_k + len(excluded)
+        if within is not None:
+            scores, ids = _brute_force(store, q, want, str(Path(within).expanduser().resolve()))
+        else:
+            index = vectors.load_or_rebuild(store, write=True)
+            s, i = vectors.search(index, q[None], want, exact=exact)
+            scores, ids = s[0], i[0]
+        keep = [(float(sc), int(i)) for sc, i in zip(scores, ids) if i >= 0 and (threshold is None or sc >= threshold)]
+        paths = store.paths_for(i for _, i in keep)
+        hits = [(sc, paths[i]) for sc, i in keep if i in paths and paths[i] not in excluded][:top_k]
+        return [Hit(rank, path, score) for rank, (score, path) in enumerate(hits, start=1)]
+    finally:
+        store.close()
+
+
+def _brute_force(store: Store, q: np.ndarray, k: int, under: str) -> tuple[np.ndarray, np.ndarray]:
+    best_s, best_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
+    for ids, vecs in store.vectors(under=under):
+        s = vecs @ q
+        best_s, best_i = np.concatenate([best_s, s]), np.concatenate([best_i, ids])
+        if len(best_s) > k:
+            top = np.argpartition(-best_s, k)[:k]
+            best_s, best_i = best_s[top], best_i[top]
+    order = np.argsort(-best_s, kind="stable")[:k]
+    return best_s[order], best_i[order]
+
+
+def index_info(folder: Path) -> IndexInfo:
+    import datetime
+
+    from mmcli.index.vectors import APPROX_MIN
+
+    store = Store(folder, readonly=True)
+    try:
+        meta = store.meta()
+        ok, failed = store.counts()
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+        def when(key: str) -> str:
+            value = meta.get(key)
+            return datetime.datetime.fromtimestamp(float(value)).isoformat(timespec="seconds") if value else ""
+
+        kind = "none" if ok == 0 else "flat (exact)" if ok < APPROX_MIN else "IVF-Flat (approximate)"
+        return IndexInfo(
+            folder=str(folder),
+            model=meta.get("model_name", ""),
+            model_spec=meta.get("model_spec", ""),
+            dim=int(meta.get("dim", 0)),
+            ok=ok,
+            failed=failed,
+            size_bytes=size,
+            created=when("created"),
+            updated=when("updated"),
+            format_version=int(meta.get("format_version", 0)),
+            vectors=kind,
+        )
+    finally:
+        store.close()
