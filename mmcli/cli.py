@@ -676,7 +676,7 @@ def models(
 
 
 # ------------------------------------------------------------------------------------------ demo
-@app.command(epilog="Example:\n\n  mmcli demo --dir ./shapes --count 16")
+@app.command(epilog="Example:\n\n  mmcli demo --dir ./shapes --count 100")
 def demo(
     folder: Annotated[
         Optional[Path],
@@ -684,26 +684,37 @@ def demo(
             "--dir", help="Where to write the sample images (default: a new temporary folder).", show_default=False
         ),
     ] = None,
-    count: Annotated[int, typer.Option("--count", min=1, max=1000, help="How many sample images.")] = 12,
+    count: Annotated[int, typer.Option("--count", min=8, max=5000, help="How many sample images.")] = 48,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated images.")] = 7,
 ) -> None:
-    """Offline demo: generate shape images and classify them with the bundled mmcli-tiny model."""
+    """Offline demo: generate shape images, index them, search and classify with the bundled mmcli-tiny."""
     with funnel():
         import tempfile
 
-        from mmcli.demo import run_demo
+        from mmcli.demo import DEMO_QUERY, run_demo
+        from mmcli.output import render_classification_table, render_hits
 
-        target = folder or Path(tempfile.mkdtemp(prefix="mmcli-demo-"))
-        say(
-            f"writing {count} shape images to {target} and classifying them with the bundled mmcli-tiny "
-            "model against 32 labels ('red circle', 'blue star', ...)"
-        )
+        target = (folder or Path(tempfile.mkdtemp(prefix="mmcli-demo-"))).resolve()
+        say(f"1. writing {count} shape images to {target}")
+        say("2. indexing them with the bundled mmcli-tiny model; 3. searching; 4. classifying")
         result = run_demo(target, count=count, seed=seed)
-        from mmcli.output import render_classification_table
-
+        s = result.summary
+        say(f"\nindexed {s.added} images in {s.seconds:.1f} s (index: {result.index})")
+        say(
+            f'\nmmcli search "{DEMO_QUERY}" -> {result.red_circles_in_hits} of the top {len(result.hits)} '
+            "are red circles:"
+        )
+        render_hits(list(result.hits), "table", sys.stdout)
+        say(
+            f"\nmmcli classify -> {result.correct}/{len(result.classifications)} top labels match the drawn shape "
+            f"(32 labels: 'red circle', 'blue star', ...):"
+        )
         render_classification_table(result.classifications, sys.stdout, relative_to=target)
-        say(f"{result.correct}/{count} top labels match the drawn shape ({result.seconds:.1f} s including model load).")
-        say(f"next: mmcli classify {target} --model mmcli-tiny --labels red green blue --template 'a {{}} shape'")
+        say(
+            f"\ndone in {result.seconds:.1f} s. Try:\n"
+            f"  mmcli search 'a yellow star' --index {result.index}\n"
+            f"  mmcli classify {target} --model mmcli-tiny --labels red green blue --template 'a {{}} shape'"
+        )
 
 
 # ------------------------------------------------------------------------------------------ root

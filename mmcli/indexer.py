@@ -32,7 +32,6 @@ from mmcli.results import FileFailure, ImageVector
 
 ProgressFn = Callable[[int, int], None]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-COMMIT_EVERY = 64  # embedded files per transaction: what a SIGKILL can cost
 
 
 @dataclass(frozen=True)
@@ -290,7 +289,7 @@ def _embed_into(
         if isinstance(item, FileFailure) and on_failure:
             on_failure(item)
         pending.append(item)
-        if len(pending) >= COMMIT_EVERY:
+        if len(pending) >= batch_size:  # one transaction per model batch: all a SIGKILL can cost
             commit()
     if pending:
         commit()
