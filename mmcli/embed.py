@@ -96,6 +96,9 @@ def embed_stream(
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     names = [display_path(p) for p in paths]
+    if use_device_decoding(encoder):
+        yield from _device_stream(encoder, names, batch_size, max_pixels, on_progress)
+        return
     total = len(names)
     done = 0
     held: list[Decoded] = []
@@ -126,3 +129,27 @@ def embed_stream(
             n_arrays = 0
     if held:
         yield from flush()
+
+
+def use_device_decoding(encoder: Encoder) -> bool:
+    """On CUDA, decode JPEGs on the GPU (``MMCLI_DEVICE_DECODE=0`` turns it off)."""
+    return encoder.device == "cuda" and os.environ.get("MMCLI_DEVICE_DECODE", "1") != "0"
+
+
+def _device_stream(encoder: Encoder, names: list[str], batch_size: int, max_pixels: int,
+                   on_progress: ProgressFn | None) -> Iterator[ImageVector | FileFailure]:
+    from mmcli.gpu_decode import device_decode_stream
+
+    done = 0
+    for order, vectors, failures in device_decode_stream(encoder, names, batch_size, max_pixels):
+        found = {p: vectors[i] for i, p in enumerate(order)} if vectors is not None else {}
+        failed = dict(failures)
+        chunk = names[done:done + batch_size]
+        for name in chunk:
+            if name in found:
+                yield ImageVector(name, found[name])
+            else:
+                yield FileFailure(name, failed[name].reason if name in failed else "not decoded")
+        done += len(chunk)
+        if on_progress:
+            on_progress(done, len(names))

@@ -13,6 +13,7 @@ When nothing needs embedding, no model is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -189,7 +190,7 @@ def _update(
     counts = {"added": 0, "updated": 0, "renamed": 0, "copied": 0, "failed": 0}
     renamed_from: set[str] = set()
     to_embed: list[str] = []
-    with store.transaction():
+    with store.transaction() if candidates or gone else contextlib.nullcontext():
         for path in candidates:
             digest = hashes[path]
             size, mtime = scan[path]

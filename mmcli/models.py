@@ -424,6 +424,7 @@ def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto")
     cfg = getattr(model.visual, "preprocess_cfg", None) or {}
     preprocess = Preprocess.from_open_clip(cfg, model.visual.image_size)
     return Encoder(
+        requested=(device, precision),
         spec=spec,
         model=model,
         tokenizer=tokenizer,
@@ -434,11 +435,34 @@ def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto")
     )
 
 
+def model_fingerprint(spec: ModelSpec, requested: tuple[str, str]) -> str:
+    """What identifies a model's embeddings, computed without importing torch or open_clip.
+
+    The spec, the checkpoint file's identity where it is a local file (size, mtime), and the
+    device and precision as asked for ("auto" resolves the same way on the same machine). Tagged
+    and hub weights are immutable per name. Used as the key of the text-embedding cache, so a
+    repeated query or label set needs no model at all.
+    """
+    checkpoint: Path | None = spec.weights
+    if spec.source and spec.source.startswith("local-dir:"):
+        checkpoint = find_checkpoint(Path(spec.source[10:]))
+    ident = ""
+    if checkpoint is not None:
+        try:
+            st = checkpoint.stat()
+            ident = f"{checkpoint.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        except OSError:
+            ident = str(checkpoint)
+    device, precision = requested
+    return f"v1|{spec.canonical}|{ident}|{device}|{precision}"
+
+
 class Encoder:
     """A loaded model: images and texts in, L2-normalised float32 vectors out."""
 
     def __init__(
         self,
+        requested: tuple[str, str],
         spec: ModelSpec,
         model: Any,
         tokenizer: Any,
@@ -447,6 +471,7 @@ class Encoder:
         preprocess: Preprocess,
         checkpoint: Path,
     ) -> None:
+        self.requested = requested
         self.spec = spec
         self.model = model
         self.tokenizer = tokenizer
@@ -473,17 +498,25 @@ class Encoder:
     @property
     def fingerprint(self) -> str:
         """Identifies the weights and numerics, for caches of embeddings."""
-        st = self.checkpoint.stat()
-        return f"{self.spec.canonical}|{self.checkpoint.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.precision}"
+        return model_fingerprint(self.spec, self.requested)
 
     def _dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype()
 
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) preprocessed float32 pixels -> (N, D) unit vectors."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, self._dtype())
+        return self.encode_tensor(torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, self._dtype()))
+
+    def encode_tensor(self, x: torch.Tensor) -> np.ndarray:
+        """A preprocessed batch already on the device -> (N, D) unit vectors."""
+        import torch
+
         if self.device == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():

@@ -81,14 +81,20 @@ def _stored_vector(store: Store, path: str) -> np.ndarray | None:
     return None
 
 
-def query_vector(store: Store, terms: list[Term], get_encoder: Any, max_pixels: int) -> np.ndarray:
+def query_vector(store: Store, terms: list[Term], get_encoder: Any, fingerprint: str,
+                 max_pixels: int) -> np.ndarray:
+    """The combined query vector. Cached texts and indexed images need no model."""
     from mmcli.images import load_pixels
     from mmcli.textcache import TextCache, encode_texts_cached
 
     total = None
-    cache: TextCache | None = None
+    cache = TextCache()
+    cached = cache.get(fingerprint, [t.value for t in terms if not t.is_image])
     for term in terms:
-        vec = _stored_vector(store, str(Path(term.value).resolve())) if term.is_image else None
+        if term.is_image:
+            vec = _stored_vector(store, str(Path(term.value).resolve()))
+        else:
+            vec = cached.get(term.value)
         if vec is None:
             encoder = get_encoder()
             if term.is_image:
@@ -100,7 +106,6 @@ def query_vector(store: Store, terms: list[Term], get_encoder: Any, max_pixels: 
                     raise UsageError(f"query image {exc.path}: {exc.reason}") from None
                 vec = encoder.encode_images(pixels[None])[0]
             else:
-                cache = cache or TextCache()
                 vec = encode_texts_cached(encoder, [term.value], cache)[0]
         total = term.weight * vec if total is None else total + term.weight * vec
     assert total is not None
@@ -139,7 +144,9 @@ def run_search(
                 loaded.append(load_encoder(spec, device=device, precision=precision))
             return loaded[0]
 
-        q = query_vector(store, terms, get_encoder, max_pixels)
+        from mmcli.models import model_fingerprint
+
+        q = query_vector(store, terms, get_encoder, model_fingerprint(spec, (device, precision)), max_pixels)
         excluded = {str(Path(t.value).resolve()) for t in terms if t.is_image}
         want = top_k + len(excluded)
         if within is not None:

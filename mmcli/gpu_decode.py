@@ -1,0 +1,154 @@
+"""Decoding and preprocessing on the model's device, for CUDA runs where CPU decoding is the bottleneck.
+
+JPEG bytes are read by threads, checked from their header (size limit, as on the CPU path), decoded
+in batches by ``torchvision.io.decode_jpeg`` on the device (nvJPEG on CUDA, with EXIF
+orientation), then resized (bicubic, antialiased), centre-cropped and normalised as tensors. Files
+that are not JPEG, or that the device decoder rejects (CMYK, progressive oddities), go through the
+CPU path of ``images.py``. The same code runs with ``device="cpu"``, which is how it is tested on
+machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mmcli.errors import ImageLoadError
+from mmcli.images import DEFAULT_MAX_PIXELS, load_pixels
+
+if TYPE_CHECKING:
+    import torch
+
+    from mmcli.preprocess import Preprocess
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def _read(path: str, max_pixels: int) -> bytes | ImageLoadError:
+    """The file's bytes if it is a JPEG within the pixel limit; an ImageLoadError otherwise."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return ImageLoadError(path, "no such file")
+    except IsADirectoryError:
+        return ImageLoadError(path, "is a directory")
+    except OSError as exc:
+        return ImageLoadError(path, exc.strerror or str(exc))
+    if not data.startswith(JPEG_MAGIC):
+        return ImageLoadError(path, "not a JPEG")  # the caller decodes it on the CPU
+    try:
+        import io
+
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+            if img.mode not in ("RGB", "L"):
+                return ImageLoadError(path, f"mode {img.mode}")
+    except Exception as exc:  # noqa: BLE001 - the CPU path gives the precise reason
+        return ImageLoadError(path, f"header: {exc}")
+    if w * h > max_pixels:
+        return ImageLoadError(path, f"too large: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,}")
+    return data
+
+
+def resize_crop_normalise(images: list[torch.Tensor], preprocess: Preprocess, dtype: Any) -> torch.Tensor:
+    """uint8 CHW images (any sizes, on one device) -> (N, 3, H, W) normalised model input."""
+    import torch
+    import torch.nn.functional as F
+
+    th, tw = preprocess.size
+    mode = "bilinear" if preprocess.interpolation == "bilinear" else "bicubic"
+    out = []
+    for img in images:
+        if img.shape[0] == 1:
+            img = img.expand(3, -1, -1)
+        h, w = int(img.shape[1]), int(img.shape[2])
+        if preprocess.resize_mode == "squash":
+            nh, nw = th, tw
+        else:
+            scale = max(th / h, tw / w) if preprocess.resize_mode == "shortest" else min(th / h, tw / w)
+            if th == tw and preprocess.resize_mode == "shortest":
+                short, long_ = min(h, w), max(h, w)
+                new_long = int(th * long_ / short)
+                nh, nw = (th, new_long) if h <= w else (new_long, th)
+            else:
+                nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        x = img[None].float()
+        if (nh, nw) != (h, w):
+            x = F.interpolate(x, size=(nh, nw), mode=mode, antialias=True, align_corners=False)
+        x = x.clamp_(0, 255)
+        if preprocess.resize_mode == "longest":
+            canvas = torch.full((1, 3, th, tw), float(preprocess.fill_color), device=x.device)
+            top, left = (th - nh) // 2, (tw - nw) // 2
+            canvas[:, :, top:top + nh, left:left + nw] = x
+            x = canvas
+        elif preprocess.resize_mode == "shortest":
+            top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
+            x = x[:, :, top:top + th, left:left + tw]
+        out.append(x)
+    batch = torch.cat(out) / 255.0
+    mean = torch.tensor(preprocess.mean, device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(preprocess.std, device=batch.device).view(1, 3, 1, 1)
+    return ((batch - mean) / std).to(dtype)
+
+
+def decode_batch(paths: Sequence[str], preprocess: Preprocess, device: str, dtype: Any,
+                 max_pixels: int = DEFAULT_MAX_PIXELS,
+                 pool: ThreadPoolExecutor | None = None) -> tuple[Any, list[str], list[tuple[str, ImageLoadError]]]:
+    """Decode ``paths`` on ``device``: (input batch or None, the paths in it, failures).
+
+    Files the device decoder cannot take are decoded on the CPU and joined to the batch.
+    """
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29 points to torchcodec
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+    reader = pool.map if pool is not None else map
+    raw = list(reader(lambda p: _read(p, max_pixels), paths))
+    gpu_paths = [p for p, r in zip(paths, raw) if isinstance(r, bytes)]
+    blobs = [torch.frombuffer(bytearray(r), dtype=torch.uint8) for r in raw if isinstance(r, bytes)]
+    cpu_paths = [p for p, r in zip(paths, raw) if not isinstance(r, bytes)]
+    tensors: dict[str, Any] = {}
+    failures: list[tuple[str, ImageLoadError]] = []
+    if blobs:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                decoded = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
+            batch = resize_crop_normalise(list(decoded), preprocess, dtype)
+            tensors.update({p: batch[i] for i, p in enumerate(gpu_paths)})
+        except RuntimeError:  # one bad file fails the batch call: decode these on the CPU instead
+            cpu_paths += gpu_paths
+    for p in cpu_paths:
+        try:
+            arr = load_pixels(p, preprocess, max_pixels)
+        except ImageLoadError as exc:
+            failures.append((p, exc))
+            continue
+        tensors[p] = torch.from_numpy(arr).to(device, dtype)
+    order = [p for p in paths if p in tensors]
+    if not order:
+        return None, [], failures
+    return torch.stack([tensors[p] for p in order]), order, failures
+
+
+def device_decode_stream(encoder: Any, paths: Sequence[str], batch_size: int, max_pixels: int) -> Iterator[
+        tuple[list[str], np.ndarray | None, list[tuple[str, ImageLoadError]]]]:
+    """Per batch of paths: (paths embedded, their vectors, failures), decoding on the encoder's device."""
+    with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
+        for start in range(0, len(paths), batch_size):
+            chunk = list(paths[start:start + batch_size])
+            batch, order, failures = decode_batch(chunk, encoder.preprocess, encoder.device, encoder.dtype,
+                                                  max_pixels, pool)
+            vectors = encoder.encode_tensor(batch) if batch is not None else None
+            yield order, vectors, failures
