@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".avif"})
 DEFAULT_MAX_PIXELS = 256_000_000  # a 200 MP phone photo fits; a 40000 x 40000 bomb does not
+DRAFT_MARGIN = 2  # JPEG DCT scaling keeps the shorter side >= this x the model side
 SKIP_DIRS = frozenset({"@eaDir", ".git", "node_modules", "__pycache__"})
 
 
@@ -176,7 +177,7 @@ def load_image(
                     if w == 0 or h == 0:
                         raise ImageLoadError(name, f"invalid size {w}x{h}")
                     if min_side and img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
-                        target = 2 * min_side
+                        target = DRAFT_MARGIN * min_side
                         scale = min(w, h) / target
                         if scale >= 2:
                             img.draft(img.mode, (max(1, int(w / scale) + 1), max(1, int(h / scale) + 1)))

@@ -362,12 +362,38 @@ def _quiet_logging() -> Iterator[None]:
         logging.disable(previous)
 
 
-def _load_weights(model: torch.nn.Module, checkpoint: Path, what: str) -> None:
+def _assign_safetensors(model: torch.nn.Module, checkpoint: Path, dtype: torch.dtype) -> bool:
+    """Fast path: a safetensors file whose keys and shapes are exactly the model's own.
+
+    The loaded tensors become the parameters (``assign=True``): no second copy of the weights in
+    memory, no copy time. Anything else (other key names, resized position embeddings) returns
+    False and goes through open_clip's converting loader. Tensors are read one at a time and cast
+    to the run's ``dtype`` as they come, so a bf16 run never holds the fp32 weights.
+    """
+    from safetensors import safe_open
+
+    own = model.state_dict()
+    state = {}
+    with safe_open(str(checkpoint), framework="pt") as f:
+        if set(f.keys()) != set(own):
+            return False
+        for key, mine in own.items():
+            tensor = f.get_tensor(key)
+            if tensor.shape != mine.shape:
+                return False
+            state[key] = tensor.to(dtype if mine.is_floating_point() else mine.dtype)
+    model.load_state_dict(state, strict=True, assign=True)
+    return True
+
+
+def _load_weights(model: torch.nn.Module, checkpoint: Path, what: str, dtype: torch.dtype) -> None:
     import pickle
 
     import open_clip
 
     try:
+        if checkpoint.suffix == ".safetensors" and _assign_safetensors(model, checkpoint, dtype):
+            return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch's pickle-protocol chatter
             open_clip.load_checkpoint(model, str(checkpoint), strict=True, weights_only=True)
@@ -398,6 +424,8 @@ def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto")
 
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
+    if dev == "cpu" and prec == "fp16":
+        raise UsageError("fp16 is not supported on the CPU", hint="use --precision bf16 or fp32")
     resolved = _resolve(spec)
     try:
         with _skip_random_init(), _quiet_logging():
@@ -410,11 +438,9 @@ def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto")
             )
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"cannot build model {spec.canonical}: {str(exc)[:200]}") from None
-    _load_weights(model, resolved.checkpoint, spec.canonical)
-    model.eval().requires_grad_(False)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[prec]
-    if dev == "cpu" and prec == "fp16":
-        raise UsageError("fp16 is not supported on the CPU", hint="use --precision bf16 or fp32")
+    _load_weights(model, resolved.checkpoint, spec.canonical, dtype)
+    model.eval().requires_grad_(False)
     model.to(device=dev, dtype=dtype)
     if dev == "cuda":
         model.to(memory_format=torch.channels_last)

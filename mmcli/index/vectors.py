@@ -36,7 +36,7 @@ def nlist_for(n: int) -> int:
 
 
 def nprobe_for(nlist: int) -> int:
-    return int(min(nlist, max(16, nlist // 12)))
+    return int(min(nlist, max(64, nlist // 10)))
 
 
 def build(ids: np.ndarray, vectors: np.ndarray, dim: int, exact: bool = False, seed: int = 1234) -> Any:
