@@ -135,15 +135,16 @@ def use_device_decoding(encoder: Encoder) -> bool:
     return encoder.device == "cuda" and os.environ.get("MMCLI_DEVICE_DECODE", "1") != "0"
 
 
-def _device_stream(encoder: Encoder, names: list[str], batch_size: int, max_pixels: int,
-                   on_progress: ProgressFn | None) -> Iterator[ImageVector | FileFailure]:
+def _device_stream(
+    encoder: Encoder, names: list[str], batch_size: int, max_pixels: int, on_progress: ProgressFn | None
+) -> Iterator[ImageVector | FileFailure]:
     from mmcli.gpu_decode import device_decode_stream
 
     done = 0
     for order, vectors, failures in device_decode_stream(encoder, names, batch_size, max_pixels):
         found = {p: vectors[i] for i, p in enumerate(order)} if vectors is not None else {}
         failed = dict(failures)
-        chunk = names[done:done + batch_size]
+        chunk = names[done : done + batch_size]
         for name in chunk:
             if name in found:
                 yield ImageVector(name, found[name])

@@ -86,11 +86,11 @@ def resize_crop_normalise(images: list[torch.Tensor], preprocess: Preprocess, dt
         if preprocess.resize_mode == "longest":
             canvas = torch.full((1, 3, th, tw), float(preprocess.fill_color), device=x.device)
             top, left = (th - nh) // 2, (tw - nw) // 2
-            canvas[:, :, top:top + nh, left:left + nw] = x
+            canvas[:, :, top : top + nh, left : left + nw] = x
             x = canvas
         elif preprocess.resize_mode == "shortest":
             top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
-            x = x[:, :, top:top + th, left:left + tw]
+            x = x[:, :, top : top + th, left : left + tw]
         out.append(x)
     batch = torch.cat(out) / 255.0
     mean = torch.tensor(preprocess.mean, device=batch.device).view(1, 3, 1, 1)
@@ -98,9 +98,14 @@ def resize_crop_normalise(images: list[torch.Tensor], preprocess: Preprocess, dt
     return ((batch - mean) / std).to(dtype)
 
 
-def decode_batch(paths: Sequence[str], preprocess: Preprocess, device: str, dtype: Any,
-                 max_pixels: int = DEFAULT_MAX_PIXELS,
-                 pool: ThreadPoolExecutor | None = None) -> tuple[Any, list[str], list[tuple[str, ImageLoadError]]]:
+def decode_batch(
+    paths: Sequence[str],
+    preprocess: Preprocess,
+    device: str,
+    dtype: Any,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    pool: ThreadPoolExecutor | None = None,
+) -> tuple[Any, list[str], list[tuple[str, ImageLoadError]]]:
     """Decode ``paths`` on ``device``: (input batch or None, the paths in it, failures).
 
     Files the device decoder cannot take are decoded on the CPU and joined to the batch.
@@ -142,13 +147,15 @@ def decode_batch(paths: Sequence[str], preprocess: Preprocess, device: str, dtyp
     return torch.stack([tensors[p] for p in order]), order, failures
 
 
-def device_decode_stream(encoder: Any, paths: Sequence[str], batch_size: int, max_pixels: int) -> Iterator[
-        tuple[list[str], np.ndarray | None, list[tuple[str, ImageLoadError]]]]:
+def device_decode_stream(
+    encoder: Any, paths: Sequence[str], batch_size: int, max_pixels: int
+) -> Iterator[tuple[list[str], np.ndarray | None, list[tuple[str, ImageLoadError]]]]:
     """Per batch of paths: (paths embedded, their vectors, failures), decoding on the encoder's device."""
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
         for start in range(0, len(paths), batch_size):
-            chunk = list(paths[start:start + batch_size])
-            batch, order, failures = decode_batch(chunk, encoder.preprocess, encoder.device, encoder.dtype,
-                                                  max_pixels, pool)
+            chunk = list(paths[start : start + batch_size])
+            batch, order, failures = decode_batch(
+                chunk, encoder.preprocess, encoder.device, encoder.dtype, max_pixels, pool
+            )
             vectors = encoder.encode_tensor(batch) if batch is not None else None
             yield order, vectors, failures

@@ -81,8 +81,7 @@ def _stored_vector(store: Store, path: str) -> np.ndarray | None:
     return None
 
 
-def query_vector(store: Store, terms: list[Term], get_encoder: Any, fingerprint: str,
-                 max_pixels: int) -> np.ndarray:
+def query_vector(store: Store, terms: list[Term], get_encoder: Any, fingerprint: str, max_pixels: int) -> np.ndarray:
     """The combined query vector. Cached texts and indexed images need no model."""
     from mmcli.images import load_pixels
     from mmcli.textcache import TextCache, encode_texts_cached

@@ -123,6 +123,33 @@ def model_only(weights: Path, precision: str, batch: int, batches: int) -> float
     return batches * batch / (time.perf_counter() - t)
 
 
+def precision_agreement(weights: Path, paths: list[Path], precision: str) -> float:
+    """Minimum cosine between fp32 and ``precision`` embeddings of the same images."""
+    from mmcli.images import load_pixels
+    from mmcli.models import load_encoder, parse_model_spec
+
+    vecs = []
+    for prec in ("fp32", precision):
+        enc = load_encoder(parse_model_spec(ARCH, weights), device="cpu", precision=prec)
+        vecs.append(enc.encode_images(np.stack([load_pixels(p, enc.preprocess) for p in paths])))
+    return float((vecs[0] * vecs[1]).sum(axis=1).min())
+
+
+def decode_rates(paths: list[Path]) -> dict[str, float]:
+    """Images/s of one process decoding + preprocessing, with and without JPEG draft mode."""
+    from mmcli.images import load_pixels
+    from mmcli.preprocess import Preprocess
+
+    pre = Preprocess(size=(256, 256))
+    out = {}
+    for name, fast in (("draft", True), ("full", False)):
+        t = time.perf_counter()
+        for p in paths:
+            load_pixels(p, pre, fast_decode=fast)
+        out[name] = len(paths) / (time.perf_counter() - t)
+    return out
+
+
 def naive_loop(weights: Path, paths: list[Path], batch: int = 32) -> float:
     """What a first script does: sequential open + open_clip preprocess + encode, fp32."""
     import open_clip
@@ -134,7 +161,7 @@ def naive_loop(weights: Path, paths: list[Path], batch: int = 32) -> float:
     t = time.perf_counter()
     with torch.no_grad():
         for start in range(0, len(paths), batch):
-            x = torch.stack([preprocess(Image.open(p)) for p in paths[start:start + batch]])
+            x = torch.stack([preprocess(Image.open(p)) for p in paths[start : start + batch]])
             f = model.encode_image(x)
             f / f.norm(dim=-1, keepdim=True)
     return len(paths) / (time.perf_counter() - t)
@@ -192,7 +219,7 @@ def latent_vectors(n: int, d: int = 512, k: int = 64, seed: int = 0) -> np.ndarr
     for s in range(0, n, 100_000):
         m = min(100_000, n - s)
         z = centers[rng.integers(0, 1000, m)] + rng.normal(size=(m, k)).astype(np.float32)
-        out[s:s + m] = z @ proj + rng.normal(size=(m, d)).astype(np.float32)
+        out[s : s + m] = z @ proj + rng.normal(size=(m, d)).astype(np.float32)
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return out
 
@@ -239,15 +266,24 @@ def main() -> None:
     noop_files = 200 if smoke else 10_000
     sizes = (2000,) if smoke else (100_000, 1_000_000)
 
-    res: dict[str, Any] = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                           "smoke": smoke, "date": time.strftime("%Y-%m-%d")}
+    res: dict[str, Any] = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "smoke": smoke,
+        "date": time.strftime("%Y-%m-%d"),
+    }
     import torch
 
     res["torch"] = torch.__version__
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
-        env = {**os.environ, "MMCLI_CACHE": str(tmpdir / "cache"), "MMCLI_HOME": str(tmpdir / "home"),
-               "HF_HUB_OFFLINE": "1"}
+        env = {
+            **os.environ,
+            "MMCLI_CACHE": str(tmpdir / "cache"),
+            "MMCLI_HOME": str(tmpdir / "home"),
+            "HF_HUB_OFFLINE": "1",
+        }
         weights = make_weights(tmpdir)
         t = time.perf_counter()
         corpus = make_corpus(tmpdir / "photos", n12, n2, npng)
@@ -260,14 +296,26 @@ def main() -> None:
         res["auto_precision"] = auto
         batches = 1 if smoke else 4
         res["model_only_fp32"] = model_only(weights, "fp32", 32, batches)
-        res[f"model_only_{auto}"] = res["model_only_fp32"] if auto == "fp32" else model_only(weights, auto, 32,
-                                                                                                batches)
+        res[f"model_only_{auto}"] = res["model_only_fp32"] if auto == "fp32" else model_only(weights, auto, 32, batches)
         res["decode_only"] = decode_only(corpus)
+        res["decode_one_process"] = decode_rates(corpus)
+        res[f"cosine_fp32_{auto}"] = precision_agreement(weights, corpus[:32], auto) if auto != "fp32" else 1.0
         res["naive_fp32"] = naive_loop(weights, corpus)
 
         def index_run(prec: str, name: str, folder: Path) -> dict[str, Any]:
-            cmd = [*MMCLI, "index", str(folder), "--index", str(tmpdir / name), "--model", ARCH, "--weights",
-                   str(weights), "--precision", prec]
+            cmd = [
+                *MMCLI,
+                "index",
+                str(folder),
+                "--index",
+                str(tmpdir / name),
+                "--model",
+                ARCH,
+                "--weights",
+                str(weights),
+                "--precision",
+                prec,
+            ]
             return _popen_rss(cmd, env)
 
         # the corpus twice over (new bytes, so nothing is reused by hash): steady-state throughput is
@@ -280,9 +328,13 @@ def main() -> None:
         for prec in dict.fromkeys((auto, "fp32")):
             one = index_run(prec, f"idx_{prec}", tmpdir / "photos")
             two = index_run(prec, f"idx2_{prec}", double)
-            res[f"index_{prec}"] = {"img_s": n / one["seconds"], "seconds": one["seconds"], "rss_mb": one["rss_mb"],
-                                    "steady_img_s": n / max(1e-9, two["seconds"] - one["seconds"]),
-                                    "rss_2n_mb": two["rss_mb"]}
+            res[f"index_{prec}"] = {
+                "img_s": n / one["seconds"],
+                "seconds": one["seconds"],
+                "rss_mb": one["rss_mb"],
+                "steady_img_s": n / max(1e-9, two["seconds"] - one["seconds"]),
+                "rss_2n_mb": two["rss_mb"],
+            }
 
         # (d) cold search on a 10k index, cold classify on one image
         synthetic_index(tmpdir / "idx10k", None, 200 if smoke else 10_000, weights)
@@ -291,8 +343,18 @@ def main() -> None:
         second = _popen_rss(search_cmd, env)
         res["search_cold_s"], res["search_cold_rss_mb"] = first["seconds"], first["rss_mb"]
         res["search_cached_query_s"] = second["seconds"]
-        classify_cmd = [*MMCLI, "classify", str(corpus[0]), "--labels", "cat", "dog", "--model", ARCH, "--weights",
-                        str(weights)]
+        classify_cmd = [
+            *MMCLI,
+            "classify",
+            str(corpus[0]),
+            "--labels",
+            "cat",
+            "dog",
+            "--model",
+            ARCH,
+            "--weights",
+            str(weights),
+        ]
         c = _popen_rss(classify_cmd, env)
         res["classify_one_s"], res["classify_one_rss_mb"] = c["seconds"], c["rss_mb"]
         res["help_s"] = min(_popen_rss([*MMCLI, "--help"], env)["seconds"] for _ in range(3))
@@ -316,43 +378,70 @@ def main() -> None:
 def report(res: dict[str, Any], auto: str) -> None:
     a = res[f"index_{auto}"]["steady_img_s"]
     f32 = res["index_fp32"]["steady_img_s"]
-    print(f"\nmmcli benchmark: {res['cpu']}, {res['cores']} cores, torch {res['torch']}, {res['date']}"
-          f"{' (SMOKE: not a measurement)' if res['smoke'] else ''}")
+    print(
+        f"\nmmcli benchmark: {res['cpu']}, {res['cores']} cores, torch {res['torch']}, {res['date']}"
+        f"{' (SMOKE: not a measurement)' if res['smoke'] else ''}"
+    )
     c = res["corpus"]
-    print(f"corpus: {c['12MP_jpeg']} x 12 MP JPEG, {c['2MP_jpeg']} x 2 MP JPEG, {c['png_1MP']} x 1 MP PNG; "
-          f"model {ARCH} (random stand-in weights); auto precision on this CPU: {auto}\n")
+    print(
+        f"corpus: {c['12MP_jpeg']} x 12 MP JPEG, {c['2MP_jpeg']} x 2 MP JPEG, {c['png_1MP']} x 1 MP PNG; "
+        f"model {ARCH} (random stand-in weights); auto precision on this CPU: {auto}\n"
+    )
     print("| measure | value | ratio |\n| --- | --- | --- |")
     print(f"| model only, fp32, images/s | {res['model_only_fp32']:.1f} | |")
-    print(f"| model only, {auto}, images/s | {res[f'model_only_{auto}']:.1f} | "
-          f"{res[f'model_only_{auto}'] / res['model_only_fp32']:.2f}x fp32 |")
+    print(
+        f"| model only, {auto}, images/s | {res[f'model_only_{auto}']:.1f} | "
+        f"{res[f'model_only_{auto}'] / res['model_only_fp32']:.2f}x fp32 |"
+    )
     print(f"| decoding only (parallel, draft), images/s | {res['decode_only']:.1f} | |")
+    d = res["decode_one_process"]
+    print(
+        f"| decoding, one process: JPEG draft / full decode, images/s | {d['draft']:.1f} / {d['full']:.1f} | "
+        f"{d['draft'] / d['full']:.2f}x |"
+    )
+    print(f"| {auto} vs fp32 embeddings of 32 corpus images: minimum cosine | {res[f'cosine_fp32_{auto}']:.5f} | |")
     print(f"| naive loop (PIL + open_clip preprocess, fp32), images/s | {res['naive_fp32']:.1f} | 1.00x |")
-    print(f"| `mmcli index`, fp32, steady images/s | {f32:.1f} | {f32 / res['naive_fp32']:.2f}x naive, "
-          f"{f32 / res['model_only_fp32']:.0%} of fp32 model bound |")
+    print(
+        f"| `mmcli index`, fp32, steady images/s | {f32:.1f} | {f32 / res['naive_fp32']:.2f}x naive, "
+        f"{f32 / res['model_only_fp32']:.0%} of fp32 model bound |"
+    )
     if auto != "fp32":
-        print(f"| `mmcli index`, {auto} (default), steady images/s | {a:.1f} | {a / res['naive_fp32']:.2f}x naive, "
-              f"{a / res[f'model_only_{auto}']:.0%} of {auto} model bound |")
+        print(
+            f"| `mmcli index`, {auto} (default), steady images/s | {a:.1f} | {a / res['naive_fp32']:.2f}x naive, "
+            f"{a / res[f'model_only_{auto}']:.0%} of {auto} model bound |"
+        )
     joint = 1 / (1 / res[f"model_only_{auto}"] + 1 / res["decode_only"])
-    print(f"| `mmcli index`, {auto}, end to end incl. start-up ({res['corpus_n']} files), images/s | "
-          f"{res[f'index_{auto}']['img_s']:.1f} | {res[f'index_{auto}']['seconds']:.1f} s |")
-    print(f"| CPU bound when model and decoding share the cores, images/s | {joint:.1f} | "
-          f"index reaches {a / joint:.0%} |")
+    print(
+        f"| `mmcli index`, {auto}, end to end incl. start-up ({res['corpus_n']} files), images/s | "
+        f"{res[f'index_{auto}']['img_s']:.1f} | {res[f'index_{auto}']['seconds']:.1f} s |"
+    )
+    print(
+        f"| CPU bound when model and decoding share the cores, images/s | {joint:.1f} | index reaches {a / joint:.0%} |"
+    )
     print(f"| `mmcli search` cold, 10k index, s | {res['search_cold_s']:.2f} | |")
     print(f"| `mmcli search` same query again (text cache: no model), s | {res['search_cached_query_s']:.2f} | |")
     print(f"| `mmcli classify` one image, cold, s | {res['classify_one_s']:.2f} | |")
     print(f"| `mmcli --help`, s | {res['help_s']:.3f} | |")
-    print(f"| no-op re-index of {res['noop_files']} files, s | {res['noop_s']:.2f} | model loaded: "
-          f"{res['noop_model_loaded']} |")
+    print(
+        f"| no-op re-index of {res['noop_files']} files, s | {res['noop_s']:.2f} | model loaded: "
+        f"{res['noop_model_loaded']} |"
+    )
     for key in [k for k in res if k.startswith("search_") and isinstance(res[k], dict)]:
         s = res[key]
         size = key.split("_")[1]
         print(f"| search {size} vectors, exact p50 / p99 ms | {s['exact_p50_ms']:.2f} / {s['exact_p99_ms']:.2f} | |")
-        print(f"| search {size} vectors, {'IVF' if s['approximate'] else 'flat'} p50 / p99 ms, recall@10 | "
-              f"{s['approx_p50_ms']:.2f} / {s['approx_p99_ms']:.2f} | recall {s['approx_recall10']:.3f} |")
-    print(f"| peak RSS: index N / 2N files, MB | {res[f'index_{auto}']['rss_mb']:.0f} / "
-          f"{res[f'index_{auto}']['rss_2n_mb']:.0f} | |")
-    print(f"| peak RSS: search / classify one / no-op index, MB | {res['search_cold_rss_mb']:.0f} / "
-          f"{res['classify_one_rss_mb']:.0f} / {res['noop_rss_mb']:.0f} | |")
+        print(
+            f"| search {size} vectors, {'IVF' if s['approximate'] else 'flat'} p50 / p99 ms, recall@10 | "
+            f"{s['approx_p50_ms']:.2f} / {s['approx_p99_ms']:.2f} | recall {s['approx_recall10']:.3f} |"
+        )
+    print(
+        f"| peak RSS: index N / 2N files, MB | {res[f'index_{auto}']['rss_mb']:.0f} / "
+        f"{res[f'index_{auto}']['rss_2n_mb']:.0f} | |"
+    )
+    print(
+        f"| peak RSS: search / classify one / no-op index, MB | {res['search_cold_rss_mb']:.0f} / "
+        f"{res['classify_one_rss_mb']:.0f} / {res['noop_rss_mb']:.0f} | |"
+    )
     print(json.dumps(res))
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 from PIL import Image
 
-from conftest import TINY
 from mmcli.gpu_decode import decode_batch, resize_crop_normalise
 from mmcli.images import load_pixels
 from mmcli.models import load_encoder, parse_model_spec
@@ -46,8 +46,9 @@ def test_device_batch_embeds_like_the_cpu_path(tmp_path: Path, shapes_dir: Path)
     assert ((device_vecs * cpu_vecs).sum(axis=1) >= 0.99).all()
 
 
-def test_embed_stream_device_path_keeps_order_and_failures(monkeypatch: pytest.MonkeyPatch, random_corpus,
-                                                           tmp_path: Path) -> None:
+def test_embed_stream_device_path_keeps_order_and_failures(
+    monkeypatch: pytest.MonkeyPatch, random_corpus, tmp_path: Path
+) -> None:
     import mmcli.embed as embed
     from mmcli.results import FileFailure
 
