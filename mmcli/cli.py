@@ -606,6 +606,7 @@ def search(
         if out_format is not None and out_format not in SEARCH_FORMATS:
             raise UsageError(f"unknown format {out_format!r}", hint=f"choose one of: {', '.join(SEARCH_FORMATS)}")
         terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
+        notes: list[str] = []
         hits = run_search(
             index_folder(index),
             terms,
@@ -617,7 +618,10 @@ def search(
             weights=str(weights) if weights else None,
             device=device,
             precision=precision,
+            notes=notes,
         )
+        for note in notes:
+            warn(note)
         render_hits(hits, out_format, sys.stdout, nul=null)
         if not hits:
             say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))

@@ -19,6 +19,7 @@ import numpy as np
 
 from mmcli.errors import ImageLoadError
 from mmcli.images import DEFAULT_MAX_PIXELS, load_pixels
+from mmcli.preprocess import MAX_ASPECT
 
 if TYPE_CHECKING:
     import torch
@@ -69,6 +70,14 @@ def resize_crop_normalise(images: list[torch.Tensor], preprocess: Preprocess, dt
         if img.shape[0] == 1:
             img = img.expand(3, -1, -1)
         h, w = int(img.shape[1]), int(img.shape[2])
+        if preprocess.resize_mode == "shortest" and max(h, w) > MAX_ASPECT * min(h, w):
+            if w > h:  # an extreme strip: keep the centre part the crop keeps (see preprocess._precrop)
+                keep = min(w, max(1, round(h * tw / th)) * 2)
+                img = img[:, :, (w - keep) // 2 : (w - keep) // 2 + keep]
+            else:
+                keep = min(h, max(1, round(w * th / tw)) * 2)
+                img = img[:, (h - keep) // 2 : (h - keep) // 2 + keep, :]
+            h, w = int(img.shape[1]), int(img.shape[2])
         if preprocess.resize_mode == "squash":
             nh, nw = th, tw
         else:

@@ -163,6 +163,7 @@ def load_image(
         raise ImageLoadError(name, "empty file")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's chatter about odd files; real failures raise
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             old_limit = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # our own check below gives one message for every format

@@ -14,9 +14,11 @@ When nothing needs embedding, no model is loaded.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -133,7 +135,7 @@ def run_index(
         if not r.exists():
             raise UsageError(f"no such file or folder: {r}")
     with IndexLock(folder):
-        store = Store(folder)
+        store = _open_for_writing(folder, rebuild)
         try:
             if rebuild:
                 store.clear()
@@ -156,10 +158,36 @@ def run_index(
             from mmcli.index.vectors import load_or_rebuild
 
             if store.meta().get("dim"):
-                load_or_rebuild(store, write=True)
+                load_or_rebuild(store, write=True, must_write=True)
             return summary
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc) or "disk" in str(exc):
+                raise _disk_full(folder) from None
+            raise IndexStoreError(f"cannot write the index at {folder}: {exc}") from None
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise _disk_full(folder) from None
+            raise
         finally:
             store.close()
+
+
+def _disk_full(folder: Path) -> IndexStoreError:
+    return IndexStoreError(
+        f"the disk is full while writing the index at {folder}; it keeps everything committed before",
+        hint="free some space and run `mmcli index` again: it resumes",
+    )
+
+
+def _open_for_writing(folder: Path, rebuild: bool) -> Store:
+    """The index's store; with ``rebuild``, a corrupt database is set aside instead of failing."""
+    try:
+        return Store(folder)
+    except IndexStoreError as exc:
+        if not rebuild or "corrupt" not in exc.message:
+            raise
+    Store.set_aside(folder)
+    return Store(folder)
 
 
 def _update(

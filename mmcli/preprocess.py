@@ -20,6 +20,26 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+MAX_ASPECT = 8  # beyond this, crop before resizing: a 1 x 100000 strip must not become 256 x 25.6M
+
+
+def _precrop(img: Image.Image, w: int, h: int, th: int, tw: int) -> tuple[Image.Image, int, int]:
+    """Keep the centre part that the centre crop would keep (with a margin), before resizing.
+
+    Resize-then-crop of an extreme strip allocates the whole resized strip; cropping first keeps
+    memory bounded and gives the same pixels up to the resampling filter's edge.
+    """
+    if w > h:
+        keep = min(w, max(1, round(h * tw / th)) * 2)
+        left = (w - keep) // 2
+        img = img.crop((left, 0, left + keep, h))
+        return img, keep, h
+    keep = min(h, max(1, round(w * th / tw)) * 2)
+    top = (h - keep) // 2
+    img = img.crop((0, top, w, top + keep))
+    return img, w, keep
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Resize + crop + normalise, as the model was trained to see images."""
@@ -70,6 +90,8 @@ class Preprocess:
             canvas.paste(img, ((tw - nw) // 2, (th - nh) // 2))
             return canvas
         # shortest: torchvision Resize(int) semantics, then CenterCrop
+        if max(w, h) > MAX_ASPECT * min(w, h):
+            img, w, h = _precrop(img, w, h, th, tw)
         if th == tw:
             short, long_ = (w, h) if w <= h else (h, w)
             new_short, new_long = th, int(th * long_ / short)

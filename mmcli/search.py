@@ -81,7 +81,9 @@ def _stored_vector(store: Store, path: str) -> np.ndarray | None:
     return None
 
 
-def query_vector(store: Store, terms: list[Term], get_encoder: Any, fingerprint: str, max_pixels: int) -> np.ndarray:
+def query_vector(
+    store: Store, terms: list[Term], get_encoder: Any, fingerprint: str, max_pixels: int, notes: list[str] | None = None
+) -> np.ndarray:
     """The combined query vector. Cached texts and indexed images need no model."""
     from mmcli.images import load_pixels
     from mmcli.textcache import TextCache, encode_texts_cached
@@ -105,6 +107,11 @@ def query_vector(store: Store, terms: list[Term], get_encoder: Any, fingerprint:
                     raise UsageError(f"query image {exc.path}: {exc.reason}") from None
                 vec = encoder.encode_images(pixels[None])[0]
             else:
+                if notes is not None and encoder.too_long(term.value):
+                    notes.append(
+                        f"query {term.value[:40]!r}... is longer than the model's text context "
+                        f"({encoder.context_length} tokens) and was truncated"
+                    )
                 vec = encode_texts_cached(encoder, [term.value], cache)[0]
         total = term.weight * vec if total is None else total + term.weight * vec
     assert total is not None
@@ -127,7 +134,9 @@ def run_search(
     device: str = "auto",
     precision: str = "auto",
     max_pixels: int = 256_000_000,
+    notes: list[str] | None = None,
 ) -> list[Hit]:
+    """Ranked hits for the combined query; warnings (truncated queries) are appended to ``notes``."""
     from mmcli.index import vectors
     from mmcli.indexer import model_spec_for
 
@@ -145,7 +154,7 @@ def run_search(
 
         from mmcli.models import model_fingerprint
 
-        q = query_vector(store, terms, get_encoder, model_fingerprint(spec, (device, precision)), max_pixels)
+        q = query_vector(store, terms, get_encoder, model_fingerprint(spec, (device, precision)), max_pixels, notes)
         excluded = {str(Path(t.value).resolve()) for t in terms if t.is_image}
         want = top_k + len(excluded)
         if within is not None:

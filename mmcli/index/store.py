@@ -87,8 +87,19 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise IndexStoreError(
                 f"the index database {self.path} is unreadable or corrupt ({exc})",
-                hint="move it aside and run `mmcli index --rebuild PATH` to index again",
+                hint="`mmcli index --rebuild PATH...` sets it aside (as index.sqlite.corrupt-*) and indexes again",
             ) from None
+
+    @classmethod
+    def set_aside(cls, folder: Path) -> Path:
+        """Move a broken database (and its WAL files) out of the way; returns its new name."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = folder / f"{DB_NAME}.corrupt-{stamp}"
+        for suffix in ("", "-wal", "-shm"):
+            src = folder / (DB_NAME + suffix)
+            if src.exists():
+                os.replace(src, folder / (target.name + suffix))
+        return target
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()

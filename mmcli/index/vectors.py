@@ -97,8 +97,12 @@ def read(path: Path) -> Any:
     return faiss.deserialize_index(data)
 
 
-def load_or_rebuild(store: Store, write: bool = True) -> Any:
-    """The current FAISS index: the saved file if it matches SQLite, else rebuilt from SQLite."""
+def load_or_rebuild(store: Store, write: bool = True, must_write: bool = False) -> Any:
+    """The current FAISS index: the saved file if it matches SQLite, else rebuilt from SQLite.
+
+    A rebuilt index is saved when ``write``; a failed save is ignored (a read-only or full disk
+    still answers searches) unless ``must_write`` (the indexer, which reports a full disk).
+    """
     with store.snapshot():
         generation = store.generation()
         ok, _ = store.counts()
@@ -114,7 +118,8 @@ def load_or_rebuild(store: Store, write: bool = True) -> Any:
         try:
             save(index, store.folder, generation)
         except OSError:
-            pass  # a read-only index still searches; it rebuilds in memory next time too
+            if must_write:
+                raise
     return index
 
 
