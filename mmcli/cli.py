@@ -162,6 +162,14 @@ MaxPixelsOpt = Annotated[
 ]
 HiddenOpt = Annotated[bool, typer.Option("--include-hidden", help="Also walk hidden files and folders.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
+ServerOpt = Annotated[Optional[str], typer.Option(
+    "--server", help="Use a running `mmcli serve` at this URL (default: $MMCLI_SERVER, or one found running; "
+    "MMCLI_SERVER=off never uses one).", show_default=False)]
+HtmlOpt = Annotated[Optional[Path], typer.Option(
+    "--html", help="Also write a self-contained HTML page of the results (thumbnails embedded).",
+    show_default=False)]
+GridOpt = Annotated[Optional[Path], typer.Option(
+    "--grid", help="Also write a PNG contact sheet of the results.", show_default=False)]
 InputsArg = Annotated[
     Optional[list[str]],
     typer.Argument(
@@ -309,12 +317,15 @@ def classify(
     max_pixels: MaxPixelsOpt = 256_000_000,
     include_hidden: HiddenOpt = False,
     quiet: QuietOpt = False,
+    server: ServerOpt = None,
+    html_out: HtmlOpt = None,
+    grid_out: GridOpt = None,
 ) -> None:
     """Zero-shot classify images against labels."""
     with funnel():
         from mmcli.classify import build_label_set, classify_stream
         from mmcli.output import ClassificationWriter, Progress, resolve_format
-        from mmcli.results import FileFailure
+        from mmcli.results import Classification, FileFailure
         from mmcli.textcache import TextCache
 
         out_format = resolve_format(fmt, sys.stdout)
@@ -322,38 +333,95 @@ def classify(
         prompt_templates = choose_templates(template, templates)
         paths = gather_paths(inputs, null, include_hidden)
         start = time.perf_counter()
-        encoder = _load(model, weights, device, precision)
-        label_set = build_label_set(encoder, raw_labels, prompt_templates, TextCache())
-        for note in label_set.warnings:
-            warn(note)
+        cut = threshold if threshold is not None else (0.5 if multi_label else None)
+        items = _classify_via_server(server, model, weights, paths, raw_labels, prompt_templates, multi_label,
+                                     top_k, cut)
+        progress = Progress(len(paths), "classifying", enabled=not quiet and items is None)
+        if items is None:
+            encoder = _load(model, weights, device, precision)
+            label_set = build_label_set(encoder, raw_labels, prompt_templates, TextCache())
+            for note in label_set.warnings:
+                warn(note)
+            items = classify_stream(encoder, paths, label_set, multi_label=multi_label, top_k=top_k, threshold=cut,
+                                    batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                                    on_progress=progress.update)
         writer = ClassificationWriter(out_format)
-        progress = Progress(len(paths), "classifying", enabled=not quiet)
-        ok = failed = 0
+        done: list[Classification] = []
+        failed = 0
         try:
-            for item in classify_stream(
-                encoder,
-                paths,
-                label_set,
-                multi_label=multi_label,
-                top_k=top_k,
-                threshold=threshold if threshold is not None else (0.5 if multi_label else None),
-                batch_size=batch_size,
-                workers=workers,
-                max_pixels=max_pixels,
-                on_progress=progress.update,
-            ):
+            for item in items:
                 if isinstance(item, FileFailure):
                     failed += 1
                     warn(f"skipped {item.path}: {item.reason}")
                 else:
-                    ok += 1
+                    done.append(item)
                     writer.write(item)
         finally:
             progress.close()
         writer.close()
-        _summary("classified", ok, failed, time.perf_counter() - start, quiet)
-        if ok == 0:
+        _summary("classified", len(done), failed, time.perf_counter() - start, quiet)
+        if done and (html_out or grid_out):
+            from mmcli.pictures import Tile
+
+            tiles = [Tile(c.path, tuple(f"{ls.label} {ls.score:.3f}" for ls in c.labels[:2])) for c in done]
+            _write_pictures(tiles, html_out, grid_out, "mmcli classify", f"labels: {', '.join(raw_labels[:12])}")
+        if not done:
             raise NoImagesError(f"no image could be classified ({failed} failed)")
+
+
+def _classify_via_server(server: str | None, model: str | None, weights: Path | None, paths: list[str],
+                         labels: list[str], templates: list[str], multi_label: bool, top_k: int | None,
+                         threshold: float | None) -> list[Any] | None:
+    """Classifications from a running server, or None to work in-process."""
+    from mmcli.client import call, find_server
+    from mmcli.results import Classification, FileFailure, LabelScore
+
+    url, explicit = find_server(server, None)
+    if url is None:
+        return None
+    payload = {"paths": [os.path.abspath(p) for p in paths], "labels": labels, "templates": templates,
+               "multi_label": multi_label, "top_k": top_k, "threshold": threshold}
+    if model is not None or weights is not None:
+        health = _health(url)
+        if health is None or health.get("model") != model or weights is not None:
+            return None  # the server holds another model
+    reply = call(url, "/classify", payload)
+    if reply is None:
+        if explicit:
+            warn(f"no mmcli server answers at {url}; working in-process")
+        return None
+    for note in reply.get("warnings", []):
+        warn(note)
+    out: list[Any] = []
+    for r, original in zip(reply["results"], paths):
+        if r["kind"] == "failure":
+            out.append(FileFailure(original, r["reason"]))
+        else:
+            out.append(Classification(original, tuple(LabelScore(x["label"], x["score"]) for x in r["labels"])))
+    return out
+
+
+def _health(url: str) -> dict[str, Any] | None:
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=5) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_pictures(tiles: list[Any], html_out: Path | None, grid_out: Path | None, title: str,
+                    subtitle: str) -> None:
+    from mmcli.pictures import write_grid, write_html
+
+    if html_out is not None:
+        write_html(html_out, tiles, title, subtitle)
+        say(f"wrote {html_out}")
+    if grid_out is not None:
+        write_grid(grid_out, tiles)
+        say(f"wrote {grid_out}")
 
 
 # ----------------------------------------------------------------------------------------- embed
@@ -595,6 +663,9 @@ def search(
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    server: ServerOpt = None,
+    html_out: HtmlOpt = None,
+    grid_out: GridOpt = None,
 ) -> None:
     """Search an index by text, by example image, or both combined."""
     with funnel():
@@ -605,26 +676,53 @@ def search(
         out_format = "paths" if null else fmt
         if out_format is not None and out_format not in SEARCH_FORMATS:
             raise UsageError(f"unknown format {out_format!r}", hint=f"choose one of: {', '.join(SEARCH_FORMATS)}")
-        terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
-        notes: list[str] = []
-        hits = run_search(
-            index_folder(index),
-            terms,
-            top_k=top_k,
-            threshold=threshold,
-            within=within,
-            exact=exact,
-            model=model,
-            weights=str(weights) if weights else None,
-            device=device,
-            precision=precision,
-            notes=notes,
-        )
-        for note in notes:
-            warn(note)
+        text = " ".join(query) if query else None
+        terms = build_terms(text, image, add or (), sub or ())
+        folder = index_folder(index)
+        hits = None
+        if model is None and weights is None:
+            hits = _search_via_server(server, folder, text, image, add, sub, top_k, threshold, within, exact)
+        if hits is None:
+            notes: list[str] = []
+            hits = run_search(folder, terms, top_k=top_k, threshold=threshold, within=within, exact=exact, model=model,
+                              weights=str(weights) if weights else None, device=device, precision=precision,
+                              notes=notes)
+            for note in notes:
+                warn(note)
         render_hits(hits, out_format, sys.stdout, nul=null)
         if not hits:
             say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))
+        elif html_out or grid_out:
+            from mmcli.pictures import Tile
+
+            tiles = [Tile(h.path, (f"#{h.rank}  {h.score:.4f}",)) for h in hits]
+            what = text or (f"like {image}" if image else "combined query")
+            _write_pictures(tiles, html_out, grid_out, f"mmcli search: {what}", f"index {folder}")
+
+
+def _search_via_server(server: str | None, folder: Path, text: str | None, image: str | None,
+                       add: list[str] | None, sub: list[str] | None, top_k: int, threshold: float | None,
+                       within: str | None, exact: bool) -> list[Any] | None:
+    from mmcli.client import call, find_server
+    from mmcli.results import Hit
+
+    url, explicit = find_server(server, folder)
+    if url is None:
+        return None
+
+    def absolute(term: str) -> str:
+        return os.path.abspath(term) if os.path.isfile(term) else term
+
+    payload = {"query": text, "image": os.path.abspath(image) if image else None,
+               "add": [absolute(t) for t in add or []], "sub": [absolute(t) for t in sub or []], "top_k": top_k,
+               "threshold": threshold, "within": os.path.abspath(os.path.expanduser(within)) if within else None,
+               "exact": exact}
+    reply = call(url, "/search", payload)
+    if reply is None:
+        if explicit:
+            warn(f"no mmcli server answers at {url}; working in-process")
+        return None
+    return [Hit(h["rank"], h["path"], h["score"]) for h in reply["hits"]]
 
 
 # ------------------------------------------------------------------------------------------ info
@@ -742,3 +840,6 @@ def root(
 
 def main() -> None:
     app()
+
+
+from mmcli import cli_groups  # noqa: E402,F401  (registers dupes, cluster, serve on the app)

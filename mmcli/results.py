@@ -74,3 +74,22 @@ class IndexInfo:
     updated: str
     format_version: int
     vectors: str
+
+
+@dataclass(frozen=True)
+class DupeGroup:
+    """Near-duplicate images: ``min_score`` is the lowest similarity among the pairs that link them."""
+
+    group: int
+    paths: tuple[str, ...]
+    min_score: float
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A k-means cluster of an index: its size, the images nearest its centre, its best labels."""
+
+    cluster: int
+    size: int
+    samples: tuple[str, ...]
+    labels: tuple[LabelScore, ...]

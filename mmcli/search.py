@@ -155,20 +155,28 @@ def run_search(
         from mmcli.models import model_fingerprint
 
         q = query_vector(store, terms, get_encoder, model_fingerprint(spec, (device, precision)), max_pixels, notes)
-        excluded = {str(Path(t.value).resolve()) for t in terms if t.is_image}
-        want = top_k + len(excluded)
-        if within is not None:
-            scores, ids = _brute_force(store, q, want, str(Path(within).expanduser().resolve()))
-        else:
-            index = vectors.load_or_rebuild(store, write=True)
-            s, i = vectors.search(index, q[None], want, exact=exact)
-            scores, ids = s[0], i[0]
-        keep = [(float(sc), int(i)) for sc, i in zip(scores, ids) if i >= 0 and (threshold is None or sc >= threshold)]
-        paths = store.paths_for(i for _, i in keep)
-        hits = [(sc, paths[i]) for sc, i in keep if i in paths and paths[i] not in excluded][:top_k]
-        return [Hit(rank, path, score) for rank, (score, path) in enumerate(hits, start=1)]
+        index = None if within is not None else vectors.load_or_rebuild(store, write=True)
+        return top_hits(store, index, q, terms, top_k, threshold, within, exact)
     finally:
         store.close()
+
+
+def top_hits(store: Store, index: Any, q: np.ndarray, terms: list[Term], top_k: int, threshold: float | None,
+             within: str | None, exact: bool) -> list[Hit]:
+    """The ranked hits of query vector ``q``: FAISS over everything, or brute force under ``within``."""
+    from mmcli.index import vectors
+
+    excluded = {str(Path(t.value).resolve()) for t in terms if t.is_image}
+    want = top_k + len(excluded)
+    if within is not None:
+        scores, ids = _brute_force(store, q, want, str(Path(within).expanduser().resolve()))
+    else:
+        s, i = vectors.search(index, q[None], want, exact=exact)
+        scores, ids = s[0], i[0]
+    keep = [(float(sc), int(i)) for sc, i in zip(scores, ids) if i >= 0 and (threshold is None or sc >= threshold)]
+    paths = store.paths_for(i for _, i in keep)
+    hits = [(sc, paths[i]) for sc, i in keep if i in paths and paths[i] not in excluded][:top_k]
+    return [Hit(rank, path, score) for rank, (score, path) in enumerate(hits, start=1)]
 
 
 def _brute_force(store: Store, q: np.ndarray, k: int, under: str) -> tuple[np.ndarray, np.ndarray]:

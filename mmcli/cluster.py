@@ -1,0 +1,65 @@
+"""`mmcli cluster -k N`: k-means over an index (FAISS, spherical), each cluster with its size, the
+images nearest its centre and, given labels, the labels that best match its centre (auto-tagging)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmcli.errors import UsageError
+from mmcli.results import Cluster, LabelScore
+from mmcli.search import open_index
+
+
+def cluster_index(folder: Path, k: int, labels: Sequence[str] = (), templates: Sequence[str] = ("a photo of a {}.",),
+                  samples: int = 5, top_labels: int = 3, seed: int = 1234, model: str | None = None,
+                  weights: str | None = None, device: str = "auto", precision: str = "auto") -> list[Cluster]:
+    import faiss
+
+
+    store = open_index(folder)
+    try:
+        chunks = list(store.vectors())
+        ids = np.concatenate([c[0] for c in chunks])
+        vecs = np.ascontiguousarray(np.concatenate([c[1] for c in chunks]))
+        if k < 1 or k > len(vecs):
+            raise UsageError(f"-k must be between 1 and the number of indexed images ({len(vecs)})")
+        km = faiss.Kmeans(vecs.shape[1], k, niter=25, seed=seed, spherical=True, min_points_per_centroid=1,
+                          max_points_per_centroid=100_000)
+        km.train(vecs)
+        _, assign = km.index.search(vecs, 1)
+        assign = assign[:, 0]
+        centroids = km.centroids / np.linalg.norm(km.centroids, axis=1, keepdims=True)
+        label_scores = _label_scores(store, centroids, labels, templates, model, weights, device, precision)
+        out = []
+        for c in range(k):
+            members = np.flatnonzero(assign == c)
+            if len(members) == 0:
+                continue
+            nearest = members[np.argsort(-(vecs[members] @ centroids[c]), kind="stable")[:samples]]
+            paths = store.paths_for(int(ids[n]) for n in nearest)
+            top = label_scores[c][:top_labels] if label_scores else ()
+            out.append((len(members), tuple(paths[int(ids[n])] for n in nearest), tuple(top)))
+        out.sort(key=lambda item: (-item[0], item[1]))
+        return [Cluster(i, size, smp, top) for i, (size, smp, top) in enumerate(out, start=1)]
+    finally:
+        store.close()
+
+
+def _label_scores(store: Any, centroids: np.ndarray, labels: Sequence[str], templates: Sequence[str],
+                  model: str | None, weights: str | None, device: str, precision: str) -> list[list[LabelScore]]:
+    if not labels:
+        return []
+    from mmcli.classify import build_label_set, score
+    from mmcli.indexer import model_spec_for
+    from mmcli.models import load_encoder
+    from mmcli.textcache import TextCache
+
+    encoder = load_encoder(model_spec_for(store.meta(), model, weights), device=device, precision=precision)
+    label_set = build_label_set(encoder, labels, templates, TextCache())
+    probs = score(centroids.astype(np.float32), label_set, encoder.logit_scale, encoder.logit_bias)
+    return [[LabelScore(label_set.labels[j], float(row[j])) for j in np.argsort(-row, kind="stable")]
+            for row in probs]

@@ -1,0 +1,133 @@
+"""Results as pictures: a self-contained HTML page and a PNG contact sheet.
+
+The page embeds each thumbnail as a base64 JPEG, so it can be mailed or opened anywhere; a file
+that cannot be read gets a labelled placeholder instead of a broken image. The layout is a CSS
+grid that reflows from one column on a phone to many on a desktop.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mmcli.atomic import atomic_write_bytes
+from mmcli.errors import ImageLoadError
+from mmcli.images import load_image
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+THUMB = 256
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One picture on a page or sheet: its file and the lines of text under it."""
+
+    path: str
+    caption: tuple[str, ...]
+
+
+def thumbnail(path: str, size: int = THUMB) -> Image.Image | None:
+    try:
+        img = load_image(path, min_side=size // 2)
+    except ImageLoadError:
+        return None
+    img.thumbnail((size, size))
+    return img
+
+
+def _data_uri(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=82)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _file_url(path: str) -> str:
+    return Path(os.path.abspath(path)).as_uri() if os.path.isabs(path) or os.path.exists(path) else path
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0; padding: 1rem; background: #fafafa; color: #222; }}
+h1 {{ font-size: 1.2rem; margin: 0 0 .25rem; word-break: break-word; }}
+p.sub {{ margin: 0 0 1rem; color: #666; }}
+ol {{ list-style: none; padding: 0; margin: 0; display: grid; gap: .75rem;
+     grid-template-columns: repeat(auto-fill, minmax(min(100%, 220px), 1fr)); }}
+li {{ background: #fff; border: 1px solid #ddd; border-radius: 6px; overflow: hidden; }}
+li a.pic {{ display: block; aspect-ratio: 1; background: #eee; }}
+li img {{ width: 100%; height: 100%; object-fit: contain; display: block; }}
+li .missing {{ display: flex; align-items: center; justify-content: center; height: 100%; color: #a00; }}
+li .meta {{ padding: .4rem .5rem; }}
+li .head {{ font-weight: 600; }}
+li .path {{ font-size: 12px; color: #555; word-break: break-all; }}
+</style></head>
+<body>
+<h1>{title}</h1>
+<p class="sub">{subtitle}</p>
+<ol>
+{items}
+</ol>
+</body></html>
+"""
+
+
+def render_html(tiles: Sequence[Tile], title: str, subtitle: str = "") -> str:
+    items = []
+    for tile in tiles:
+        thumb = thumbnail(tile.path)
+        url = html.escape(_file_url(tile.path), quote=True)
+        shown = html.escape(tile.path.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+        if thumb is not None:
+            pic = f'<img src="{_data_uri(thumb)}" alt="{shown}" width="{thumb.width}" height="{thumb.height}">'
+        else:
+            pic = '<span class="missing">cannot read this file</span>'
+        head, *rest = tile.caption or ("",)
+        extra = "".join(f"<div>{html.escape(line)}</div>" for line in rest)
+        items.append(f'<li><a class="pic" href="{url}">{pic}</a><div class="meta"><div class="head">'
+                     f'{html.escape(head)}</div>{extra}<a class="path" href="{url}">{shown}</a></div></li>')
+    return PAGE.format(title=html.escape(title), subtitle=html.escape(subtitle), items="\n".join(items))
+
+
+def write_html(path: Path, tiles: Sequence[Tile], title: str, subtitle: str = "") -> None:
+    atomic_write_bytes(path, render_html(tiles, title, subtitle).encode("utf-8"))
+
+
+def contact_sheet(tiles: Sequence[Tile], columns: int = 5, size: int = 192) -> Image.Image:
+    """A grid of thumbnails with their caption lines under each."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    lines = max((len(t.caption) for t in tiles), default=1)
+    line_h = 14
+    cell_w, cell_h = size + 12, size + 12 + lines * line_h
+    cols = max(1, min(columns, len(tiles)))
+    rows = max(1, -(-len(tiles) // cols))
+    sheet = Image.new("RGB", (cols * cell_w, rows * cell_h), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, tile in enumerate(tiles):
+        x, y = (i % cols) * cell_w + 6, (i // cols) * cell_h + 6
+        thumb = thumbnail(tile.path, size)
+        if thumb is None:
+            draw.rectangle((x, y, x + size, y + size), outline=(200, 0, 0))
+            draw.text((x + 8, y + size // 2), "cannot read", fill=(200, 0, 0), font=font)
+        else:
+            sheet.paste(thumb, (x + (size - thumb.width) // 2, y + (size - thumb.height) // 2))
+        for k, text in enumerate(tile.caption):
+            draw.text((x, y + size + 2 + k * line_h), text[:34], fill=(0, 0, 0), font=font)
+    return sheet
+
+
+def write_grid(path: Path, tiles: Sequence[Tile], columns: int = 5) -> None:
+    buf = io.BytesIO()
+    contact_sheet(tiles, columns).save(buf, "PNG")
+    atomic_write_bytes(path, buf.getvalue())
