@@ -162,14 +162,24 @@ MaxPixelsOpt = Annotated[
 ]
 HiddenOpt = Annotated[bool, typer.Option("--include-hidden", help="Also walk hidden files and folders.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
-ServerOpt = Annotated[Optional[str], typer.Option(
-    "--server", help="Use a running `mmcli serve` at this URL (default: $MMCLI_SERVER, or one found running; "
-    "MMCLI_SERVER=off never uses one).", show_default=False)]
-HtmlOpt = Annotated[Optional[Path], typer.Option(
-    "--html", help="Also write a self-contained HTML page of the results (thumbnails embedded).",
-    show_default=False)]
-GridOpt = Annotated[Optional[Path], typer.Option(
-    "--grid", help="Also write a PNG contact sheet of the results.", show_default=False)]
+ServerOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--server",
+        help="Use a running `mmcli serve` at this URL (default: $MMCLI_SERVER, or one found running; "
+        "MMCLI_SERVER=off never uses one).",
+        show_default=False,
+    ),
+]
+HtmlOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--html", help="Also write a self-contained HTML page of the results (thumbnails embedded).", show_default=False
+    ),
+]
+GridOpt = Annotated[
+    Optional[Path], typer.Option("--grid", help="Also write a PNG contact sheet of the results.", show_default=False)
+]
 InputsArg = Annotated[
     Optional[list[str]],
     typer.Argument(
@@ -334,17 +344,27 @@ def classify(
         paths = gather_paths(inputs, null, include_hidden)
         start = time.perf_counter()
         cut = threshold if threshold is not None else (0.5 if multi_label else None)
-        items = _classify_via_server(server, model, weights, paths, raw_labels, prompt_templates, multi_label,
-                                     top_k, cut)
+        items = _classify_via_server(
+            server, model, weights, paths, raw_labels, prompt_templates, multi_label, top_k, cut
+        )
         progress = Progress(len(paths), "classifying", enabled=not quiet and items is None)
         if items is None:
             encoder = _load(model, weights, device, precision)
             label_set = build_label_set(encoder, raw_labels, prompt_templates, TextCache())
             for note in label_set.warnings:
                 warn(note)
-            items = classify_stream(encoder, paths, label_set, multi_label=multi_label, top_k=top_k, threshold=cut,
-                                    batch_size=batch_size, workers=workers, max_pixels=max_pixels,
-                                    on_progress=progress.update)
+            items = classify_stream(
+                encoder,
+                paths,
+                label_set,
+                multi_label=multi_label,
+                top_k=top_k,
+                threshold=cut,
+                batch_size=batch_size,
+                workers=workers,
+                max_pixels=max_pixels,
+                on_progress=progress.update,
+            )
         writer = ClassificationWriter(out_format)
         done: list[Classification] = []
         failed = 0
@@ -369,9 +389,17 @@ def classify(
             raise NoImagesError(f"no image could be classified ({failed} failed)")
 
 
-def _classify_via_server(server: str | None, model: str | None, weights: Path | None, paths: list[str],
-                         labels: list[str], templates: list[str], multi_label: bool, top_k: int | None,
-                         threshold: float | None) -> list[Any] | None:
+def _classify_via_server(
+    server: str | None,
+    model: str | None,
+    weights: Path | None,
+    paths: list[str],
+    labels: list[str],
+    templates: list[str],
+    multi_label: bool,
+    top_k: int | None,
+    threshold: float | None,
+) -> list[Any] | None:
     """Classifications from a running server, or None to work in-process."""
     from mmcli.client import call, find_server
     from mmcli.results import Classification, FileFailure, LabelScore
@@ -379,8 +407,14 @@ def _classify_via_server(server: str | None, model: str | None, weights: Path | 
     url, explicit = find_server(server, None)
     if url is None:
         return None
-    payload = {"paths": [os.path.abspath(p) for p in paths], "labels": labels, "templates": templates,
-               "multi_label": multi_label, "top_k": top_k, "threshold": threshold}
+    payload = {
+        "paths": [os.path.abspath(p) for p in paths],
+        "labels": labels,
+        "templates": templates,
+        "multi_label": multi_label,
+        "top_k": top_k,
+        "threshold": threshold,
+    }
     if model is not None or weights is not None:
         health = _health(url)
         if health is None or health.get("model") != model or weights is not None:
@@ -412,8 +446,7 @@ def _health(url: str) -> dict[str, Any] | None:
         return None
 
 
-def _write_pictures(tiles: list[Any], html_out: Path | None, grid_out: Path | None, title: str,
-                    subtitle: str) -> None:
+def _write_pictures(tiles: list[Any], html_out: Path | None, grid_out: Path | None, title: str, subtitle: str) -> None:
     from mmcli.pictures import write_grid, write_html
 
     if html_out is not None:
@@ -684,9 +717,19 @@ def search(
             hits = _search_via_server(server, folder, text, image, add, sub, top_k, threshold, within, exact)
         if hits is None:
             notes: list[str] = []
-            hits = run_search(folder, terms, top_k=top_k, threshold=threshold, within=within, exact=exact, model=model,
-                              weights=str(weights) if weights else None, device=device, precision=precision,
-                              notes=notes)
+            hits = run_search(
+                folder,
+                terms,
+                top_k=top_k,
+                threshold=threshold,
+                within=within,
+                exact=exact,
+                model=model,
+                weights=str(weights) if weights else None,
+                device=device,
+                precision=precision,
+                notes=notes,
+            )
             for note in notes:
                 warn(note)
         render_hits(hits, out_format, sys.stdout, nul=null)
@@ -700,9 +743,18 @@ def search(
             _write_pictures(tiles, html_out, grid_out, f"mmcli search: {what}", f"index {folder}")
 
 
-def _search_via_server(server: str | None, folder: Path, text: str | None, image: str | None,
-                       add: list[str] | None, sub: list[str] | None, top_k: int, threshold: float | None,
-                       within: str | None, exact: bool) -> list[Any] | None:
+def _search_via_server(
+    server: str | None,
+    folder: Path,
+    text: str | None,
+    image: str | None,
+    add: list[str] | None,
+    sub: list[str] | None,
+    top_k: int,
+    threshold: float | None,
+    within: str | None,
+    exact: bool,
+) -> list[Any] | None:
     from mmcli.client import call, find_server
     from mmcli.results import Hit
 
@@ -713,10 +765,16 @@ def _search_via_server(server: str | None, folder: Path, text: str | None, image
     def absolute(term: str) -> str:
         return os.path.abspath(term) if os.path.isfile(term) else term
 
-    payload = {"query": text, "image": os.path.abspath(image) if image else None,
-               "add": [absolute(t) for t in add or []], "sub": [absolute(t) for t in sub or []], "top_k": top_k,
-               "threshold": threshold, "within": os.path.abspath(os.path.expanduser(within)) if within else None,
-               "exact": exact}
+    payload = {
+        "query": text,
+        "image": os.path.abspath(image) if image else None,
+        "add": [absolute(t) for t in add or []],
+        "sub": [absolute(t) for t in sub or []],
+        "top_k": top_k,
+        "threshold": threshold,
+        "within": os.path.abspath(os.path.expanduser(within)) if within else None,
+        "exact": exact,
+    }
     reply = call(url, "/search", payload)
     if reply is None:
         if explicit:

@@ -25,20 +25,32 @@ from mmcli.cli import (
 from mmcli.errors import UsageError
 
 
-@app.command(epilog=(
-    "Examples:\n\n"
-    "  mmcli dupes\n\n"
-    "  mmcli dupes --threshold 0.9 --html dupes.html\n\n"
-    "  mmcli dupes -f paths -0 | xargs -0 ls -l"))
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  mmcli dupes\n\n"
+        "  mmcli dupes --threshold 0.9 --html dupes.html\n\n"
+        "  mmcli dupes -f paths -0 | xargs -0 ls -l"
+    )
+)
 def dupes(
-    threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0,
-                                             help="Cosine similarity that makes two images near-duplicates.")] = 0.95,
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", min=0.0, max=1.0, help="Cosine similarity that makes two images near-duplicates."),
+    ] = 0.95,
     index: IndexOpt = None,
-    fmt: Annotated[Optional[str], typer.Option(
-        "--format", "-f", help="table | json | jsonl | paths (default: table on a terminal, jsonl when piped).",
-        show_default=False)] = None,
-    null: Annotated[bool, typer.Option("-0", "--null", help="With -f paths: NUL after each path, and an extra NUL "
-                                       "between groups.")] = False,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format",
+            "-f",
+            help="table | json | jsonl | paths (default: table on a terminal, jsonl when piped).",
+            show_default=False,
+        ),
+    ] = None,
+    null: Annotated[
+        bool, typer.Option("-0", "--null", help="With -f paths: NUL after each path, and an extra NUL between groups.")
+    ] = False,
     html_out: HtmlOpt = None,
 ) -> None:
     """Groups of near-duplicate images in an index, largest first (exact copies always group)."""
@@ -70,32 +82,47 @@ def dupes(
         elif out_format == "json":
             print(json.dumps([asdict(g) for g in groups], ensure_ascii=False, indent=2))
         else:
-            rows = [{"group": g.group, "size": len(g.paths), "min_score": f"{g.min_score:.3f}",
-                     "paths": "\n".join(g.paths)} for g in groups]
+            rows = [
+                {"group": g.group, "size": len(g.paths), "min_score": f"{g.min_score:.3f}", "paths": "\n".join(g.paths)}
+                for g in groups
+            ]
             render_records_table(rows, ["group", "size", "min_score", "paths"], sys.stdout)
         if html_out is not None:
             from mmcli.pictures import Tile, write_html
 
-            tiles = [Tile(p, (f"group {g.group} ({len(g.paths)} images)", f"min score {g.min_score:.3f}"))
-                     for g in groups for p in g.paths]
+            tiles = [
+                Tile(p, (f"group {g.group} ({len(g.paths)} images)", f"min score {g.min_score:.3f}"))
+                for g in groups
+                for p in g.paths
+            ]
             write_html(html_out, tiles, "mmcli dupes", f"threshold {threshold}; {len(groups)} groups")
             say(f"wrote {html_out}")
-        say(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates "
-            f"({sum(len(g.paths) for g in groups)} images) at threshold {threshold}")
+        say(
+            f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates "
+            f"({sum(len(g.paths) for g in groups)} images) at threshold {threshold}"
+        )
 
 
-@app.command(cls=MultiValueCommand, epilog=(
-    "Examples:\n\n"
-    "  mmcli cluster -k 20\n\n"
-    "  mmcli cluster -k 8 --labels beach mountain city food people -f jsonl"))
+@app.command(
+    cls=MultiValueCommand,
+    epilog=(
+        "Examples:\n\n  mmcli cluster -k 20\n\n  mmcli cluster -k 8 --labels beach mountain city food people -f jsonl"
+    ),
+)
 def cluster(
     k: Annotated[int, typer.Option("-k", "--clusters", min=1, help="How many clusters.")] = 10,
-    labels: Annotated[Optional[list[str]], typer.Option(
-        "--labels", "-l", help="Candidate tags: --labels beach city (or a comma list).", show_default=False)] = None,
-    labels_file: Annotated[Optional[Path], typer.Option("--labels-file", help="Candidate tags, one per line.",
-                                                         show_default=False)] = None,
-    template: Annotated[Optional[list[str]], typer.Option("--template", help="Prompt template(s) with {}.",
-                                                           show_default=False)] = None,
+    labels: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--labels", "-l", help="Candidate tags: --labels beach city (or a comma list).", show_default=False
+        ),
+    ] = None,
+    labels_file: Annotated[
+        Optional[Path], typer.Option("--labels-file", help="Candidate tags, one per line.", show_default=False)
+    ] = None,
+    template: Annotated[
+        Optional[list[str]], typer.Option("--template", help="Prompt template(s) with {}.", show_default=False)
+    ] = None,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Sample paths per cluster.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="k-means seed.")] = 1234,
     index: IndexOpt = None,
@@ -117,36 +144,60 @@ def cluster(
 
         out_format = resolve_format(fmt, sys.stdout)
         tags = collect_labels(labels, labels_file) if labels or labels_file else []
-        clusters = cluster_index(index_folder(index), k, tags, choose_templates(template, None), samples=samples,
-                                 seed=seed, model=model, weights=str(weights) if weights else None, device=device,
-                                 precision=precision)
+        clusters = cluster_index(
+            index_folder(index),
+            k,
+            tags,
+            choose_templates(template, None),
+            samples=samples,
+            seed=seed,
+            model=model,
+            weights=str(weights) if weights else None,
+            device=device,
+            precision=precision,
+        )
         if out_format == "jsonl":
             for c in clusters:
                 print(json_line(asdict(c)))
         elif out_format == "json":
             print(json.dumps([asdict(c) for c in clusters], ensure_ascii=False, indent=2))
         elif out_format == "table":
-            rows = [{"cluster": c.cluster, "size": c.size,
-                     "labels": ", ".join(f"{ls.label} {ls.score:.2f}" for ls in c.labels),
-                     "samples": "\n".join(c.samples)} for c in clusters]
+            rows = [
+                {
+                    "cluster": c.cluster,
+                    "size": c.size,
+                    "labels": ", ".join(f"{ls.label} {ls.score:.2f}" for ls in c.labels),
+                    "samples": "\n".join(c.samples),
+                }
+                for c in clusters
+            ]
             render_records_table(rows, ["cluster", "size", "labels", "samples"], sys.stdout)
         else:
             raise UsageError("cluster prints table, json or jsonl")
 
 
-@app.command(epilog=(
-    "Examples:\n\n"
-    "  mmcli serve                                  (then: mmcli search 'a red car' uses it)\n\n"
-    "  mmcli serve --index holiday --port 9000 --allow-root ~/Pictures\n\n"
-    "  curl -s localhost:8765/search -d '{\"query\": \"a red car\", \"top_k\": 3}'"))
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  mmcli serve                                  (then: mmcli search 'a red car' uses it)\n\n"
+        "  mmcli serve --index holiday --port 9000 --allow-root ~/Pictures\n\n"
+        '  curl -s localhost:8765/search -d \'{"query": "a red car", "top_k": 3}\''
+    )
+)
 def serve(
     index: IndexOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (keep 127.0.0.1 unless you mean it).")] = (
-        "127.0.0.1"),
+        "127.0.0.1"
+    ),
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8765,
-    allow_root: Annotated[Optional[list[Path]], typer.Option(
-        "--allow-root", help="Folders whose images requests may name (repeatable; default: the current folder).",
-        show_default=False)] = None,
+    allow_root: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--allow-root",
+            help="Folders whose images requests may name (repeatable; default: the current folder).",
+            show_default=False,
+        ),
+    ] = None,
     max_body: Annotated[int, typer.Option("--max-body", min=1024, help="Largest request body, bytes.")] = 1_000_000,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
@@ -166,6 +217,8 @@ def serve(
         folder = index_folder(index)
         roots = allow_root or [Path.cwd()]
         engine = Engine(folder, model, str(weights) if weights else None, device, precision, roots)
-        say(f"mmcli serve: http://{host}:{port} (index {folder}, model {engine.spec.name}); "
-            f"images allowed under: {', '.join(str(r) for r in roots)}; docs at /docs")
+        say(
+            f"mmcli serve: http://{host}:{port} (index {folder}, model {engine.spec.name}); "
+            f"images allowed under: {', '.join(str(r) for r in roots)}; docs at /docs"
+        )
         run_server(engine, host, port, max_body)

@@ -14,11 +14,20 @@ from mmcli.results import Cluster, LabelScore
 from mmcli.search import open_index
 
 
-def cluster_index(folder: Path, k: int, labels: Sequence[str] = (), templates: Sequence[str] = ("a photo of a {}.",),
-                  samples: int = 5, top_labels: int = 3, seed: int = 1234, model: str | None = None,
-                  weights: str | None = None, device: str = "auto", precision: str = "auto") -> list[Cluster]:
+def cluster_index(
+    folder: Path,
+    k: int,
+    labels: Sequence[str] = (),
+    templates: Sequence[str] = ("a photo of a {}.",),
+    samples: int = 5,
+    top_labels: int = 3,
+    seed: int = 1234,
+    model: str | None = None,
+    weights: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+) -> list[Cluster]:
     import faiss
-
 
     store = open_index(folder)
     try:
@@ -27,8 +36,15 @@ def cluster_index(folder: Path, k: int, labels: Sequence[str] = (), templates: S
         vecs = np.ascontiguousarray(np.concatenate([c[1] for c in chunks]))
         if k < 1 or k > len(vecs):
             raise UsageError(f"-k must be between 1 and the number of indexed images ({len(vecs)})")
-        km = faiss.Kmeans(vecs.shape[1], k, niter=25, seed=seed, spherical=True, min_points_per_centroid=1,
-                          max_points_per_centroid=100_000)
+        km = faiss.Kmeans(
+            vecs.shape[1],
+            k,
+            niter=25,
+            seed=seed,
+            spherical=True,
+            min_points_per_centroid=1,
+            max_points_per_centroid=100_000,
+        )
         km.train(vecs)
         _, assign = km.index.search(vecs, 1)
         assign = assign[:, 0]
@@ -49,8 +65,16 @@ def cluster_index(folder: Path, k: int, labels: Sequence[str] = (), templates: S
         store.close()
 
 
-def _label_scores(store: Any, centroids: np.ndarray, labels: Sequence[str], templates: Sequence[str],
-                  model: str | None, weights: str | None, device: str, precision: str) -> list[list[LabelScore]]:
+def _label_scores(
+    store: Any,
+    centroids: np.ndarray,
+    labels: Sequence[str],
+    templates: Sequence[str],
+    model: str | None,
+    weights: str | None,
+    device: str,
+    precision: str,
+) -> list[list[LabelScore]]:
     if not labels:
         return []
     from mmcli.classify import build_label_set, score
@@ -61,5 +85,4 @@ def _label_scores(store: Any, centroids: np.ndarray, labels: Sequence[str], temp
     encoder = load_encoder(model_spec_for(store.meta(), model, weights), device=device, precision=precision)
     label_set = build_label_set(encoder, labels, templates, TextCache())
     probs = score(centroids.astype(np.float32), label_set, encoder.logit_scale, encoder.logit_bias)
-    return [[LabelScore(label_set.labels[j], float(row[j])) for j in np.argsort(-row, kind="stable")]
-            for row in probs]
+    return [[LabelScore(label_set.labels[j], float(row[j])) for j in np.argsort(-row, kind="stable")] for row in probs]

@@ -48,7 +48,7 @@ def find_dupes(folder: Path, threshold: float = 0.95, chunk: int = 4096) -> list
         uf = _UnionFind()
         weakest: dict[tuple[int, int], float] = {}
         for start in range(0, len(vecs), chunk):
-            lims, scores, found = index.range_search(vecs[start:start + chunk], float(threshold))
+            lims, scores, found = index.range_search(vecs[start : start + chunk], float(threshold))
             for row in range(len(lims) - 1):
                 a = start + row
                 for k in range(lims[row], lims[row + 1]):
@@ -76,7 +76,9 @@ def find_dupes(folder: Path, threshold: float = 0.95, chunk: int = 4096) -> list
             r = uf.find(a)
             min_edge[r] = min(min_edge.get(r, 1.0), s)
         ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), min(paths[int(ids[n])] for n in kv[1])))
-        return [DupeGroup(g, tuple(sorted(paths[int(ids[n])] for n in members)), round(min_edge.get(root, 1.0), 6))
-                for g, (root, members) in enumerate(ordered, start=1)]
+        return [
+            DupeGroup(g, tuple(sorted(paths[int(ids[n])] for n in members)), round(min_edge.get(root, 1.0), 6))
+            for g, (root, members) in enumerate(ordered, start=1)
+        ]
     finally:
         store.close()

@@ -93,8 +93,10 @@ def render_html(tiles: Sequence[Tile], title: str, subtitle: str = "") -> str:
             pic = '<span class="missing">cannot read this file</span>'
         head, *rest = tile.caption or ("",)
         extra = "".join(f"<div>{html.escape(line)}</div>" for line in rest)
-        items.append(f'<li><a class="pic" href="{url}">{pic}</a><div class="meta"><div class="head">'
-                     f'{html.escape(head)}</div>{extra}<a class="path" href="{url}">{shown}</a></div></li>')
+        items.append(
+            f'<li><a class="pic" href="{url}">{pic}</a><div class="meta"><div class="head">'
+            f'{html.escape(head)}</div>{extra}<a class="path" href="{url}">{shown}</a></div></li>'
+        )
     return PAGE.format(title=html.escape(title), subtitle=html.escape(subtitle), items="\n".join(items))
 
 

@@ -161,8 +161,16 @@ def run_search(
         store.close()
 
 
-def top_hits(store: Store, index: Any, q: np.ndarray, terms: list[Term], top_k: int, threshold: float | None,
-             within: str | None, exact: bool) -> list[Hit]:
+def top_hits(
+    store: Store,
+    index: Any,
+    q: np.ndarray,
+    terms: list[Term],
+    top_k: int,
+    threshold: float | None,
+    within: str | None,
+    exact: bool,
+) -> list[Hit]:
     """The ranked hits of query vector ``q``: FAISS over everything, or brute force under ``within``."""
     from mmcli.index import vectors
 

@@ -7,10 +7,10 @@ roots are refused (403). While it runs, ``$MMCLI_HOME/server.json`` tells `mmcli
 `mmcli classify` where it is.
 """
 
-from __future__ import annotations
-
 import json
 import os
+import signal
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -32,8 +32,15 @@ def discovery_file() -> Path:
 class Engine:
     """What the server keeps warm: the encoder, the index's FAISS file and the text cache."""
 
-    def __init__(self, index_folder: Path, model: str | None, weights: str | None, device: str, precision: str,
-                 allowed_roots: Sequence[Path]) -> None:
+    def __init__(
+        self,
+        index_folder: Path,
+        model: str | None,
+        weights: str | None,
+        device: str,
+        precision: str,
+        allowed_roots: Sequence[Path],
+    ) -> None:
         from mmcli.indexer import model_spec_for
         from mmcli.models import load_encoder, model_fingerprint
         from mmcli.search import open_index
@@ -72,8 +79,9 @@ class Engine:
     def search(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         from mmcli.search import build_terms, open_index, query_vector, top_hits
 
-        terms = build_terms(body.get("query"), body.get("image"), list(body.get("add") or []),
-                            list(body.get("sub") or []))
+        terms = build_terms(
+            body.get("query"), body.get("image"), list(body.get("add") or []), list(body.get("sub") or [])
+        )
         for term in terms:
             if term.is_image:
                 self.check_path(term.value)
@@ -81,8 +89,16 @@ class Engine:
             store = open_index(self.index_folder)
             try:
                 q = query_vector(store, terms, lambda: self.encoder, self.fingerprint, 256_000_000)
-                hits = top_hits(store, self._index(store), q, terms, int(body.get("top_k", 10)),
-                                body.get("threshold"), body.get("within"), bool(body.get("exact", False)))
+                hits = top_hits(
+                    store,
+                    self._index(store),
+                    q,
+                    terms,
+                    int(body.get("top_k", 10)),
+                    body.get("threshold"),
+                    body.get("within"),
+                    bool(body.get("exact", False)),
+                )
             finally:
                 store.close()
         return [asdict(h) for h in hits]
@@ -98,8 +114,15 @@ class Engine:
         with self.lock:
             label_set = build_label_set(self.encoder, body.get("labels") or [], templates, self.cache)
             results: list[dict[str, Any]] = []
-            for item in classify_stream(self.encoder, paths, label_set, multi_label=bool(body.get("multi_label")),
-                                        top_k=body.get("top_k"), threshold=body.get("threshold"), workers=1):
+            for item in classify_stream(
+                self.encoder,
+                paths,
+                label_set,
+                multi_label=bool(body.get("multi_label")),
+                top_k=body.get("top_k"),
+                threshold=body.get("threshold"),
+                workers=1,
+            ):
                 kind = "failure" if isinstance(item, FileFailure) else "result"
                 results.append({"kind": kind, **asdict(item)})
         return {"results": results, "warnings": list(label_set.warnings)}
@@ -109,14 +132,15 @@ def create_app(engine: Engine, max_body: int = DEFAULT_MAX_BODY) -> Any:
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
 
-    app = FastAPI(title="mmcli", description="Zero-shot classification and image search over a local index.",
-                  version=_version())
+    app = FastAPI(
+        title="mmcli", description="Zero-shot classification and image search over a local index.", version=_version()
+    )
 
     def reply(data: Any, status: int = 200) -> Response:
         # ensure_ascii: file names that are not UTF-8 travel as \\udcXX escapes and round-trip
         return Response(json.dumps(data, ensure_ascii=True), status_code=status, media_type="application/json")
 
-    async def read_json(request: Request) -> dict[str, Any] | Response:
+    async def read_json(request: Request) -> "dict[str, Any] | Response":
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             return reply({"error": f"body over {max_body} bytes"}, 413)
@@ -143,8 +167,7 @@ def create_app(engine: Engine, max_body: int = DEFAULT_MAX_BODY) -> Any:
 
     @app.get("/health")
     def health() -> Response:
-        return reply({"status": "ok", "model": engine.spec.name, "index": str(engine.index_folder),
-                      "pid": os.getpid()})
+        return reply({"status": "ok", "model": engine.spec.name, "index": str(engine.index_folder), "pid": os.getpid()})
 
     @app.post("/search")
     async def search(request: Request) -> Response:
@@ -178,6 +201,9 @@ def run_server(engine: Engine, host: str, port: int, max_body: int) -> None:
     info = {"url": url, "pid": os.getpid(), "index": str(engine.index_folder), "model": engine.spec.name}
     path = discovery_file()
     atomic_write_bytes(path, json.dumps(info).encode())
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: exit through Python so the
+    # discovery file is removed below
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         uvicorn.run(create_app(engine, max_body), host=host, port=port, log_level="warning")
     finally:

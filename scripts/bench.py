@@ -210,6 +210,54 @@ def synthetic_index(folder: Path, files_dir: Path | None, n: int, weights: Path,
     store.close()
 
 
+def warm_search(index: Path, env: dict[str, str], queries: int) -> dict[str, float]:
+    """p50/p99 of /search on a running `mmcli serve` (distinct text queries: each is encoded)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [*MMCLI, "serve", "--index", str(index), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def post(query: str) -> float:
+        body = json.dumps({"query": query, "top_k": 10}).encode()
+        req = urllib.request.Request(url + "/search", data=body, headers={"Content-Type": "application/json"})
+        t = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=60) as r:
+            r.read()
+        return time.perf_counter() - t
+
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=2).read()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("mmcli serve did not start") from None
+                time.sleep(0.2)
+        for i in range(3):
+            post(f"warm-up query {i}")
+        new = [post(f"a photo of thing number {i}") for i in range(queries)]
+        again = [post("a photo of thing number 0") for _ in range(queries)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return {
+        "new_p50_ms": float(np.percentile(new, 50) * 1000),
+        "new_p99_ms": float(np.percentile(new, 99) * 1000),
+        "cached_p50_ms": float(np.percentile(again, 50) * 1000),
+    }
+
+
 def latent_vectors(n: int, d: int = 512, k: int = 64, seed: int = 0) -> np.ndarray:
     """Unit vectors with a low intrinsic dimension, as CLIP embeddings have (see the recall test)."""
     rng = np.random.default_rng(seed)
@@ -359,6 +407,11 @@ def main() -> None:
         res["classify_one_s"], res["classify_one_rss_mb"] = c["seconds"], c["rss_mb"]
         res["help_s"] = min(_popen_rss([*MMCLI, "--help"], env)["seconds"] for _ in range(3))
 
+        # warm search through `mmcli serve` on a 100k index
+        synthetic_index(tmpdir / "idx100k", None, 2000 if smoke else 100_000, weights)
+        res["serve_search"] = warm_search(tmpdir / "idx100k", env, 10 if smoke else 60)
+        res["serve_index_size"] = 2000 if smoke else 100_000
+
         # (e) no-op re-index of 10k unchanged files
         synthetic_index(tmpdir / "idx_noop", tmpdir / "noop_files", noop_files, weights)
         noop = _popen_rss([*MMCLI, "index", str(tmpdir / "noop_files"), "--index", str(tmpdir / "idx_noop")], env)
@@ -421,6 +474,11 @@ def report(res: dict[str, Any], auto: str) -> None:
     print(f"| `mmcli search` cold, 10k index, s | {res['search_cold_s']:.2f} | |")
     print(f"| `mmcli search` same query again (text cache: no model), s | {res['search_cached_query_s']:.2f} | |")
     print(f"| `mmcli classify` one image, cold, s | {res['classify_one_s']:.2f} | |")
+    w = res["serve_search"]
+    print(
+        f"| warm search via `mmcli serve`, {res['serve_index_size']} images: new query p50 / p99 ms | "
+        f"{w['new_p50_ms']:.1f} / {w['new_p99_ms']:.1f} | repeated query p50 {w['cached_p50_ms']:.1f} ms |"
+    )
     print(f"| `mmcli --help`, s | {res['help_s']:.3f} | |")
     print(
         f"| no-op re-index of {res['noop_files']} files, s | {res['noop_s']:.2f} | model loaded: "

@@ -35,5 +35,6 @@ def test_bench_smoke(tmp_path: Path) -> None:
     ):
         assert res[key] > 0, key
     assert res["noop_model_loaded"] is False
+    assert res["serve_search"]["new_p50_ms"] > 0
     assert res[f"index_{res['auto_precision']}"]["steady_img_s"] > 0
     assert "| `mmcli --help`, s |" in proc.stdout

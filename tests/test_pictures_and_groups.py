@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY
 from PIL import Image
 
-from conftest import TINY
 from mmcli.cli import app
 from mmcli.shapes import SHAPES, ShapeSpec, draw_shape, photo_like
 
@@ -46,9 +46,18 @@ def _browser(tmp_path: Path):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome-profile'}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chrome-profile'}",
+    ):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
 
@@ -57,8 +66,9 @@ def test_search_html_renders_in_a_real_browser(runner, indexed, tmp_path: Path) 
     folder, index = indexed
     page = tmp_path / "results.html"
     (folder / "red_circle.png").unlink()  # a hit whose file is gone gets a placeholder, not a broken image
-    r = runner.invoke(app, ["search", "a red circle", "--index", str(index), "-k", "8", "--html", str(page),
-                            "-f", "paths"])
+    r = runner.invoke(
+        app, ["search", "a red circle", "--index", str(index), "-k", "8", "--html", str(page), "-f", "paths"]
+    )
     assert r.exit_code == 0, r.stderr
     text = page.read_text()
     assert "a red circle" in text and "data:image/jpeg;base64," in text and "<script" not in text
@@ -72,10 +82,13 @@ def test_search_html_renders_in_a_real_browser(runner, indexed, tmp_path: Path) 
             driver.set_window_size(w, h)
             driver.get(page.as_uri())
             widths = driver.execute_script(
-                "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
+                "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)"
+            )
             assert len(widths) == len(hits) - 1 and all(x > 0 for x in widths), widths
             lefts = driver.execute_script(
-                "return Array.from(document.querySelectorAll('li')).slice(0, 2).map(e => e.getBoundingClientRect().left)")
+                "return Array.from(document.querySelectorAll('li')).slice(0, 2)"
+                ".map(e => e.getBoundingClientRect().left)"
+            )
             if name == "phone":
                 assert lefts[0] == lefts[1]  # one column on a phone
             else:
@@ -91,8 +104,23 @@ def test_search_html_renders_in_a_real_browser(runner, indexed, tmp_path: Path) 
 def test_classify_html_and_grid(runner, indexed, tmp_path: Path) -> None:
     folder, _ = indexed
     page, grid = tmp_path / "c.html", tmp_path / "c.png"
-    r = runner.invoke(app, ["classify", str(folder / "red_star.png"), str(folder / "blue_circle.png"), "--model",
-                            TINY, "--labels", "red star", "blue circle", "--html", str(page), "--grid", str(grid)])
+    r = runner.invoke(
+        app,
+        [
+            "classify",
+            str(folder / "red_star.png"),
+            str(folder / "blue_circle.png"),
+            "--model",
+            TINY,
+            "--labels",
+            "red star",
+            "blue circle",
+            "--html",
+            str(page),
+            "--grid",
+            str(grid),
+        ],
+    )
     assert r.exit_code == 0, r.stderr
     assert page.read_text().count("<li>") == 2 and "red star" in page.read_text()
     sheet = Image.open(grid)
@@ -145,8 +173,24 @@ def test_cluster_auto_tags_by_shape(runner, tmp_path: Path) -> None:
             draw_shape(ShapeSpec(colour, shape), size=128, seed=70 * i + j).save(folder / f"{shape}_{colour}.png")
     index = tmp_path / "idx"
     assert runner.invoke(app, ["index", str(folder), "--index", str(index), "--model", TINY]).exit_code == 0
-    r = runner.invoke(app, ["cluster", "-k", "4", "--index", str(index), "--labels", *SHAPES, "--template",
-                            "a photo of a {}.", "--samples", "3", "-f", "jsonl"])
+    r = runner.invoke(
+        app,
+        [
+            "cluster",
+            "-k",
+            "4",
+            "--index",
+            str(index),
+            "--labels",
+            *SHAPES,
+            "--template",
+            "a photo of a {}.",
+            "--samples",
+            "3",
+            "-f",
+            "jsonl",
+        ],
+    )
     assert r.exit_code == 0, r.stderr
     clusters = [json.loads(line) for line in r.stdout.splitlines()]
     assert sum(c["size"] for c in clusters) == 20
