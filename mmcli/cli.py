@@ -415,11 +415,12 @@ def _classify_via_server(
         "top_k": top_k,
         "threshold": threshold,
     }
-    if model is not None or weights is not None:
-        health = _health(url)
-        if health is None or health.get("model") != model or weights is not None:
-            return None  # the server holds another model
-    reply = call(url, "/classify", payload)
+    from mmcli.config import default_model
+
+    health = _health(url)
+    if weights is not None or health is None or health.get("model") != (model or default_model()):
+        return None  # the server holds another model than this command would use
+    reply = call(url, "/classify", payload, explicit=explicit)
     if reply is None:
         if explicit:
             warn(f"no mmcli server answers at {url}; working in-process")
@@ -775,7 +776,7 @@ def _search_via_server(
         "within": os.path.abspath(os.path.expanduser(within)) if within else None,
         "exact": exact,
     }
-    reply = call(url, "/search", payload)
+    reply = call(url, "/search", payload, explicit=explicit)
     if reply is None:
         if explicit:
             warn(f"no mmcli server answers at {url}; working in-process")

@@ -49,8 +49,11 @@ def find_server(explicit: str | None, index_folder: Path | None) -> tuple[str | 
     return str(info.get("url", "")).rstrip("/") or None, False
 
 
-def call(url: str, endpoint: str, payload: dict[str, Any], timeout: float = 60) -> dict[str, Any] | None:
-    """POST JSON; the decoded reply, or None when the server cannot be reached (work in-process)."""
+def call(
+    url: str, endpoint: str, payload: dict[str, Any], timeout: float = 60, explicit: bool = True
+) -> dict[str, Any] | None:
+    """POST JSON; the decoded reply, or None to work in-process: the server cannot be reached, or a
+    server that was only found (not named) refuses a path outside its allowed roots."""
     data = json.dumps(payload, ensure_ascii=True).encode()
     req = urllib.request.Request(url + endpoint, data=data, headers={"Content-Type": "application/json"})
     try:
@@ -61,6 +64,8 @@ def call(url: str, endpoint: str, payload: dict[str, Any], timeout: float = 60) 
             detail = json.loads(exc.read())
         except ValueError:
             detail = {}
+        if exc.code == 403 and not explicit:
+            return None
         message = f"server {url}: {detail.get('error') or exc.reason}"
         if exc.code in (400, 403, 413, 422):
             raise UsageError(message, hint=detail.get("hint")) from None

@@ -60,6 +60,7 @@ class Engine:
         self.lock = threading.Lock()
         self._faiss: Any = None
         self._generation = -1
+        self.served = {"search": 0, "classify": 0}
 
     def check_path(self, path: str) -> str:
         resolved = Path(path).resolve()
@@ -167,13 +168,22 @@ def create_app(engine: Engine, max_body: int = DEFAULT_MAX_BODY) -> Any:
 
     @app.get("/health")
     def health() -> Response:
-        return reply({"status": "ok", "model": engine.spec.name, "index": str(engine.index_folder), "pid": os.getpid()})
+        return reply(
+            {
+                "status": "ok",
+                "model": engine.spec.name,
+                "index": str(engine.index_folder),
+                "pid": os.getpid(),
+                "served": engine.served,
+            }
+        )
 
     @app.post("/search")
     async def search(request: Request) -> Response:
         body = await read_json(request)
         if isinstance(body, Response):
             return body
+        engine.served["search"] += 1
         return guarded(lambda b: {"hits": engine.search(b)}, body)
 
     @app.post("/classify")
@@ -181,6 +191,7 @@ def create_app(engine: Engine, max_body: int = DEFAULT_MAX_BODY) -> Any:
         body = await read_json(request)
         if isinstance(body, Response):
             return body
+        engine.served["classify"] += 1
         return guarded(engine.classify, body)
 
     return app

@@ -108,7 +108,9 @@ def _cli(server, *args: str, use_server: bool) -> subprocess.CompletedProcess[by
     ],
 )
 def test_search_output_is_identical_with_and_without_server(server, args: list[str]) -> None:
+    before = _get(server["url"] + "/health")["served"]["search"]
     via = _cli(server, *args, use_server=True)
+    assert _get(server["url"] + "/health")["served"]["search"] == before + 1  # it really went through the server
     alone = _cli(server, *args, use_server=False)
     assert via.returncode == alone.returncode == 0, (via.stderr, alone.stderr)
     assert via.stdout == alone.stdout and via.stdout
@@ -116,31 +118,26 @@ def test_search_output_is_identical_with_and_without_server(server, args: list[s
 
 def test_search_by_image_and_classify_identical(server) -> None:
     img = str(sorted(server["photos"].iterdir())[0])
+    missing = str(server["photos"] / "missing.jpg")
     for args in (
         ["search", "--image", img, "--index", "shapes", "-k", "3"],
-        ["classify", img, str(server["photos"] / "missing.jpg"), "--labels", "red circle", "blue star"],
+        ["classify", img, missing, "--labels", "red circle", "blue star", "--model", TINY],
     ):
+        before = _get(server["url"] + "/health")["served"][args[0]]
         via = _cli(server, *args, use_server=True)
-        alone = (
-            _cli(
-                server,
-                *args,
-                use_server=False,
-            )
-            if args[0] == "search"
-            else _cli(server, *args, "--model", TINY, use_server=False)
-        )
+        assert _get(server["url"] + "/health")["served"][args[0]] == before + 1  # it went through the server
+        alone = _cli(server, *args, use_server=False)
         assert via.returncode == alone.returncode == 0, (via.stderr, alone.stderr)
         assert via.stdout == alone.stdout and via.stdout
+        assert via.stderr.count(b"skipped") == alone.stderr.count(b"skipped")
 
 
 def test_server_is_found_without_being_named(server) -> None:
     env = {k: v for k, v in server["env"].items() if k != "MMCLI_SERVER"}
-    # a search through the server needs no model in this process: it answers fast and imports no torch
-    t = time.perf_counter()
+    before = _get(server["url"] + "/health")["served"]["search"]
     r = run_mmcli("search", "a green square", "--index", "shapes", "-k", "2", env=env)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
-    assert time.perf_counter() - t < 10
+    assert _get(server["url"] + "/health")["served"]["search"] == before + 1
 
 
 def test_limits_body_size_and_roots(server) -> None:
@@ -152,7 +149,7 @@ def test_limits_body_size_and_roots(server) -> None:
     assert status == 403 and "outside the allowed roots" in body["error"]
     status, body = _post(server["url"] + "/search", b"not json")
     assert status == 400
-    r = _cli(server, "classify", "/etc/hostname", "--labels", "a", "b", use_server=True)
+    r = _cli(server, "classify", "/etc/hostname", "--labels", "a", "b", "--model", TINY, use_server=True)
     assert r.returncode == 2 and b"outside the allowed roots" in r.stderr
 
 
@@ -162,3 +159,14 @@ def test_unreachable_server_falls_back(server) -> None:
     alone = _cli(server, *args, use_server=False)
     assert dead.returncode == 0 and dead.stdout == alone.stdout
     assert b"working in-process" in dead.stderr
+
+
+def test_found_server_refusing_a_path_falls_back(server) -> None:
+    from mmcli.shapes import ShapeSpec, draw_shape
+
+    outside = server["base"] / "outside.png"
+    draw_shape(ShapeSpec("blue", "star"), size=96, seed=1).save(outside)
+    env = {k: v for k, v in server["env"].items() if k != "MMCLI_SERVER"}
+    r = run_mmcli("classify", str(outside), "--labels", "blue star", "red circle", "--model", TINY, env=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(r.stdout)["labels"][0]["label"] == "blue star"
