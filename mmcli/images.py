@@ -90,13 +90,6 @@ def walk_images(root: Path, include_hidden: bool = False, exclude: Sequence[str]
             continue
 
 
-def read_path_list(stream: Iterable[str] | str, nul: bool = False) -> list[str]:
-    """Paths from stdin text: one per line, or NUL-separated with ``nul`` (``find -print0``)."""
-    text = stream if isinstance(stream, str) else "".join(stream)
-    parts = text.split("\0") if nul else text.splitlines()
-    return [p for p in parts if p.strip()] if not nul else [p for p in parts if p]
-
-
 def expand_inputs(inputs: Iterable[str], include_hidden: bool = False) -> Iterator[Path]:
     """Files as given (whatever their extension), directories walked for image files."""
     for item in inputs:

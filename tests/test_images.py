@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mmcli.errors import ImageLoadError
-from mmcli.images import expand_inputs, load_image, read_path_list, walk_images
+from mmcli.images import expand_inputs, load_image, walk_images
 from mmcli.shapes import photo_like
 
 
@@ -149,8 +149,3 @@ def test_walk_finds_images_skips_hidden_and_junk(tmp_path: Path) -> None:
     assert ".hidden/d.jpg" in with_hidden and ".g.jpg" in with_hidden
     # a file given explicitly is used whatever its extension
     assert list(expand_inputs([str(tmp_path / "sub/c.txt")])) == [tmp_path / "sub/c.txt"]
-
-
-def test_read_path_list() -> None:
-    assert read_path_list("a.jpg\nb c.jpg\n\n") == ["a.jpg", "b c.jpg"]
-    assert read_path_list("a\nb.jpg\0c.jpg\0", nul=True) == ["a\nb.jpg", "c.jpg"]

@@ -304,52 +304,19 @@ def test_sigkill_mid_index_then_resume(tmp_path: Path) -> None:
     db.close()
 
 
-def test_second_indexer_exits_clearly_and_search_works_meanwhile(tmp_path: Path) -> None:
-    folder = tmp_path / "many"
-    folder.mkdir()
-    _big_corpus(folder, 120)
+def test_second_indexer_exits_clearly_and_search_works_meanwhile(photos: Path, tmp_path: Path) -> None:
+    from mmcli.index.lock import IndexLock
+
     index = tmp_path / "idx"
-    first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mmcli",
-            "index",
-            str(folder),
-            "--index",
-            str(index),
-            "--model",
-            TINY,
-            "--batch-size",
-            "8",
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                db = sqlite3.connect(index / "index.sqlite", timeout=1)
-                n = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
-                db.close()
-            except sqlite3.Error:
-                n = 0
-            if n >= 8:
-                break
-            time.sleep(0.05)
-        second = run_mmcli("index", str(folder), "--index", str(index), "--model", TINY)
-        search = run_mmcli("search", "a red circle", "--index", str(index), "-k", "3")
-    finally:
-        first.wait(timeout=300)
-    if first.returncode == 0 and b"another" not in second.stderr:
-        pytest.skip("the first indexer finished before the second started")
+    run_index(index, [str(photos)], model=TINY, workers=1)
+    with IndexLock(index):  # this process is "the first indexer", for as long as the test needs
+        second = run_mmcli("index", str(photos), "--index", str(index))
+        search = run_mmcli("search", "a blue star", "--index", str(index), "-k", "3")
     assert second.returncode == 1
-    assert b"another `mmcli index`" in second.stderr
+    assert f"another `mmcli index` (pid {os.getpid()})".encode() in second.stderr
     assert search.returncode == 0, search.stderr.decode()
     assert len(search.stdout.splitlines()) == 3
+    assert run_mmcli("index", str(photos), "--index", str(index)).returncode == 0  # the lock went with it
 
 
 def test_approximate_index_recall_on_200k_vectors() -> None:

@@ -208,10 +208,6 @@ class Store:
                 out[rid] = decode_path(path)
         return out
 
-    def row_for_path(self, path: str) -> tuple[int, str | None] | None:
-        row = self.db.execute("SELECT id, hash FROM files WHERE path = ?", (encode_path(path),)).fetchone()
-        return (int(row[0]), row[1]) if row else None
-
     # ----------------------------------------------------------------------------------- writes
     def put_ok(self, path: str, size: int, mtime_ns: int, digest: str | None, vector: bytes) -> None:
         self.db.execute(
