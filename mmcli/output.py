@@ -120,13 +120,20 @@ class Progress:
         self._bar = None
         if enabled and total > 1 and _isatty(sys.stderr):
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
+            from rich.text import Text
+
+            class RateColumn(ProgressColumn):
+                def render(self, task: Any) -> Text:
+                    return Text(f"{task.speed:.1f} img/s" if task.speed else "- img/s")
 
             self._bar = RichProgress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                RateColumn(),
+                TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=Console(file=sys.stderr),
                 transient=True,

@@ -217,3 +217,39 @@ def test_every_format_parses_back(runner, shapes_dir: Path, fmt: str) -> None:
         assert abs(sum(float(r["score"]) for r in rows if r["path"] == imgs[0]) - 1) < 1e-4
     else:
         assert "red star" in out and "blue circle" in out
+
+
+def test_garbage_weights_file_is_one_clear_line(runner, shapes_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x00garbage" * 64)
+    result = runner.invoke(
+        app,
+        [
+            "classify",
+            str(shapes_dir / "red_star.jpg"),
+            "--labels",
+            "a",
+            "b",
+            "--model",
+            "ViT-B-32-256",
+            "--weights",
+            str(bad),
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"mmcli: error: cannot read weights {bad}")
+    assert "Traceback" not in result.stderr
+    missing = runner.invoke(
+        app,
+        [
+            "classify",
+            str(shapes_dir / "red_star.jpg"),
+            "--labels",
+            "a",
+            "--model",
+            "ViT-B-32-256",
+            "--weights",
+            str(tmp_path / "nope.pt"),
+        ],
+    )
+    assert missing.exit_code == 1 and "weights file not found" in missing.stderr
