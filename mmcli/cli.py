@@ -162,6 +162,13 @@ MaxPixelsOpt = Annotated[
 ]
 HiddenOpt = Annotated[bool, typer.Option("--include-hidden", help="Also walk hidden files and folders.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
+LabelsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--labels", "-l", help="Labels: --labels cat dog, --labels cat,dog, or repeated.", show_default=False),
+]
+LabelsFileOpt = Annotated[
+    Optional[Path], typer.Option("--labels-file", help="A file with one label per line.", show_default=False)
+]
 ServerOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -271,15 +278,8 @@ def choose_templates(template: Sequence[str] | None, templates: str | None) -> l
 )
 def classify(
     inputs: InputsArg = None,
-    labels: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--labels", "-l", help="Labels: --labels cat dog, --labels cat,dog, or repeated.", show_default=False
-        ),
-    ] = None,
-    labels_file: Annotated[
-        Optional[Path], typer.Option("--labels-file", help="A file with one label per line.", show_default=False)
-    ] = None,
+    labels: LabelsOpt = None,
+    labels_file: LabelsFileOpt = None,
     template: Annotated[
         Optional[list[str]],
         typer.Option(

@@ -13,6 +13,8 @@ from mmcli.cli import (
     FormatOpt,
     HtmlOpt,
     IndexOpt,
+    LabelsFileOpt,
+    LabelsOpt,
     ModelOpt,
     MultiValueCommand,
     PrecisionOpt,
@@ -111,15 +113,8 @@ def dupes(
 )
 def cluster(
     k: Annotated[int, typer.Option("-k", "--clusters", min=1, help="How many clusters.")] = 10,
-    labels: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--labels", "-l", help="Candidate tags: --labels beach city (or a comma list).", show_default=False
-        ),
-    ] = None,
-    labels_file: Annotated[
-        Optional[Path], typer.Option("--labels-file", help="Candidate tags, one per line.", show_default=False)
-    ] = None,
+    labels: LabelsOpt = None,
+    labels_file: LabelsFileOpt = None,
     template: Annotated[
         Optional[list[str]], typer.Option("--template", help="Prompt template(s) with {}.", show_default=False)
     ] = None,
