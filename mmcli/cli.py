@@ -601,7 +601,8 @@ def index_cmd(
 ) -> None:
     """Add folders of images to an index, incrementally (new, changed, renamed, deleted files)."""
     with funnel():
-        from mmcli.indexer import index_folder, run_index
+        from mmcli.index.open import index_folder
+        from mmcli.index.sync import run_index
         from mmcli.output import Progress
 
         folder = index_folder(index)
@@ -703,7 +704,7 @@ def search(
 ) -> None:
     """Search an index by text, by example image, or both combined."""
     with funnel():
-        from mmcli.indexer import index_folder
+        from mmcli.index.open import index_folder
         from mmcli.output import render_hits
         from mmcli.search import build_terms, run_search
 
@@ -791,9 +792,8 @@ def info(index: IndexOpt = None, fmt: FormatOpt = None) -> None:
     with funnel():
         from dataclasses import asdict
 
-        from mmcli.indexer import index_folder
+        from mmcli.index.open import index_folder, index_info
         from mmcli.output import json_line, render_records_table, resolve_format
-        from mmcli.search import index_info
 
         record = asdict(index_info(index_folder(index)))
         out_format = resolve_format(fmt, sys.stdout)

@@ -61,7 +61,7 @@ def dupes(
         from dataclasses import asdict
 
         from mmcli.dupes import find_dupes
-        from mmcli.indexer import index_folder
+        from mmcli.index.open import index_folder
         from mmcli.output import json_line, render_records_table, resolve_format
 
         if fmt == "paths" or null:
@@ -134,7 +134,7 @@ def cluster(
 
         from mmcli.cli import collect_labels
         from mmcli.cluster import cluster_index
-        from mmcli.indexer import index_folder
+        from mmcli.index.open import index_folder
         from mmcli.output import json_line, render_records_table, resolve_format
 
         out_format = resolve_format(fmt, sys.stdout)
@@ -206,7 +206,7 @@ def serve(
             import uvicorn  # noqa: F401
         except ImportError:
             raise UsageError("mmcli serve needs FastAPI and uvicorn", hint='pip install "mmcli[serve]"') from None
-        from mmcli.indexer import index_folder
+        from mmcli.index.open import index_folder
         from mmcli.serve import Engine, run_server
 
         folder = index_folder(index)

@@ -33,8 +33,10 @@ def find_server(explicit: str | None, index_folder: Path | None) -> tuple[str | 
 
     if explicit:
         return explicit.rstrip("/"), True
-    env = os.environ.get("MMCLI_SERVER", "")
-    if env.lower() in ("0", "off", "no", "none"):
+    from mmcli.config import settings
+
+    env = settings().server
+    if env == "off":
         return None, False
     if env:
         return env.rstrip("/"), True

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from mmcli.errors import UsageError
+from mmcli.errors import IndexMissing, UsageError
+from mmcli.index.open import model_spec_for, open_index
+from mmcli.index.vectors import load_all
 from mmcli.results import Cluster, LabelScore
-from mmcli.search import open_index
 
 
 def cluster_index(
@@ -31,9 +32,11 @@ def cluster_index(
 
     store = open_index(folder)
     try:
-        chunks = list(store.vectors())
-        ids = np.concatenate([c[0] for c in chunks])
-        vecs = np.ascontiguousarray(np.concatenate([c[1] for c in chunks]))
+        ids, vecs = load_all(store)
+        if not len(ids):
+            raise IndexMissing(
+                f"the index at {folder} holds no images to cluster", hint="add images with `mmcli index PATH`"
+            )
         if k < 1 or k > len(vecs):
             raise UsageError(f"-k must be between 1 and the number of indexed images ({len(vecs)})")
         km = faiss.Kmeans(
@@ -78,7 +81,6 @@ def _label_scores(
     if not labels:
         return []
     from mmcli.classify import build_label_set, score
-    from mmcli.indexer import model_spec_for
     from mmcli.models import load_encoder
     from mmcli.textcache import TextCache
 

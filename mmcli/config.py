@@ -1,9 +1,26 @@
-"""Settings and data files: flag > MMCLI_* environment > defaults; configs/ lookup."""
+"""Settings and data files.
+
+Precedence: a command-line flag > an ``MMCLI_*`` environment variable > the defaults below.
+Every ``MMCLI_*`` variable is read here, in ``settings()``, and nowhere else:
+
+    MMCLI_HOME            where indexes and the server's discovery file live (platform data dir)
+    MMCLI_CACHE           disposable caches: text embeddings (platform cache dir)
+    MMCLI_MODEL           the default --model
+    MMCLI_SERVER          a running `mmcli serve` to use (URL), or off/0/no/none for never
+    MMCLI_WORKERS         decoding processes (default: the CPUs this process may use)
+    MMCLI_MAX_PIXELS      the default --max-pixels (decompression-bomb limit)
+    MMCLI_DEVICE_DECODE   0: never decode JPEGs on the GPU
+    MMCLI_CPU_BF16        0: never pick bf16 on a CPU for --precision auto
+    MMCLI_FAULT           test-only fault points (see ``mmcli.faults``)
+
+``configs/`` (model aliases, prompt templates, mmcli-tiny) is data shipped with the package.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +33,80 @@ else:  # pragma: no cover - Python 3.10
 from mmcli.errors import UsageError
 
 DEFAULT_MODEL = "ViT-B-32-256:datacomp_s34b_b86k"
+DEFAULT_MAX_PIXELS = 256_000_000  # a 200 MP phone photo fits; a 40000 x 40000 bomb does not
+SERVER_OFF = ("0", "off", "no", "none", "false")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything mmcli takes from its environment, read once per call of ``settings()``."""
+
+    home: Path
+    cache: Path
+    model: str
+    server: str | None  # None: find one; "off": never; else a URL as given
+    workers: int | None
+    max_pixels: int
+    device_decode: bool
+    cpu_bf16: bool
+    fault: str
+
+
+def _env_int(name: str, env: dict[str, str] | os._Environ[str]) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(float(raw)) if "e" in raw.lower() else int(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not a whole number") from None
+    if value < 0:
+        raise UsageError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+def _platform_dir(kind: str) -> Path:
+    import platformdirs
+
+    if kind == "cache":
+        return Path(platformdirs.user_cache_dir("mmcli", appauthor=False))
+    return Path(platformdirs.user_data_dir("mmcli", appauthor=False))
+
+
+def settings(env: dict[str, str] | None = None) -> Settings:
+    """The settings in force now (environment variables are read on every call: tests change them)."""
+    e = os.environ if env is None else env
+    home = e.get("MMCLI_HOME")
+    cache_env = e.get("MMCLI_CACHE")
+    server = e.get("MMCLI_SERVER", "").strip() or None
+    if server is not None and server.lower() in SERVER_OFF:
+        server = "off"
+    max_pixels = _env_int("MMCLI_MAX_PIXELS", e)
+    return Settings(
+        home=Path(home).expanduser() if home else _platform_dir("data"),
+        cache=Path(cache_env).expanduser() if cache_env else _platform_dir("cache"),
+        model=e.get("MMCLI_MODEL") or DEFAULT_MODEL,
+        server=server,
+        workers=_env_int("MMCLI_WORKERS", e),
+        max_pixels=max_pixels if max_pixels else DEFAULT_MAX_PIXELS,
+        device_decode=e.get("MMCLI_DEVICE_DECODE", "1") != "0",
+        cpu_bf16=e.get("MMCLI_CPU_BF16", "1") != "0",
+        fault=e.get("MMCLI_FAULT", ""),
+    )
+
+
+def home_dir() -> Path:
+    """Where indexes live: ``MMCLI_HOME`` or the platform's user data dir."""
+    return settings().home
+
+
+def cache_dir() -> Path:
+    """Where derived, disposable data lives (label embeddings): ``MMCLI_CACHE`` or the user cache dir."""
+    return settings().cache
+
+
+def default_model() -> str:
+    return settings().model
 
 
 def configs_dir() -> Path:
@@ -31,35 +122,6 @@ def configs_dir() -> Path:
 def load_toml(name: str) -> dict[str, Any]:
     with open(configs_dir() / name, "rb") as f:
         return tomllib.load(f)
-
-
-def default_model() -> str:
-    return os.environ.get("MMCLI_MODEL") or DEFAULT_MODEL
-
-
-def _platform_dir(kind: str) -> Path:
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local"))
-        return base / "mmcli" / ("Cache" if kind == "cache" else "")
-    if sys.platform == "darwin":
-        sub = "Caches" if kind == "cache" else "Application Support"
-        return home / "Library" / sub / "mmcli"
-    if kind == "cache":
-        return Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "mmcli"
-    return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "mmcli"
-
-
-def home_dir() -> Path:
-    """Where indexes live: ``MMCLI_HOME`` or the platform's user data dir."""
-    env = os.environ.get("MMCLI_HOME")
-    return Path(env).expanduser() if env else _platform_dir("data")
-
-
-def cache_dir() -> Path:
-    """Where derived, disposable data lives (label embeddings): ``MMCLI_CACHE`` or the user cache dir."""
-    env = os.environ.get("MMCLI_CACHE")
-    return Path(env).expanduser() if env else _platform_dir("cache")
 
 
 def template_sets() -> dict[str, list[str]]:

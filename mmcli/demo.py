@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmcli.indexer import IndexSummary, run_index
+from mmcli.index.sync import IndexSummary, run_index
 from mmcli.results import Classification, Hit
 from mmcli.search import build_terms, run_search
 from mmcli.shapes import all_specs, write_corpus

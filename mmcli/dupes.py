@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from mmcli.index.open import open_index
+from mmcli.index.vectors import load_all
 from mmcli.results import DupeGroup
-from mmcli.search import open_index
 
 
 class _UnionFind:
@@ -38,15 +37,13 @@ def find_dupes(folder: Path, threshold: float = 0.95, chunk: int = 4096) -> list
 
     store = open_index(folder)
     try:
-        chunks = list(store.vectors())
-        if not chunks:
+        ids, vecs = load_all(store)
+        if not len(ids):
             return []
-        ids = np.concatenate([c[0] for c in chunks])
-        vecs = np.ascontiguousarray(np.concatenate([c[1] for c in chunks]))
         index = faiss.IndexFlatIP(vecs.shape[1])
         index.add(vecs)
         uf = _UnionFind()
-        weakest: dict[tuple[int, int], float] = {}
+        edges: dict[tuple[int, int], float] = {}  # (a, b) -> similarity of every linking pair
         for start in range(0, len(vecs), chunk):
             lims, scores, found = index.range_search(vecs[start : start + chunk], float(threshold))
             for row in range(len(lims) - 1):
@@ -55,16 +52,16 @@ def find_dupes(folder: Path, threshold: float = 0.95, chunk: int = 4096) -> list
                     b = int(found[k])
                     if b > a:
                         uf.union(a, b)
-                        weakest[(a, b)] = float(scores[k])
+                        edges[(a, b)] = float(scores[k])
         by_hash: dict[str, list[int]] = {}
         pos = {int(i): n for n, i in enumerate(ids)}
-        for rid, digest in store.db.execute("SELECT id, hash FROM files WHERE status = 'ok' AND hash IS NOT NULL"):
+        for rid, digest in store.ok_hashes():
             if rid in pos:
                 by_hash.setdefault(digest, []).append(pos[rid])
         for members in by_hash.values():
             for other in members[1:]:
                 uf.union(members[0], other)
-                weakest.setdefault((min(members[0], other), max(members[0], other)), 1.0)
+                edges.setdefault((min(members[0], other), max(members[0], other)), 1.0)
         groups: dict[int, list[int]] = {}
         for n in range(len(vecs)):
             if n in uf.parent:
@@ -72,7 +69,7 @@ def find_dupes(folder: Path, threshold: float = 0.95, chunk: int = 4096) -> list
         groups = {r: m for r, m in groups.items() if len(m) > 1}
         paths = store.paths_for(int(ids[n]) for m in groups.values() for n in m)
         min_edge: dict[int, float] = {}
-        for (a, _b), s in weakest.items():
+        for (a, _b), s in edges.items():
             r = uf.find(a)
             min_edge[r] = min(min_edge.get(r, 1.0), s)
         ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), min(paths[int(ids[n])] for n in kv[1])))

@@ -31,9 +31,11 @@ INLINE_BELOW = 8  # fewer files than this are decoded in-process: a pool costs m
 
 
 def default_workers() -> int:
-    env = os.environ.get("MMCLI_WORKERS")
-    if env and env.isdigit():
-        return int(env)
+    from mmcli.config import settings
+
+    configured = settings().workers
+    if configured is not None:
+        return configured
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -132,7 +134,9 @@ def embed_stream(
 
 def use_device_decoding(encoder: Encoder) -> bool:
     """On CUDA, decode JPEGs on the GPU (``MMCLI_DEVICE_DECODE=0`` turns it off)."""
-    return encoder.device == "cuda" and os.environ.get("MMCLI_DEVICE_DECODE", "1") != "0"
+    from mmcli.config import settings
+
+    return encoder.device == "cuda" and settings().device_decode
 
 
 def _device_stream(

@@ -52,4 +52,28 @@ class ImageLoadError(MmcliError):
 
 
 class IndexStoreError(MmcliError):
-    """An index that is missing, corrupt, newer than this mmcli, busy, or built with another model."""
+    """An index that cannot be used as asked; the subclasses below say why."""
+
+
+class IndexMissing(IndexStoreError):
+    """No index at that place, or one that holds no images yet."""
+
+
+class IndexCorrupt(IndexStoreError):
+    """The index database cannot be read (``mmcli index --rebuild`` sets it aside)."""
+
+
+class IndexTooNew(IndexStoreError):
+    """Written by a newer mmcli (a newer format version)."""
+
+
+class IndexLocked(IndexStoreError):
+    """Another ``mmcli index`` is updating it."""
+
+
+class ModelMismatch(IndexStoreError):
+    """The index was built with another model than the one asked for."""
+
+
+class DiskFull(IndexStoreError):
+    """The disk filled up while writing; everything committed before is kept."""

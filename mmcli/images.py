@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".avif"})
-DEFAULT_MAX_PIXELS = 256_000_000  # a 200 MP phone photo fits; a 40000 x 40000 bomb does not
 DRAFT_MARGIN = 2  # JPEG DCT scaling keeps the shorter side >= this x the model side
 SKIP_DIRS = frozenset({"@eaDir", ".git", "node_modules", "__pycache__"})
 

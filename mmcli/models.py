@@ -135,7 +135,9 @@ def resolve_precision(precision: str, device: str) -> str:
     if device in ("cuda", "mps"):
         return "fp16"
     # CPU: bf16 only where the CPU computes it natively (see README, "Precision").
-    return "bf16" if cpu_has_bf16() and os.environ.get("MMCLI_CPU_BF16", "1") != "0" else "fp32"
+    from mmcli.config import settings
+
+    return "bf16" if cpu_has_bf16() and settings().cpu_bf16 else "fp32"
 
 
 # ---------------------------------------------------------------------------------------- loading

@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from mmcli.errors import IndexStoreError, UsageError
+from mmcli.config import DEFAULT_MAX_PIXELS
+from mmcli.errors import UsageError
+from mmcli.index.open import model_spec_for, open_index
 from mmcli.index.store import Store
-from mmcli.results import Hit, IndexInfo
+from mmcli.results import Hit
 
 WEIGHT_RE = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)):(.+)$", re.DOTALL)
 
@@ -59,26 +61,14 @@ def build_terms(query: str | None, image: str | None, add: Sequence[str], sub: S
     return terms
 
 
-def open_index(folder: Path) -> Store:
-    store = Store(folder, readonly=True)
-    if not store.meta().get("dim"):
-        store.close()
-        raise IndexStoreError(f"the index at {folder} is empty", hint="add images with `mmcli index PATH`")
-    return store
-
-
 def _stored_vector(store: Store, path: str) -> np.ndarray | None:
     """The indexed vector of ``path`` if the file is unchanged since it was indexed."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    row = store.db.execute(
-        "SELECT size, mtime_ns, vector FROM files WHERE path = ? AND status = 'ok'", (os.fsencode(path),)
-    ).fetchone()
-    if row and (row[0], row[1]) == (st.st_size, st.st_mtime_ns):
-        return np.frombuffer(row[2], dtype=np.float32)
-    return None
+    raw = store.vector_if_unchanged(path, st.st_size, st.st_mtime_ns)
+    return np.frombuffer(raw, dtype=np.float32) if raw is not None else None
 
 
 def query_vector(
@@ -133,12 +123,11 @@ def run_search(
     weights: str | None = None,
     device: str = "auto",
     precision: str = "auto",
-    max_pixels: int = 256_000_000,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     notes: list[str] | None = None,
 ) -> list[Hit]:
     """Ranked hits for the combined query; warnings (truncated queries) are appended to ``notes``."""
     from mmcli.index import vectors
-    from mmcli.indexer import model_spec_for
 
     store = open_index(folder)
     try:
@@ -197,36 +186,3 @@ def _brute_force(store: Store, q: np.ndarray, k: int, under: str) -> tuple[np.nd
             best_s, best_i = best_s[top], best_i[top]
     order = np.argsort(-best_s, kind="stable")[:k]
     return best_s[order], best_i[order]
-
-
-def index_info(folder: Path) -> IndexInfo:
-    import datetime
-
-    from mmcli.index.vectors import APPROX_MIN
-
-    store = Store(folder, readonly=True)
-    try:
-        meta = store.meta()
-        ok, failed = store.counts()
-        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-
-        def when(key: str) -> str:
-            value = meta.get(key)
-            return datetime.datetime.fromtimestamp(float(value)).isoformat(timespec="seconds") if value else ""
-
-        kind = "none" if ok == 0 else "flat (exact)" if ok < APPROX_MIN else "IVF-Flat (approximate)"
-        return IndexInfo(
-            folder=str(folder),
-            model=meta.get("model_name", ""),
-            model_spec=meta.get("model_spec", ""),
-            dim=int(meta.get("dim", 0)),
-            ok=ok,
-            failed=failed,
-            size_bytes=size,
-            created=when("created"),
-            updated=when("updated"),
-            format_version=int(meta.get("format_version", 0)),
-            vectors=kind,
-        )
-    finally:
-        store.close()

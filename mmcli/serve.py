@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mmcli.config import home_dir
+from mmcli.config import DEFAULT_MAX_PIXELS, home_dir
 from mmcli.errors import ImageLoadError, MmcliError, UsageError
 
 DISCOVERY = "server.json"
@@ -41,9 +41,8 @@ class Engine:
         precision: str,
         allowed_roots: Sequence[Path],
     ) -> None:
-        from mmcli.indexer import model_spec_for
+        from mmcli.index.open import model_spec_for, open_index
         from mmcli.models import load_encoder, model_fingerprint
-        from mmcli.search import open_index
         from mmcli.textcache import TextCache
 
         self.index_folder = index_folder
@@ -78,7 +77,8 @@ class Engine:
         return self._faiss
 
     def search(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        from mmcli.search import build_terms, open_index, query_vector, top_hits
+        from mmcli.index.open import open_index
+        from mmcli.search import build_terms, query_vector, top_hits
 
         terms = build_terms(
             body.get("query"), body.get("image"), list(body.get("add") or []), list(body.get("sub") or [])
@@ -89,7 +89,7 @@ class Engine:
         with self.lock:
             store = open_index(self.index_folder)
             try:
-                q = query_vector(store, terms, lambda: self.encoder, self.fingerprint, 256_000_000)
+                q = query_vector(store, terms, lambda: self.encoder, self.fingerprint, DEFAULT_MAX_PIXELS)
                 hits = top_hits(
                     store,
                     self._index(store),

@@ -125,8 +125,8 @@ def test_exif_rotated_photos_embed_like_their_upright_twin(tmp_path: Path) -> No
 def test_file_deleted_between_scan_and_decode_and_rewritten_while_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mmcli.indexer as indexer
-    from mmcli.indexer import run_index
+    import mmcli.index.sync as indexer
+    from mmcli.index.sync import run_index
 
     folder = tmp_path / "p"
     folder.mkdir()

@@ -21,7 +21,7 @@ from conftest import TINY, run_mmcli
 import mmcli.models
 from mmcli.cli import app
 from mmcli.index.store import Store
-from mmcli.indexer import run_index
+from mmcli.index.sync import run_index
 from mmcli.search import build_terms, run_search
 from mmcli.shapes import ShapeSpec, all_specs, draw_shape, write_corpus
 
@@ -110,7 +110,7 @@ def test_faiss_equals_numpy_ranking(photos: Path, tmp_path: Path) -> None:
     hits = run_search(index, build_terms("a blue star", None, (), ()), top_k=50)
     encoder = mmcli.models.load_encoder(mmcli.models.parse_model_spec(TINY), device="cpu", precision="auto")
     q = encoder.encode_texts(["a blue star"])[0]
-    store = Store(index, readonly=True)
+    store = Store(index)
     ((ids, vecs),) = list(store.vectors())
     paths = store.paths_for(ids.tolist())
     store.close()

@@ -140,7 +140,7 @@ def test_truncated_faiss_file_is_rebuilt(runner, tmp_path: Path) -> None:
 
 def test_disk_full_in_sqlite_keeps_the_last_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mmcli.index.store import Store
-    from mmcli.indexer import run_index
+    from mmcli.index.sync import run_index
 
     folder = tmp_path / "photos"
     _corpus(folder, 24)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from mmcli.errors import IndexStoreError
+from mmcli.errors import IndexLocked
 
 
 class IndexLock:
@@ -28,7 +28,7 @@ class IndexLock:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise IndexStoreError(
+            raise IndexLocked(
                 f"another `mmcli index` (pid {holder}) is updating the index at {self.path.parent}",
                 hint="wait for it to finish; `mmcli search` works meanwhile",
             ) from None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmcli.errors import IndexStoreError
+from mmcli.errors import IndexCorrupt, IndexMissing, IndexTooNew
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_hash ON files (hash);
 """
+# The format version is written in the same transaction as the schema: no index exists without one.
+CREATE = f"BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO meta VALUES ('format_version', '{FORMAT_VERSION}'); COMMIT;"
 
 
 @dataclass(frozen=True)
@@ -66,26 +68,30 @@ def decode_path(raw: bytes) -> str:
 
 
 class Store:
-    """A connection to one index database. Writers take the index lock (see ``lock.py``) first."""
+    """A connection to one index database. Writers take the index lock (see ``lock.py``) first.
 
-    def __init__(self, folder: Path, readonly: bool = False) -> None:
+    ``create=True`` (the indexer) makes the folder, the database and its schema when missing;
+    ``create=False`` (everything that only reads) refuses a missing index and changes nothing.
+    """
+
+    def __init__(self, folder: Path, create: bool = False) -> None:
         self.folder = folder
         self.path = folder / DB_NAME
-        if readonly and not self.path.exists():
-            raise IndexStoreError(f"no index at {folder}", hint="create it with `mmcli index PATH`")
+        if not create and not self.path.exists():
+            raise IndexMissing(f"no index at {folder}", hint="create it with `mmcli index PATH`")
         folder.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA busy_timeout = 30000")
             mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode != "wal" and not readonly:
+            if mode != "wal" and create:
                 self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
-            if not readonly:
-                self.db.executescript(SCHEMA)
+            if create:
+                self.db.executescript(CREATE)
             self._check_version()
         except sqlite3.DatabaseError as exc:
-            raise IndexStoreError(
+            raise IndexCorrupt(
                 f"the index database {self.path} is unreadable or corrupt ({exc})",
                 hint="`mmcli index --rebuild PATH...` sets it aside (as index.sqlite.corrupt-*) and indexes again",
             ) from None
@@ -107,7 +113,7 @@ class Store:
             return
         version = int(row[0])
         if version > FORMAT_VERSION:
-            raise IndexStoreError(
+            raise IndexTooNew(
                 f"the index at {self.folder} has format {version}, newer than this mmcli understands "
                 f"({FORMAT_VERSION})",
                 hint="upgrade mmcli (pip install -U mmcli)",
@@ -167,6 +173,17 @@ class Store:
                 p = decode_path(path)
                 found[p] = FileRow(rid, p, size, mtime, digest, status)
         return found
+
+    def vector_if_unchanged(self, path: str, size: int, mtime_ns: int) -> bytes | None:
+        """The stored vector of ``path`` if it was indexed with this size and mtime (still the same file)."""
+        row = self.db.execute(
+            "SELECT size, mtime_ns, vector FROM files WHERE path = ? AND status = 'ok'", (encode_path(path),)
+        ).fetchone()
+        return row[2] if row and (row[0], row[1]) == (size, mtime_ns) else None
+
+    def ok_hashes(self) -> Iterator[tuple[int, str]]:
+        """(id, content hash) of every embedded file."""
+        yield from self.db.execute("SELECT id, hash FROM files WHERE status = 'ok' AND hash IS NOT NULL")
 
     def vector_for_hash(self, digest: str) -> bytes | None:
         row = self.db.execute("SELECT vector FROM files WHERE hash = ? AND status = 'ok' LIMIT 1", (digest,)).fetchone()
@@ -233,7 +250,7 @@ class Store:
     def clear(self) -> None:
         with self.transaction():
             self.db.execute("DELETE FROM files")
-            self.db.execute("DELETE FROM meta")
+            self.db.execute("DELETE FROM meta WHERE key != 'format_version'")
 
     def close(self) -> None:
         self.db.close()

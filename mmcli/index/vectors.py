@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmcli.atomic import atomic_write_bytes
+from mmcli.faults import fault_point
 
 if TYPE_CHECKING:
     from mmcli.index.store import Store
@@ -81,7 +82,8 @@ def file_for(folder: Path, generation: int) -> Path:
 def save(index: Any, folder: Path, generation: int) -> Path:
     faiss = _faiss()
     path = file_for(folder, generation)
-    atomic_write_bytes(path, faiss.serialize_index(index).tobytes())
+    data = faiss.serialize_index(index).tobytes()
+    atomic_write_bytes(path, data, before_replace=lambda: fault_point("index.faiss-write"))
     for old in folder.glob("vectors.g*.faiss"):
         if old != path:
             try:
@@ -123,12 +125,17 @@ def load_or_rebuild(store: Store, write: bool = True, must_write: bool = False) 
     return index
 
 
-def rebuild(store: Store) -> Any:
-    dim = int(store.meta()["dim"])
+def load_all(store: Store) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of every embedded file: int64 (N,) and C-contiguous float32 (N, dim); N may be 0."""
+    dim = int(store.meta().get("dim", "0"))
     chunks = list(store.vectors())
-    if chunks:
-        ids = np.concatenate([c[0] for c in chunks])
-        vecs = np.concatenate([c[1] for c in chunks])
-    else:
-        ids, vecs = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
-    return build(ids, vecs, dim)
+    if not chunks:
+        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+    ids = np.concatenate([c[0] for c in chunks])
+    vecs = np.ascontiguousarray(np.concatenate([c[1] for c in chunks]), dtype=np.float32)
+    return ids, vecs
+
+
+def rebuild(store: Store) -> Any:
+    ids, vecs = load_all(store)
+    return build(ids, vecs, int(store.meta()["dim"]))

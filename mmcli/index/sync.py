@@ -17,7 +17,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -26,15 +25,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mmcli.config import home_dir
-from mmcli.errors import IndexStoreError, UsageError
-from mmcli.images import DEFAULT_MAX_PIXELS, walk_images
+from mmcli.config import DEFAULT_MAX_PIXELS
+from mmcli.errors import DiskFull, IndexCorrupt, IndexStoreError, UsageError
+from mmcli.faults import fault_point
+from mmcli.images import walk_images
 from mmcli.index.lock import IndexLock
+from mmcli.index.open import model_spec_for
 from mmcli.index.store import Store
 from mmcli.results import FileFailure, ImageVector
 
 ProgressFn = Callable[[int, int], None]
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -55,37 +55,6 @@ class IndexSummary:
     @property
     def images_per_second(self) -> float:
         return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
-
-
-def index_folder(name: str | None) -> Path:
-    """``--index``: a name under MMCLI_HOME/indexes (default "default"), or a folder path."""
-    if not name:
-        return home_dir() / "indexes" / "default"
-    if os.sep in name or name.startswith((".", "~")) or (os.altsep and os.altsep in name):
-        return Path(name).expanduser().resolve()
-    if not NAME_RE.match(name):
-        raise UsageError(f"invalid index name {name!r}", hint="use letters, digits, '.', '_' and '-', or a path")
-    return home_dir() / "indexes" / name
-
-
-def model_spec_for(store_meta: dict[str, str], model: str | None, weights: str | os.PathLike[str] | None) -> Any:
-    """The model to use with an index: the one it was built with, unless the user asks for another."""
-    from mmcli.models import parse_model_spec
-
-    stored_name = store_meta.get("model_name")
-    if not stored_name:
-        return parse_model_spec(model, weights)
-    stored_weights = store_meta.get("model_weights") or None
-    if model is None and weights is None:
-        return parse_model_spec(stored_name, stored_weights)
-    wanted = parse_model_spec(model or stored_name, weights)
-    stored = parse_model_spec(stored_name, stored_weights)
-    if wanted.canonical != stored.canonical:
-        raise IndexStoreError(
-            f"this index was built with {stored.canonical}, not {wanted.canonical}",
-            hint="use the same --model, or re-embed everything with `mmcli index --rebuild`",
-        )
-    return stored
 
 
 def _hash_file(path: str) -> str | OSError:
@@ -161,7 +130,7 @@ def run_index(
                 load_or_rebuild(store, write=True, must_write=True)
             return summary
         except sqlite3.OperationalError as exc:
-            if "full" in str(exc) or "disk" in str(exc):
+            if _is_disk_full(exc):
                 raise _disk_full(folder) from None
             raise IndexStoreError(f"cannot write the index at {folder}: {exc}") from None
         except OSError as exc:
@@ -172,8 +141,13 @@ def run_index(
             store.close()
 
 
-def _disk_full(folder: Path) -> IndexStoreError:
-    return IndexStoreError(
+def _is_disk_full(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    return code == sqlite3.SQLITE_FULL if code is not None else "full" in str(exc)
+
+
+def _disk_full(folder: Path) -> DiskFull:
+    return DiskFull(
         f"the disk is full while writing the index at {folder}; it keeps everything committed before",
         hint="free some space and run `mmcli index` again: it resumes",
     )
@@ -182,12 +156,12 @@ def _disk_full(folder: Path) -> IndexStoreError:
 def _open_for_writing(folder: Path, rebuild: bool) -> Store:
     """The index's store; with ``rebuild``, a corrupt database is set aside instead of failing."""
     try:
-        return Store(folder)
-    except IndexStoreError as exc:
-        if not rebuild or "corrupt" not in exc.message:
+        return Store(folder, create=True)
+    except IndexCorrupt:
+        if not rebuild:
             raise
     Store.set_aside(folder)
-    return Store(folder)
+    return Store(folder, create=True)
 
 
 def _update(
@@ -311,6 +285,7 @@ def _embed_into(
                     store.put_failed(item.path, size, mtime, digest, item.reason)
                     counts["failed"] += 1
         pending.clear()
+        fault_point("index.commit")
 
     for item in embed_stream(
         encoder, paths, batch_size=batch_size, workers=workers, max_pixels=max_pixels, on_progress=on_progress

@@ -1,0 +1,90 @@
+"""Finding and opening an index: its folder from ``--index``, its model, and what ``mmcli info`` shows."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mmcli.config import home_dir
+from mmcli.errors import IndexMissing, ModelMismatch, UsageError
+from mmcli.index.store import Store
+from mmcli.results import IndexInfo
+
+if TYPE_CHECKING:
+    from mmcli.models import ModelSpec
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def index_folder(name: str | None) -> Path:
+    """``--index``: a name under MMCLI_HOME/indexes (default "default"), or a folder path."""
+    if not name:
+        return home_dir() / "indexes" / "default"
+    if os.sep in name or name.startswith((".", "~")) or (os.altsep and os.altsep in name):
+        return Path(name).expanduser().resolve()
+    if not NAME_RE.match(name):
+        raise UsageError(f"invalid index name {name!r}", hint="use letters, digits, '.', '_' and '-', or a path")
+    return home_dir() / "indexes" / name
+
+
+def open_index(folder: Path) -> Store:
+    """An existing index that holds at least its model (reading only; search, dupes, cluster, serve)."""
+    store = Store(folder, create=False)
+    if not store.meta().get("dim"):
+        store.close()
+        raise IndexMissing(f"the index at {folder} is empty", hint="add images with `mmcli index PATH`")
+    return store
+
+
+def model_spec_for(store_meta: dict[str, str], model: str | None, weights: str | os.PathLike[str] | None) -> ModelSpec:
+    """The model to use with an index: the one it was built with, unless the user asks for another."""
+    from mmcli.models import parse_model_spec
+
+    stored_name = store_meta.get("model_name")
+    if not stored_name:
+        return parse_model_spec(model, weights)
+    stored_weights = store_meta.get("model_weights") or None
+    if model is None and weights is None:
+        return parse_model_spec(stored_name, stored_weights)
+    wanted = parse_model_spec(model or stored_name, weights)
+    stored = parse_model_spec(stored_name, stored_weights)
+    if wanted.canonical != stored.canonical:
+        raise ModelMismatch(
+            f"this index was built with {stored.canonical}, not {wanted.canonical}",
+            hint="use the same --model, or re-embed everything with `mmcli index --rebuild`",
+        )
+    return stored
+
+
+def index_info(folder: Path) -> IndexInfo:
+    from mmcli.index.vectors import APPROX_MIN
+
+    store = Store(folder, create=False)
+    try:
+        meta = store.meta()
+        ok, failed = store.counts()
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+        def when(key: str) -> str:
+            value = meta.get(key)
+            return datetime.datetime.fromtimestamp(float(value)).isoformat(timespec="seconds") if value else ""
+
+        kind = "none" if ok == 0 else "flat (exact)" if ok < APPROX_MIN else "IVF-Flat (approximate)"
+        return IndexInfo(
+            folder=str(folder),
+            model=meta.get("model_name", ""),
+            model_spec=meta.get("model_spec", ""),
+            dim=int(meta.get("dim", 0)),
+            ok=ok,
+            failed=failed,
+            size_bytes=size,
+            created=when("created"),
+            updated=when("updated"),
+            format_version=int(meta.get("format_version", 0)),
+            vectors=kind,
+        )
+    finally:
+        store.close()
