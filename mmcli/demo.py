@@ -9,9 +9,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmcli.engine import LocalEngine
 from mmcli.index.sync import IndexSummary, run_index
+from mmcli.queries import ClassifyRequest, SearchRequest, build_terms
 from mmcli.results import Classification, Hit
-from mmcli.search import build_terms, run_search
 from mmcli.shapes import all_specs, write_corpus
 
 DEMO_MODEL = "mmcli-tiny"
@@ -32,25 +33,19 @@ class DemoResult:
 
 
 def run_demo(folder: Path, count: int = 48, seed: int = 7, classify_count: int = 8) -> DemoResult:
-    from mmcli.classify import build_label_set, classify_stream
-    from mmcli.models import load_encoder, parse_model_spec
-    from mmcli.textcache import TextCache
-
     start = time.perf_counter()
     written = write_corpus(folder, count, seed=seed)
     index = folder / ".mmcli-index"
     summary = run_index(index, [str(folder)], model=DEMO_MODEL, device="cpu", precision="fp32", workers=1)
-    hits = run_search(index, build_terms(DEMO_QUERY, None, (), ()), top_k=5, device="cpu", precision="fp32")
+    engine = LocalEngine(index, DEMO_MODEL, None, "cpu", "fp32", workers=1)
+    hits = engine.search(SearchRequest(build_terms(DEMO_QUERY, None), top_k=5)).hits
     truth = {str(p): spec.label for p, spec in written}
     red_circles = sum(1 for h in hits if truth.get(h.path) == "red circle")
 
-    encoder = load_encoder(parse_model_spec(DEMO_MODEL), device="cpu", precision="fp32")
     labels = [s.label for s in all_specs()]
-    label_set = build_label_set(encoder, labels, ["a photo of a {}."], TextCache())
-    sample = [str(p) for p, _ in written[:classify_count]]
-    results = [
-        r for r in classify_stream(encoder, sample, label_set, top_k=2, workers=1) if isinstance(r, Classification)
-    ]
+    sample = tuple(str(p) for p, _ in written[:classify_count])
+    run = engine.classify(ClassifyRequest(sample, tuple(labels), top_k=2))
+    results = [r for r in run.items if isinstance(r, Classification)]
     correct = sum(1 for r in results if r.labels and r.labels[0].label == truth[r.path])
     return DemoResult(
         folder,

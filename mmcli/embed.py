@@ -157,3 +157,13 @@ def _device_stream(
         done += len(chunk)
         if on_progress:
             on_progress(done, len(names))
+
+
+def embed_texts(encoder: Encoder, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Unit text vectors (rows in order) and a warning for each text the model had to truncate."""
+    notes = [
+        f"text {t[:40]!r}... is longer than the model's context ({encoder.context_length} tokens) and was truncated"
+        for t in texts
+        if encoder.too_long(t)
+    ]
+    return encoder.encode_texts(list(texts)), notes

@@ -1,7 +1,9 @@
-"""Renderers: table on a terminal, JSON Lines when piped, json / csv / tsv on request.
+"""One renderer for every command: table on a terminal, JSON Lines when piped, json / csv / tsv /
+paths on request. A ``View`` says how one kind of record looks in each format it offers.
 
 Data goes to stdout; progress, warnings and errors go to stderr. Streaming formats (jsonl, csv,
-tsv) write each record as soon as it is ready, so a pipeline sees results while the run goes on.
+tsv, paths) write each record as soon as it is ready, so a pipeline sees results while the run goes
+on; table and json need every record and write at the end.
 """
 
 from __future__ import annotations
@@ -10,23 +12,18 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterable
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from mmcli.errors import UsageError
-from mmcli.images import stdout_safe
-from mmcli.results import Classification, Hit
 
-FORMATS = ("table", "json", "jsonl", "csv", "tsv")
+FORMATS = ("table", "json", "jsonl", "csv", "tsv", "paths")
 
 
-def resolve_format(fmt: str | None, stream: IO[str]) -> str:
-    if fmt is None:
-        return "table" if _isatty(stream) else "jsonl"
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of: {', '.join(FORMATS)}")
-    return fmt
+def stdout_safe(text: str) -> str:
+    """Replace surrogate escapes (non-UTF-8 file names) so printing never crashes."""
+    return text.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8", "replace")
 
 
 def _isatty(stream: IO[str]) -> bool:
@@ -52,96 +49,128 @@ def json_line(record: dict[str, Any]) -> str:
     return json.dumps(_clean(record), ensure_ascii=False)
 
 
-class ClassificationWriter:
-    """Writes classifications in one format; call ``write`` per image, then ``close``."""
+@dataclass(frozen=True)
+class View:
+    """How one kind of record (a frozen dataclass) is shown. JSON always comes from ``asdict``."""
 
-    def __init__(self, fmt: str, out: IO[str] | None = None) -> None:
-        self.fmt = fmt
+    columns: tuple[str, ...]
+    table_rows: Callable[[Any], Iterable[Sequence[Any]]]  # the table rows (cells) of one record
+    csv_header: tuple[str, ...] = ()  # empty: no csv / tsv
+    csv_rows: Callable[[Any], Iterable[Sequence[Any]]] | None = None
+    paths: Callable[[Any], Sequence[str]] | None = None  # None: no paths format
+    grouped: bool = False  # paths: an empty entry after each record's paths (groups of files)
+    single: bool = False  # json: one object, not a list of them
+    right: frozenset[str] = field(default_factory=frozenset)  # right-aligned table columns
+    dim: frozenset[str] = field(default_factory=frozenset)  # de-emphasised table columns
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        skip = {"csv", "tsv"} if self.csv_rows is None else set()
+        skip |= {"paths"} if self.paths is None else set()
+        return tuple(f for f in FORMATS if f not in skip)
+
+
+def choose_format(view: View, fmt: str | None, out: IO[str], nul: bool = False) -> str:
+    """The format to write: as asked, else table on a terminal and jsonl in a pipe. ``nul`` means paths."""
+    if nul:
+        if view.paths is None:
+            raise UsageError("-0 gives NUL-separated paths, which this command does not print")
+        if fmt not in (None, "paths"):
+            raise UsageError(f"-0 gives NUL-separated paths; it cannot be combined with --format {fmt}")
+        return "paths"
+    if fmt is None:
+        return "table" if _isatty(out) else "jsonl"
+    if fmt not in view.formats:
+        raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of: {', '.join(view.formats)}")
+    return fmt
+
+
+class Renderer:
+    """Writes records of one view in one format: ``write`` each record, then ``close``."""
+
+    def __init__(self, view: View, fmt: str, out: IO[str] | None = None, nul: bool = False) -> None:
+        self.view, self.fmt, self.nul = view, fmt, nul
         self.out = out or sys.stdout
-        self.rows: list[Classification] = []
-        self._csv = None
+        self.held: list[Any] = []
+        self._csv: Any = None
         if fmt in ("csv", "tsv"):
             self._csv = csv.writer(self.out, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
-            self._csv.writerow(["path", "label", "score"])
+            self._csv.writerow(view.csv_header)
 
-    def write(self, item: Classification) -> None:
+    def write(self, record: Any) -> None:
         if self.fmt == "jsonl":
-            self.out.write(json_line(asdict(item)) + "\n")
-            self.out.flush()
+            self.out.write(json_line(asdict(record)) + "\n")
         elif self._csv is not None:
-            for ls in item.labels:
-                self._csv.writerow([stdout_safe(item.path), stdout_safe(ls.label), f"{ls.score:.6f}"])
-            self.out.flush()
+            assert self.view.csv_rows is not None
+            for values in self.view.csv_rows(record):
+                self._csv.writerow([stdout_safe(v) if isinstance(v, str) else v for v in values])
+        elif self.fmt == "paths":
+            assert self.view.paths is not None
+            for path in self.view.paths(record):
+                self._path(path)
+            if self.view.grouped:
+                self._path(None)
         else:
-            self.rows.append(item)
+            self.held.append(record)
+            return
+        self.out.flush()
+
+    def _path(self, path: str | None) -> None:
+        if self.nul and hasattr(self.out, "buffer"):
+            self.out.flush()
+            self.out.buffer.write((os.fsencode(path) if path else b"") + b"\0")
+        else:
+            self.out.write(("" if path is None else stdout_safe(path)) + ("\0" if self.nul else "\n"))
 
     def close(self) -> None:
         if self.fmt == "json":
-            self.out.write(json.dumps([_clean(asdict(r)) for r in self.rows], ensure_ascii=False, indent=2) + "\n")
+            data = [_clean(asdict(r)) for r in self.held]
+            shown = data[0] if self.view.single and len(data) == 1 else data
+            self.out.write(json.dumps(shown, ensure_ascii=False, indent=2) + "\n")
         elif self.fmt == "table":
-            render_classification_table(self.rows, self.out)
+            self._table()
+        self.out.flush()
+
+    def _table(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_edge=False, header_style="bold")
+        for col in self.view.columns:
+            table.add_column(
+                col,
+                overflow="fold",
+                justify="right" if col in self.view.right else "left",
+                style="dim" if col in self.view.dim else None,
+            )
+        for record in self.held:
+            for cells in self.view.table_rows(record):
+                table.add_row(*(stdout_safe(str(cell)) for cell in cells))
+        Console(file=self.out, soft_wrap=False).print(table)
 
 
-def render_classification_table(rows: Iterable[Classification], out: IO[str], relative_to: Any = None) -> None:
-    import os
-
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    table.add_column("path", overflow="fold")
-    table.add_column("label")
-    table.add_column("score", justify="right")
-    table.add_column("runner-up", style="dim")
-    for row in rows:
-        best = row.labels[0] if row.labels else None
-        others = ", ".join(f"{ls.label} {ls.score:.3f}" for ls in row.labels[1:2])
-        shown = os.path.relpath(row.path, relative_to) if relative_to is not None else row.path
-        table.add_row(stdout_safe(shown), best.label if best else "-", f"{best.score:.3f}" if best else "-", others)
-    Console(file=out, soft_wrap=False).print(table)
-
-
-def render_records_table(records: list[dict[str, Any]], columns: list[str], out: IO[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for rec in records:
-        table.add_row(*(stdout_safe(str(rec.get(c, ""))) for c in columns))
-    Console(file=out, soft_wrap=False).print(table)
+def render(records: Iterable[Any], view: View, fmt: str, out: IO[str] | None = None, nul: bool = False) -> None:
+    renderer = Renderer(view, fmt, out, nul)
+    for record in records:
+        renderer.write(record)
+    renderer.close()
 
 
 class Progress:
-    """A progress bar on stderr when stderr is a terminal; silent otherwise."""
+    """A progress bar on stderr when stderr is a terminal; silent otherwise. It appears on the first
+    ``update`` (which gives the total), so work that turns out to need none shows none."""
 
-    def __init__(self, total: int, description: str, enabled: bool = True) -> None:
-        self._bar = None
-        if enabled and total > 1 and _isatty(sys.stderr):
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as RichProgress
-            from rich.text import Text
-
-            class RateColumn(ProgressColumn):
-                def render(self, task: Any) -> Text:
-                    return Text(f"{task.speed:.1f} img/s" if task.speed else "- img/s")
-
-            self._bar = RichProgress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                RateColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(file=sys.stderr),
-                transient=True,
-            )
-            self._task = self._bar.add_task(description, total=total)
-            self._bar.start()
+    def __init__(self, description: str, enabled: bool = True) -> None:
+        self.description = description
+        self.enabled = enabled and _isatty(sys.stderr)
+        self._bar: Any = None
+        self._task: Any = None
 
     def update(self, done: int, total: int) -> None:
+        if self._bar is None and self.enabled and total > 1:
+            self._bar = _rich_bar()
+            self._task = self._bar.add_task(self.description, total=total)
+            self._bar.start()
         if self._bar is not None:
             self._bar.update(self._task, completed=done, total=total)
 
@@ -150,29 +179,23 @@ class Progress:
             self._bar.stop()
 
 
-def render_hits(hits: list[Hit], fmt: str | None, out: IO[str], nul: bool = False) -> None:
-    """Search results: table, json, jsonl, csv, tsv, or paths (newline or NUL separated)."""
-    fmt = fmt or ("table" if _isatty(out) else "jsonl")
-    if fmt == "paths":
-        sep = "\0" if nul else "\n"
-        for hit in hits:
-            if nul and hasattr(out, "buffer"):
-                out.flush()
-                out.buffer.write(os.fsencode(hit.path) + b"\0")
-            else:
-                out.write(stdout_safe(hit.path) + sep)
-        out.flush()
-    elif fmt == "jsonl":
-        for hit in hits:
-            out.write(json_line(asdict(hit)) + "\n")
-    elif fmt == "json":
-        out.write(json.dumps([_clean(asdict(h)) for h in hits], ensure_ascii=False, indent=2) + "\n")
-    elif fmt in ("csv", "tsv"):
-        w = csv.writer(out, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
-        w.writerow(["rank", "score", "path"])
-        for hit in hits:
-            w.writerow([hit.rank, f"{hit.score:.6f}", stdout_safe(hit.path)])
-    else:
-        render_records_table(
-            [{"rank": h.rank, "score": f"{h.score:.4f}", "path": h.path} for h in hits], ["rank", "score", "path"], out
-        )
+def _rich_bar() -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as RichProgress
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:.1f} img/s" if task.speed else "- img/s")
+
+    return RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+    )

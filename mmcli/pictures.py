@@ -133,3 +133,17 @@ def write_grid(path: Path, tiles: Sequence[Tile], columns: int = 5) -> None:
     buf = io.BytesIO()
     contact_sheet(tiles, columns).save(buf, "PNG")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def write_pictures(
+    tiles: Sequence[Tile], html_out: Path | None, grid_out: Path | None, title: str, subtitle: str = ""
+) -> list[Path]:
+    """The page and/or the contact sheet asked for; returns the files written."""
+    written = []
+    if html_out is not None:
+        write_html(html_out, tiles, title, subtitle)
+        written.append(html_out)
+    if grid_out is not None:
+        write_grid(grid_out, tiles)
+        written.append(grid_out)
+    return written

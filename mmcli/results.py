@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -38,25 +40,32 @@ class Classification:
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    """What a batch run did: counts for the closing line on stderr."""
-
-    ok: int
-    failed: int
-    seconds: float
-
-    @property
-    def images_per_second(self) -> float:
-        return self.ok / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(frozen=True)
 class Hit:
     """One search result."""
 
     rank: int
     path: str
     score: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Ranked hits, and warnings for people (a truncated query, a server that did not answer)."""
+
+    hits: tuple[Hit, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Health:
+    """What an engine says about itself (``GET /health`` of a server)."""
+
+    status: str
+    model: str
+    index: str
+    pid: int
+    version: str
+    served: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

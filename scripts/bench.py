@@ -190,7 +190,7 @@ def synthetic_index(folder: Path, files_dir: Path | None, n: int, weights: Path,
     rng = np.random.default_rng(n)
     vecs = rng.normal(size=(n, dim)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    store = Store(folder)
+    store = Store(folder, create=True)
     from dataclasses import asdict
 
     store.init_meta(ARCH, f"{ARCH} --weights {weights}", str(weights), dim, asdict(Preprocess(size=(256, 256))))

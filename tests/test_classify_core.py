@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mmcli.classify import LabelSet, clean_labels, fill, rank, score, sigmoid, softmax
-from mmcli.cli import collect_labels, read_labels_file
 from mmcli.config import template_sets
 from mmcli.errors import UsageError
+from mmcli.inputs import collect_labels, read_labels_file
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run_mmcli
 
-from mmcli.cli import app, expand_multi_values
+from mmcli.cli import app
+from mmcli.cli.options import expand_multi_values
 
 
 def test_help_imports_no_heavy_modules() -> None:
@@ -74,6 +75,10 @@ def test_labels_as_typed_in_the_issue(runner, shapes_dir: Path) -> None:
         (["classify", "x.jpg", "--labels", "a", "--model", "ViT-B-32"], "no pretrained tag"),
         (["classify", "x.jpg", "--labels", "a", "--device", "tpu"], "unknown device"),
         (["embed", "x.jpg", "--text", "a"], "not both"),
+        (["classify", "-", "-0", "--labels", "a"], "NUL-separated paths on stdin are -z"),
+        (["embed", "-", "-0"], "NUL-separated paths on stdin are -z"),
+        (["search", "a", "-0", "-f", "csv"], "cannot be combined"),
+        (["info", "-f", "csv"], "unknown format"),
     ],
 )
 def test_usage_errors_exit_2(runner, args: list[str], message: str) -> None:
@@ -136,7 +141,7 @@ def test_piped_stdout_is_only_jsonl_and_bad_files_are_reported(shapes_dir: Path,
 
 def test_stdin_paths_newline_and_nul(shapes_dir: Path) -> None:
     paths = [shapes_dir / "red_star.jpg", shapes_dir / "blue_circle.jpg"]
-    for sep, extra in ((b"\n", []), (b"\0", ["-0"])):
+    for sep, extra in ((b"\n", []), (b"\0", ["-z"])):
         data = sep.join(str(p).encode() for p in paths) + sep
         proc = run_mmcli("classify", "-", *extra, "--labels", "red star", "blue circle", "--model", TINY, stdin=data)
         assert proc.returncode == 0, proc.stderr.decode()

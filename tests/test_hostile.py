@@ -48,7 +48,7 @@ def test_classify_every_kind_named_explicitly(corpus: Corpus) -> None:
     proc = run_mmcli(
         "classify",
         "-",
-        "-0",
+        "-z",
         "--labels",
         "red star",
         "blue circle",
@@ -78,7 +78,7 @@ def test_embed_output_rows_match_good_files(corpus: Corpus, tmp_path: Path) -> N
     out = tmp_path / "e.npy"
     inputs = corpus.good + list(corpus.bad)
     data = b"\0".join(os.fsencode(p) for p in inputs) + b"\0"
-    proc = run_mmcli("embed", "-", "-0", "--model", TINY, "--max-pixels", str(MAX_PIXELS), "-o", str(out), stdin=data)
+    proc = run_mmcli("embed", "-", "-z", "--model", TINY, "--max-pixels", str(MAX_PIXELS), "-o", str(out), stdin=data)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     vecs = np.load(out)
     meta = json.loads((tmp_path / "e.paths.json").read_text(encoding="utf-8", errors="surrogateescape"))

@@ -20,9 +20,10 @@ from conftest import TINY, run_mmcli
 
 import mmcli.models
 from mmcli.cli import app
+from mmcli.engine import LocalEngine
 from mmcli.index.store import Store
 from mmcli.index.sync import run_index
-from mmcli.search import build_terms, run_search
+from mmcli.queries import SearchRequest, build_terms
 from mmcli.shapes import ShapeSpec, all_specs, draw_shape, write_corpus
 
 
@@ -107,7 +108,7 @@ def test_rows_outside_the_roots_are_kept(photos: Path, tmp_path: Path) -> None:
 def test_faiss_equals_numpy_ranking(photos: Path, tmp_path: Path) -> None:
     index = tmp_path / "idx"
     run_index(index, [str(photos)], model=TINY, workers=1)
-    hits = run_search(index, build_terms("a blue star", None, (), ()), top_k=50)
+    hits = LocalEngine(index).search(SearchRequest(build_terms("a blue star", None, (), ()), top_k=50)).hits
     encoder = mmcli.models.load_encoder(mmcli.models.parse_model_spec(TINY), device="cpu", precision="auto")
     q = encoder.encode_texts(["a blue star"])[0]
     store = Store(index)
@@ -130,7 +131,7 @@ def test_red_circles_lead_the_results(tmp_path: Path) -> None:
         draw_shape(ShapeSpec("red", "circle"), size=160, seed=8000 + i).save(folder / f"x{i:02d}_red_circle.jpg")
     index = tmp_path / "idx"
     run_index(index, [str(folder)], model=TINY)
-    hits = run_search(index, build_terms("a red circle", None, (), ()), top_k=10)
+    hits = LocalEngine(index).search(SearchRequest(build_terms("a red circle", None, (), ()), top_k=10)).hits
     assert sum("red_circle" in h.path for h in hits) >= 8
 
 
@@ -138,12 +139,18 @@ def test_image_query_combined_terms_in_and_threshold(photos: Path, tmp_path: Pat
     index = tmp_path / "idx"
     run_index(index, [str(photos)], model=TINY, workers=1)
     star = photos / "sub" / "blue_star.png"
-    hits = run_search(index, build_terms(None, str(star), (), ()), top_k=5)
+    hits = LocalEngine(index).search(SearchRequest(build_terms(None, str(star), (), ()), top_k=5)).hits
     assert str(star) not in [h.path for h in hits]  # the query image is left out
-    hits = run_search(index, build_terms("a circle", None, ["2:blue"], ["red"]), top_k=20, within=str(photos / "sub"))
+    hits = (
+        LocalEngine(index)
+        .search(SearchRequest(build_terms("a circle", None, ["2:blue"], ["red"]), top_k=20, within=str(photos / "sub")))
+        .hits
+    )
     assert [h.path for h in hits] == [str(star)]
-    hits = run_search(index, build_terms("a circle", None, (), ()), top_k=20, threshold=0.99)
-    assert hits == []
+    hits = (
+        LocalEngine(index).search(SearchRequest(build_terms("a circle", None, (), ()), top_k=20, threshold=0.99)).hits
+    )
+    assert list(hits) == []
 
 
 def _formats(runner, index: Path) -> dict[str, str]:

@@ -202,3 +202,20 @@ def test_cluster_auto_tags_by_shape(runner, tmp_path: Path) -> None:
     assert agree >= 3
     bad = runner.invoke(app, ["cluster", "-k", "999", "--index", str(index)])
     assert bad.exit_code == 2 and "between 1 and" in bad.stderr
+
+
+def test_cluster_and_dupes_of_an_index_whose_files_were_all_removed(runner, tmp_path: Path) -> None:
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    for i, shape in enumerate(SHAPES):
+        draw_shape(ShapeSpec("red", shape), size=96, seed=i).save(folder / f"{shape}.png")
+    index = tmp_path / "idx"
+    assert runner.invoke(app, ["index", str(folder), "--index", str(index), "--model", TINY]).exit_code == 0
+    for p in folder.iterdir():
+        p.unlink()
+    assert runner.invoke(app, ["index", str(folder), "--index", str(index)]).exit_code == 0
+    r = runner.invoke(app, ["cluster", "-k", "2", "--index", str(index)])
+    assert r.exit_code == 1 and r.stderr.startswith("mmcli: error: ") and "holds no images" in r.stderr, r.stderr
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    r = runner.invoke(app, ["dupes", "--index", str(index), "-f", "jsonl"])
+    assert r.exit_code == 0 and r.stdout == ""

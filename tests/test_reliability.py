@@ -169,7 +169,7 @@ def test_disk_full_writing_faiss_is_a_clear_error(runner, tmp_path: Path, monkey
     folder = tmp_path / "photos"
     _corpus(folder, 4)
 
-    def no_space(path, data):
+    def no_space(path, data, before_replace=None):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(vectors, "atomic_write_bytes", no_space)

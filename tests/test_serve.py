@@ -170,3 +170,52 @@ def test_found_server_refusing_a_path_falls_back(server) -> None:
     r = run_mmcli("classify", str(outside), "--labels", "blue star", "red circle", "--model", TINY, env=env)
     assert r.returncode == 0, r.stderr.decode()
     assert json.loads(r.stdout)["labels"][0]["label"] == "blue star"
+
+
+def test_relative_image_term_means_the_same_through_a_server(server) -> None:
+    """Terms are parsed once, in the CLI's folder: a relative image path is that folder's file, not text."""
+    name = sorted(p.name for p in server["photos"].iterdir())[0]
+    cmd = [sys.executable, "-m", "mmcli", "search", "a circle", "--add", f"2:{name}", "--index", "shapes", "-k", "5"]
+    before = _get(server["url"] + "/health")["served"]["search"]
+    via = subprocess.run(
+        cmd, cwd=server["photos"], env={**server["env"], "MMCLI_SERVER": server["url"]}, capture_output=True
+    )
+    assert _get(server["url"] + "/health")["served"]["search"] == before + 1
+    alone = subprocess.run(cmd, cwd=server["photos"], env={**server["env"], "MMCLI_SERVER": "off"}, capture_output=True)
+    assert via.returncode == alone.returncode == 0, (via.stderr, alone.stderr)
+    assert via.stdout == alone.stdout and via.stdout
+    as_text = subprocess.run(
+        [*cmd[:6], f"2:{name}x", *cmd[7:]],
+        cwd=server["photos"],
+        env={**server["env"], "MMCLI_SERVER": "off"},
+        capture_output=True,
+    )
+    assert as_text.returncode == 0 and as_text.stdout != alone.stdout  # the image term really was an image
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"query": 5}, "query"),
+        ({"query": "a", "top_k": -1}, "top_k"),
+        ({"query": "a", "top_k": 1e400}, "top_k"),
+        ({"terms": [{"text": "a", "image": "/x.jpg"}]}, "terms"),
+        ({"query": "a", "unknown": 1}, "unknown"),
+    ],
+)
+def test_search_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body: dict, field: str) -> None:
+    status, reply = _post(server["url"] + "/search", json.dumps(body).encode())
+    assert status == 422 and field in reply["error"], reply
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"paths": "/photos/x.jpg", "labels": ["a"]}, "paths"),
+        ({"paths": ["/x.jpg"], "labels": [5, None]}, "labels"),
+        ({"paths": ["/x.jpg"], "labels": ["a"], "top_k": -1}, "top_k"),
+    ],
+)
+def test_classify_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body: dict, field: str) -> None:
+    status, reply = _post(server["url"] + "/classify", json.dumps(body).encode())
+    assert status == 422 and field in reply["error"], reply

@@ -1,0 +1,63 @@
+"""The Typer app: every command registered, the root options, ``main``.
+
+Each command lives in a module of this package named for its family and is registered here;
+heavy modules (torch, open_clip, numpy, PIL, faiss) are imported inside the commands, so
+``mmcli --help`` stays instant (a test checks ``sys.modules``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mmcli import __version__
+from mmcli.cli import classify, embed, explore, index, models, search, serve
+
+app = typer.Typer(
+    name="mmcli",
+    help="Zero-shot image classification and text-to-image search with CLIP models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+COMMANDS = (
+    classify.classify,
+    embed.embed,
+    index.index_cmd,
+    search.search,
+    index.info,
+    explore.dupes,
+    explore.cluster,
+    serve.serve,
+    models.models,
+    models.demo,
+)
+for fn in COMMANDS:
+    name, settings = fn.mmcli_command  # type: ignore[attr-defined]
+    app.command(name, **settings)(fn)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mmcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Zero-shot image classification and text-to-image search with CLIP models.
+
+    Exit codes: 0 ok, 1 error (nothing could be done), 2 usage error, 130 interrupted.
+    """
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,68 @@
+"""Messages for people (stderr) and the one error funnel of every command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+
+from mmcli.errors import ExitCode, MmcliError
+
+
+def say(message: str) -> None:
+    """A line for people, on stderr."""
+    from mmcli.output import stdout_safe
+
+    print(stdout_safe(message), file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    say(f"mmcli: warning: {message}")
+
+
+def warn_all(messages: Iterator[str] | tuple[str, ...] | list[str]) -> None:
+    for message in messages:
+        warn(message)
+
+
+def fail(exc: MmcliError) -> NoReturn:
+    say(f"mmcli: error: {exc.message}")
+    if exc.hint:
+        say(f"hint: {exc.hint}")
+    raise typer.Exit(int(exc.exit_code))
+
+
+@contextmanager
+def funnel() -> Iterator[None]:
+    """Turn expected failures into ``mmcli: error: ...`` and an exit code; Ctrl-C into 130."""
+    try:
+        yield
+    except MmcliError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        say("mmcli: interrupted")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except BrokenPipeError:  # `mmcli ... | head`: the reader is gone, which is fine
+        _silence_stdout()
+        raise typer.Exit(0) from None
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def summary(verb: str, ok: int, failed: int, seconds: float, quiet: bool) -> None:
+    """``classified 12 images, 1 failed in 0.8 s (15.0 images/s)`` on a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return
+    rate = ok / seconds if seconds > 0 else 0.0
+    extra = f", {failed} failed" if failed else ""
+    say(f"{verb} {ok} image{'s' if ok != 1 else ''}{extra} in {seconds:.1f} s ({rate:.1f} images/s)")

@@ -1,0 +1,108 @@
+"""`mmcli dupes` and `mmcli cluster`: the shape of an index (near-duplicates, k-means groups)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from mmcli.cli.console import funnel, say
+from mmcli.cli.options import (
+    FormatOpt,
+    HtmlOpt,
+    IndexOpt,
+    LabelsFileOpt,
+    LabelsOpt,
+    ModelChoice,
+    NulOutOpt,
+    TemplateOpt,
+    command,
+    model_options,
+)
+
+
+@command(
+    examples=(
+        "mmcli dupes",
+        "mmcli dupes --threshold 0.9 --html dupes.html",
+        "mmcli dupes -0 | xargs -0 ls -l              (NUL after each path, NUL NUL between groups)",
+    )
+)
+def dupes(
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", min=0.0, max=1.0, help="Cosine similarity that makes two images near-duplicates."),
+    ] = 0.95,
+    index: IndexOpt = None,
+    fmt: FormatOpt = None,
+    null: NulOutOpt = False,
+    html_out: HtmlOpt = None,
+) -> None:
+    """Groups of near-duplicate images in an index, largest first (exact copies always group)."""
+    with funnel():
+        from mmcli.cli.views import DUPES
+        from mmcli.dupes import find_dupes
+        from mmcli.index.open import index_folder
+        from mmcli.output import choose_format, render
+
+        out_format = choose_format(DUPES, fmt, sys.stdout, nul=null)
+        groups = find_dupes(index_folder(index), threshold)
+        render(groups, DUPES, out_format, nul=null)
+        if html_out is not None:
+            from mmcli.pictures import Tile, write_html
+
+            tiles = [
+                Tile(p, (f"group {g.group} ({len(g.paths)} images)", f"min score {g.min_score:.3f}"))
+                for g in groups
+                for p in g.paths
+            ]
+            write_html(html_out, tiles, "mmcli dupes", f"threshold {threshold}; {len(groups)} groups")
+            say(f"wrote {html_out}")
+        say(
+            f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates "
+            f"({sum(len(g.paths) for g in groups)} images) at threshold {threshold}"
+        )
+
+
+@command(
+    examples=("mmcli cluster -k 20", "mmcli cluster -k 8 --labels beach mountain city food people -f jsonl"),
+    multi_value=True,
+)
+@model_options
+def cluster(
+    k: Annotated[int, typer.Option("-k", "--clusters", min=1, help="How many clusters.")] = 10,
+    labels: LabelsOpt = None,
+    labels_file: LabelsFileOpt = None,
+    template: TemplateOpt = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Sample paths per cluster.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="k-means seed.")] = 1234,
+    index: IndexOpt = None,
+    fmt: FormatOpt = None,
+    *,
+    model_choice: ModelChoice,
+) -> None:
+    """k-means over an index: each cluster's size, sample images and best-matching labels."""
+    with funnel():
+        from mmcli.cli.views import CLUSTERS
+        from mmcli.cluster import cluster_index
+        from mmcli.index.open import index_folder
+        from mmcli.inputs import choose_templates, collect_labels
+        from mmcli.output import choose_format, render
+
+        out_format = choose_format(CLUSTERS, fmt, sys.stdout)
+        tags = collect_labels(labels, labels_file) if labels or labels_file else []
+        model, weights, device, precision = model_choice.args
+        clusters = cluster_index(
+            index_folder(index),
+            k,
+            tags,
+            choose_templates(template, None),
+            samples=samples,
+            seed=seed,
+            model=model,
+            weights=weights,
+            device=device,
+            precision=precision,
+        )
+        render(clusters, CLUSTERS, out_format)

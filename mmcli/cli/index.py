@@ -1,0 +1,96 @@
+"""`mmcli index` and `mmcli info`: bring an index up to date; say what it holds."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from mmcli.cli.console import funnel, say, warn
+from mmcli.cli.options import (
+    FormatOpt,
+    HiddenOpt,
+    IndexOpt,
+    ModelChoice,
+    QuietOpt,
+    RunChoice,
+    command,
+    model_options,
+    run_options,
+)
+
+
+@command(
+    "index",
+    examples=(
+        "mmcli index ~/Pictures                      (again later: only new or changed files are embedded)",
+        "mmcli index ./photos --index holiday --exclude '*.tmp.jpg' --model mmcli-tiny",
+        "mmcli index ~/Pictures --rebuild --model vit-b-16",
+    ),
+)
+@model_options
+@run_options
+def index_cmd(
+    paths: Annotated[list[str], typer.Argument(help="Folders (walked recursively) or image files.")],
+    index: IndexOpt = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Forget every entry and embed everything again (needed to switch models).")
+    ] = False,
+    exclude: Annotated[
+        Optional[list[str]],
+        typer.Option("--exclude", help="Skip names or paths matching this glob (repeatable).", show_default=False),
+    ] = None,
+    include_hidden: HiddenOpt = False,
+    quiet: QuietOpt = False,
+    *,
+    model_choice: ModelChoice,
+    run: RunChoice,
+) -> None:
+    """Add folders of images to an index, incrementally (new, changed, renamed, deleted files)."""
+    with funnel():
+        from mmcli.index.open import index_folder
+        from mmcli.index.sync import run_index
+        from mmcli.output import Progress
+
+        folder = index_folder(index)
+        model, weights, device, precision = model_choice.args
+        progress = Progress("indexing", enabled=not quiet)
+        try:
+            s = run_index(
+                folder,
+                paths,
+                model=model,
+                weights=weights,
+                device=device,
+                precision=precision,
+                rebuild=rebuild,
+                include_hidden=include_hidden,
+                exclude=exclude or (),
+                batch_size=run.batch_size,
+                workers=run.workers,
+                max_pixels=run.pixel_limit,
+                on_progress=progress.update,
+                on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
+            )
+        finally:
+            progress.close()
+        if not quiet:
+            rate = f", {s.images_per_second:.1f} images/s" if s.embedded else ""
+            say(
+                f"indexed {folder}: {s.scanned} scanned, {s.added} added, {s.updated} updated, {s.renamed} renamed, "
+                f"{s.copied} copied, {s.removed} removed, {s.failed} failed, {s.unchanged} unchanged "
+                f"in {s.seconds:.1f} s{rate}" + ("" if s.model_loaded else " (no model loaded)")
+            )
+
+
+@command(examples=("mmcli info", "mmcli info --index holiday -f json"))
+def info(index: IndexOpt = None, fmt: FormatOpt = None) -> None:
+    """Where an index lives, its model, counts, size and last update."""
+    with funnel():
+        from mmcli.cli.views import INFO
+        from mmcli.index.open import index_folder, index_info
+        from mmcli.output import choose_format, render
+
+        out_format = choose_format(INFO, fmt, sys.stdout)
+        render([index_info(index_folder(index))], INFO, out_format)

@@ -1,0 +1,94 @@
+"""`mmcli search`: text, example images and combined queries against an index."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from mmcli.cli.console import funnel, say, warn_all
+from mmcli.cli.options import (
+    FormatOpt,
+    GridOpt,
+    HtmlOpt,
+    IndexOpt,
+    ModelChoice,
+    NulOutOpt,
+    ServerOpt,
+    command,
+    model_options,
+)
+
+TermsOpt = Optional[list[str]]
+
+
+@command(
+    examples=(
+        "mmcli search 'a red car'",
+        "mmcli search --image beach.jpg -k 20 --format paths",
+        "mmcli search 'a dog' --add 2:beach --sub indoors --in ~/Pictures/2024",
+        "mmcli search 'sunset' -0 | xargs -0 open",
+    ),
+    multi_value=True,
+)
+@model_options
+def search(
+    query: Annotated[
+        TermsOpt, typer.Argument(help="Text to search for (words are joined).", show_default=False)
+    ] = None,
+    image: Annotated[Optional[str], typer.Option("--image", help="Query by example image.", show_default=False)] = None,
+    add: Annotated[
+        TermsOpt,
+        typer.Option(
+            "--add",
+            help="Add a term: [WEIGHT:]TEXT or an image path (repeatable), e.g. --add 2:sunset.",
+            show_default=False,
+        ),
+    ] = None,
+    sub: Annotated[
+        TermsOpt,
+        typer.Option("--sub", help="Subtract a term: [WEIGHT:]TEXT or an image path (repeatable).", show_default=False),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many results.")] = 10,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option("--threshold", help="Only results with at least this cosine similarity.", show_default=False),
+    ] = None,
+    within: Annotated[
+        Optional[str], typer.Option("--in", help="Only results under this folder.", show_default=False)
+    ] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="Brute-force search even on large indexes.")] = False,
+    index: IndexOpt = None,
+    fmt: FormatOpt = None,
+    null: NulOutOpt = False,
+    server: ServerOpt = None,
+    html_out: HtmlOpt = None,
+    grid_out: GridOpt = None,
+    *,
+    model_choice: ModelChoice,
+) -> None:
+    """Search an index by text, by example image, or both combined."""
+    with funnel():
+        from mmcli.cli.views import HITS
+        from mmcli.engine import choose_engine
+        from mmcli.index.open import index_folder
+        from mmcli.output import choose_format, render
+        from mmcli.queries import SearchRequest, build_terms, describe
+
+        out_format = choose_format(HITS, fmt, sys.stdout, nul=null)
+        terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
+        request = SearchRequest(terms, top_k, threshold, SearchRequest.folder(within), exact)
+        folder = index_folder(index)
+        result = choose_engine(server, folder, *model_choice.args).search(request)
+        warn_all(result.warnings)
+        render(result.hits, HITS, out_format, nul=null)
+        if not result.hits:
+            say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))
+        elif html_out or grid_out:
+            from mmcli.pictures import Tile, write_pictures
+
+            tiles = [Tile(h.path, (f"#{h.rank}  {h.score:.4f}",)) for h in result.hits]
+            title = f"mmcli search: {describe(terms)}"
+            for path in write_pictures(tiles, html_out, grid_out, title, f"index {folder}"):
+                say(f"wrote {path}")

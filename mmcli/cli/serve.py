@@ -1,0 +1,62 @@
+"""`mmcli serve`: keep the model and an index warm behind a local HTTP JSON API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mmcli.cli.console import funnel, say
+from mmcli.cli.options import IndexOpt, ModelChoice, command, model_options
+
+
+@command(
+    examples=(
+        "mmcli serve                                  (then: mmcli search 'a red car' uses it)",
+        "mmcli serve --index holiday --port 9000 --allow-root ~/Pictures",
+        'curl -s localhost:8765/search -d \'{"query": "a red car", "top_k": 3}\'',
+    )
+)
+@model_options
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (keep 127.0.0.1 unless you mean it).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8765,
+    allow_root: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--allow-root",
+            help="Folders whose images requests may name (repeatable; default: the current folder).",
+            show_default=False,
+        ),
+    ] = None,
+    max_body: Annotated[int, typer.Option("--max-body", min=1024, help="Largest request body, bytes.")] = 1_000_000,
+    *,
+    model_choice: ModelChoice,
+) -> None:
+    """Keep the model and index in memory behind a local HTTP JSON API (/search, /classify, /health)."""
+    with funnel():
+        from mmcli.engine import LocalEngine
+        from mmcli.errors import UsageError
+        from mmcli.index.open import index_folder, open_index
+
+        try:
+            import fastapi  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError:
+            raise UsageError("mmcli serve needs FastAPI and uvicorn", hint='pip install "mmcli[serve]"') from None
+        from mmcli.server import run_server
+
+        folder = index_folder(index)
+        open_index(folder).close()  # a missing or empty index is an error now, not at the first request
+        roots = allow_root or [Path.cwd()]
+        engine = LocalEngine(folder, *model_choice.args, workers=1, warm=True)
+        engine.encoder()  # load the model before saying the server is ready
+        say(
+            f"mmcli serve: http://{host}:{port} (index {folder}, model {engine.spec.name}); "
+            f"images allowed under: {', '.join(str(r) for r in roots)}; docs at /docs"
+        )
+        run_server(engine, roots, host, port, max_body)

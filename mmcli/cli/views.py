@@ -1,0 +1,54 @@
+"""How each kind of result looks in each output format (see ``mmcli.output.View``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from mmcli.output import View
+
+HITS = View(
+    columns=("rank", "score", "path"),
+    table_rows=lambda h: [(h.rank, f"{h.score:.4f}", h.path)],
+    csv_header=("rank", "score", "path"),
+    csv_rows=lambda h: [(h.rank, f"{h.score:.6f}", h.path)],
+    paths=lambda h: [h.path],
+)
+
+CLASSIFICATIONS = View(
+    columns=("path", "label", "score", "runner-up"),
+    table_rows=lambda c: [
+        (
+            c.path,
+            c.labels[0].label if c.labels else "-",
+            f"{c.labels[0].score:.3f}" if c.labels else "-",
+            ", ".join(f"{ls.label} {ls.score:.3f}" for ls in c.labels[1:2]),
+        )
+    ],
+    csv_header=("path", "label", "score"),
+    csv_rows=lambda c: [(c.path, ls.label, f"{ls.score:.6f}") for ls in c.labels],
+    right=frozenset({"score"}),
+    dim=frozenset({"runner-up"}),
+)
+
+DUPES = View(
+    columns=("group", "size", "min_score", "paths"),
+    table_rows=lambda g: [(g.group, len(g.paths), f"{g.min_score:.3f}", "\n".join(g.paths))],
+    paths=lambda g: list(g.paths),
+    grouped=True,
+)
+
+CLUSTERS = View(
+    columns=("cluster", "size", "labels", "samples"),
+    table_rows=lambda c: [
+        (c.cluster, c.size, ", ".join(f"{ls.label} {ls.score:.2f}" for ls in c.labels), "\n".join(c.samples))
+    ],
+)
+
+INFO = View(columns=("key", "value"), table_rows=lambda info: list(asdict(info).items()), single=True)
+
+MODELS = View(
+    columns=("name", "spec", "local", "description"),
+    table_rows=lambda m: [(m.name, m.spec, "yes" if m.local else "no", m.description)],
+    csv_header=("name", "spec", "local", "description"),
+    csv_rows=lambda m: [(m.name, m.spec, m.local, m.description)],
+)

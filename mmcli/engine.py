@@ -1,0 +1,190 @@
+"""One interface for the work behind ``search`` and ``classify``: in this process, or in a server.
+
+``LocalEngine`` runs it here: the model is loaded on first need (a cached query needs none), the
+index is opened per call. ``mmcli serve`` keeps one LocalEngine warm behind HTTP, and
+``mmcli.remote.RemoteEngine`` talks to it with the same methods. ``choose_engine`` picks one, once,
+for a command: a server that holds the right index and model, else this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mmcli.queries import ClassifyRequest, SearchRequest
+from mmcli.results import Classification, FileFailure, Health, SearchResult
+
+if TYPE_CHECKING:
+    from mmcli.models import Encoder, ModelSpec
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ClassifyRun:
+    """Warnings about the labels (known before any image), then results in input order as they come."""
+
+    warnings: tuple[str, ...]
+    items: Iterator[Classification | FileFailure]
+
+
+class Engine(Protocol):
+    def search(self, request: SearchRequest) -> SearchResult: ...
+
+    def classify(self, request: ClassifyRequest, on_progress: ProgressFn | None = None) -> ClassifyRun: ...
+
+    def health(self) -> Health: ...
+
+
+class LocalEngine:
+    """Search and classify in this process.
+
+    ``index``: the index searches use; its model is the model (unless ``model`` names another,
+    which is an error). Without an index, ``model`` or the default. ``warm``: keep the FAISS index
+    in memory between calls and never write it (the server); otherwise a rebuilt FAISS file is saved.
+    """
+
+    def __init__(
+        self,
+        index: Path | None = None,
+        model: str | None = None,
+        weights: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        *,
+        batch_size: int = 32,
+        workers: int | None = None,
+        warm: bool = False,
+    ) -> None:
+        self.index = index
+        self.model, self.weights = model, weights
+        self.device, self.precision = device, precision
+        self.batch_size, self.workers, self.warm = batch_size, workers, warm
+        self._spec: ModelSpec | None = None
+        self._encoder: Encoder | None = None
+        self._faiss: Any = None
+        self._generation = -1
+        self.served = {"search": 0, "classify": 0}
+
+    # --------------------------------------------------------------------------------- the model
+    @property
+    def spec(self) -> ModelSpec:
+        if self._spec is None:
+            if self.index is not None and (self.index / "index.sqlite").exists():
+                from mmcli.index.open import model_spec_for, open_index
+
+                store = open_index(self.index)
+                try:
+                    self._spec = model_spec_for(store.meta(), self.model, self.weights)
+                finally:
+                    store.close()
+            else:
+                from mmcli.models import parse_model_spec
+
+                self._spec = parse_model_spec(self.model, self.weights)
+        return self._spec
+
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            from mmcli.models import load_encoder
+
+            self._encoder = load_encoder(self.spec, device=self.device, precision=self.precision)
+        return self._encoder
+
+    @property
+    def fingerprint(self) -> str:
+        from mmcli.models import model_fingerprint
+
+        return model_fingerprint(self.spec, (self.device, self.precision))
+
+    # ------------------------------------------------------------------------------------- work
+    def search(self, request: SearchRequest) -> SearchResult:
+        from mmcli.errors import UsageError
+        from mmcli.index.open import open_index
+        from mmcli.search import query_vector, top_hits
+
+        if self.index is None:
+            raise UsageError("no index to search")
+        self.served["search"] += 1
+        store = open_index(self.index)
+        try:
+            spec = self.spec  # noqa: F841  (checks --model against the index before any work)
+            notes: list[str] = []
+            q = query_vector(store, request.terms, self.encoder, self.fingerprint, request.max_pixels, notes)
+            faiss_index = None if request.within is not None else self._vectors(store)
+            return SearchResult(top_hits(store, faiss_index, q, request), tuple(notes))
+        finally:
+            store.close()
+
+    def _vectors(self, store: Any) -> Any:
+        from mmcli.index import vectors
+
+        if not self.warm:
+            return vectors.load_or_rebuild(store, write=True)
+        generation = store.generation()
+        if self._faiss is None or generation != self._generation:
+            self._faiss = vectors.load_or_rebuild(store, write=False)
+            self._generation = generation
+        return self._faiss
+
+    def classify(self, request: ClassifyRequest, on_progress: ProgressFn | None = None) -> ClassifyRun:
+        from mmcli.classify import build_label_set, classify_stream
+        from mmcli.textcache import TextCache
+
+        self.served["classify"] += 1
+        encoder = self.encoder()
+        label_set = build_label_set(encoder, request.labels, request.templates, TextCache())
+        items = classify_stream(
+            encoder,
+            request.paths,
+            label_set,
+            multi_label=request.multi_label,
+            top_k=request.top_k,
+            threshold=request.threshold,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            max_pixels=request.max_pixels,
+            on_progress=on_progress,
+        )
+        return ClassifyRun(label_set.warnings, items)
+
+    def health(self) -> Health:
+        from mmcli import __version__
+
+        return Health("ok", self.spec.name, str(self.index or ""), os.getpid(), __version__, dict(self.served))
+
+
+def choose_engine(
+    server: str | None,
+    index: Path | None,
+    model: str | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    *,
+    batch_size: int = 32,
+    workers: int | None = None,
+    for_classify: bool = False,
+) -> Engine:
+    """A running server when one is named or found and holds what this command would use; else local.
+
+    Searches use a server only when no ``--model``/``--weights`` is given (the server holds the
+    index's model). Classification uses it only when it holds the very model this command would load.
+    """
+    from mmcli.remote import RemoteEngine, find_server
+
+    local = LocalEngine(index, model, weights, device, precision, batch_size=batch_size, workers=workers)
+    if weights is not None or (model is not None and not for_classify):
+        return local
+    found = find_server(server, None if for_classify else index)
+    if found is None:
+        return local
+    wanted = None
+    if for_classify:
+        from mmcli.config import default_model
+
+        wanted = model or default_model()
+    return RemoteEngine(found.url, found.explicit, local, wanted_model=wanted)

@@ -1,0 +1,75 @@
+"""What commands read besides images: lists of paths (arguments, stdin), labels, prompt templates."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from mmcli.errors import NoImagesError, UsageError
+
+
+def read_path_list(stream: BinaryIO, nul: bool) -> list[str]:
+    """Paths from a stream: one per line, or NUL-separated; any bytes round-trip (os.fsdecode)."""
+    data = stream.read()
+    parts = data.split(b"\0") if nul else data.splitlines()
+    return [os.fsdecode(p) for p in parts if p.strip()]
+
+
+def gather_paths(inputs: Sequence[str] | None, stdin: BinaryIO | None, nul: bool, include_hidden: bool) -> list[str]:
+    """Image files named by ``inputs``: files, folders (walked), and ``-`` for the paths on ``stdin``."""
+    from mmcli.images import expand_inputs
+
+    if not inputs:
+        raise UsageError("no inputs given", hint="pass image files or folders, or - to read paths from stdin")
+    if inputs.count("-") > 1:
+        raise UsageError("'-' (stdin) can be given only once")
+    items: list[str] = []
+    for item in inputs:
+        if item == "-":
+            if stdin is None:
+                raise UsageError("'-' given but there is no standard input")
+            items.extend(read_path_list(stdin, nul))
+        else:
+            items.append(item)
+    paths = [os.fsdecode(p) for p in expand_inputs(items, include_hidden)]
+    if not paths:
+        raise NoImagesError(
+            "no image files found in the inputs",
+            hint="image types: jpg, png, webp, gif, bmp, tiff (heic with pillow-heif)",
+        )
+    return paths
+
+
+def read_labels_file(path: Path) -> list[str]:
+    """One label per line (UTF-8, a BOM and CRLF are fine); blank lines and ``#`` comments skipped."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"labels file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read labels file {path}: {exc}") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def collect_labels(labels: Sequence[str] | None, labels_file: Path | None) -> list[str]:
+    """``--labels`` values (comma lists split) and ``--labels-file`` lines, in order."""
+    found: list[str] = []
+    for value in labels or []:
+        found.extend(part for part in value.split(","))
+    if labels_file is not None:
+        found.extend(read_labels_file(labels_file))
+    if not any(label.strip() for label in found):
+        raise UsageError("no labels given", hint="e.g. --labels cat dog, --labels cat,dog or --labels-file FILE")
+    return found
+
+
+def choose_templates(template: Sequence[str] | None, templates: str | None) -> list[str]:
+    """``--template`` values, or the ``--templates`` set by name (default: "default")."""
+    from mmcli.classify import check_templates
+    from mmcli.config import templates_named
+
+    if template and templates:
+        raise UsageError("give --template or --templates, not both")
+    return check_templates(list(template) if template else templates_named(templates or "default"))

@@ -1,0 +1,104 @@
+"""What a user asks for: search terms and requests, parsed once, before they reach an engine.
+
+A search query is a weighted sum of unit vectors, renormalised (as rclip combines queries): the
+main text (weight 1), ``--image PATH`` (weight 1), ``--add TERM`` (+w) and ``--sub TERM`` (-w). A
+TERM is ``[WEIGHT:]TEXT-OR-IMAGE-PATH``: an existing file is an image, anything else text.
+
+Image paths are made absolute here, in the process that parsed them, so a request means the same
+thing in a server started in another folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mmcli.config import DEFAULT_MAX_PIXELS
+from mmcli.errors import UsageError
+
+WEIGHT_RE = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)):(.+)$", re.DOTALL)
+DEFAULT_TEMPLATE = "a photo of a {}."
+
+
+@dataclass(frozen=True)
+class Term:
+    """One part of a query: a text, or an image file (absolute path), with its weight."""
+
+    weight: float
+    value: str
+    is_image: bool
+
+
+def image_term(path: str, weight: float = 1.0) -> Term:
+    return Term(weight, os.path.abspath(os.path.expanduser(path)), True)
+
+
+def parse_term(raw: str, sign: float = 1.0) -> Term:
+    """``2:sunset`` -> weight 2, text "sunset"; ``photo.jpg`` (an existing file) -> an image term."""
+    weight, value = 1.0, raw
+    m = WEIGHT_RE.match(raw)
+    if m and not os.path.exists(raw):
+        weight, value = float(m.group(1)), m.group(2)
+    if not value.strip():
+        raise UsageError(f"empty query term {raw!r}")
+    if os.path.isfile(value):
+        return image_term(value, sign * weight)
+    return Term(sign * weight, value, False)
+
+
+def build_terms(
+    query: str | None, image: str | None, add: Sequence[str] = (), sub: Sequence[str] = ()
+) -> tuple[Term, ...]:
+    terms: list[Term] = []
+    if query is not None:
+        if not query.strip():
+            raise UsageError("empty query")
+        terms.append(Term(1.0, query, False))
+    if image is not None:
+        if not os.path.isfile(image):
+            raise UsageError(f"--image: no such file: {image}")
+        terms.append(image_term(image))
+    terms += [parse_term(t) for t in add] + [parse_term(t, -1.0) for t in sub]
+    if not terms:
+        raise UsageError("nothing to search for", hint='give a query ("a red car"), --image PATH or --add TERM')
+    return tuple(terms)
+
+
+def describe(terms: Sequence[Term]) -> str:
+    """A short title for pages of results: the text, or "like FILE", or "combined query"."""
+    if len(terms) == 1:
+        t = terms[0]
+        return f"like {t.value}" if t.is_image else t.value
+    texts = [t.value for t in terms if not t.is_image and t.weight > 0]
+    return texts[0] if texts else "combined query"
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A search against one index. ``within`` is an absolute folder or None."""
+
+    terms: tuple[Term, ...]
+    top_k: int = 10
+    threshold: float | None = None
+    within: str | None = None
+    exact: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @staticmethod
+    def folder(within: str | None) -> str | None:
+        return os.path.abspath(os.path.expanduser(within)) if within else None
+
+
+@dataclass(frozen=True)
+class ClassifyRequest:
+    """Zero-shot classification of image files (paths as the user gave them) against labels."""
+
+    paths: tuple[str, ...]
+    labels: tuple[str, ...]
+    templates: tuple[str, ...] = (DEFAULT_TEMPLATE,)
+    multi_label: bool = False
+    top_k: int | None = None
+    threshold: float | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS

@@ -1,0 +1,187 @@
+"""The HTTP wire format of ``mmcli serve``: pydantic models shared by the server and the client.
+
+FastAPI validates request bodies against them (a wrong type is a 422 naming the field) and puts
+them in the OpenAPI schema at ``/openapi.json``. The client builds them from the same typed
+requests (``mmcli.queries``) a local engine takes, so a search means the same thing either way.
+
+Paths travel as JSON strings; names that are not valid UTF-8 travel as ``\\udcXX`` escapes
+(``ensure_ascii`` JSON) and round-trip.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
+
+from mmcli.config import DEFAULT_MAX_PIXELS
+from mmcli.queries import DEFAULT_TEMPLATE, ClassifyRequest, SearchRequest, Term, build_terms
+from mmcli.results import Classification, FileFailure, Health, Hit, LabelScore, SearchResult
+
+MAX_PATHS = 10_000  # per /classify request
+MAX_LABELS = 10_000
+Text = Annotated[StrictStr, Field(max_length=100_000)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TermBody(_Body):
+    """One query term: a text, or an absolute image path on the server's machine."""
+
+    weight: float = Field(1.0, allow_inf_nan=False, ge=-1e6, le=1e6)
+    text: Text | None = None
+    image: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TermBody:
+        if (self.text is None) == (self.image is None):
+            raise ValueError("a term has exactly one of text and image")
+        return self
+
+
+class SearchBody(_Body):
+    """POST /search. ``terms`` is what mmcli sends; ``query``/``image``/``add``/``sub`` are the
+    same shorthand as the command line, for curl (image paths: absolute, on the server's machine)."""
+
+    query: Text | None = None
+    image: Text | None = None
+    add: list[Text] = Field(default_factory=list, max_length=100)
+    sub: list[Text] = Field(default_factory=list, max_length=100)
+    terms: list[TermBody] = Field(default_factory=list, max_length=100)
+    top_k: int = Field(10, ge=1, le=10_000)
+    threshold: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False)
+    within: Text | None = None
+    exact: bool = False
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=10**12)
+
+    @classmethod
+    def of(cls, request: SearchRequest) -> SearchBody:
+        terms = [TermBody(weight=t.weight, **{"image" if t.is_image else "text": t.value}) for t in request.terms]
+        return cls(
+            terms=terms,
+            top_k=request.top_k,
+            threshold=request.threshold,
+            within=request.within,
+            exact=request.exact,
+            max_pixels=request.max_pixels,
+        )
+
+    def request(self) -> SearchRequest:
+        terms = [
+            Term(t.weight, t.image if t.image is not None else t.text or "", t.image is not None) for t in self.terms
+        ]
+        if self.query is not None or self.image is not None or self.add or self.sub:
+            terms = [*build_terms(self.query, self.image, self.add, self.sub), *terms]
+        if not terms:
+            build_terms(None, None)  # raises "nothing to search for"
+        return SearchRequest(
+            tuple(terms), self.top_k, self.threshold, SearchRequest.folder(self.within), self.exact, self.max_pixels
+        )
+
+
+class HitBody(_Body):
+    rank: int
+    path: str
+    score: float
+
+
+class SearchReply(_Body):
+    hits: list[HitBody]
+    warnings: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: SearchResult) -> SearchReply:
+        return cls(
+            hits=[HitBody(rank=h.rank, path=h.path, score=h.score) for h in result.hits],
+            warnings=list(result.warnings),
+        )
+
+    def result(self) -> SearchResult:
+        return SearchResult(tuple(Hit(h.rank, h.path, h.score) for h in self.hits), tuple(self.warnings))
+
+
+class ClassifyBody(_Body):
+    """POST /classify: absolute image paths on the server's machine, labels, prompt templates."""
+
+    paths: list[Text] = Field(min_length=1, max_length=MAX_PATHS)
+    labels: list[Text] = Field(min_length=1, max_length=MAX_LABELS)
+    templates: list[Text] = Field(default_factory=lambda: [DEFAULT_TEMPLATE], min_length=1, max_length=100)
+    multi_label: bool = False
+    top_k: int | None = Field(None, ge=1)
+    threshold: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=10**12)
+
+    @classmethod
+    def of(cls, request: ClassifyRequest, paths: list[str]) -> ClassifyBody:
+        return cls(
+            paths=paths,
+            labels=list(request.labels),
+            templates=list(request.templates),
+            multi_label=request.multi_label,
+            top_k=request.top_k,
+            threshold=request.threshold,
+            max_pixels=request.max_pixels,
+        )
+
+    def request(self) -> ClassifyRequest:
+        return ClassifyRequest(
+            tuple(self.paths),
+            tuple(self.labels),
+            tuple(self.templates),
+            self.multi_label,
+            self.top_k,
+            self.threshold,
+            self.max_pixels,
+        )
+
+
+class LabelScoreBody(_Body):
+    label: str
+    score: float
+
+
+class ClassifyItem(_Body):
+    """A classified image (``labels``) or a file that could not be used (``reason``)."""
+
+    path: str
+    labels: list[LabelScoreBody] | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, item: Classification | FileFailure) -> ClassifyItem:
+        if isinstance(item, FileFailure):
+            return cls(path=item.path, reason=item.reason)
+        return cls(path=item.path, labels=[LabelScoreBody(label=x.label, score=x.score) for x in item.labels])
+
+    def item(self, path: str) -> Classification | FileFailure:
+        if self.labels is None:
+            return FileFailure(path, self.reason or "failed")
+        return Classification(path, tuple(LabelScore(x.label, x.score) for x in self.labels))
+
+
+class ClassifyReply(_Body):
+    results: list[ClassifyItem]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class HealthReply(_Body):
+    status: str
+    model: str
+    index: str
+    pid: int
+    version: str
+    served: dict[str, int] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, health: Health) -> HealthReply:
+        return cls(**health.__dict__)
+
+    def health(self) -> Health:
+        return Health(self.status, self.model, self.index, self.pid, self.version, dict(self.served))
+
+
+class ErrorReply(_Body):
+    error: str
+    hint: str | None = None
