@@ -1,11 +1,12 @@
 """`mmcli serve`: one warm ``LocalEngine`` (model, text cache, FAISS index) behind a local HTTP JSON API.
 
-FastAPI + uvicorn (the ``serve`` extra; this module is imported only by that command). GET /health, POST /search, POST /classify; bodies are the
-pydantic models of ``mmcli.wire`` (a wrong type is a 422 naming the field), documented at
-/openapi.json and /docs. Endpoints are plain functions, so FastAPI runs them in its thread pool:
-model work never blocks the event loop, and /health answers while a search runs. Model work is
-serialised by one lock. Bodies over ``max_body`` bytes get 413; image paths outside the allowed
-roots get 403. While it runs, ``$MMCLI_HOME/server.json`` tells `mmcli search`/`classify` where it is.
+FastAPI + uvicorn (the ``serve`` extra; only that command imports this module). GET /health,
+POST /search, POST /classify; bodies are the pydantic models of ``mmcli.wire`` (a wrong type is a
+422 naming the field), documented at /openapi.json and /docs. Endpoints are plain functions, so
+FastAPI runs them in its thread pool: model work never blocks the event loop, and /health answers
+while a search runs. Model work is serialised by one lock. Bodies over ``max_body`` bytes get 413;
+image paths outside the allowed roots get 403. While it runs, ``$MMCLI_HOME/server.json`` tells
+`mmcli search` and `mmcli classify` where it is.
 """
 
 from __future__ import annotations
