@@ -4,32 +4,35 @@ images nearest its centre and, given labels, the labels that best match its cent
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mmcli.errors import IndexMissing, UsageError
-from mmcli.index.open import model_spec_for, open_index
+from mmcli.index.open import open_index
 from mmcli.index.vectors import load_all
+from mmcli.queries import DEFAULT_TEMPLATE
 from mmcli.results import Cluster, LabelScore
+
+if TYPE_CHECKING:
+    from mmcli.engine import LocalEngine
 
 
 def cluster_index(
-    folder: Path,
+    engine: LocalEngine,
     k: int,
     labels: Sequence[str] = (),
-    templates: Sequence[str] = ("a photo of a {}.",),
+    templates: Sequence[str] = (DEFAULT_TEMPLATE,),
     samples: int = 5,
     top_labels: int = 3,
     seed: int = 1234,
-    model: str | None = None,
-    weights: str | None = None,
-    device: str = "auto",
-    precision: str = "auto",
 ) -> list[Cluster]:
+    """Clusters of ``engine``'s index; its model embeds the labels (loaded only when labels are given)."""
     import faiss
 
+    if engine.index is None:
+        raise UsageError("no index to cluster")
+    folder = engine.index
     store = open_index(folder)
     try:
         ids, vecs = load_all(store)
@@ -52,7 +55,7 @@ def cluster_index(
         _, assign = km.index.search(vecs, 1)
         assign = assign[:, 0]
         centroids = km.centroids / np.linalg.norm(km.centroids, axis=1, keepdims=True)
-        label_scores = _label_scores(store, centroids, labels, templates, model, weights, device, precision)
+        label_scores = _label_scores(engine, centroids, labels, templates)
         out = []
         for c in range(k):
             members = np.flatnonzero(assign == c)
@@ -69,22 +72,14 @@ def cluster_index(
 
 
 def _label_scores(
-    store: Any,
-    centroids: np.ndarray,
-    labels: Sequence[str],
-    templates: Sequence[str],
-    model: str | None,
-    weights: str | None,
-    device: str,
-    precision: str,
+    engine: LocalEngine, centroids: np.ndarray, labels: Sequence[str], templates: Sequence[str]
 ) -> list[list[LabelScore]]:
     if not labels:
         return []
     from mmcli.classify import build_label_set, score
-    from mmcli.models import load_encoder
     from mmcli.textcache import TextCache
 
-    encoder = load_encoder(model_spec_for(store.meta(), model, weights), device=device, precision=precision)
+    encoder = engine.encoder()
     label_set = build_label_set(encoder, labels, templates, TextCache())
     probs = score(centroids.astype(np.float32), label_set, encoder.logit_scale, encoder.logit_bias)
     return [[LabelScore(label_set.labels[j], float(row[j])) for j in np.argsort(-row, kind="stable")] for row in probs]

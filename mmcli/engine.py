@@ -157,34 +157,22 @@ class LocalEngine:
         return Health("ok", self.spec.name, str(self.index or ""), os.getpid(), __version__, dict(self.served))
 
 
-def choose_engine(
-    server: str | None,
-    index: Path | None,
-    model: str | None = None,
-    weights: str | os.PathLike[str] | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    *,
-    batch_size: int = 32,
-    workers: int | None = None,
-    for_classify: bool = False,
-) -> Engine:
-    """A running server when one is named or found and holds what this command would use; else local.
+def choose_engine(server: str | None, local: LocalEngine, *, for_classify: bool = False) -> Engine:
+    """A running server when one is named or found and holds what ``local`` would use; else ``local``.
 
     Searches use a server only when no ``--model``/``--weights`` is given (the server holds the
-    index's model). Classification uses it only when it holds the very model this command would load.
+    index's model). Classification uses it only when it holds the very model ``local`` would load.
     """
     from mmcli.remote import RemoteEngine, find_server
 
-    local = LocalEngine(index, model, weights, device, precision, batch_size=batch_size, workers=workers)
-    if weights is not None or (model is not None and not for_classify):
+    if local.weights is not None or (local.model is not None and not for_classify):
         return local
-    found = find_server(server, None if for_classify else index)
+    found = find_server(server, None if for_classify else local.index)
     if found is None:
         return local
     wanted = None
     if for_classify:
         from mmcli.config import default_model
 
-        wanted = model or default_model()
+        wanted = local.model or default_model()
     return RemoteEngine(found.url, found.explicit, local, wanted_model=wanted)

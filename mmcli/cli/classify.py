@@ -4,46 +4,29 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from mmcli.cli.console import funnel, say, summary, warn, warn_all
+from mmcli.cli.console import funnel, summary, warn, warn_all
 from mmcli.cli.options import (
     FormatOpt,
-    GridOpt,
-    HiddenOpt,
-    HtmlOpt,
-    InputsArg,
+    InputChoice,
     LabelsFileOpt,
     LabelsOpt,
     ModelChoice,
-    NulInOpt,
-    OldNulOpt,
+    PictureChoice,
     QuietOpt,
     RunChoice,
     ServerOpt,
     TemplateOpt,
     command,
+    input_options,
     model_options,
+    picture_options,
     run_options,
 )
-from mmcli.errors import NoImagesError, UsageError
-
-if TYPE_CHECKING:
-    from mmcli.results import Classification
-
-
-def moved_null_flag(old: bool) -> None:
-    if old:
-        raise UsageError("-0 is NUL-separated output; NUL-separated paths on stdin are -z (--null-input)")
-
-
-def input_paths(inputs: list[str] | None, null_input: bool, include_hidden: bool) -> list[str]:
-    from mmcli.inputs import gather_paths
-
-    return gather_paths(inputs, getattr(sys.stdin, "buffer", None), null_input, include_hidden)
+from mmcli.errors import NoImagesError
 
 
 @command(
@@ -54,10 +37,11 @@ def input_paths(inputs: list[str] | None, null_input: bool, include_hidden: bool
     ),
     multi_value=True,
 )
+@input_options
 @model_options
 @run_options
+@picture_options
 def classify(
-    inputs: InputsArg = None,
     labels: LabelsOpt = None,
     labels_file: LabelsFileOpt = None,
     template: TemplateOpt = None,
@@ -89,31 +73,27 @@ def classify(
         Optional[int], typer.Option("--top-k", "-k", min=1, help="Show at most K labels per image.", show_default=False)
     ] = None,
     fmt: FormatOpt = None,
-    null_input: NulInOpt = False,
-    old_null: OldNulOpt = False,
-    include_hidden: HiddenOpt = False,
     quiet: QuietOpt = False,
     server: ServerOpt = None,
-    html_out: HtmlOpt = None,
-    grid_out: GridOpt = None,
     *,
+    source: InputChoice,
     model_choice: ModelChoice,
     run: RunChoice,
+    pictures: PictureChoice,
 ) -> None:
     """Zero-shot classify images against labels."""
     with funnel():
         from mmcli.cli.views import CLASSIFICATIONS
-        from mmcli.engine import choose_engine
+        from mmcli.engine import LocalEngine, choose_engine
         from mmcli.inputs import choose_templates, collect_labels
         from mmcli.output import Progress, Renderer, choose_format
         from mmcli.queries import ClassifyRequest
         from mmcli.results import FileFailure
 
-        moved_null_flag(old_null)
         out_format = choose_format(CLASSIFICATIONS, fmt, sys.stdout)
         cut = threshold if threshold is not None else (0.5 if multi_label else None)
         request = ClassifyRequest(
-            tuple(input_paths(inputs, null_input, include_hidden)),
+            tuple(source.paths()),
             tuple(collect_labels(labels, labels_file)),
             tuple(choose_templates(template, templates)),
             multi_label,
@@ -122,9 +102,8 @@ def classify(
             run.pixel_limit,
         )
         start = time.perf_counter()
-        engine = choose_engine(
-            server, None, *model_choice.args, batch_size=run.batch_size, workers=run.workers, for_classify=True
-        )
+        local = LocalEngine(None, *model_choice.args, batch_size=run.batch_size, workers=run.workers)
+        engine = choose_engine(server, local, for_classify=True)
         progress = Progress("classifying", enabled=not quiet)
         try:
             result = engine.classify(request, progress.update)
@@ -143,17 +122,8 @@ def classify(
         summary("classified", len(done), failed, time.perf_counter() - start, quiet)
         if not done:
             raise NoImagesError(f"no image could be classified ({failed} failed)")
-        _pictures(done, html_out, grid_out, request.labels)
+        if pictures.html or pictures.grid:
+            from mmcli.pictures import Tile
 
-
-def _pictures(
-    done: list[Classification], html_out: Path | None, grid_out: Path | None, labels: tuple[str, ...]
-) -> None:
-    if not (html_out or grid_out):
-        return
-    from mmcli.pictures import Tile, write_pictures
-
-    tiles = [Tile(c.path, tuple(f"{ls.label} {ls.score:.3f}" for ls in c.labels[:2])) for c in done]
-    subtitle = f"labels: {', '.join(labels[:12])}"
-    for path in write_pictures(tiles, html_out, grid_out, "mmcli classify", subtitle):
-        say(f"wrote {path}")
+            tiles = [Tile(c.path, tuple(f"{ls.label} {ls.score:.3f}" for ls in c.labels[:2])) for c in done]
+            pictures.write(tiles, "mmcli classify", f"labels: {', '.join(request.labels[:12])}")

@@ -9,17 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mmcli.cli.classify import input_paths, moved_null_flag
 from mmcli.cli.console import funnel, say, summary, warn, warn_all
 from mmcli.cli.options import (
-    HiddenOpt,
-    InputsArg,
+    InputChoice,
     ModelChoice,
-    NulInOpt,
-    OldNulOpt,
     QuietOpt,
     RunChoice,
     command,
+    input_options,
     model_options,
     run_options,
 )
@@ -38,10 +35,10 @@ if TYPE_CHECKING:
     ),
     multi_value=True,
 )
+@input_options
 @model_options
 @run_options
 def embed(
-    inputs: InputsArg = None,
     text: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -58,11 +55,9 @@ def embed(
             show_default=False,
         ),
     ] = None,
-    null_input: NulInOpt = False,
-    old_null: OldNulOpt = False,
-    include_hidden: HiddenOpt = False,
     quiet: QuietOpt = False,
     *,
+    source: InputChoice,
     model_choice: ModelChoice,
     run: RunChoice,
 ) -> None:
@@ -71,8 +66,7 @@ def embed(
         from mmcli.atomic import write_embeddings
         from mmcli.engine import LocalEngine
 
-        moved_null_flag(old_null)
-        if text and inputs:
+        if text and source.inputs:
             raise UsageError("give images or --text, not both")
         if output is not None and output.suffix != ".npy":
             raise UsageError(f"--output must end in .npy: {output}")
@@ -80,7 +74,7 @@ def embed(
         if text:
             keys, key_name, vectors = _texts(engine, text, stream=output is None)
         else:
-            paths = input_paths(inputs, null_input, include_hidden)
+            paths = source.paths()
             keys, key_name, vectors = _images(engine, paths, run, quiet, stream=output is None)
         if output is not None:
             companion = write_embeddings(output, vectors, keys, key_name)

@@ -10,15 +10,16 @@ import typer
 from mmcli.cli.console import funnel, say
 from mmcli.cli.options import (
     FormatOpt,
-    HtmlOpt,
     IndexOpt,
     LabelsFileOpt,
     LabelsOpt,
     ModelChoice,
     NulOutOpt,
+    PictureChoice,
     TemplateOpt,
     command,
     model_options,
+    picture_options,
 )
 
 
@@ -29,6 +30,7 @@ from mmcli.cli.options import (
         "mmcli dupes -0 | xargs -0 ls -l              (NUL after each path, NUL NUL between groups)",
     )
 )
+@picture_options
 def dupes(
     threshold: Annotated[
         float,
@@ -37,7 +39,8 @@ def dupes(
     index: IndexOpt = None,
     fmt: FormatOpt = None,
     null: NulOutOpt = False,
-    html_out: HtmlOpt = None,
+    *,
+    pictures: PictureChoice,
 ) -> None:
     """Groups of near-duplicate images in an index, largest first (exact copies always group)."""
     with funnel():
@@ -49,16 +52,15 @@ def dupes(
         out_format = choose_format(DUPES, fmt, sys.stdout, nul=null)
         groups = find_dupes(index_folder(index), threshold)
         render(groups, DUPES, out_format, nul=null)
-        if html_out is not None:
-            from mmcli.pictures import Tile, write_html
+        if pictures.html or pictures.grid:
+            from mmcli.pictures import Tile
 
             tiles = [
                 Tile(p, (f"group {g.group} ({len(g.paths)} images)", f"min score {g.min_score:.3f}"))
                 for g in groups
                 for p in g.paths
             ]
-            write_html(html_out, tiles, "mmcli dupes", f"threshold {threshold}; {len(groups)} groups")
-            say(f"wrote {html_out}")
+            pictures.write(tiles, "mmcli dupes", f"threshold {threshold}; {len(groups)} groups")
         say(
             f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates "
             f"({sum(len(g.paths) for g in groups)} images) at threshold {threshold}"
@@ -86,23 +88,13 @@ def cluster(
     with funnel():
         from mmcli.cli.views import CLUSTERS
         from mmcli.cluster import cluster_index
+        from mmcli.engine import LocalEngine
         from mmcli.index.open import index_folder
         from mmcli.inputs import choose_templates, collect_labels
         from mmcli.output import choose_format, render
 
         out_format = choose_format(CLUSTERS, fmt, sys.stdout)
         tags = collect_labels(labels, labels_file) if labels or labels_file else []
-        model, weights, device, precision = model_choice.args
-        clusters = cluster_index(
-            index_folder(index),
-            k,
-            tags,
-            choose_templates(template, None),
-            samples=samples,
-            seed=seed,
-            model=model,
-            weights=weights,
-            device=device,
-            precision=precision,
-        )
+        engine = LocalEngine(index_folder(index), *model_choice.args)
+        clusters = cluster_index(engine, k, tags, choose_templates(template, None), samples=samples, seed=seed)
         render(clusters, CLUSTERS, out_format)

@@ -13,10 +13,13 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 from typer.core import TyperCommand
+
+if TYPE_CHECKING:
+    from mmcli.pictures import Tile
 
 F = TypeVar("F", bound=Callable[..., Any])
 MULTI_VALUE_OPTIONS = ("--labels", "-l", "--text", "-t")
@@ -81,10 +84,6 @@ FormatOpt = Annotated[
     ),
 ]
 NulOutOpt = Annotated[bool, typer.Option("-0", "--null", help="NUL-separated paths on stdout (for xargs -0).")]
-NulInOpt = Annotated[
-    bool, typer.Option("-z", "--null-input", help="Paths read from stdin ('-') are NUL-separated (find -print0).")
-]
-OldNulOpt = Annotated[bool, typer.Option("-0", hidden=True, help="Moved: -z.")]
 HiddenOpt = Annotated[bool, typer.Option("--include-hidden", help="Also walk hidden files and folders.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
 IndexOpt = Annotated[
@@ -119,21 +118,6 @@ ServerOpt = Annotated[
         help="Use a running `mmcli serve` at this URL (default: $MMCLI_SERVER, or one found running; "
         "MMCLI_SERVER=off never uses one).",
         show_default=False,
-    ),
-]
-HtmlOpt = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--html", help="Also write a self-contained HTML page of the results (thumbnails embedded).", show_default=False
-    ),
-]
-GridOpt = Annotated[
-    Optional[Path], typer.Option("--grid", help="Also write a PNG contact sheet of the results.", show_default=False)
-]
-InputsArg = Annotated[
-    Optional[list[str]],
-    typer.Argument(
-        help="Image files, folders (searched recursively), or - to read paths from stdin.", show_default=False
     ),
 ]
 
@@ -268,6 +252,97 @@ def _group(target: str, params: Sequence[inspect.Parameter], build: Callable[...
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+@dataclass(frozen=True)
+class InputChoice:
+    """The image inputs of a command: arguments, ``-`` for stdin (``-z``: NUL-separated), --include-hidden."""
+
+    inputs: list[str] | None
+    null_input: bool
+    old_null: bool
+    include_hidden: bool
+
+    def paths(self) -> list[str]:
+        import sys
+
+        from mmcli.errors import UsageError
+        from mmcli.inputs import gather_paths
+
+        if self.old_null:
+            raise UsageError("-0 is NUL-separated output; NUL-separated paths on stdin are -z (--null-input)")
+        return gather_paths(self.inputs, getattr(sys.stdin, "buffer", None), self.null_input, self.include_hidden)
+
+
+@dataclass(frozen=True)
+class PictureChoice:
+    """--html and --grid: pictures of the results besides the data on stdout."""
+
+    html: Path | None
+    grid: Path | None
+
+    def write(self, tiles: Sequence[Tile], title: str, subtitle: str) -> None:
+        from mmcli.cli.console import say
+        from mmcli.pictures import write_pictures
+
+        for path in write_pictures(tiles, self.html, self.grid, title, subtitle):
+            say(f"wrote {path}")
+
+
+INPUT_PARAMS = (
+    _param(
+        "inputs",
+        Annotated[
+            Optional[list[str]],
+            typer.Argument(
+                help="Image files, folders (searched recursively), or - to read paths from stdin.", show_default=False
+            ),
+        ],
+        None,
+    ),
+    _param(
+        "null_input",
+        Annotated[
+            bool,
+            typer.Option("-z", "--null-input", help="Paths read from stdin ('-') are NUL-separated (find -print0)."),
+        ],
+        False,
+    ),
+    _param("old_null", Annotated[bool, typer.Option("-0", hidden=True, help="Moved: -z.")], False),
+    _param("include_hidden", HiddenOpt, False),
+)
+PICTURE_PARAMS = (
+    _param(
+        "html",
+        Annotated[
+            Optional[Path],
+            typer.Option(
+                "--html",
+                help="Also write a self-contained HTML page of the results (thumbnails embedded).",
+                show_default=False,
+            ),
+        ],
+        None,
+    ),
+    _param(
+        "grid",
+        Annotated[
+            Optional[Path],
+            typer.Option("--grid", help="Also write a PNG contact sheet of the results.", show_default=False),
+        ],
+        None,
+    ),
+)
+
+
+def input_options(fn: F) -> F:
+    """Adds the inputs argument, -z, --include-hidden; the command receives ``source: InputChoice``."""
+    return _group("source", INPUT_PARAMS, InputChoice)(fn)
+
+
+def picture_options(fn: F) -> F:
+    """Adds --html and --grid; the command receives ``pictures: PictureChoice``."""
+    return _group("pictures", PICTURE_PARAMS, PictureChoice)(fn)
 
 
 def model_options(fn: F) -> F:

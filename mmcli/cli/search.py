@@ -10,14 +10,14 @@ import typer
 from mmcli.cli.console import funnel, say, warn_all
 from mmcli.cli.options import (
     FormatOpt,
-    GridOpt,
-    HtmlOpt,
     IndexOpt,
     ModelChoice,
     NulOutOpt,
+    PictureChoice,
     ServerOpt,
     command,
     model_options,
+    picture_options,
 )
 
 TermsOpt = Optional[list[str]]
@@ -33,6 +33,7 @@ TermsOpt = Optional[list[str]]
     multi_value=True,
 )
 @model_options
+@picture_options
 def search(
     query: Annotated[
         TermsOpt, typer.Argument(help="Text to search for (words are joined).", show_default=False)
@@ -63,15 +64,14 @@ def search(
     fmt: FormatOpt = None,
     null: NulOutOpt = False,
     server: ServerOpt = None,
-    html_out: HtmlOpt = None,
-    grid_out: GridOpt = None,
     *,
     model_choice: ModelChoice,
+    pictures: PictureChoice,
 ) -> None:
     """Search an index by text, by example image, or both combined."""
     with funnel():
         from mmcli.cli.views import HITS
-        from mmcli.engine import choose_engine
+        from mmcli.engine import LocalEngine, choose_engine
         from mmcli.index.open import index_folder
         from mmcli.output import choose_format, render
         from mmcli.queries import SearchRequest, build_terms, describe
@@ -80,15 +80,13 @@ def search(
         terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
         request = SearchRequest(terms, top_k, threshold, SearchRequest.folder(within), exact)
         folder = index_folder(index)
-        result = choose_engine(server, folder, *model_choice.args).search(request)
+        result = choose_engine(server, LocalEngine(folder, *model_choice.args)).search(request)
         warn_all(result.warnings)
         render(result.hits, HITS, out_format, nul=null)
         if not result.hits:
             say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))
-        elif html_out or grid_out:
-            from mmcli.pictures import Tile, write_pictures
+        elif pictures.html or pictures.grid:
+            from mmcli.pictures import Tile
 
             tiles = [Tile(h.path, (f"#{h.rank}  {h.score:.4f}",)) for h in result.hits]
-            title = f"mmcli search: {describe(terms)}"
-            for path in write_pictures(tiles, html_out, grid_out, title, f"index {folder}"):
-                say(f"wrote {path}")
+            pictures.write(tiles, f"mmcli search: {describe(terms)}", f"index {folder}")
