@@ -9,23 +9,17 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, summary, warn, warn_all
-from mmcli.cli.options import (
-    FormatOpt,
+from mmcli.cli.groups import (
     InputChoice,
-    LabelsFileOpt,
-    LabelsOpt,
     ModelChoice,
     PictureChoice,
-    QuietOpt,
     RunChoice,
-    ServerOpt,
-    TemplateOpt,
-    command,
     input_options,
     model_options,
     picture_options,
     run_options,
 )
+from mmcli.cli.options import FormatOpt, LabelsFileOpt, LabelsOpt, QuietOpt, ServerOpt, TemplateOpt, command
 from mmcli.errors import NoImagesError
 
 

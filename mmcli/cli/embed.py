@@ -10,16 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say, summary, warn, warn_all
-from mmcli.cli.options import (
-    InputChoice,
-    ModelChoice,
-    QuietOpt,
-    RunChoice,
-    command,
-    input_options,
-    model_options,
-    run_options,
-)
+from mmcli.cli.groups import InputChoice, ModelChoice, RunChoice, input_options, model_options, run_options
+from mmcli.cli.options import QuietOpt, command
 from mmcli.errors import NoImagesError, UsageError
 
 if TYPE_CHECKING:

@@ -8,19 +8,8 @@ from typing import Annotated
 import typer
 
 from mmcli.cli.console import funnel, say
-from mmcli.cli.options import (
-    FormatOpt,
-    IndexOpt,
-    LabelsFileOpt,
-    LabelsOpt,
-    ModelChoice,
-    NulOutOpt,
-    PictureChoice,
-    TemplateOpt,
-    command,
-    model_options,
-    picture_options,
-)
+from mmcli.cli.groups import ModelChoice, PictureChoice, model_options, picture_options
+from mmcli.cli.options import FormatOpt, IndexOpt, LabelsFileOpt, LabelsOpt, NulOutOpt, TemplateOpt, command
 
 
 @command(

@@ -8,17 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say, warn
-from mmcli.cli.options import (
-    FormatOpt,
-    HiddenOpt,
-    IndexOpt,
-    ModelChoice,
-    QuietOpt,
-    RunChoice,
-    command,
-    model_options,
-    run_options,
-)
+from mmcli.cli.groups import ModelChoice, RunChoice, model_options, run_options
+from mmcli.cli.options import FormatOpt, HiddenOpt, IndexOpt, QuietOpt, command
 
 
 @command(

@@ -8,17 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say, warn_all
-from mmcli.cli.options import (
-    FormatOpt,
-    IndexOpt,
-    ModelChoice,
-    NulOutOpt,
-    PictureChoice,
-    ServerOpt,
-    command,
-    model_options,
-    picture_options,
-)
+from mmcli.cli.groups import ModelChoice, PictureChoice, model_options, picture_options
+from mmcli.cli.options import FormatOpt, IndexOpt, NulOutOpt, ServerOpt, command
 
 TermsOpt = Optional[list[str]]
 

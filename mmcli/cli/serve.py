@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say
-from mmcli.cli.options import IndexOpt, ModelChoice, command, model_options
+from mmcli.cli.groups import ModelChoice, model_options
+from mmcli.cli.options import IndexOpt, command
 
 
 @command(
