@@ -175,4 +175,4 @@ def choose_engine(server: str | None, local: LocalEngine, *, for_classify: bool 
         from mmcli.config import default_model
 
         wanted = local.model or default_model()
-    return RemoteEngine(found.url, found.explicit, local, wanted_model=wanted)
+    return RemoteEngine(found, local, wanted_model=wanted)

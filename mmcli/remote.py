@@ -1,15 +1,22 @@
-"""Talking to a running `mmcli serve`: finding it, and the engine that calls it (plain urllib).
+"""Talking to a running `mmcli serve`: finding it, checking it, and the engine that calls it.
 
 A server is used when given (``--server URL`` / ``MMCLI_SERVER``) or found (``server.json`` in
-MMCLI_HOME, written by `mmcli serve`, whose process is alive and which serves the same index).
-When it cannot be reached the work is done in-process instead; the output is the same.
+MMCLI_HOME, written by `mmcli serve` with mode 0600, whose process is alive and which serves the
+same index). Before any query leaves this process the server must answer ``/health`` within
+``CHECK_TIMEOUT``, serve the same index, and, when the discovery file gave a token, prove it knows
+the token (an HMAC of a fresh nonce: the token never travels). Every answer is validated. When
+the server cannot be used the work is done in-process with one warning; the output is the same.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,13 +32,17 @@ if TYPE_CHECKING:
     from mmcli.engine import ClassifyRun, LocalEngine, ProgressFn
 
 DISCOVERY = "server.json"
+NONCE_HEADER = "X-Mmcli-Nonce"
+PROOF_HEADER = "X-Mmcli-Proof"
+CHECK_TIMEOUT = 2.0  # seconds for /health: a stopped or foreign server costs this, not a minute
 T = TypeVar("T", bound="BaseModel")
 
 
 @dataclass(frozen=True)
 class FoundServer:
     url: str
-    explicit: bool  # named by the user (a failure is worth a warning), not merely found
+    explicit: bool  # named by the user, not merely found
+    token: str | None = None  # from the discovery file: the server must prove it knows it
 
 
 def discovery_file() -> Path:
@@ -40,37 +51,66 @@ def discovery_file() -> Path:
     return home_dir() / DISCOVERY
 
 
-def _alive(pid: int) -> bool:
+def proof(token: str, nonce: str) -> str:
+    """What a server that knows ``token`` answers to ``nonce``."""
+    return hmac.new(token.encode(), nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def server_url(raw: str, what: str) -> str:
+    """``localhost:8765`` -> ``http://localhost:8765``; anything but an http(s) URL is a usage error."""
+    text = raw.strip().rstrip("/")
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        parts = urllib.parse.urlsplit(text)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
+        ok = False
+    if not ok:
+        raise UsageError(f"{what}: {raw!r} is not the URL of an mmcli server", hint="e.g. http://127.0.0.1:8765")
+    return text
+
+
+def alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
     return True
+
+
+def read_discovery() -> dict[str, Any] | None:
+    """The discovery file of a server whose process is alive, or None."""
+    try:
+        info = json.loads(discovery_file().read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not isinstance(info.get("pid"), int) or not alive(info["pid"]):
+        return None
+    if not all(isinstance(info.get(k), str) for k in ("url", "index", "token")):
+        return None
+    return info
 
 
 def find_server(explicit: str | None, index_folder: Path | None) -> FoundServer | None:
     """The server to use: ``explicit``, else MMCLI_SERVER, else a live one serving ``index_folder``."""
     from mmcli.config import settings
 
-    if explicit:
-        return FoundServer(explicit.rstrip("/"), True)
     env = settings().server
-    if env == "off":
+    info = read_discovery()
+    if explicit or env:
+        if not explicit and env == "off":
+            return None
+        url = server_url(explicit or env or "", "--server" if explicit else "MMCLI_SERVER")
+        token = info["token"] if info and info["url"].rstrip("/") == url else None
+        return FoundServer(url, True, token)
+    if info is None or (index_folder is not None and Path(info["index"]) != index_folder):
         return None
-    if env:
-        return FoundServer(env.rstrip("/"), True)
-    try:
-        info = json.loads(discovery_file().read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or not _alive(int(info.get("pid", 0))):
-        return None
-    if index_folder is not None and Path(info.get("index", "")) != index_folder:
-        return None
-    url = str(info.get("url", "")).rstrip("/")
-    return FoundServer(url, False) if url else None
+    return FoundServer(info["url"].rstrip("/"), False, info["token"])
 
 
 class Unavailable(Exception):
@@ -80,21 +120,26 @@ class Unavailable(Exception):
 class RemoteEngine:
     """An engine whose work runs in `mmcli serve`; falls back to ``local`` when it cannot be used."""
 
-    def __init__(self, url: str, explicit: bool, local: LocalEngine, wanted_model: str | None = None) -> None:
-        self.url, self.explicit, self.local = url, explicit, local
-        self.wanted_model = wanted_model
+    def __init__(self, found: FoundServer, local: LocalEngine, wanted_model: str | None = None) -> None:
+        self.url, self.explicit, self.token = found.url, found.explicit, found.token
+        self.local, self.wanted_model = local, wanted_model
 
-    def _fallback_note(self) -> tuple[str, ...]:
-        return (f"no mmcli server answers at {self.url}; working in-process",) if self.explicit else ()
+    def _fallback(self, why: Unavailable) -> tuple[str, ...]:
+        return (f"the mmcli server at {self.url} {why or 'does not answer'}; working in-process",)
 
     def search(self, request: SearchRequest) -> SearchResult:
         from mmcli.wire import SearchBody, SearchReply
 
         try:
-            reply = self._post("/search", SearchBody.of(request), SearchReply)
-        except Unavailable:
+            served = self.health().index
+            if self.local.index is not None and Path(served) != self.local.index:
+                raise Unavailable(f"serves another index ({served})")
+            reply = self._post("/search", SearchBody.of(request), SearchReply, timeout=120)
+        except Unavailable as why:
             result = self.local.search(request)
-            return replace(result, warnings=self._fallback_note() + result.warnings)
+            return replace(result, warnings=self._fallback(why) + result.warnings)
+        except _Refused:
+            return self.local.search(request)
         return reply.result()
 
     def classify(self, request: ClassifyRequest, on_progress: ProgressFn | None = None) -> ClassifyRun:
@@ -103,53 +148,65 @@ class RemoteEngine:
 
         try:
             if self.wanted_model is not None and self.health().model != self.wanted_model:
-                raise Unavailable  # it holds another model than this command would load
+                return self.local.classify(request, on_progress)  # it holds another model
             body = ClassifyBody.of(request, [os.path.abspath(p) for p in request.paths])
-            reply = self._post("/classify", body, ClassifyReply)
-        except Unavailable:
+            reply = self._post("/classify", body, ClassifyReply, timeout=3600)
+        except Unavailable as why:
             run = self.local.classify(request, on_progress)
-            return replace(run, warnings=self._fallback_note() + run.warnings)
+            return replace(run, warnings=self._fallback(why) + run.warnings)
+        except _Refused:
+            return self.local.classify(request, on_progress)
+        if len(reply.results) != len(request.paths):
+            raise MmcliError(
+                f"the mmcli server at {self.url} answered {len(reply.results)} results for {len(request.paths)} images"
+            )
         items = [r.item(original) for r, original in zip(reply.results, request.paths)]
         return ClassifyRun(tuple(reply.warnings), iter(items))
 
     def health(self) -> Health:
+        """The server's /health, checked: it answers in time, validly, and knows the token."""
         from mmcli.wire import HealthReply
 
+        nonce = secrets.token_hex(16)
+        req = urllib.request.Request(self.url + "/health", headers={NONCE_HEADER: nonce})
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=5) as resp:
-                return HealthReply.model_validate(json.loads(resp.read())).health()
+            with urllib.request.urlopen(req, timeout=CHECK_TIMEOUT) as resp:
+                answer = resp.headers.get(PROOF_HEADER, "")
+                health = HealthReply.model_validate(json.loads(resp.read())).health()
         except (OSError, ValueError) as exc:
-            raise Unavailable from exc
+            raise Unavailable("does not answer as an mmcli server") from exc
+        if self.token is not None and not hmac.compare_digest(answer, proof(self.token, nonce)):
+            raise Unavailable("is not the server that wrote the discovery file")
+        return health
 
-    def _post(self, endpoint: str, body: Any, reply_type: type[T]) -> T:
-        """POST a wire model; the reply, validated. Unavailable when the server cannot be reached, or
-        when a server that was only found (not named) refuses a path outside its allowed roots."""
+    def _post(self, endpoint: str, body: Any, reply_type: type[T], timeout: float) -> T:
+        """POST a wire model; the reply, validated."""
         data = json.dumps(body.model_dump(), ensure_ascii=True).encode()
         req = urllib.request.Request(self.url + endpoint, data=data, headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return reply_type.model_validate(json.loads(resp.read()))
         except urllib.error.HTTPError as exc:
             detail = _error_detail(exc)
             if exc.code == 403 and not self.explicit:
-                raise Unavailable from None
+                raise _Refused from None  # a found server that may not read this path: do it here
             message = f"server {self.url}: {detail.get('error') or exc.reason}"
             if exc.code in (400, 403, 413, 422):
                 raise UsageError(message, hint=detail.get("hint")) from None
             raise MmcliError(message) from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError) as exc:
-            raise Unavailable from exc
+        except (OSError, ValueError) as exc:
+            raise Unavailable("did not answer the request") from exc
+
+
+class _Refused(Exception):
+    """A server that was only found refuses a path outside its allowed roots."""
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> dict[str, Any]:
     try:
         detail = json.loads(exc.read())
-    except ValueError:
+    except (OSError, ValueError):
         return {}
     if not isinstance(detail, dict):
         return {}
-    if isinstance(detail.get("detail"), list):  # FastAPI's 422: name the field
-        first = detail["detail"][0] if detail["detail"] else {}
-        where = ".".join(str(p) for p in first.get("loc", [])[1:])
-        return {"error": f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid")}
-    return detail
+    return {k: v for k, v in detail.items() if k in ("error", "hint") and isinstance(v, str)}

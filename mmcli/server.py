@@ -4,24 +4,31 @@ FastAPI + uvicorn (the ``serve`` extra; only that command imports this module). 
 POST /search, POST /classify; bodies are the pydantic models of ``mmcli.wire`` (a wrong type is a
 422 naming the field), documented at /openapi.json and /docs. Endpoints are plain functions, so
 FastAPI runs them in its thread pool: model work never blocks the event loop, and /health answers
-while a search runs. Model work is serialised by one lock. Bodies over ``max_body`` bytes get 413;
-image paths outside the allowed roots get 403. While it runs, ``$MMCLI_HOME/server.json`` tells
-`mmcli search` and `mmcli classify` where it is.
+while a search runs. Model work is serialised by one lock. ``mmcli.guards`` refuses foreign hosts
+and origins, oversized bodies and files outside the allowed roots.
+
+While it runs, ``$MMCLI_HOME/server.json`` (mode 0600) tells `mmcli search` and `mmcli classify`
+where it is and holds a token the server proves it knows; one server per discovery file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmcli.errors import MmcliError
-from mmcli.remote import discovery_file
+from fastapi import Request, Response  # module level: FastAPI reads the endpoints' annotations
+
+from mmcli.errors import MmcliError, UsageError
+from mmcli.guards import BodyLimit, HostOriginGuard, PathGuard, Refused
+from mmcli.remote import NONCE_HEADER, PROOF_HEADER, discovery_file, proof, read_discovery
 from mmcli.wire import ClassifyBody, ClassifyItem, ClassifyReply, ErrorReply, HealthReply, SearchBody, SearchReply
 
 if TYPE_CHECKING:
@@ -30,23 +37,18 @@ if TYPE_CHECKING:
 DEFAULT_MAX_BODY = 1_000_000
 
 
-class Refused(Exception):
-    """A request names a file outside the allowed roots (403)."""
+@dataclass(frozen=True)
+class ServerConfig:
+    roots: tuple[Path, ...]
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_body: int = DEFAULT_MAX_BODY
+    allow_hosts: tuple[str, ...] = ()
+    allow_origins: tuple[str, ...] = ()
+    token: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
 
 
-class Guard:
-    """The folders whose images requests may name."""
-
-    def __init__(self, roots: Sequence[Path]) -> None:
-        self.roots = [Path(r).resolve() for r in roots]
-
-    def check(self, path: str) -> None:
-        resolved = Path(path).resolve()
-        if not any(resolved == root or root in resolved.parents for root in self.roots):
-            raise Refused(f"{path} is outside the allowed roots")
-
-
-def create_app(engine: LocalEngine, roots: Sequence[Path], max_body: int = DEFAULT_MAX_BODY) -> Any:
+def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -57,7 +59,7 @@ def create_app(engine: LocalEngine, roots: Sequence[Path], max_body: int = DEFAU
         def render(self, content: Any) -> bytes:  # names that are not UTF-8 travel as \udcXX escapes
             return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
 
-    guard = Guard(roots)
+    paths = PathGuard(config.roots)
     lock = threading.Lock()
     app = FastAPI(
         title="mmcli",
@@ -65,7 +67,10 @@ def create_app(engine: LocalEngine, roots: Sequence[Path], max_body: int = DEFAU
         version=__version__,
         default_response_class=AsciiJSON,
     )
-    app.add_middleware(BodyLimit, max_body=max_body)
+    app.add_middleware(BodyLimit, max_body=config.max_body)
+    app.add_middleware(
+        HostOriginGuard, port=config.port, allow_hosts=config.allow_hosts, allow_origins=config.allow_origins
+    )
     errors = {403: {"model": ErrorReply}, 400: {"model": ErrorReply}, 413: {"model": ErrorReply}}
 
     def error(status: int, message: str, hint: str | None = None) -> Any:
@@ -78,11 +83,8 @@ def create_app(engine: LocalEngine, roots: Sequence[Path], max_body: int = DEFAU
             return error(400, "body is not JSON")
         first = problems[0] if problems else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
-        reply = {
-            "error": f"{where}: {first.get('msg', 'invalid')}",
-            "detail": json.loads(json.dumps(problems, default=str)),
-        }
-        return AsciiJSON(reply, status_code=422)
+        detail = json.loads(json.dumps(problems, default=str))
+        return AsciiJSON({"error": f"{where}: {first.get('msg', 'invalid')}", "detail": detail}, status_code=422)
 
     @app.exception_handler(Refused)
     def refused(_request: Any, exc: Refused) -> Any:
@@ -97,22 +99,27 @@ def create_app(engine: LocalEngine, roots: Sequence[Path], max_body: int = DEFAU
             return work()
 
     @app.get("/health", response_model=HealthReply)
-    def health() -> HealthReply:
+    def health(request: Request, response: Response) -> HealthReply:
+        nonce = request.headers.get(NONCE_HEADER)
+        if nonce:
+            response.headers[PROOF_HEADER] = proof(config.token, nonce[:128])
         return HealthReply.of(engine.health())
 
     @app.post("/search", response_model=SearchReply, responses=errors)
     def search(body: SearchBody) -> SearchReply:
+        for path in body.named_files():
+            paths.check(path)
         request = body.request()
         for term in request.terms:
             if term.is_image:
-                guard.check(term.value)
+                paths.check(term.value)
         return SearchReply.of(locked(lambda: engine.search(request)))
 
     @app.post("/classify", response_model=ClassifyReply, responses=errors)
     def classify(body: ClassifyBody) -> ClassifyReply:
         request = body.request()
         for path in request.paths:
-            guard.check(path)
+            paths.check(path)
 
         def work() -> ClassifyReply:
             run = engine.classify(request)
@@ -123,63 +130,55 @@ def create_app(engine: LocalEngine, roots: Sequence[Path], max_body: int = DEFAU
     return app
 
 
-class BodyLimit:
-    """ASGI middleware: 413 for a body over ``max_body`` bytes, declared or streamed, before parsing."""
-
-    def __init__(self, app: Any, max_body: int) -> None:
-        self.app, self.max_body = app, max_body
-
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body:
-            await self._too_large(send)
-            return
-        seen = 0
-
-        async def limited() -> dict[str, Any]:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_body:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._too_large(send)
-
-    async def _too_large(self, send: Callable[..., Any]) -> None:
-        body = json.dumps({"error": f"body over {self.max_body} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def run_server(engine: LocalEngine, roots: Sequence[Path], host: str, port: int, max_body: int) -> None:
-    import uvicorn
-
+def claim_discovery(engine: LocalEngine, config: ServerConfig) -> Path:
+    """Write the discovery file, refusing when another live server owns it."""
     from mmcli.atomic import atomic_write_bytes
 
-    url = f"http://{host}:{port}"
+    running = read_discovery()
+    if running is not None and running["pid"] != os.getpid():
+        raise UsageError(
+            f"another mmcli serve (pid {running['pid']}, {running['url']}) is running for {running['index']}",
+            hint="stop it first, or give this server its own MMCLI_HOME",
+        )
+    url = f"http://{config.host}:{config.port}"
     info = {"url": url, "pid": os.getpid(), "index": str(engine.index), "model": engine.spec.name}
     path = discovery_file()
-    atomic_write_bytes(path, json.dumps(info).encode())
+    atomic_write_bytes(path, json.dumps({**info, "token": config.token}).encode())  # mkstemp: mode 0600
+    return path
+
+
+def release_discovery(path: Path, config: ServerConfig) -> None:
+    """Remove the discovery file if it is still this server's own."""
+    try:
+        info = json.loads(path.read_text())
+        if info.get("pid") == os.getpid() and info.get("token") == config.token:
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def run_server(engine: LocalEngine, config: ServerConfig) -> None:
+    import uvicorn
+
+    path = claim_discovery(engine, config)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: exit through Python so the
     # discovery file is removed below
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
-        uvicorn.run(create_app(engine, roots, max_body), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(engine, config), host=config.host, port=config.port, log_level="warning")
     finally:
-        try:
-            if json.loads(path.read_text()).get("pid") == os.getpid():
-                path.unlink()
-        except (OSError, ValueError):
-            pass
+        release_discovery(path, config)
+
+
+def beyond_loopback(host: str) -> bool:
+    """Does binding ``host`` listen on more than the loopback interface? (``0``, ``""``, ``0x0`` do.)"""
+    import ipaddress
+    import socket
+
+    if host.strip() in ("", "0", "0x0", "*"):
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return True
+    return not all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)

@@ -10,12 +10,13 @@ Paths travel as JSON strings; names that are not valid UTF-8 travel as ``\\udcXX
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from mmcli.config import DEFAULT_MAX_PIXELS
-from mmcli.queries import DEFAULT_TEMPLATE, ClassifyRequest, SearchRequest, Term, build_terms
+from mmcli.queries import DEFAULT_TEMPLATE, WEIGHT_RE, ClassifyRequest, SearchRequest, Term, build_terms
 from mmcli.results import Classification, FileFailure, Health, Hit, LabelScore, SearchResult
 
 MAX_PATHS = 10_000  # per /classify request
@@ -67,6 +68,16 @@ class SearchBody(_Body):
             exact=request.exact,
             max_pixels=request.max_pixels,
         )
+
+    def named_files(self) -> list[str]:
+        """Image paths the body names outright, whether or not they exist (checked before any is read)."""
+        found = [t.image for t in self.terms if t.image is not None]
+        found += [self.image] if self.image is not None else []
+        for raw in [*self.add, *self.sub]:
+            m = WEIGHT_RE.match(raw)
+            value = m.group(2) if m else raw
+            found += [value] if os.path.isabs(value) else []
+        return found
 
     def request(self) -> SearchRequest:
         terms = [

@@ -7,9 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from mmcli.cli.console import funnel, say
+from mmcli.cli.console import funnel, say, warn
 from mmcli.cli.groups import ModelChoice, model_options
 from mmcli.cli.options import IndexOpt, command
+
+Names = Optional[list[str]]
 
 
 @command(
@@ -34,6 +36,22 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    allow_host: Annotated[
+        Names,
+        typer.Option(
+            "--allow-host",
+            help="Also answer requests for this host name (repeatable; loopback names and IP addresses always).",
+            show_default=False,
+        ),
+    ] = None,
+    allow_origin: Annotated[
+        Names,
+        typer.Option(
+            "--allow-origin",
+            help="Also accept browser requests from this origin, e.g. http://photos.lan:8080 (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     max_body: Annotated[int, typer.Option("--max-body", min=1024, help="Largest request body, bytes.")] = 1_000_000,
     *,
     model_choice: ModelChoice,
@@ -49,15 +67,21 @@ def serve(
             import uvicorn  # noqa: F401
         except ImportError:
             raise UsageError("mmcli serve needs FastAPI and uvicorn", hint='pip install "mmcli[serve]"') from None
-        from mmcli.server import run_server
+        from mmcli.server import ServerConfig, beyond_loopback, run_server
 
         folder = index_folder(index)
         open_index(folder).close()  # a missing or empty index is an error now, not at the first request
-        roots = allow_root or [Path.cwd()]
+        roots = tuple(allow_root or [Path.cwd()])
+        config = ServerConfig(roots, host, port, max_body, tuple(allow_host or ()), tuple(allow_origin or ()))
         engine = LocalEngine(folder, *model_choice.args, workers=1, warm=True)
         engine.encoder()  # load the model before saying the server is ready
+        if beyond_loopback(host):
+            warn(
+                f"--host {host!r} listens beyond this machine: anyone who can reach port {port} can search "
+                "this index and see its file names"
+            )
         say(
             f"mmcli serve: http://{host}:{port} (index {folder}, model {engine.spec.name}); "
             f"images allowed under: {', '.join(str(r) for r in roots)}; docs at /docs"
         )
-        run_server(engine, roots, host, port, max_body)
+        run_server(engine, config)

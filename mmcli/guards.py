@@ -1,0 +1,126 @@
+"""What `mmcli serve` refuses before any work: foreign web pages, oversized bodies, files outside its roots.
+
+A local server is reachable by every web page the user opens: a page on another site can make
+the browser POST to 127.0.0.1, and with DNS rebinding (a name of the attacker's that resolves to
+127.0.0.1) it can read the answers too. So every request must carry a ``Host`` the server was
+bound to (loopback names, IP literals, or names given with ``--allow-host``), and a request that
+carries an ``Origin`` (browsers send one on cross-site requests) must come from the server's own
+origin or one given with ``--allow-origin``. Programs (curl, mmcli itself) send no Origin.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+class Refused(Exception):
+    """A request names a file outside the allowed roots (403)."""
+
+
+class PathGuard:
+    """The folders whose images requests may name. A missing file and an existing one outside the
+    roots get the same answer, so the server does not reveal which files exist."""
+
+    def __init__(self, roots: Sequence[Path]) -> None:
+        self.roots = [Path(r).resolve() for r in roots]
+
+    def check(self, path: str) -> None:
+        resolved = Path(path).resolve()
+        if not any(resolved == root or root in resolved.parents for root in self.roots):
+            raise Refused(f"{path} is outside the allowed roots")
+
+
+def _host_name(value: str) -> str:
+    """``127.0.0.1:8765`` -> ``127.0.0.1``; ``[::1]:8765`` -> ``::1``; lower case."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+async def _reply(send: Callable[..., Any], status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class HostOriginGuard:
+    """ASGI middleware: 403 for a ``Host`` the server does not answer to, or a foreign ``Origin``."""
+
+    def __init__(self, app: Any, port: int, allow_hosts: Sequence[str] = (), allow_origins: Sequence[str] = ()) -> None:
+        self.app, self.port = app, port
+        self.hosts = LOOPBACK_NAMES | {h.lower() for h in allow_hosts}
+        self.origins = {o.rstrip("/").lower() for o in allow_origins}
+
+    def host_allowed(self, host: str) -> bool:
+        name = _host_name(host)
+        return _is_ip(name) or name in self.hosts
+
+    def origin_allowed(self, origin: str, host: str) -> bool:
+        origin = origin.rstrip("/").lower()
+        if origin in self.origins:
+            return True
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and parts.netloc == host.strip().lower()
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+            host = headers.get("host", "")
+            if not self.host_allowed(host):
+                await _reply(send, 403, f"host {host!r} is not served here (see mmcli serve --allow-host)")
+                return
+            origin = headers.get("origin")
+            if origin is not None and (origin == "null" or not self.origin_allowed(origin, host)):
+                await _reply(send, 403, f"requests from {origin} are refused (see mmcli serve --allow-origin)")
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``max_body`` bytes, declared or streamed, before parsing."""
+
+    def __init__(self, app: Any, max_body: int) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body:
+            await _reply(send, 413, f"body over {self.max_body} bytes")
+            return
+        seen = 0
+
+        async def limited() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _reply(send, 413, f"body over {self.max_body} bytes")
+
+
+class _TooLarge(Exception):
+    pass
