@@ -188,16 +188,16 @@ def test_index_names_live_under_mmcli_home(runner, photos: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, message, code",
     [
-        (["search", "x", "--index", "/nonexistent/idx"], "no index at"),
-        (["search", "--index", "/tmp"], "nothing to search for"),
-        (["search", "x", "-f", "xml"], "unknown format"),
+        (["search", "x", "--index", "/nonexistent/idx"], "no index at", 1),  # README: 1, no or empty index
+        (["search", "--index", "/tmp"], "nothing to search for", 2),  # 2: usage
+        (["search", "x", "-f", "xml"], "unknown format", 2),
     ],
 )
-def test_search_errors(runner, args: list[str], message: str) -> None:
+def test_search_errors(runner, args: list[str], message: str, code: int) -> None:
     r = runner.invoke(app, args)
-    assert r.exit_code in (1, 2) and message in r.stderr and r.stdout == ""
+    assert r.exit_code == code and message in r.stderr and r.stdout == ""
 
 
 def test_empty_index_is_a_clear_error(runner, tmp_path: Path) -> None:
