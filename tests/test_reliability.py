@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from conftest import TINY, run_mmcli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from killing import (
+    Row,
     assert_kept,
     check_complete,
     check_index,
@@ -35,80 +37,89 @@ from mmcli.shapes import all_specs, draw_shape, photo_like
 BATCH = 4
 
 
+@dataclass(frozen=True)
+class Photos:
+    """40 good PNGs and one broken file (sorted last) in ``folder``, and where their index goes."""
+
+    folder: Path
+    good: list[Path]
+    bad: Path
+    index: Path
+
+    def command(self, workers: int) -> list[str]:
+        """`mmcli index` over the folder, in batches of BATCH."""
+        options = ("--model", TINY, "--batch-size", str(BATCH), "--workers", str(workers))
+        return index_command(self.folder, self.index, *options)
+
+    def check_complete(self) -> dict[str, Row]:
+        return check_complete(self.index, self.good, [self.bad])
+
+
 @pytest.fixture
-def photos(tmp_path: Path) -> tuple[Path, list[Path], Path]:
-    """A folder of 40 good PNGs and one broken file (sorted last): (folder, good, bad)."""
+def photos(tmp_path: Path) -> Photos:
     folder = tmp_path / "photos"
     good = draw_pngs(folder, 40)
     bad = folder / "zz_bad.png"
     bad.write_text("broken")
-    return folder, good, bad
+    return Photos(folder, good, bad, tmp_path / "idx")
 
 
-def test_killed_after_a_commit_keeps_every_committed_batch(photos, tmp_path: Path) -> None:
-    folder, good, bad = photos
-    index = tmp_path / "idx"
-    cmd = index_command(folder, index, "--model", TINY, "--batch-size", str(BATCH), "--workers", "1")
+def test_killed_after_a_commit_keeps_every_committed_batch(photos: Photos) -> None:
+    cmd = photos.command(workers=1)
     run_killed(cmd, "index.commit:3")
-    first = check_index(index)
+    first = check_index(photos.index)
     assert len(first) == 3 * BATCH  # three batches committed, nothing of the fourth
     run_killed(cmd, "index.commit:2")  # resumes, and dies again after two more batches
-    second = check_index(index)
+    second = check_index(photos.index)
     assert len(second) == 5 * BATCH
     assert_kept(first, second)
     run_to_the_end(cmd)
-    assert_kept(second, check_complete(index, good, [bad]))
+    assert_kept(second, photos.check_complete())
 
 
-def test_killed_while_helpers_decode(photos, tmp_path: Path) -> None:
-    folder, good, bad = photos
-    index = tmp_path / "idx"
-    cmd = index_command(folder, index, "--model", TINY, "--batch-size", str(BATCH), "--workers", "2")
+def test_killed_while_helpers_decode(photos: Photos) -> None:
+    cmd = photos.command(workers=2)
     run_killed(cmd, "index.decoding:10")  # the 10th decoded image: 9 came back, two batches went in
-    kept = check_index(index)
-    assert 2 * BATCH <= len(kept) < len(good)
+    kept = check_index(photos.index)
+    assert 2 * BATCH <= len(kept) < len(photos.good)
     assert all(row[5] == "ok" for row in kept.values())
     run_to_the_end(cmd)
-    assert_kept(kept, check_complete(index, good, [bad]))
+    assert_kept(kept, photos.check_complete())
 
 
-def test_killed_writing_faiss_keeps_the_old_file_and_every_row(photos, tmp_path: Path) -> None:
-    folder, good, bad = photos
-    index = tmp_path / "idx"
-    cmd = index_command(folder, index, "--model", TINY, "--batch-size", str(BATCH), "--workers", "1")
-    later = [*good[20:], bad]
+def test_killed_writing_faiss_keeps_the_old_file_and_every_row(photos: Photos, tmp_path: Path) -> None:
+    cmd = photos.command(workers=1)
+    later = [*photos.good[20:], photos.bad]
     hold = tmp_path / "later"
     hold.mkdir()
     for p in later:
         p.rename(hold / p.name)
-    run_to_the_end(cmd)
-    (old,) = index.glob("vectors.g*.faiss")
+    run_to_the_end(cmd)  # the first half, with its FAISS file
+    (old,) = photos.index.glob("vectors.g*.faiss")
     old_bytes = old.read_bytes()
     for p in later:
         (hold / p.name).rename(p)
     run_killed(cmd, "index.faiss-write")
-    assert len(check_index(index)) == len(good) + 1  # every batch was committed before the FAISS write
-    assert list(index.glob("vectors.g*.faiss")) == [old] and old.read_bytes() == old_bytes
-    hits = run_mmcli("search", "a red circle", "--index", str(index), "-k", "100", "-f", "paths")
+    assert len(check_index(photos.index)) == 41  # every batch was committed before the FAISS write
+    assert list(photos.index.glob("vectors.g*.faiss")) == [old] and old.read_bytes() == old_bytes
+    hits = run_mmcli("search", "a red circle", "--index", str(photos.index), "-k", "100", "-f", "paths")
     assert hits.returncode == 0, hits.stderr.decode()
-    assert sorted(hits.stdout.decode().splitlines()) == sorted(map(str, good))  # rebuilt from SQLite
+    assert sorted(hits.stdout.decode().splitlines()) == sorted(map(str, photos.good))  # rebuilt from SQLite
     run_to_the_end(cmd)
-    check_complete(index, good, [bad])
+    photos.check_complete()
 
 
-def test_sigkill_at_one_random_moment(photos, tmp_path: Path) -> None:
+def test_sigkill_at_one_random_moment(photos: Photos) -> None:
     """Smoke test: one kill from outside at a seeded random moment, landing wherever it lands."""
-    folder, good, bad = photos
-    index = tmp_path / "idx"
-    cmd = index_command(folder, index, "--model", TINY, "--batch-size", str(BATCH), "--workers", "2")
+    cmd = photos.command(workers=2)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(random.Random(20261128).uniform(0.5, 2.5))  # start-up, scan, hashing, embedding, commits, FAISS
     proc.kill()
     proc.wait()
     end_process_group(proc.pid, "killed at a random moment")
-    kept = check_index(index) if (index / "index.sqlite").exists() else {}
+    kept = check_index(photos.index) if (photos.index / "index.sqlite").exists() else {}
     run_to_the_end(cmd)
-    assert_kept(kept, check_complete(index, good, [bad]))
+    assert_kept(kept, photos.check_complete())
 
 
 def test_corrupt_sqlite_is_a_clear_error_and_rebuild_recovers(runner, tmp_path: Path) -> None:
