@@ -1,4 +1,4 @@
-"""Test-only fault points: make the process die at a named moment, deterministically.
+"""Test-only fault points: make the process die (or pause) at a named moment, deterministically.
 
 ``MMCLI_FAULT=NAME[:N[:stop]][,...]`` makes the process SIGKILL itself the Nth time (default: the
 first) it reaches ``fault_point(NAME)``; with ``:stop`` it SIGSTOPs itself there instead, so a test
