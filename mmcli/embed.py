@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmcli.errors import ImageLoadError
+from mmcli.faults import fault_point
 from mmcli.images import DEFAULT_MAX_PIXELS, display_path, load_pixels
 from mmcli.results import FileFailure, ImageVector
 
@@ -78,7 +79,9 @@ def decode_stream(
             if len(pending) >= lookahead:
                 break
         while pending:
-            yield pending.popleft().result()
+            decoded = pending.popleft().result()
+            fault_point("index.decoding")  # here, in the parent, while the decoding processes run
+            yield decoded
             nxt = next(it, None)
             if nxt is not None:
                 pending.append(pool.submit(_decode_one, nxt, preprocess, max_pixels, fast_decode))

@@ -1,12 +1,15 @@
-"""Test-only fault points: make the process die at a named moment, deterministically.
+"""Test-only fault points: make the process die (or pause) at a named moment, deterministically.
 
-``MMCLI_FAULT=NAME[:N][,NAME[:N]...]`` makes the process SIGKILL itself the Nth time (default: the
-first) it reaches ``fault_point(NAME)``. Kill tests use it instead of sleeping and hoping the kill
-lands mid-work. With the variable unset a fault point costs one dictionary lookup.
+``MMCLI_FAULT=NAME[:N[:stop]][,...]`` makes the process SIGKILL itself the Nth time (default: the
+first) it reaches ``fault_point(NAME)``; with ``:stop`` it SIGSTOPs itself there instead, so a test
+can act while it is paused at a known moment (holding the index lock, say) and then SIGCONT it.
+Kill tests use it instead of sleeping and hoping the kill lands mid-work. With the variable unset a
+fault point costs one dictionary lookup.
 
 Named points (grep ``fault_point(`` for the list):
     index.commit        after a batch of embeddings is committed to SQLite
-    index.decoding      while decoding helper processes are running
+    index.decoding      in the parent, after a decoded image came back from the forked decoding
+                        processes while they are running (``mmcli index --workers 2`` or more, 8+ files)
     index.faiss-write   after the FAISS file's temporary copy is written, before it replaces the old one
 """
 
@@ -18,24 +21,26 @@ import signal
 _seen: dict[str, int] = {}
 
 
-def _armed() -> dict[str, int]:
+def _armed() -> dict[str, tuple[int, signal.Signals]]:
     from mmcli.config import settings
 
-    wanted: dict[str, int] = {}
+    wanted: dict[str, tuple[int, signal.Signals]] = {}
     for part in settings().fault.split(","):
-        name, _, nth = part.strip().partition(":")
+        name, _, rest = part.strip().partition(":")
+        nth, _, action = rest.partition(":")
         if name:
-            wanted[name] = int(nth) if nth.isdigit() else 1
+            wanted[name] = (int(nth) if nth.isdigit() else 1, signal.SIGSTOP if action == "stop" else signal.SIGKILL)
     return wanted
 
 
 def fault_point(name: str) -> None:
-    """SIGKILL this process here if ``MMCLI_FAULT`` names this point (and this is its Nth visit)."""
+    """SIGKILL (or SIGSTOP) this process here if ``MMCLI_FAULT`` names this point and this is its Nth visit."""
     if not os.environ.get("MMCLI_FAULT"):
         return
-    nth = _armed().get(name)
-    if nth is None:
+    armed = _armed().get(name)
+    if armed is None:
         return
+    nth, sig = armed
     _seen[name] = _seen.get(name, 0) + 1
-    if _seen[name] >= nth:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _seen[name] == nth:  # once: a stopped process that is continued runs on
+        os.kill(os.getpid(), sig)

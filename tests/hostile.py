@@ -28,10 +28,6 @@ class Corpus:
     unlisted: dict[str, str] = field(default_factory=dict)  # path -> regex of the reason when named
     folders: list[str] = field(default_factory=list)  # directories named like images: walked, empty
 
-    @property
-    def kinds(self) -> int:
-        return len(self.good) + len(self.bad) + len(self.unlisted) + len(self.folders)
-
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

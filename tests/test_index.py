@@ -7,11 +7,7 @@ import io
 import json
 import os
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -199,16 +195,16 @@ def test_index_names_live_under_mmcli_home(runner, photos: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, message, code",
     [
-        (["search", "x", "--index", "/nonexistent/idx"], "no index at"),
-        (["search", "--index", "/tmp"], "nothing to search for"),
-        (["search", "x", "-f", "xml"], "unknown format"),
+        (["search", "x", "--index", "/nonexistent/idx"], "no index at", 1),  # README: 1, no or empty index
+        (["search", "--index", "/tmp"], "nothing to search for", 2),  # 2: usage
+        (["search", "x", "-f", "xml"], "unknown format", 2),
     ],
 )
-def test_search_errors(runner, args: list[str], message: str) -> None:
+def test_search_errors(runner, args: list[str], message: str, code: int) -> None:
     r = runner.invoke(app, args)
-    assert r.exit_code in (1, 2) and message in r.stderr and r.stdout == ""
+    assert r.exit_code == code and message in r.stderr and r.stdout == ""
 
 
 def test_empty_index_is_a_clear_error(runner, tmp_path: Path) -> None:
@@ -245,70 +241,6 @@ def test_garbage_faiss_file_is_rebuilt(runner, photos: Path, tmp_path: Path) -> 
     assert after.exit_code == 0 and after.stdout == before
     faiss_file.unlink()
     assert runner.invoke(app, ["search", "a blue star", "--index", str(index), "-f", "paths"]).stdout == before
-
-
-def _big_corpus(folder: Path, n: int) -> None:
-    for i in range(n):
-        spec = all_specs()[i % 32]
-        draw_shape(spec, size=96, seed=i).save(folder / f"{i:04d}.png")
-
-
-def test_sigkill_mid_index_then_resume(tmp_path: Path) -> None:
-    folder = tmp_path / "many"
-    folder.mkdir()
-    _big_corpus(folder, 160)
-    index = tmp_path / "idx"
-    args = [
-        sys.executable,
-        "-m",
-        "mmcli",
-        "index",
-        str(folder),
-        "--index",
-        str(index),
-        "--model",
-        TINY,
-        "--batch-size",
-        "8",
-        "--workers",
-        "1",
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    committed = 0
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            db = sqlite3.connect(index / "index.sqlite", timeout=1)
-            committed = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
-            db.close()
-        except sqlite3.Error:
-            committed = 0
-        if committed >= 16:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert committed >= 16, "the indexer never committed"
-    db = sqlite3.connect(index / "index.sqlite")
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    kept = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
-    db.close()
-    assert 0 < kept < 160
-    s = run_index(index, [str(folder)], workers=1)
-    assert s.unchanged == kept and s.added == 160 - kept
-    rows = _rows(index)
-    assert len(rows) == 160 and set(rows.values()) == {"ok"}
-    # stored vectors equal a fresh embedding
-    from mmcli.embed import embed_stream
-
-    encoder = mmcli.models.load_encoder(mmcli.models.parse_model_spec(TINY), device="cpu", precision="auto")
-    sample = sorted(rows)[::40]
-    fresh = {v.path: v.vector for v in embed_stream(encoder, sample, workers=1)}
-    db = sqlite3.connect(index / "index.sqlite")
-    for path in sample:
-        blob = db.execute("SELECT vector FROM files WHERE path = ?", (os.fsencode(path),)).fetchone()[0]
-        assert float(np.frombuffer(blob, np.float32) @ fresh[path]) > 0.9999
-    db.close()
 
 
 def test_second_indexer_exits_clearly_and_search_works_meanwhile(photos: Path, tmp_path: Path) -> None:

@@ -37,10 +37,11 @@ def indexed(runner, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _browser(tmp_path: Path):
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium and chromium-driver (.ci/run does)")
-        pytest.skip("chromium / chromedriver not installed (apt-get install chromium chromium-driver)")
+    missing = [tool for tool in ("chromium", "chromedriver") if not shutil.which(tool)]
+    if missing:
+        if os.environ.get("CI"):  # .ci/run sets CI=1: there the browser test never skips
+            pytest.fail(f"{' and '.join(missing)} not found: CI must install chromium and chromium-driver")
+        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install chromium chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -124,9 +125,30 @@ def test_classify_html_and_grid(runner, indexed, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     assert page.read_text().count("<li>") == 2 and "red star" in page.read_text()
     sheet = Image.open(grid)
-    assert sheet.size[0] >= 2 * 192 and sheet.mode == "RGB"
-    arr = np.asarray(sheet)
-    assert (arr < 128).any()  # captions were drawn
+    assert sheet.size == (2 * 204, 192 + 12 + 2 * 14) and sheet.mode == "RGB"  # two cells, two lines each
+    assert all(_dark_pixels(strip) >= 20 for strip in _caption_strips(sheet, lines=2))  # text under each
+    from mmcli.pictures import Tile, write_grid
+
+    blank = tmp_path / "blank.png"  # the same sheet with empty captions: the check above sees no text
+    write_grid(blank, [Tile(str(folder / n), ("", "")) for n in ("red_star.png", "blue_circle.png")])
+    assert Image.open(blank).size == sheet.size
+    assert all(_dark_pixels(strip) == 0 for strip in _caption_strips(Image.open(blank), lines=2))
+
+
+def _caption_strips(sheet: Image.Image, lines: int) -> list[np.ndarray]:
+    """Each cell's band under its thumbnail, where the caption lines go: cells are 192 px thumbnails
+    with a 6 px margin all round and 14 px per caption line."""
+    arr = np.asarray(sheet.convert("RGB"))
+    cell_w, cell_h = 192 + 12, 192 + 12 + 14 * lines
+    return [
+        arr[top + 6 + 192 + 1 : top + cell_h, left : left + cell_w]
+        for top in range(0, arr.shape[0], cell_h)
+        for left in range(0, arr.shape[1], cell_w)
+    ]
+
+
+def _dark_pixels(strip: np.ndarray) -> int:
+    return int((strip.max(axis=-1) < 100).sum())  # black text; thumbnails and placeholders never reach here
 
 
 def test_search_grid_has_one_cell_per_hit(runner, indexed, tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def test_search_by_image_and_classify_identical(server) -> None:
 
 
 def test_server_is_found_without_being_named(server) -> None:
-    env = {k: v for k, v in server["env"].items() if k != "MMCLI_SERVER"}
+    env = {**server["env"], "MMCLI_SERVER": None}  # no server named: it must be found
     before = _get(server["url"] + "/health")["served"]["search"]
     r = run_mmcli("search", "a green square", "--index", "shapes", "-k", "2", env=env)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
@@ -166,7 +166,7 @@ def test_found_server_refusing_a_path_falls_back(server) -> None:
 
     outside = server["base"] / "outside.png"
     draw_shape(ShapeSpec("blue", "star"), size=96, seed=1).save(outside)
-    env = {k: v for k, v in server["env"].items() if k != "MMCLI_SERVER"}
+    env = {**server["env"], "MMCLI_SERVER": None}  # no server named: it must be found
     r = run_mmcli("classify", str(outside), "--labels", "blue star", "red circle", "--model", TINY, env=env)
     assert r.returncode == 0, r.stderr.decode()
     assert json.loads(r.stdout)["labels"][0]["label"] == "blue star"
