@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import os
+import re
 import secrets
 import urllib.error
 import urllib.parse
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 DISCOVERY = "server.json"
 NONCE_HEADER = "X-Mmcli-Nonce"
 PROOF_HEADER = "X-Mmcli-Proof"
+HOST_RE = re.compile(r"^[A-Za-z0-9._:%-]+$")
 CHECK_TIMEOUT = 2.0  # seconds for /health: a stopped or foreign server costs this, not a minute
 T = TypeVar("T", bound="BaseModel")
 
@@ -63,7 +66,8 @@ def server_url(raw: str, what: str) -> str:
         text = "http://" + text
     try:
         parts = urllib.parse.urlsplit(text)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        host = parts.hostname or ""
+        ok = parts.scheme in ("http", "https") and HOST_RE.match(host) is not None and parts.port != 0
     except ValueError:  # a port that is not a number
         ok = False
     if not ok:
@@ -173,7 +177,7 @@ class RemoteEngine:
             with urllib.request.urlopen(req, timeout=CHECK_TIMEOUT) as resp:
                 answer = resp.headers.get(PROOF_HEADER, "")
                 health = HealthReply.model_validate(json.loads(resp.read())).health()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             raise Unavailable("does not answer as an mmcli server") from exc
         if self.token is not None and not hmac.compare_digest(answer, proof(self.token, nonce)):
             raise Unavailable("is not the server that wrote the discovery file")
@@ -194,7 +198,7 @@ class RemoteEngine:
             if exc.code in (400, 403, 413, 422):
                 raise UsageError(message, hint=detail.get("hint")) from None
             raise MmcliError(message) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             raise Unavailable("did not answer the request") from exc
 
 

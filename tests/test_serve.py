@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import TINY, run_mmcli
@@ -28,8 +31,8 @@ def _get(url: str) -> dict:
         return json.loads(r.read())
 
 
-def _post(url: str, body: bytes) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+def _post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read())
@@ -80,7 +83,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             if proc.poll() is not None:
                 pytest.fail(proc.stderr.read().decode())
             time.sleep(0.2)
-    yield {"url": url, "env": env, "photos": photos, "home": home, "base": base}
+    yield {"url": url, "env": env, "photos": photos, "home": home, "base": base, "proc": proc, "port": port}
     proc.terminate()
     proc.wait(timeout=30)
     assert not (home / "server.json").exists()  # the discovery file goes with the server
@@ -219,3 +222,147 @@ def test_search_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body:
 def test_classify_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body: dict, field: str) -> None:
     status, reply = _post(server["url"] + "/classify", json.dumps(body).encode())
     assert status == 422 and field in reply["error"], reply
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Origin": "http://evil.example"}, 403),
+        ({"Host": "evil.example"}, 403),  # DNS rebinding: a foreign name that resolves to 127.0.0.1
+        ({"Host": "evil.example:8765", "Origin": "http://evil.example:8765"}, 403),
+        ({"Origin": "null"}, 403),
+        ({"Host": "localhost"}, 200),
+        ({}, 200),  # curl, scripts, mmcli itself send no Origin
+    ],
+)
+def test_foreign_pages_are_refused(server, headers: dict[str, str], status: int) -> None:
+    body = json.dumps({"query": "a red circle", "top_k": 1}).encode()
+    got, reply = _post(server["url"] + "/search", body, headers)
+    assert got == status, reply
+    if status == 403:
+        assert "hits" not in reply and "refused" in reply["error"] or "not served" in reply["error"]
+    same_origin = {"Origin": server["url"]}
+    assert _post(server["url"] + "/search", body, same_origin)[0] == 200  # the server's own pages
+
+
+def test_missing_and_existing_files_outside_the_roots_get_the_same_answer(server) -> None:
+    for path in ("/etc/hostname", "/no/such/file.jpg"):
+        status, reply = _post(server["url"] + "/search", json.dumps({"image": path}).encode())
+        assert status == 403 and "outside the allowed roots" in reply["error"], reply
+        status, reply = _post(server["url"] + "/classify", json.dumps({"paths": [path], "labels": ["a"]}).encode())
+        assert status == 403 and "outside the allowed roots" in reply["error"], reply
+
+
+def test_a_second_server_on_the_same_home_is_refused_and_leaves_the_first_alone(server) -> None:
+    before = (server["home"] / "server.json").read_bytes()
+    r = run_mmcli("serve", "--index", "shapes", "--port", str(_free_port()), env=server["env"])
+    assert r.returncode == 2 and b"another mmcli serve" in r.stderr, r.stderr
+    assert (server["home"] / "server.json").read_bytes() == before
+    assert _get(server["url"] + "/health")["status"] == "ok"
+
+
+def test_discovery_file_is_private_and_its_token_never_travels(server) -> None:
+    path = server["home"] / "server.json"
+    assert path.stat().st_mode & 0o077 == 0
+    info = json.loads(path.read_text())
+    req = urllib.request.Request(server["url"] + "/health", headers={"X-Mmcli-Nonce": "abc"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body = r.read().decode()
+        assert r.headers["X-Mmcli-Proof"] and info["token"] not in r.headers["X-Mmcli-Proof"]
+    assert info["token"] not in body
+
+
+class _Impostor:
+    """Whatever else listens on a port: answers every request with ``reply`` and records the methods."""
+
+    def __init__(self, reply: bytes) -> None:
+        import http.server
+        import threading
+
+        seen: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                seen.append(self.command)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(reply)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.seen = seen
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+@pytest.mark.parametrize("reply", [b"not json", b"{}", b'{"hits": [{"rank": 1, "path": "/x", "score": 1.0}]}'])
+def test_a_stale_discovery_file_never_sends_the_query_elsewhere(tmp_path, server, reply: bytes) -> None:
+    """server.json names a live pid (this test's) and a port where something else answers."""
+    impostor = _Impostor(reply)
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copytree(server["home"] / "indexes", home / "indexes")
+    info = {"url": impostor.url, "pid": os.getpid(), "index": str(home / "indexes" / "shapes"), "token": "t" * 32}
+    (home / "server.json").write_text(json.dumps(info))
+    try:
+        args = ["search", "a red circle", "--index", "shapes", "-k", "3"]
+        env = {**server["env"], "MMCLI_HOME": str(home), "MMCLI_SERVER": None}
+        r = run_mmcli(*args, env=env)
+        alone = run_mmcli(*args, env={**env, "MMCLI_SERVER": "off"})
+    finally:
+        impostor.close()
+    assert r.returncode == 0 and r.stdout == alone.stdout, r.stderr
+    assert b"working in-process" in r.stderr and b"Traceback" not in r.stderr
+    assert impostor.seen == ["GET"]  # only the check; the query never left this process
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "message"),
+    [("not a url", 2, b"is not the URL"), ("ftp://127.0.0.1:1", 2, b"is not the URL"), ("http://:0", 2, b"URL")],
+)
+def test_bad_server_urls_are_usage_errors(server, value: str, code: int, message: bytes) -> None:
+    r = run_mmcli("search", "a red circle", "--index", "shapes", env={**server["env"], "MMCLI_SERVER": value})
+    assert r.returncode == code and message in r.stderr and b"Traceback" not in r.stderr, r.stderr
+
+
+def test_server_url_without_a_scheme_works(server) -> None:
+    before = _get(server["url"] + "/health")["served"]["search"]
+    env = {**server["env"], "MMCLI_SERVER": f"localhost:{server['port']}"}
+    r = run_mmcli("search", "a red circle", "--index", "shapes", "-k", "2", env=env)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
+    assert _get(server["url"] + "/health")["served"]["search"] == before + 1
+
+
+def test_a_stopped_server_costs_seconds_not_a_minute(server) -> None:
+    """Ctrl-Z on the server: the CLI's /health check times out (2 s) and it works in-process."""
+    args = ["search", "a red circle", "--index", "shapes", "-k", "3"]
+    alone = _cli(server, *args, use_server=False)
+    server["proc"].send_signal(signal.SIGSTOP)
+    try:
+        r = run_mmcli(*args, env={**server["env"], "MMCLI_SERVER": server["url"]}, timeout=40)
+    finally:
+        server["proc"].send_signal(signal.SIGCONT)
+    assert r.returncode == 0 and r.stdout == alone.stdout and b"working in-process" in r.stderr
+
+
+def test_endpoints_run_off_the_event_loop() -> None:
+    """Blocking model work in an ``async def`` endpoint would stall /health for every client."""
+    import inspect
+
+    from mmcli.engine import LocalEngine
+    from mmcli.server import ServerConfig, create_app
+
+    app = create_app(LocalEngine(None), ServerConfig((Path.cwd(),)))
+    endpoints = {
+        r.path: r.endpoint for r in app.routes if getattr(r, "path", "") in ("/search", "/classify", "/health")
+    }
+    assert len(endpoints) == 3
+    assert not any(inspect.iscoroutinefunction(fn) for fn in endpoints.values())
