@@ -54,7 +54,31 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     script using mmcli needs no ``if __name__ == "__main__"`` guard. The children only run
     Pillow and numpy. Elsewhere they are spawned."""
     method = "fork" if sys.platform.startswith("linux") else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    context = multiprocessing.get_context(method)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_helper_start, initargs=(os.getpid(),)
+    )
+
+
+def _helper_start(parent: int) -> None:
+    """First thing in a decoding helper: hold none of the parent's locks, die with the parent
+    (SIGKILL, SIGTERM or a crash: Linux's parent-death signal), leave Ctrl-C to the parent."""
+    import signal
+
+    from mmcli.index.lock import close_held_locks
+
+    close_held_locks()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(0)
 
 
 def decode_stream(

@@ -43,8 +43,9 @@ def index_command(folder: Path, index: Path, *options: str) -> list[str]:
     return [sys.executable, "-m", "mmcli", "index", str(folder), "--index", str(index), "-q", *options]
 
 
-def run_killed(cmd: list[str], fault: str, timeout: float = 300) -> None:
-    """Run ``cmd`` with ``MMCLI_FAULT=fault``; it must die of SIGKILL (else the point was never reached)."""
+def run_killed(cmd: list[str], fault: str, timeout: float = 300) -> list[int]:
+    """Run ``cmd`` with ``MMCLI_FAULT=fault``; it must die of SIGKILL (else the point was never reached).
+    Returns the processes of its group that outlived it (and were then killed)."""
     env = {**os.environ, "MMCLI_FAULT": fault}
     with tempfile.TemporaryFile() as err:  # not a pipe: a leftover helper would hold it open
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
@@ -52,7 +53,7 @@ def run_killed(cmd: list[str], fault: str, timeout: float = 300) -> None:
         err.seek(0)
         stderr = err.read().decode(errors="replace")
     assert proc.returncode == -signal.SIGKILL, f"{fault}: exit {proc.returncode}, not killed there\n{stderr}"
-    end_process_group(proc.pid, f"MMCLI_FAULT={fault}")
+    return end_process_group(proc.pid, f"MMCLI_FAULT={fault}")
 
 
 def run_to_the_end(cmd: list[str]) -> None:

@@ -9,6 +9,7 @@ import random
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,8 @@ def test_killed_after_a_commit_keeps_every_committed_batch(photos: Photos) -> No
 
 def test_killed_while_helpers_decode(photos: Photos) -> None:
     cmd = photos.command(workers=2)
-    run_killed(cmd, "index.decoding:10")  # the 10th decoded image: 9 came back, two batches went in
+    leftovers = run_killed(cmd, "index.decoding:10")  # the 10th decoded image: 9 came back, two batches went in
+    assert leftovers == []  # the decoding helpers died with their parent
     kept = check_index(photos.index)
     assert 2 * BATCH <= len(kept) < len(photos.good)
     assert all(row[5] == "ok" for row in kept.values())
@@ -300,3 +302,61 @@ def test_fuzz_loader_raises_only_its_own_error(
     except ImageLoadError:
         return
     assert img.mode == "RGB" and img.size[0] > 0 and img.size[1] > 0
+
+
+def test_a_lock_held_by_orphans_of_a_dead_indexer_is_stale(photos: Photos) -> None:
+    """Helpers of an older mmcli, orphaned by a kill, still hold the flock; the pid in it is dead."""
+    photos.index.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.pwrite(fd, b'999999999', 0)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(600)\n",
+            str(photos.index / "index.lock"),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        run_to_the_end(photos.command(workers=1))
+        photos.check_complete()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _stopped_at(cmd: list[str], fault: str) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in its own process group; return once it has stopped itself at ``fault``."""
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, "MMCLI_FAULT": fault}, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0]
+        if state == "T":
+            return proc
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    raise AssertionError(f"never stopped at {fault}")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_while_helpers_decode_leave_no_helpers_and_no_tracebacks(
+    photos: Photos, sig: int, code: int
+) -> None:
+    cmd = photos.command(workers=2)
+    proc = _stopped_at(cmd, "index.decoding:10:stop")
+    os.killpg(proc.pid, sig)  # as a terminal sends Ctrl-C: to the whole group, helpers included
+    os.killpg(proc.pid, signal.SIGCONT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err.decode()
+    assert b"Traceback" not in err
+    assert end_process_group(proc.pid, "after the signal") == []
+    kept = check_index(photos.index)
+    run_to_the_end(cmd)
+    assert_kept(kept, photos.check_complete())
