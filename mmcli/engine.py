@@ -113,9 +113,11 @@ class LocalEngine:
         try:
             spec = self.spec  # noqa: F841  (checks --model against the index before any work)
             notes: list[str] = []
-            q = query_vector(store, request.terms, self.encoder, self.fingerprint, request.max_pixels, notes)
-            faiss_index = None if request.within is not None else self._vectors(store)
-            return SearchResult(top_hits(store, faiss_index, q, request), tuple(notes))
+            with store.snapshot():  # vectors and paths from one state of the index, even mid-swap
+                q = query_vector(store, request.terms, self.encoder, self.fingerprint, request.max_pixels, notes)
+                faiss_index = None if request.within is not None else self._vectors(store)
+                hits = top_hits(store, faiss_index, q, request)
+            return SearchResult(hits, tuple(notes))
         finally:
             store.close()
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 DB_NAME = "index.sqlite"
+REBUILD_DB = "rebuild.sqlite"  # where `mmcli index --rebuild` builds the new index before the swap
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,8 +46,6 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_hash ON files (hash);
 """
-# The format version is written in the same transaction as the schema: no index exists without one.
-CREATE = f"BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO meta VALUES ('format_version', '{FORMAT_VERSION}'); COMMIT;"
 
 
 @dataclass(frozen=True)
@@ -74,9 +73,12 @@ class Store:
     ``create=False`` (everything that only reads) refuses a missing index and changes nothing.
     """
 
-    def __init__(self, folder: Path, create: bool = False) -> None:
+    def __init__(
+        self, folder: Path, create: bool = False, name: str = DB_NAME, model: dict[str, str] | None = None
+    ) -> None:
         self.folder = folder
-        self.path = folder / DB_NAME
+        self.path = folder / name
+        self._depth = 0  # nesting of snapshot()
         if not create and not self.path.exists():
             raise IndexMissing(f"no index at {folder}", hint="create it with `mmcli index PATH`")
         folder.mkdir(parents=True, exist_ok=True)
@@ -88,13 +90,53 @@ class Store:
                 self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
             if create:
-                self.db.executescript(CREATE)
+                self._create(model or {})
             self._check_version()
         except sqlite3.DatabaseError as exc:
             raise IndexCorrupt(
                 f"the index database {self.path} is unreadable or corrupt ({exc})",
                 hint="`mmcli index --rebuild PATH...` sets it aside (as index.sqlite.corrupt-*) and indexes again",
             ) from None
+
+    def _create(self, model: dict[str, str]) -> None:
+        """Schema, format version and model in one transaction: no index exists without them."""
+        with self.transaction(bump=False):
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
+            for key, value in model.items():
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+
+    def record_model(self, model: dict[str, str]) -> None:
+        """Record the model of an index that has none yet (made by an older mmcli, or killed at once)."""
+        if not self.meta().get("model_name"):
+            with self.transaction(bump=False):
+                for key, value in model.items():
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def adopt(self, other: Store) -> None:
+        """Replace every row and all meta with ``other``'s, in one transaction (the end of a rebuild)."""
+        self.db.execute("ATTACH DATABASE ? AS fresh", (str(other.path),))
+        try:
+            with self.transaction():
+                newest = max(self.generation(), other.generation())
+                self.db.execute("DELETE FROM files")
+                self.db.execute("INSERT INTO files SELECT * FROM fresh.files")
+                self.db.execute("DELETE FROM meta")
+                self.db.execute("INSERT INTO meta SELECT * FROM fresh.meta")
+                self.db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(newest),))
+        finally:
+            self.db.execute("DETACH DATABASE fresh")
+
+    @classmethod
+    def remove(cls, folder: Path, name: str) -> None:
+        """Delete a database and its WAL files (a finished or abandoned rebuild)."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                (folder / (name + suffix)).unlink()
+            except FileNotFoundError:
+                pass
 
     @classmethod
     def set_aside(cls, folder: Path) -> Path:
@@ -146,17 +188,23 @@ class Store:
         return int(row[0]) if row else 0
 
     # ----------------------------------------------------------------------------- transactions
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+    def transaction(self, bump: bool = True) -> _Transaction:
+        """``with store.transaction():`` one write transaction; ``bump``: it changes what searches see."""
+        return _Transaction(self.db, bump)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
-        """A consistent read view (WAL: concurrent writers do not change what it sees)."""
-        self.db.execute("BEGIN")
+        """A consistent read view (WAL: concurrent writers, a rebuild's swap included, do not change what
+        it sees). Nested snapshots share the outermost one."""
+        self._depth += 1
+        if self._depth == 1:
+            self.db.execute("BEGIN")
         try:
             yield
         finally:
-            self.db.execute("COMMIT")
+            self._depth -= 1
+            if self._depth == 0:
+                self.db.execute("COMMIT")
 
     # ------------------------------------------------------------------------------------ reads
     def rows_under(self, roots: Iterable[str]) -> dict[str, FileRow]:
@@ -247,11 +295,6 @@ class Store:
     def delete(self, ids: Iterable[int]) -> None:
         self.db.executemany("DELETE FROM files WHERE id = ?", ((i,) for i in ids))
 
-    def clear(self) -> None:
-        with self.transaction():
-            self.db.execute("DELETE FROM files")
-            self.db.execute("DELETE FROM meta WHERE key != 'format_version'")
-
     def close(self) -> None:
         self.db.close()
 
@@ -259,8 +302,8 @@ class Store:
 class _Transaction:
     """``with store.transaction():`` BEGIN IMMEDIATE ... COMMIT (bumping the generation)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, bump: bool = True) -> None:
+        self.db, self.bump = db, bump
 
     def __enter__(self) -> sqlite3.Connection:
         self.db.execute("BEGIN IMMEDIATE")
@@ -268,8 +311,9 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
-            self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('updated', ?)", (str(time.time()),))
+            if self.bump:
+                self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('updated', ?)", (str(time.time()),))
             self.db.execute("COMMIT")
         else:
             self.db.execute("ROLLBACK")

@@ -8,7 +8,9 @@
 5. The rest is embedded (decoding in parallel with the model) and committed in batches, so a
    killed run loses at most one batch and the next run resumes.
 6. The FAISS file is rebuilt from SQLite and written atomically.
-When nothing needs embedding, no model is loaded.
+When nothing needs embedding, no model is loaded. The model is recorded before any work, so even a
+first run killed at once leaves an index that knows its model. ``--rebuild`` loads the model first,
+builds a complete new database beside the old one and swaps it in in one transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import DiskFull, IndexCorrupt, IndexStoreError, UsageError
@@ -31,8 +33,11 @@ from mmcli.faults import fault_point
 from mmcli.images import walk_images
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
-from mmcli.index.store import Store
+from mmcli.index.store import REBUILD_DB, FileRow, Store
 from mmcli.results import FileFailure, ImageVector
+
+if TYPE_CHECKING:
+    from mmcli.models import Encoder, ModelSpec
 
 ProgressFn = Callable[[int, int], None]
 
@@ -55,6 +60,104 @@ class IndexSummary:
     @property
     def images_per_second(self) -> float:
         return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class IndexJob:
+    """What one `mmcli index` run was asked to do, besides the index and the model."""
+
+    roots: tuple[Path, ...]
+    device: str = "auto"
+    precision: str = "auto"
+    include_hidden: bool = False
+    exclude: tuple[str, ...] = ()
+    batch_size: int = 32
+    workers: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    on_progress: ProgressFn | None = None
+    on_failure: Callable[[FileFailure], None] | None = None
+
+
+def run_index(
+    folder: Path,
+    roots: Sequence[str],
+    *,
+    model: str | None = None,
+    weights: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    rebuild: bool = False,
+    include_hidden: bool = False,
+    exclude: Sequence[str] = (),
+    batch_size: int = 32,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_progress: ProgressFn | None = None,
+    on_failure: Callable[[FileFailure], None] | None = None,
+) -> IndexSummary:
+    """Bring the index at ``folder`` up to date with ``roots``; with ``rebuild``, embed everything again
+    into a new database beside it and swap that in only when it is complete."""
+    start = time.perf_counter()
+    root_paths = tuple(Path(r).expanduser().resolve() for r in roots)
+    for r in root_paths:
+        if not r.exists():
+            raise UsageError(f"no such file or folder: {r}")
+    job = IndexJob(
+        root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
+        on_progress, on_failure,
+    )  # fmt: skip
+    with IndexLock(folder):
+        store = _open_for_writing(folder, rebuild)
+        try:
+            if rebuild:
+                summary = _rebuild(store, model, weights, job, start)
+            else:
+                spec = model_spec_for(store.meta(), model, weights)
+                store.record_model(model_meta(spec))  # before any work: a killed first run keeps it
+                summary = _update(store, spec, job, start)
+            from mmcli.index.vectors import load_or_rebuild
+
+            if store.meta().get("dim"):
+                load_or_rebuild(store, write=True, must_write=True)
+            return summary
+        except sqlite3.OperationalError as exc:
+            if _is_disk_full(exc):
+                raise _disk_full(folder) from None
+            raise IndexStoreError(f"cannot write the index at {folder}: {exc}") from None
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise _disk_full(folder) from None
+            raise
+        finally:
+            store.close()
+
+
+def model_meta(spec: ModelSpec) -> dict[str, str]:
+    return {"model_name": spec.name, "model_spec": spec.canonical, "model_weights": str(spec.weights or "")}
+
+
+def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob, start: float) -> IndexSummary:
+    """Load the model first (one that cannot load changes nothing), embed everything into
+    ``rebuild.sqlite``, then swap it in, in one transaction: readers see the old index until then."""
+    from mmcli.models import load_encoder, parse_model_spec
+
+    stored = store.meta()
+    if model is None and weights is None and stored.get("model_name"):
+        spec = parse_model_spec(stored["model_name"], stored.get("model_weights") or None)
+    else:
+        spec = parse_model_spec(model, weights)
+    encoder = load_encoder(spec, device=job.device, precision=job.precision)
+    Store.remove(store.folder, REBUILD_DB)  # what a killed rebuild left
+    side = Store(store.folder, create=True, name=REBUILD_DB, model=model_meta(spec))
+    try:
+        summary = _update(side, spec, job, start, encoder=encoder)
+        fault_point("index.rebuild-swap")
+        store.adopt(side)
+        fault_point("index.rebuild-swapped")
+    finally:
+        side.close()
+    Store.remove(store.folder, REBUILD_DB)
+    return summary
 
 
 def _hash_file(path: str) -> str | OSError:
@@ -81,66 +184,6 @@ def _scan(roots: Sequence[Path], include_hidden: bool, exclude: Sequence[str]) -
     return found
 
 
-def run_index(
-    folder: Path,
-    roots: Sequence[str],
-    *,
-    model: str | None = None,
-    weights: str | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    rebuild: bool = False,
-    include_hidden: bool = False,
-    exclude: Sequence[str] = (),
-    batch_size: int = 32,
-    workers: int | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    on_progress: ProgressFn | None = None,
-    on_failure: Callable[[FileFailure], None] | None = None,
-) -> IndexSummary:
-    start = time.perf_counter()
-    root_paths = [Path(r).expanduser().resolve() for r in roots]
-    for r in root_paths:
-        if not r.exists():
-            raise UsageError(f"no such file or folder: {r}")
-    with IndexLock(folder):
-        store = _open_for_writing(folder, rebuild)
-        try:
-            if rebuild:
-                store.clear()
-            spec = model_spec_for(store.meta(), model, weights)
-            summary = _update(
-                store,
-                spec,
-                root_paths,
-                device,
-                precision,
-                include_hidden,
-                exclude,
-                batch_size,
-                workers,
-                max_pixels,
-                on_progress,
-                on_failure,
-                start,
-            )
-            from mmcli.index.vectors import load_or_rebuild
-
-            if store.meta().get("dim"):
-                load_or_rebuild(store, write=True, must_write=True)
-            return summary
-        except sqlite3.OperationalError as exc:
-            if _is_disk_full(exc):
-                raise _disk_full(folder) from None
-            raise IndexStoreError(f"cannot write the index at {folder}: {exc}") from None
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise _disk_full(folder) from None
-            raise
-        finally:
-            store.close()
-
-
 def _is_disk_full(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
     return code == sqlite3.SQLITE_FULL if code is not None else "full" in str(exc)
@@ -164,23 +207,10 @@ def _open_for_writing(folder: Path, rebuild: bool) -> Store:
     return Store(folder, create=True)
 
 
-def _update(
-    store: Store,
-    spec: Any,
-    roots: list[Path],
-    device: str,
-    precision: str,
-    include_hidden: bool,
-    exclude: Sequence[str],
-    batch_size: int,
-    workers: int | None,
-    max_pixels: int,
-    on_progress: ProgressFn | None,
-    on_failure: Callable[[FileFailure], None] | None,
-    start: float,
-) -> IndexSummary:
-    scan = _scan(roots, include_hidden, exclude)
-    existing = store.rows_under([os.fsdecode(r) for r in roots])
+def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder: Encoder | None = None) -> IndexSummary:
+    scan = _scan(job.roots, job.include_hidden, job.exclude)
+    existing = store.rows_under([os.fsdecode(r) for r in job.roots])
+    on_failure = job.on_failure
     unchanged = {p for p, st in scan.items() if p in existing and (existing[p].size, existing[p].mtime_ns) == st}
     candidates = [p for p in scan if p not in unchanged]
     gone = [row for p, row in existing.items() if p not in scan]
@@ -220,10 +250,8 @@ def _update(
     embedded = 0
     if to_embed:
         t0 = time.perf_counter()
-        encoder = _load_for_index(store, spec, device, precision)
-        done = _embed_into(
-            store, encoder, to_embed, scan, hashes, existing, batch_size, workers, max_pixels, on_progress, on_failure
-        )
+        encoder = _load_for_index(store, spec, job, encoder)
+        done = _embed_into(store, encoder, to_embed, scan, hashes, existing, job)
         embed_seconds = time.perf_counter() - t0
         embedded = done["added"] + done["updated"]
         for key, value in done.items():
@@ -245,10 +273,11 @@ def _update(
     )
 
 
-def _load_for_index(store: Store, spec: Any, device: str, precision: str) -> Any:
-    from mmcli.models import load_encoder
+def _load_for_index(store: Store, spec: ModelSpec, job: IndexJob, encoder: Encoder | None) -> Encoder:
+    if encoder is None:
+        from mmcli.models import load_encoder
 
-    encoder = load_encoder(spec, device=device, precision=precision)
+        encoder = load_encoder(spec, device=job.device, precision=job.precision)
     if not store.meta().get("dim"):
         store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), encoder.dim, asdict(encoder.preprocess))
     return encoder
@@ -256,16 +285,12 @@ def _load_for_index(store: Store, spec: Any, device: str, precision: str) -> Any
 
 def _embed_into(
     store: Store,
-    encoder: Any,
+    encoder: Encoder,
     paths: list[str],
     scan: dict[str, tuple[int, int]],
     hashes: dict[str, str | OSError],
-    existing: dict[str, Any],
-    batch_size: int,
-    workers: int | None,
-    max_pixels: int,
-    on_progress: ProgressFn | None,
-    on_failure: Callable[[FileFailure], None] | None,
+    existing: dict[str, FileRow],
+    job: IndexJob,
 ) -> dict[str, int]:
     from mmcli.embed import embed_stream
 
@@ -287,13 +312,11 @@ def _embed_into(
         pending.clear()
         fault_point("index.commit")
 
-    for item in embed_stream(
-        encoder, paths, batch_size=batch_size, workers=workers, max_pixels=max_pixels, on_progress=on_progress
-    ):
-        if isinstance(item, FileFailure) and on_failure:
-            on_failure(item)
+    for item in embed_stream(encoder, paths, job.batch_size, job.workers, job.max_pixels, on_progress=job.on_progress):
+        if isinstance(item, FileFailure) and job.on_failure:
+            job.on_failure(item)
         pending.append(item)
-        if len(pending) >= batch_size:  # one transaction per model batch: all a SIGKILL can cost
+        if len(pending) >= job.batch_size:  # one transaction per model batch: all a SIGKILL can cost
             commit()
     if pending:
         commit()
