@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmcli.errors import ImageLoadError
-from mmcli.images import DEFAULT_MAX_PIXELS, load_pixels
+from mmcli.images import DEFAULT_MAX_PIXELS, load_pixels, oversize, take_over_pixel_limit
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +43,7 @@ def _read(path: str, max_pixels: int) -> bytes | ImageLoadError:
         return ImageLoadError(path, exc.strerror or str(exc))
     if not data.startswith(JPEG_MAGIC):
         return ImageLoadError(path, "not a JPEG")  # the caller decodes it on the CPU
+    take_over_pixel_limit()
     try:
         import io
 
@@ -52,9 +53,8 @@ def _read(path: str, max_pixels: int) -> bytes | ImageLoadError:
                 return ImageLoadError(path, f"mode {img.mode}")
     except Exception as exc:  # noqa: BLE001 - the CPU path gives the precise reason
         return ImageLoadError(path, f"header: {exc}")
-    if w * h > max_pixels:
-        return ImageLoadError(path, f"too large: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,}")
-    return data
+    too_large = oversize(path, w, h, max_pixels)
+    return data if too_large is None else too_large
 
 
 def resize_crop_normalise(images: list[torch.Tensor], preprocess: Preprocess, dtype: Any) -> torch.Tensor:
