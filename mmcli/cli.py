@@ -813,7 +813,7 @@ def models(
 ) -> None:
     """List model aliases and which weights are already on this machine (loads no model)."""
     with funnel():
-        from mmcli.model_list import list_models
+        from mmcli.models.catalog import list_models
         from mmcli.output import json_line, render_records_table, resolve_format
 
         out_format = resolve_format(fmt, sys.stdout)
