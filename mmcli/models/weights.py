@@ -79,13 +79,16 @@ def _hub_candidates(filename: str) -> list[str]:
 
 def hub_cached(repo: str, filename: str) -> Path | None:
     """The file from the local Hugging Face cache (safetensors preferred), or None. No network."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import try_to_load_from_cache
 
     for name in _hub_candidates(filename):
         try:
-            return Path(hf_hub_download(repo, name, local_files_only=True))
-        except Exception:  # noqa: BLE001, S112 - not cached under this name
-            continue
+            found = try_to_load_from_cache(repo, name)
+        except ValueError:  # not a valid repo id or file name: nothing of it can be cached
+            return None
+        # A path when cached; None when not; a sentinel when the hub said the file does not exist.
+        if isinstance(found, str):
+            return Path(found)
     return None
 
 
