@@ -90,7 +90,6 @@ def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto")
         device=dev,
         precision=prec,
         preprocess=preprocess,
-        checkpoint=resolved.checkpoint,
     )
 
 
@@ -106,7 +105,6 @@ class Encoder:
         device: str,
         precision: str,
         preprocess: Preprocess,
-        checkpoint: Path,
     ) -> None:
         self.requested = requested
         self.spec = spec
@@ -115,7 +113,6 @@ class Encoder:
         self.device = device
         self.precision = precision
         self.preprocess = preprocess
-        self.checkpoint = checkpoint
         self.logit_scale = float(model.logit_scale.float().exp().item())
         bias = getattr(model, "logit_bias", None)
         self.logit_bias = float(bias.float().item()) if bias is not None else None
@@ -129,26 +126,19 @@ class Encoder:
         )
 
     @property
-    def is_siglip(self) -> bool:
-        return self.logit_bias is not None
-
-    @property
     def fingerprint(self) -> str:
         """Identifies the weights and numerics, for caches of embeddings."""
         return model_fingerprint(self.spec, self.requested)
 
-    def _dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
     @property
     def dtype(self) -> torch.dtype:
-        return self._dtype()
+        return next(self.model.parameters()).dtype
 
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) preprocessed float32 pixels -> (N, D) unit vectors."""
         import torch
 
-        return self.encode_tensor(torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, self._dtype()))
+        return self.encode_tensor(torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, self.dtype))
 
     def encode_tensor(self, x: torch.Tensor) -> np.ndarray:
         """A preprocessed batch already on the device -> (N, D) unit vectors."""
