@@ -23,7 +23,7 @@ from mmcli.models.weights import Resolved
 if TYPE_CHECKING:
     import torch
 
-Rebuild = tuple[str, Callable[[], "torch.Tensor"]]  # (buffer name in the model, its value)
+Rebuild = tuple[str, Callable[[], "torch.Tensor"]]  # (qualified buffer name, computes its value)
 
 
 # What open_clip.create_model warns when it loads no weights itself; mmcli loads them next.
@@ -116,7 +116,7 @@ def _on_meta(resolved: Resolved, what: str, dtype: torch.dtype) -> torch.nn.Modu
         with torch.device("meta"):
             model = _create(resolved, what, "meta")
     except ModelError:
-        return None  # not buildable on meta (some timm towers call .item()); the ordinary build says why
+        return None  # the ordinary build says why (or, for code that needs real tensors, succeeds)
     plan = _rebuild_plan(model)
     if plan is None:
         return None
