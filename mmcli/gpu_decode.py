@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmcli.errors import ImageLoadError
-from mmcli.images import DEFAULT_MAX_PIXELS, load_pixels
-from mmcli.preprocess import MAX_ASPECT
+from mmcli.images import DEFAULT_MAX_PIXELS, load_pixels, oversize, take_over_pixel_limit
 
 if TYPE_CHECKING:
     import torch
@@ -44,6 +43,7 @@ def _read(path: str, max_pixels: int) -> bytes | ImageLoadError:
         return ImageLoadError(path, exc.strerror or str(exc))
     if not data.startswith(JPEG_MAGIC):
         return ImageLoadError(path, "not a JPEG")  # the caller decodes it on the CPU
+    take_over_pixel_limit()
     try:
         import io
 
@@ -53,9 +53,8 @@ def _read(path: str, max_pixels: int) -> bytes | ImageLoadError:
                 return ImageLoadError(path, f"mode {img.mode}")
     except Exception as exc:  # noqa: BLE001 - the CPU path gives the precise reason
         return ImageLoadError(path, f"header: {exc}")
-    if w * h > max_pixels:
-        return ImageLoadError(path, f"too large: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,}")
-    return data
+    too_large = oversize(path, w, h, max_pixels)
+    return data if too_large is None else too_large
 
 
 def resize_crop_normalise(images: list[torch.Tensor], preprocess: Preprocess, dtype: Any) -> torch.Tensor:
@@ -69,37 +68,23 @@ def resize_crop_normalise(images: list[torch.Tensor], preprocess: Preprocess, dt
     for img in images:
         if img.shape[0] == 1:
             img = img.expand(3, -1, -1)
-        h, w = int(img.shape[1]), int(img.shape[2])
-        if preprocess.resize_mode == "shortest" and max(h, w) > MAX_ASPECT * min(h, w):
-            if w > h:  # an extreme strip: keep the centre part the crop keeps (see preprocess._precrop)
-                keep = min(w, max(1, round(h * tw / th)) * 2)
-                img = img[:, :, (w - keep) // 2 : (w - keep) // 2 + keep]
-            else:
-                keep = min(h, max(1, round(w * th / tw)) * 2)
-                img = img[:, (h - keep) // 2 : (h - keep) // 2 + keep, :]
-            h, w = int(img.shape[1]), int(img.shape[2])
-        if preprocess.resize_mode == "squash":
-            nh, nw = th, tw
-        else:
-            scale = max(th / h, tw / w) if preprocess.resize_mode == "shortest" else min(th / h, tw / w)
-            if th == tw and preprocess.resize_mode == "shortest":
-                short, long_ = min(h, w), max(h, w)
-                new_long = int(th * long_ / short)
-                nh, nw = (th, new_long) if h <= w else (new_long, th)
-            else:
-                nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        g = preprocess.geometry(int(img.shape[2]), int(img.shape[1]))
+        if g.precrop is not None:
+            left, top, right, bottom = g.precrop
+            img = img[:, top:bottom, left:right]
+        nw, nh = g.resized
         x = img[None].float()
-        if (nh, nw) != (h, w):
+        if (nh, nw) != tuple(x.shape[2:]):
             x = F.interpolate(x, size=(nh, nw), mode=mode, antialias=True, align_corners=False)
         x = x.clamp_(0, 255)
-        if preprocess.resize_mode == "longest":
+        if g.paste is not None:
+            left, top = g.paste
             canvas = torch.full((1, 3, th, tw), float(preprocess.fill_color), device=x.device)
-            top, left = (th - nh) // 2, (tw - nw) // 2
             canvas[:, :, top : top + nh, left : left + nw] = x
             x = canvas
-        elif preprocess.resize_mode == "shortest":
-            top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
-            x = x[:, :, top : top + th, left : left + tw]
+        elif g.crop is not None:
+            left, top, right, bottom = g.crop
+            x = x[:, :, top:bottom, left:right]
         out.append(x)
     batch = torch.cat(out) / 255.0
     mean = torch.tensor(preprocess.mean, device=batch.device).view(1, 3, 1, 1)

@@ -15,10 +15,10 @@ Decoding rules (documented in the README):
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import stat
 import struct
-import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -130,6 +130,34 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+@functools.cache
+def take_over_pixel_limit() -> None:
+    """Switch Pillow's own decompression-bomb check off, once per process; ``oversize`` replaces it.
+
+    Pillow's limit is one process-wide setting, ``Image.MAX_IMAGE_PIXELS``: above it a warning,
+    above twice it ``DecompressionBombError`` inside ``Image.open``, before the caller sees the size
+    (89 MP and 179 MP by default, below our default of 256 MP). It cannot be given per call, and
+    setting it around each call races between threads (one restores it while another is inside
+    ``Image.open``). So mmcli owns the limit: Pillow's is set to None here, the first time mmcli
+    decodes an image (not at import), and never touched again, which is safe from any thread; every
+    ``Image.open`` in mmcli then checks ``max_pixels`` against the header's size before any pixel is
+    decoded, with one message for every format. Should other code set Pillow's limit again, its
+    error is still caught below and the image refused.
+    """
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+
+
+def oversize(name: str, w: int, h: int, max_pixels: int) -> ImageLoadError | None:
+    """The error for a ``w`` x ``h`` image above ``max_pixels`` (width x height), or None."""
+    if w * h <= max_pixels:
+        return None
+    return ImageLoadError(
+        name, f"too large: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)"
+    )
+
+
 def load_image(
     path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None
 ) -> Image.Image:
@@ -154,34 +182,28 @@ def load_image(
         raise ImageLoadError(name, "not a regular file")
     if st.st_size == 0:
         raise ImageLoadError(name, "empty file")
+    take_over_pixel_limit()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's chatter about odd files; real failures raise
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # our own check below gives one message for every format
-            try:
-                with Image.open(path) as img:
-                    w, h = img.size
-                    if w * h > max_pixels:
-                        raise ImageLoadError(
-                            name,
-                            f"too large: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)",
-                        )
-                    if w == 0 or h == 0:
-                        raise ImageLoadError(name, f"invalid size {w}x{h}")
-                    if min_side and img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
-                        target = DRAFT_MARGIN * min_side
-                        scale = min(w, h) / target
-                        if scale >= 2:
-                            img.draft(img.mode, (max(1, int(w / scale) + 1), max(1, int(h / scale) + 1)))
-                    img.load()
-                    upright = ImageOps.exif_transpose(img)
-                    rgb = _to_rgb(upright if upright is not None else img)
-                    rgb.load()
-                    return rgb
-            finally:
-                Image.MAX_IMAGE_PIXELS = old_limit
+            with Image.open(path) as img:  # reads the header only
+                w, h = img.size
+                too_large = oversize(name, w, h, max_pixels)
+                if too_large is not None:
+                    raise too_large
+                if w == 0 or h == 0:
+                    raise ImageLoadError(name, f"invalid size {w}x{h}")
+                if min_side and img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
+                    target = DRAFT_MARGIN * min_side
+                    scale = min(w, h) / target
+                    if scale >= 2:
+                        img.draft(img.mode, (max(1, int(w / scale) + 1), max(1, int(h / scale) + 1)))
+                img.load()
+                upright = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(upright if upright is not None else img)
+                rgb.load()
+                return rgb
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -229,8 +251,3 @@ def load_pixels(
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as text; undecodable bytes become surrogate escapes (round-trip to os.fsencode)."""
     return os.fsdecode(path)
-
-
-def stdout_safe(text: str) -> str:
-    """Replace surrogate escapes (non-UTF-8 file names) so printing never crashes."""
-    return text.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8", "replace")

@@ -22,9 +22,26 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 MAX_ASPECT = 8  # beyond this, crop before resizing: a 1 x 100000 strip must not become 256 x 25.6M
 
+Box = tuple[int, int, int, int]  # (left, top, right, bottom), as Pillow's crop takes it
 
-def _precrop(img: Image.Image, w: int, h: int, th: int, tw: int) -> tuple[Image.Image, int, int]:
-    """Keep the centre part that the centre crop would keep (with a margin), before resizing.
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where an image's pixels go, computed from its size alone: the Pillow and tensor paths share it.
+
+    Applied in order: ``precrop`` (a box in the source), resize to ``resized`` (width, height), then
+    either ``crop`` (a box in the resized image) or ``paste`` (the resized image's top-left corner
+    on a canvas of the model's size). Neither is set for "squash", which resizes to the model's size.
+    """
+
+    precrop: Box | None
+    resized: tuple[int, int]
+    crop: Box | None = None
+    paste: tuple[int, int] | None = None
+
+
+def _precrop_box(w: int, h: int, th: int, tw: int) -> Box:
+    """The centre part of an extreme strip that the centre crop would keep (with a margin).
 
     Resize-then-crop of an extreme strip allocates the whole resized strip; cropping first keeps
     memory bounded and gives the same pixels up to the resampling filter's edge.
@@ -32,12 +49,10 @@ def _precrop(img: Image.Image, w: int, h: int, th: int, tw: int) -> tuple[Image.
     if w > h:
         keep = min(w, max(1, round(h * tw / th)) * 2)
         left = (w - keep) // 2
-        img = img.crop((left, 0, left + keep, h))
-        return img, keep, h
+        return left, 0, left + keep, h
     keep = min(h, max(1, round(w * th / tw)) * 2)
     top = (h - keep) // 2
-    img = img.crop((0, top, w, top + keep))
-    return img, w, keep
+    return 0, top, w, top + keep
 
 
 @dataclass(frozen=True)
@@ -75,23 +90,19 @@ class Preprocess:
 
         return Image.Resampling.BILINEAR if self.interpolation == "bilinear" else Image.Resampling.BICUBIC
 
-    def resize(self, img: Image.Image) -> Image.Image:
-        from PIL import Image
-
+    def geometry(self, w: int, h: int) -> Geometry:
+        """The geometry of a ``w`` x ``h`` image: open_clip's ``image_transform(is_train=False)``."""
         th, tw = self.size
-        w, h = img.size
         if self.resize_mode == "squash":
-            return img.resize((tw, th), self._resample())
+            return Geometry(None, (tw, th))
         if self.resize_mode == "longest":
             scale = min(th / h, tw / w)
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-            img = img.resize((nw, nh), self._resample())
-            canvas = Image.new("RGB", (tw, th), (self.fill_color,) * 3)
-            canvas.paste(img, ((tw - nw) // 2, (th - nh) // 2))
-            return canvas
-        # shortest: torchvision Resize(int) semantics, then CenterCrop
-        if max(w, h) > MAX_ASPECT * min(w, h):
-            img, w, h = _precrop(img, w, h, th, tw)
+            return Geometry(None, (nw, nh), paste=((tw - nw) // 2, (th - nh) // 2))
+        # shortest: torchvision Resize(int) semantics, then CenterCrop (never smaller than the crop)
+        precrop = _precrop_box(w, h, th, tw) if max(w, h) > MAX_ASPECT * min(w, h) else None
+        if precrop is not None:
+            w, h = precrop[2] - precrop[0], precrop[3] - precrop[1]
         if th == tw:
             short, long_ = (w, h) if w <= h else (h, w)
             new_short, new_long = th, int(th * long_ / short)
@@ -99,15 +110,23 @@ class Preprocess:
         else:
             scale = max(th / h, tw / w)
             nw, nh = round(w * scale), round(h * scale)
-        if (nw, nh) != (w, h):
-            img = img.resize((nw, nh), self._resample())
-        left = int(round((nw - tw) / 2.0))
-        top = int(round((nh - th) / 2.0))
-        if left < 0 or top < 0:  # smaller than the crop: pad like torchvision
-            canvas = Image.new("RGB", (max(tw, nw), max(th, nh)))
-            canvas.paste(img, (max(0, -left), max(0, -top)))
-            img, left, top = canvas, max(0, left), max(0, top)
-        return img.crop((left, top, left + tw, top + th))
+        left, top = int(round((nw - tw) / 2.0)), int(round((nh - th) / 2.0))
+        return Geometry(precrop, (nw, nh), crop=(left, top, left + tw, top + th))
+
+    def resize(self, img: Image.Image) -> Image.Image:
+        from PIL import Image
+
+        g = self.geometry(*img.size)
+        if g.precrop is not None:
+            img = img.crop(g.precrop)
+        if g.resized != img.size:
+            img = img.resize(g.resized, self._resample())
+        if g.paste is not None:
+            th, tw = self.size
+            canvas = Image.new("RGB", (tw, th), (self.fill_color,) * 3)
+            canvas.paste(img, g.paste)
+            return canvas
+        return img.crop(g.crop) if g.crop is not None else img
 
     def to_array(self, img: Image.Image) -> np.ndarray:
         """An RGB image -> (3, H, W) float32, normalised."""

@@ -20,7 +20,7 @@ def models(
     """List model aliases and which weights are already on this machine (loads no model)."""
     with funnel():
         from mmcli.cli.views import MODELS
-        from mmcli.model_list import list_models
+        from mmcli.models.catalog import list_models
         from mmcli.output import choose_format, render
 
         render(list_models(include_all=all_), MODELS, choose_format(MODELS, fmt, sys.stdout))

@@ -5,15 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmcli.models import (
-    HF_WEIGHTS,
-    ModelSpec,
-    aliases,
-    find_checkpoint,
-    hub_cached,
-    parse_model_spec,
-    pretrained_location,
-)
+from mmcli.models.spec import ModelSpec, aliases, find_checkpoint, parse_model_spec
+from mmcli.models.weights import HF_WEIGHTS, hub_cached, pretrained_location
 
 
 @dataclass(frozen=True)

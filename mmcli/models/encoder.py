@@ -1,0 +1,180 @@
+"""Device and precision choice, and the Encoder: images and texts in, unit vectors out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mmcli.errors import ModelError, UsageError
+from mmcli.models.spec import ModelSpec, model_fingerprint
+from mmcli.preprocess import Preprocess
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise UsageError(f"unknown device {device!r}", hint=f"choose one of: {', '.join(DEVICES)}")
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda: no CUDA device is available", hint="use --device cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ModelError("--device mps: MPS is not available", hint="use --device cpu")
+    return device
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 arithmetic (AVX512-BF16 or AMX): where bf16 was measured faster than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}", hint=f"choose one of: {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if device in ("cuda", "mps"):
+        return "fp16"
+    # CPU: bf16 only where the CPU computes it natively (see README, "Precision").
+    from mmcli.config import settings
+
+    return "bf16" if cpu_has_bf16() and settings().cpu_bf16 else "fp32"
+
+
+def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Encoder:
+    """Build the model of ``spec`` on ``device`` in ``precision`` and load its weights."""
+    import open_clip
+    import torch
+
+    from mmcli.models.build import build_model
+    from mmcli.models.weights import resolve
+
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    if dev == "cpu" and prec == "fp16":
+        raise UsageError("fp16 is not supported on the CPU", hint="use --precision bf16 or fp32")
+    resolved = resolve(spec)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[prec]
+    model = build_model(resolved, spec.canonical, dtype)
+    model.eval().requires_grad_(False)
+    model.to(device=dev, dtype=dtype)
+    if dev == "cuda":
+        model.to(memory_format=torch.channels_last)
+    tokenizer = open_clip.get_tokenizer(
+        spec.source if spec.source and spec.source.startswith("hf-hub:") else resolved.model_name
+    )
+    cfg = getattr(model.visual, "preprocess_cfg", None) or {}
+    preprocess = Preprocess.from_open_clip(cfg, model.visual.image_size)
+    return Encoder(
+        requested=(device, precision),
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        device=dev,
+        precision=prec,
+        preprocess=preprocess,
+    )
+
+
+class Encoder:
+    """A loaded model: images and texts in, L2-normalised float32 vectors out."""
+
+    def __init__(
+        self,
+        requested: tuple[str, str],
+        spec: ModelSpec,
+        model: Any,
+        tokenizer: Any,
+        device: str,
+        precision: str,
+        preprocess: Preprocess,
+    ) -> None:
+        self.requested = requested
+        self.spec = spec
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.precision = precision
+        self.preprocess = preprocess
+        self.logit_scale = float(model.logit_scale.float().exp().item())
+        bias = getattr(model, "logit_bias", None)
+        self.logit_bias = float(bias.float().item()) if bias is not None else None
+        self.context_length = int(getattr(tokenizer, "context_length", 77))
+        self.embed_dim = (
+            int(self.model.text_projection.shape[1])
+            if hasattr(self.model, "text_projection")
+            and self.model.text_projection is not None
+            and self.model.text_projection.ndim == 2
+            else None
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the weights and numerics, for caches of embeddings."""
+        return model_fingerprint(self.spec, self.requested)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) preprocessed float32 pixels -> (N, D) unit vectors."""
+        import torch
+
+        return self.encode_tensor(torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, self.dtype))
+
+    def encode_tensor(self, x: torch.Tensor) -> np.ndarray:
+        """A preprocessed batch already on the device -> (N, D) unit vectors."""
+        import torch
+
+        if self.device == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            feats = self.model.encode_image(x)
+        return _unit_rows(feats)
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Texts -> (N, D) unit vectors (texts longer than the context are truncated)."""
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        tokens = self.tokenizer(texts).to(self.device)
+        with torch.inference_mode():
+            feats = self.model.encode_text(tokens)
+        return _unit_rows(feats)
+
+    def too_long(self, text: str) -> bool:
+        """Would ``text`` be truncated to fit the text tower's context?"""
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is None:
+            return False
+        return len(encode(text)) + 2 > self.context_length
+
+    @property
+    def dim(self) -> int:
+        return int(self.encode_texts(["x"]).shape[1]) if self.embed_dim is None else self.embed_dim
+
+
+def _unit_rows(feats: torch.Tensor) -> np.ndarray:
+    arr = feats.float().cpu().numpy()
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(arr / norms, dtype=np.float32)

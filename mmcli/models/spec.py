@@ -1,0 +1,120 @@
+"""Model specs: what ``--model`` (and ``--weights``) name, without importing torch or open_clip.
+
+Spec forms (``--model``):
+    ARCH:TAG            open_clip architecture and pretrained tag (downloaded once, then cached)
+    ARCH + --weights F  a local checkpoint for that architecture
+    hf-hub:ORG/REPO     an open_clip model on the Hugging Face Hub
+    local-dir:DIR       a folder with open_clip_config.json and a checkpoint
+    ALIAS               a name from configs/models.toml (``mmcli-tiny``, ...)
+
+This is the fast path: a repeated query whose text embedding is cached needs a spec and its
+fingerprint, and no model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmcli.config import configs_dir, default_model, load_toml
+from mmcli.errors import UsageError
+
+CHECKPOINT_NAMES = (  # in a model folder, the first of these present is its checkpoint
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "pytorch_model.bin",
+    "open_clip_pytorch_model.pth",
+    "model.pth",
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved ``--model`` value: exactly one of tag / weights / source is set."""
+
+    name: str  # as the user gave it (alias or spec)
+    arch: str | None = None
+    tag: str | None = None
+    weights: Path | None = None
+    source: str | None = None  # "hf-hub:ORG/REPO" or "local-dir:/abs/dir"
+
+    @property
+    def canonical(self) -> str:
+        if self.source:
+            return self.source
+        if self.weights:
+            return f"{self.arch} --weights {self.weights}"
+        return f"{self.arch}:{self.tag}"
+
+
+def aliases() -> dict[str, dict[str, str]]:
+    return dict(load_toml("models.toml").get("aliases", {}))
+
+
+def parse_model_spec(text: str | None, weights: str | os.PathLike[str] | None = None) -> ModelSpec:
+    """Turn ``--model`` (and ``--weights``) into a ModelSpec; no model code is imported."""
+    name = text or default_model()
+    spec_text = name
+    alias = aliases().get(name)
+    if alias is not None:
+        spec_text = alias["spec"]
+        if spec_text.startswith("local-dir:") and not Path(spec_text[10:]).is_absolute():
+            spec_text = "local-dir:" + str(configs_dir() / spec_text[10:])
+    if spec_text.startswith(("hf-hub:", "local-dir:")):
+        if weights is not None:
+            raise UsageError(f"--weights cannot be combined with {spec_text.split(':')[0]}: models")
+        if spec_text.startswith("local-dir:"):
+            spec_text = "local-dir:" + str(Path(spec_text[10:]).expanduser().resolve())
+        if spec_text.endswith(":"):
+            raise UsageError(f"empty model source in {name!r}")
+        return ModelSpec(name=name, source=spec_text)
+    arch, _, tag = spec_text.partition(":")
+    if not arch:
+        raise UsageError(f"empty architecture in model spec {name!r}")
+    if weights is not None:
+        if tag:
+            raise UsageError(
+                f"model {name!r} names a pretrained tag and --weights a file: give one",
+                hint=f"use --model {arch} --weights FILE",
+            )
+        return ModelSpec(name=name, arch=arch, weights=Path(weights).expanduser().resolve())
+    if not tag:
+        raise UsageError(
+            f"model {name!r} has no pretrained tag and no --weights file",
+            hint=f"use --model {arch}:TAG (see `mmcli models --all`) or --model {arch} --weights FILE",
+        )
+    return ModelSpec(name=name, arch=arch, tag=tag)
+
+
+def find_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint of a model folder: a known name first, else the first *.safetensors, *.bin, *.pt*."""
+    for name in CHECKPOINT_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + sorted(folder.glob("*.pt*"))
+    return found[0] if found else None
+
+
+def model_fingerprint(spec: ModelSpec, requested: tuple[str, str]) -> str:
+    """What identifies a model's embeddings, computed without importing torch or open_clip.
+
+    The spec, the checkpoint file's identity where it is a local file (size, mtime), and the
+    device and precision as asked for ("auto" resolves the same way on the same machine). Tagged
+    and hub weights are immutable per name. Used as the key of the text-embedding cache, so a
+    repeated query or label set needs no model at all.
+    """
+    checkpoint: Path | None = spec.weights
+    if spec.source and spec.source.startswith("local-dir:"):
+        checkpoint = find_checkpoint(Path(spec.source[10:]))
+    ident = ""
+    if checkpoint is not None:
+        try:
+            st = checkpoint.stat()
+            ident = f"{checkpoint.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        except OSError:
+            ident = str(checkpoint)
+    device, precision = requested
+    return f"v1|{spec.canonical}|{ident}|{device}|{precision}"

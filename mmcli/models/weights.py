@@ -1,0 +1,184 @@
+"""Where a model's weights are: a spec resolved to one checkpoint file (downloaded once if need be).
+
+Every source ends in the same place: an open_clip config and one checkpoint file, which
+``mmcli.models.build`` loads (safetensors, or a state dict through ``torch.load(weights_only=True)``,
+never arbitrary unpickling). Nothing here imports torch; open_clip and huggingface_hub only inside
+the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmcli.errors import ModelError
+from mmcli.models.spec import ModelSpec, find_checkpoint
+
+HF_WEIGHTS = "open_clip_pytorch_model.bin"  # open_clip's default checkpoint name on the hub
+OFFLINE_HINT = (
+    "download the weights once with network access (they are cached), pass ARCH --weights FILE, "
+    "set HF_HUB_OFFLINE=1 to use only the local cache, or try --model mmcli-tiny"
+)
+UNKNOWN_ARCH_HINT = "`mmcli models --all` lists architectures and tags"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    model_name: str  # what open_clip.create_model / get_tokenizer take
+    checkpoint: Path
+    preprocess_overrides: dict[str, Any]
+
+
+def _resolve_local_dir(folder: Path, name: str) -> Resolved:
+    if not folder.is_dir():
+        raise ModelError(f"model folder not found: {folder}")
+    if not (folder / "open_clip_config.json").is_file():
+        raise ModelError(f"{folder} has no open_clip_config.json", hint="a local-dir: model needs its config")
+    checkpoint = find_checkpoint(folder)
+    if checkpoint is None:
+        raise ModelError(f"{folder} holds no checkpoint (*.safetensors, *.bin, *.pt)")
+    return Resolved(name, checkpoint, {})
+
+
+def _download_failed(what: str, exc: BaseException) -> ModelError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if len(reason) > 200:
+        reason = reason[:200] + "..."
+    return ModelError(f"cannot get the weights of {what}: {reason}", hint=OFFLINE_HINT)
+
+
+def _hub_host() -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+
+
+def _offline_reason() -> str | None:
+    """Why the hub cannot be reached right now, or None. Fails in milliseconds, unlike the hub's retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set and they are not in the local cache"
+    import socket
+
+    host = _hub_host()
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return f"no network (cannot resolve {host}) and they are not in the local cache"
+    return None
+
+
+def _hub_candidates(filename: str) -> list[str]:
+    if filename == HF_WEIGHTS:  # open_clip's own safetensors name for its default checkpoint
+        return ["open_clip_model.safetensors", filename]
+    if filename.endswith((".bin", ".pth")):
+        return [filename[:-4] + ".safetensors", filename]
+    return [filename]
+
+
+def hub_cached(repo: str, filename: str) -> Path | None:
+    """The file from the local Hugging Face cache (safetensors preferred), or None. No network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in _hub_candidates(filename):
+        try:
+            found = try_to_load_from_cache(repo, name)
+        except ValueError:  # not a valid repo id or file name: nothing of it can be cached
+            return None
+        # A path when cached; None when not; a sentinel when the hub said the file does not exist.
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def pretrained_location(arch: str, tag: str) -> tuple[str, str, str] | None:
+    """(architecture, hub repo, file) or (architecture, "", url) of an open_clip tag; None if unknown."""
+    import open_clip
+
+    if tag == "openai" and not arch.endswith("-quickgelu") and f"{arch}-quickgelu" in open_clip.list_models():
+        arch = f"{arch}-quickgelu"  # OpenAI's weights were trained with QuickGELU
+    pcfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not pcfg:
+        return None
+    hub = pcfg.get("hf_hub", "")
+    if hub:
+        repo, _, filename = hub.rstrip("/").rpartition("/") if not hub.endswith("/") else (hub.rstrip("/"), "", "")
+        return arch, repo, filename or HF_WEIGHTS
+    return arch, "", pcfg.get("url", "")
+
+
+def _hub_file(repo: str, filename: str, what: str) -> Path:
+    """A file of a hub repo: from the local cache when there, else downloaded (quietly)."""
+    import logging
+
+    from huggingface_hub import hf_hub_download
+
+    cached = hub_cached(repo, filename)
+    if cached is not None:
+        return cached
+    reason = _offline_reason()
+    if reason:
+        raise ModelError(f"cannot get the weights of {what}: {reason}", hint=OFFLINE_HINT)
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)  # no "Retrying in 8s" lines; one error line at the end instead
+    try:
+        last: Exception | None = None
+        for name in _hub_candidates(filename):
+            try:
+                return Path(hf_hub_download(repo, name))
+            except Exception as exc:  # noqa: BLE001 - the hub raises many types
+                last = exc
+        assert last is not None
+        raise _download_failed(what, last)
+    finally:
+        hub_logger.setLevel(level)
+
+
+def _check_arch(arch: str) -> None:
+    import open_clip
+
+    if arch not in open_clip.list_models():
+        raise ModelError(f"unknown open_clip architecture {arch!r}", hint=UNKNOWN_ARCH_HINT)
+
+
+def resolve(spec: ModelSpec) -> Resolved:
+    """Find (downloading if need be) the checkpoint and config source for ``spec``."""
+    import open_clip
+
+    if spec.source and spec.source.startswith("local-dir:"):
+        return _resolve_local_dir(Path(spec.source[10:]), spec.source)
+    if spec.source:  # hf-hub
+        repo = spec.source[len("hf-hub:") :]
+        config = _hub_file(repo, "open_clip_config.json", spec.source)
+        weights = _hub_file(repo, HF_WEIGHTS, spec.source)
+        if weights.parent != config.parent:
+            raise ModelError(f"{spec.source}: config and weights are not in one snapshot folder")
+        return Resolved("local-dir:" + str(config.parent), weights, {})
+
+    arch = spec.arch or ""
+    if spec.weights is not None:
+        _check_arch(arch)
+        if not spec.weights.is_file():
+            raise ModelError(f"weights file not found: {spec.weights}")
+        return Resolved(arch, spec.weights, {})
+    location = pretrained_location(arch, spec.tag or "")
+    if location is None:
+        _check_arch(arch)
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        raise ModelError(
+            f"unknown pretrained tag {spec.tag!r} for {arch}",
+            hint=f"known tags: {', '.join(tags)}" if tags else "pass --weights FILE",
+        )
+    arch, repo, filename = location
+    pcfg = open_clip.get_pretrained_cfg(arch, spec.tag or "")
+    overrides = {k: pcfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pcfg}
+    what = f"{arch}:{spec.tag}"
+    if repo:
+        return Resolved(arch, _hub_file(repo, filename, what), overrides)
+    try:
+        checkpoint = Path(open_clip.download_pretrained(pcfg))
+    except Exception as exc:  # noqa: BLE001 - urllib / checksum errors
+        raise _download_failed(what, exc) from None
+    return Resolved(arch, checkpoint, overrides)
