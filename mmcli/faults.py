@@ -7,10 +7,13 @@ Kill tests use it instead of sleeping and hoping the kill lands mid-work. With t
 fault point costs one dictionary lookup.
 
 Named points (grep ``fault_point(`` for the list):
+    index.scanned       after the folders are walked, before anything is hashed or embedded
     index.commit        after a batch of embeddings is committed to SQLite
     index.decoding      in the parent, after a decoded image came back from the forked decoding
                         processes while they are running (``mmcli index --workers 2`` or more, 8+ files)
     index.faiss-write   after the FAISS file's temporary copy is written, before it replaces the old one
+    index.rebuild-swap  `--rebuild`: the new database is complete, just before it replaces the old one
+    index.rebuild-swapped  `--rebuild`: just after the swap, before the leftovers are removed
 """
 
 from __future__ import annotations

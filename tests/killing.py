@@ -147,3 +147,18 @@ def check_complete(index: Path, good: Sequence[Path], bad: Sequence[Path] = ()) 
         stored = np.frombuffer(rows[path][7], np.float32)
         assert float(stored @ vector) > 0.9999, path
     return rows
+
+
+def stopped_at(cmd: list[str], fault: str) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in its own process group; return once it has stopped itself at ``fault``."""
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, "MMCLI_FAULT": fault}, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0]
+        if state == "T":
+            return proc
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    raise AssertionError(f"never stopped at {fault}")

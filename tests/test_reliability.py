@@ -28,6 +28,7 @@ from killing import (
     index_command,
     run_killed,
     run_to_the_end,
+    stopped_at,
 )
 
 from mmcli.cli import app
@@ -330,27 +331,12 @@ def test_a_lock_held_by_orphans_of_a_dead_indexer_is_stale(photos: Photos) -> No
         holder.wait()
 
 
-def _stopped_at(cmd: list[str], fault: str) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` in its own process group; return once it has stopped itself at ``fault``."""
-    proc = subprocess.Popen(
-        cmd, env={**os.environ, "MMCLI_FAULT": fault}, stderr=subprocess.PIPE, start_new_session=True
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0]
-        if state == "T":
-            return proc
-        assert proc.poll() is None, proc.stderr.read().decode()
-        time.sleep(0.05)
-    raise AssertionError(f"never stopped at {fault}")
-
-
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 130)])
 def test_sigterm_and_ctrl_c_while_helpers_decode_leave_no_helpers_and_no_tracebacks(
     photos: Photos, sig: int, code: int
 ) -> None:
     cmd = photos.command(workers=2)
-    proc = _stopped_at(cmd, "index.decoding:10:stop")
+    proc = stopped_at(cmd, "index.decoding:10:stop")
     os.killpg(proc.pid, sig)  # as a terminal sends Ctrl-C: to the whole group, helpers included
     os.killpg(proc.pid, signal.SIGCONT)
     _, err = proc.communicate(timeout=60)

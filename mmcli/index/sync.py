@@ -209,6 +209,7 @@ def _open_for_writing(folder: Path, rebuild: bool) -> Store:
 
 def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder: Encoder | None = None) -> IndexSummary:
     scan = _scan(job.roots, job.include_hidden, job.exclude)
+    fault_point("index.scanned")
     existing = store.rows_under([os.fsdecode(r) for r in job.roots])
     on_failure = job.on_failure
     unchanged = {p for p, st in scan.items() if p in existing and (existing[p].size, existing[p].mtime_ns) == st}
