@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmcli.atomic import atomic_write_bytes
+from mmcli.atomic import write_output
 from mmcli.errors import ImageLoadError
 from mmcli.images import load_image
 
@@ -101,7 +101,7 @@ def render_html(tiles: Sequence[Tile], title: str, subtitle: str = "") -> str:
 
 
 def write_html(path: Path, tiles: Sequence[Tile], title: str, subtitle: str = "") -> None:
-    atomic_write_bytes(path, render_html(tiles, title, subtitle).encode("utf-8"))
+    write_output(path, render_html(tiles, title, subtitle).encode("utf-8"))
 
 
 def contact_sheet(tiles: Sequence[Tile], columns: int = 5, size: int = 192) -> Image.Image:
@@ -132,7 +132,7 @@ def contact_sheet(tiles: Sequence[Tile], columns: int = 5, size: int = 192) -> I
 def write_grid(path: Path, tiles: Sequence[Tile], columns: int = 5) -> None:
     buf = io.BytesIO()
     contact_sheet(tiles, columns).save(buf, "PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    write_output(path, buf.getvalue())
 
 
 def write_pictures(

@@ -143,7 +143,7 @@ def claim_discovery(engine: LocalEngine, config: ServerConfig) -> Path:
     url = f"http://{config.host}:{config.port}"
     info = {"url": url, "pid": os.getpid(), "index": str(engine.index), "model": engine.spec.name}
     path = discovery_file()
-    atomic_write_bytes(path, json.dumps({**info, "token": config.token}).encode())  # mkstemp: mode 0600
+    atomic_write_bytes(path, json.dumps({**info, "token": config.token}).encode(), private=True)  # mode 0600
     return path
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -243,3 +247,73 @@ def test_garbage_weights_file_is_one_clear_line(runner, shapes_dir: Path, tmp_pa
         ],
     )
     assert missing.exit_code == 1 and "weights file not found" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mmcli.shapes import write_corpus
+
+    base = tmp_path_factory.mktemp("outputs")
+    write_corpus(base / "photos", 8, seed=5)
+    r = run_mmcli("index", str(base / "photos"), "--index", str(base / "idx"), "--model", TINY, "-q")
+    assert r.returncode == 0, r.stderr.decode()
+    return base / "idx"
+
+
+def test_outputs_write_through_fifos_and_follow_symlinks(tiny_index: Path, tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "sheet.png"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    r = run_mmcli("search", "a red circle", "--index", str(tiny_index), "--grid", str(fifo), "-k", "3")
+    reader.join(timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still a FIFO, not replaced by a regular file
+    assert got and got[0].startswith(b"\x89PNG")
+    target = tmp_path / "real.html"
+    target.write_text("old")
+    link = tmp_path / "link.html"
+    link.symlink_to(target)
+    r = run_mmcli("search", "a red circle", "--index", str(tiny_index), "--html", str(link), "-k", "3")
+    assert r.returncode == 0, r.stderr.decode()
+    assert link.is_symlink() and target.read_text().startswith("<!doctype html>")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_umask()  # the umask, not 0600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("where", ["folder", "under-a-file", "no-parent"])
+def test_impossible_output_paths_are_usage_errors_before_any_work(tiny_index: Path, tmp_path: Path, where: str) -> None:
+    (tmp_path / "afile").write_text("x")
+    path = {"folder": tmp_path, "under-a-file": tmp_path / "afile" / "x.png", "no-parent": tmp_path / "no" / "x.png"}
+    r = run_mmcli("search", "a red circle", "--index", str(tiny_index), "--grid", str(path[where]))
+    assert r.returncode == 2 and r.stderr.startswith(b"mmcli: error: cannot write"), r.stderr
+    assert r.stdout == b"" and b"Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [["info"], ["search", "a red circle", "-k", "3"], ["dupes"]])
+def test_a_full_disk_on_stdout_is_one_error_line(tiny_index: Path, args: list[str]) -> None:
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "mmcli", *args, "--index", str(tiny_index), "-f", "jsonl"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env={**os.environ},
+        )
+    assert r.returncode == 1 and r.stderr.startswith(b"mmcli: error: the disk is full"), r.stderr
+    assert b"Traceback" not in r.stderr and b"Exception ignored" not in r.stderr
+
+
+def test_mmcli_home_pointing_at_a_file_is_one_error_line(tmp_path: Path, shapes_dir: Path) -> None:
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    r = run_mmcli("index", str(shapes_dir), "--model", TINY, env={"MMCLI_HOME": str(home)})
+    assert r.returncode == 1 and r.stderr.startswith(b"mmcli: error: "), r.stderr
+    assert b"not a folder" in r.stderr and b"Traceback" not in r.stderr

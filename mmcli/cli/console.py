@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Iterator
@@ -49,6 +50,24 @@ def funnel() -> Iterator[None]:
     except BrokenPipeError:  # `mmcli ... | head`: the reader is gone, which is fine
         _silence_stdout()
         raise typer.Exit(0) from None
+    except OSError as exc:  # the machine said no: a full disk, a read-only folder, a file where a folder goes
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            _silence_stdout()  # (stdout may be the full device: nothing more can go there)
+        fail(MmcliError(describe_os_error(exc)))
+
+
+def describe_os_error(exc: OSError) -> str:
+    what = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "not permitted",
+        errno.ENOTDIR: "a part of the path is not a folder",
+        errno.EISDIR: "it is a folder",
+    }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    where = exc.filename if exc.filename is not None else "writing the output"
+    return f"{what}: {where}"
 
 
 def _silence_stdout() -> None:

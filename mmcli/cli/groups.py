@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 
+from mmcli.cli.console import funnel
+
 if TYPE_CHECKING:
     from mmcli.pictures import Tile
 
@@ -117,7 +119,8 @@ def _group(target: str, params: Sequence[inspect.Parameter], build: Callable[...
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            kwargs[target] = build(**{n: kwargs.pop(n) for n in names})
+            with funnel():  # a group may refuse its values (a usage error)
+                kwargs[target] = build(**{n: kwargs.pop(n) for n in names})
             return fn(*args, **kwargs)
 
         full = kept + list(params)
@@ -155,6 +158,13 @@ class PictureChoice:
 
     html: Path | None
     grid: Path | None
+
+    def __post_init__(self) -> None:
+        from mmcli.atomic import check_output
+
+        for path in (self.html, self.grid):
+            if path is not None:
+                check_output(path)  # before the work: a bad path is an error now, not after it
 
     def write(self, tiles: Sequence[Tile], title: str, subtitle: str) -> None:
         from mmcli.cli.console import say
