@@ -9,12 +9,41 @@ from typing import BinaryIO
 
 from mmcli.errors import NoImagesError, UsageError
 
+MAX_PATH_BYTES = 64 * 1024  # far above any file system's limit on a path
+MAX_BLANK_BYTES = 64 * 1024 * 1024  # of separators and blanks read without a single path
+MAX_LABELS_FILE = 64 * 1024 * 1024
+CHUNK = 1 << 20
+
 
 def read_path_list(stream: BinaryIO, nul: bool) -> list[str]:
-    """Paths from a stream: one per line, or NUL-separated; any bytes round-trip (os.fsdecode)."""
-    data = stream.read()
-    parts = data.split(b"\0") if nul else data.splitlines()
-    return [os.fsdecode(p) for p in parts if p.strip()]
+    """Paths from a stream: one per line, or NUL-separated; any bytes round-trip (os.fsdecode).
+
+    Read in chunks with bounds, so ``< /dev/zero`` is a clear error, not all of memory.
+    """
+    sep = b"\0" if nul else b"\n"
+    paths: list[str] = []
+    rest = b""
+    blank = 0
+    while chunk := stream.read(CHUNK):
+        *whole, rest = (rest + chunk).split(sep)
+        for part in whole:
+            part = part if nul else part.rstrip(b"\r")
+            if part.strip():
+                paths.append(os.fsdecode(part))
+                blank = 0
+            else:
+                blank += len(part) + 1
+        if len(rest) > MAX_PATH_BYTES:
+            raise UsageError(
+                f"standard input holds a {'NUL-separated entry' if nul else 'line'} over {MAX_PATH_BYTES} bytes: "
+                "not a list of paths",
+                hint="-z reads NUL-separated paths (find -print0); without it, one path per line",
+            )
+        if blank > MAX_BLANK_BYTES:
+            raise UsageError(f"standard input holds over {MAX_BLANK_BYTES} bytes without a path: not a list of paths")
+    if rest.strip() and (nul or rest.rstrip(b"\r").strip()):
+        paths.append(os.fsdecode(rest if nul else rest.rstrip(b"\r")))
+    return paths
 
 
 def gather_paths(inputs: Sequence[str] | None, stdin: BinaryIO | None, nul: bool, include_hidden: bool) -> list[str]:
@@ -45,7 +74,11 @@ def gather_paths(inputs: Sequence[str] | None, stdin: BinaryIO | None, nul: bool
 def read_labels_file(path: Path) -> list[str]:
     """One label per line (UTF-8, a BOM and CRLF are fine); blank lines and ``#`` comments skipped."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_LABELS_FILE + 1)
+        if len(raw) > MAX_LABELS_FILE:
+            raise UsageError(f"labels file {path} is over {MAX_LABELS_FILE // (1024 * 1024)} MB: not a list of labels")
+        text = raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise UsageError(f"labels file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -317,3 +317,18 @@ def test_mmcli_home_pointing_at_a_file_is_one_error_line(tmp_path: Path, shapes_
     r = run_mmcli("index", str(shapes_dir), "--model", TINY, env={"MMCLI_HOME": str(home)})
     assert r.returncode == 1 and r.stderr.startswith(b"mmcli: error: "), r.stderr
     assert b"not a folder" in r.stderr and b"Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["classify", "-", "--labels", "a", "b"], b"a line over"),
+        (["classify", "-", "-z", "--labels", "a", "b"], b"without a path"),
+        (["classify", "x.jpg", "--labels-file", "/dev/zero"], b"not a list of labels"),
+        (["embed", "-"], b"a line over"),
+    ],
+)
+def test_endless_inputs_are_refused_not_read_into_memory(args: list[str], message: bytes) -> None:
+    with open("/dev/zero", "rb") as zero:
+        r = subprocess.run([sys.executable, "-m", "mmcli", *args], stdin=zero, capture_output=True, timeout=120)
+    assert r.returncode == 2 and message in r.stderr and b"Traceback" not in r.stderr, r.stderr
