@@ -75,9 +75,10 @@ def check_output(path: Path) -> tuple[Path, bool]:
         raise UsageError(f"cannot write {path}: a part of the path is not a folder") from None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise UsageError(f"cannot write {path}: it is a folder")
-    if st is None and not target.parent.is_dir():
-        what = "does not exist" if not target.parent.exists() else "is not a folder"
-        raise UsageError(f"cannot write {path}: {target.parent} {what}")
+    if st is None:  # a new file: its folders are made, unless something else stands in their place
+        existing = next(p for p in target.parents if p.exists())
+        if not existing.is_dir():
+            raise UsageError(f"cannot write {path}: {existing} is not a folder")
     return target, st is not None and not stat.S_ISREG(st.st_mode)
 
 

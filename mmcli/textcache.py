@@ -18,10 +18,14 @@ from mmcli.config import cache_dir
 if TYPE_CHECKING:
     from mmcli.models import Encoder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: each row carries a checksum of (model, text, vector)
 
 
 class TextCache:
+    """Unit text vectors by (model fingerprint, text). Every row is checked when read: its size, its
+    values (finite, unit length), its dimension against the model's other rows, and a checksum that
+    binds the vector to its model and text; a row that fails is dropped and computed again."""
+
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or cache_dir() / "text-embeddings.sqlite"
         self._db: sqlite3.Connection | None = None
@@ -35,15 +39,20 @@ class TextCache:
             db = sqlite3.connect(self.path, timeout=10)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
-            version = int(db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()[0])
-            if version != FORMAT_VERSION:
+            row = db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
+            version = int(row[0]) if row else None
+            if version is not None and version > FORMAT_VERSION:  # a newer mmcli's cache: leave it alone
                 db.close()
                 self._broken = True
                 return None
+            if version != FORMAT_VERSION:  # none or older: the cache is disposable, start it again
+                with db:
+                    db.execute("DROP TABLE IF EXISTS texts")
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
             db.execute(
                 "CREATE TABLE IF NOT EXISTS texts (model TEXT NOT NULL, text_hash TEXT NOT NULL, "
-                "dim INTEGER NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, text_hash))"
+                "dim INTEGER NOT NULL, vector BLOB NOT NULL, checksum TEXT NOT NULL, "
+                "PRIMARY KEY (model, text_hash))"
             )
             db.commit()
         except (sqlite3.Error, OSError, ValueError, TypeError):
@@ -57,18 +66,37 @@ class TextCache:
         model = hashlib.sha256(fingerprint.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return model, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
+    @staticmethod
+    def _checksum(model: str, text_hash: str, vector: bytes) -> str:
+        return hashlib.sha256(model.encode() + b"|" + text_hash.encode() + b"|" + vector).hexdigest()
+
     def get(self, fingerprint: str, texts: list[str]) -> dict[str, np.ndarray]:
         db = self._connect()
         found: dict[str, np.ndarray] = {}
         if db is None:
             return found
+        bad: list[tuple[str, str]] = []
         try:
+            dims: set[int] = set()
             for text in dict.fromkeys(texts):
+                model, text_hash = self._key(fingerprint, text)
                 row = db.execute(
-                    "SELECT dim, vector FROM texts WHERE model=? AND text_hash=?", self._key(fingerprint, text)
+                    "SELECT dim, vector, checksum FROM texts WHERE model=? AND text_hash=?", (model, text_hash)
                 ).fetchone()
-                if row is not None and len(row[1]) == 4 * row[0]:
-                    found[text] = np.frombuffer(row[1], dtype=np.float32).copy()
+                if row is None:
+                    continue
+                vector = _valid(row, self._checksum(model, text_hash, row[1]))
+                if vector is None:
+                    bad.append((model, text_hash))
+                    continue
+                found[text] = vector
+                dims.add(vector.shape[0])
+            if len(dims) > 1:  # rows of one model disagree: trust none of them
+                bad += [self._key(fingerprint, t) for t in found]
+                found = {}
+            if bad:
+                with db:
+                    db.executemany("DELETE FROM texts WHERE model=? AND text_hash=?", bad)
         except sqlite3.Error:
             return {}
         return found
@@ -77,15 +105,14 @@ class TextCache:
         db = self._connect()
         if db is None:
             return
+        rows = []
+        for text, vector in zip(texts, vectors):
+            model, text_hash = self._key(fingerprint, text)
+            data = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+            rows.append((model, text_hash, int(vector.shape[0]), data, self._checksum(model, text_hash, data)))
         try:
             with db:
-                db.executemany(
-                    "INSERT OR REPLACE INTO texts VALUES (?, ?, ?, ?)",
-                    [
-                        (*self._key(fingerprint, t), int(v.shape[0]), v.astype(np.float32).tobytes())
-                        for t, v in zip(texts, vectors)
-                    ],
-                )
+                db.executemany("INSERT OR REPLACE INTO texts VALUES (?, ?, ?, ?, ?)", rows)
         except sqlite3.Error:
             pass
 
@@ -93,6 +120,17 @@ class TextCache:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _valid(row: tuple[int, bytes, str], checksum: str) -> np.ndarray | None:
+    """The row's vector if it is whole, finite, of unit length and matches its checksum; else None."""
+    dim, data, stored = row
+    if not isinstance(data, bytes) or dim <= 0 or len(data) != 4 * dim or stored != checksum:
+        return None
+    vector = np.frombuffer(data, dtype=np.float32).copy()
+    if not np.isfinite(vector).all() or abs(float(np.linalg.norm(vector)) - 1.0) > 1e-3:
+        return None
+    return vector
 
 
 def encode_texts_cached(

@@ -289,10 +289,14 @@ def _umask() -> int:
     return mask
 
 
-@pytest.mark.parametrize("where", ["folder", "under-a-file", "no-parent"])
+@pytest.mark.parametrize("where", ["folder", "under-a-file", "under-a-file-deeper"])
 def test_impossible_output_paths_are_usage_errors_before_any_work(tiny_index: Path, tmp_path: Path, where: str) -> None:
     (tmp_path / "afile").write_text("x")
-    path = {"folder": tmp_path, "under-a-file": tmp_path / "afile" / "x.png", "no-parent": tmp_path / "no" / "x.png"}
+    path = {
+        "folder": tmp_path,
+        "under-a-file": tmp_path / "afile" / "x.png",
+        "under-a-file-deeper": tmp_path / "afile" / "a" / "x.png",
+    }
     r = run_mmcli("search", "a red circle", "--index", str(tiny_index), "--grid", str(path[where]))
     assert r.returncode == 2 and r.stderr.startswith(b"mmcli: error: cannot write"), r.stderr
     assert r.stdout == b"" and b"Traceback" not in r.stderr

@@ -69,3 +69,31 @@ def test_broken_cache_file_is_ignored(tiny, tmp_path: Path) -> None:
     path.write_bytes(b"garbage" * 100)
     vecs = encode_texts_cached(tiny, ["a red circle"], TextCache(path))
     assert vecs.shape[0] == 1
+
+
+@pytest.mark.parametrize("damage", ["short row", "nan", "swapped", "other dim", "checksum"])
+def test_a_damaged_text_cache_row_is_recomputed(tiny, tmp_path: Path, damage: str) -> None:
+    import sqlite3
+
+    path = tmp_path / "cache.sqlite"
+    texts = ["a red circle", "a blue star"]
+    fresh = encode_texts_cached(tiny, texts, TextCache(path))
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT model, text_hash, dim, vector FROM texts ORDER BY rowid").fetchall()
+    (m, h0, d, v0), (_, h1, _, v1) = rows
+    if damage == "short row":
+        db.execute("UPDATE texts SET vector = ? WHERE text_hash = ?", (v0[:-4], h0))
+    elif damage == "nan":
+        db.execute("UPDATE texts SET vector = ? WHERE text_hash = ?", (np.full(d, np.nan, np.float32).tobytes(), h0))
+    elif damage == "swapped":  # each row well-formed, but holding the other text's vector
+        db.execute("UPDATE texts SET vector = ? WHERE text_hash = ?", (v1, h0))
+        db.execute("UPDATE texts SET vector = ? WHERE text_hash = ?", (v0, h1))
+    elif damage == "other dim":
+        other = np.ones(d + 8, np.float32) / np.sqrt(d + 8)
+        db.execute("UPDATE texts SET dim = ?, vector = ? WHERE text_hash = ?", (d + 8, other.tobytes(), h0))
+    else:
+        db.execute("UPDATE texts SET checksum = 'x' WHERE text_hash = ?", (h0,))
+    db.commit()
+    db.close()
+    again = encode_texts_cached(tiny, texts, TextCache(path))
+    assert np.allclose(again, fresh, atol=1e-5)  # (recomputed alone, not in a batch of two: float noise)
