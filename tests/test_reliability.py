@@ -346,3 +346,29 @@ def test_sigterm_and_ctrl_c_while_helpers_decode_leave_no_helpers_and_no_traceba
     kept = check_index(photos.index)
     run_to_the_end(cmd)
     assert_kept(kept, photos.check_complete())
+
+
+def test_a_faiss_file_with_a_shuffled_id_map_is_not_trusted(photos: Photos, runner) -> None:
+    """Same size, same vectors, ids rotated by one: it must not give wrong paths, and `index` repairs it."""
+    import numpy as np
+
+    from mmcli.index import vectors
+    from mmcli.index.store import Store
+
+    run_to_the_end(photos.command(workers=1))
+    args = ["search", "a red circle", "--index", str(photos.index), "-k", "5", "-f", "jsonl"]
+    before = runner.invoke(app, args).stdout
+    (path,) = photos.index.glob("vectors.g*.faiss")
+    store = Store(photos.index)
+    ids, vecs = vectors.load_all(store)
+    good = path.read_bytes()
+    vectors.save(vectors.build(np.roll(ids, 1), vecs, vecs.shape[1]), photos.index, store.generation())
+    assert path.stat().st_size == len(good) and path.read_bytes() != good
+    assert not vectors.agrees(vectors.read(path), store)
+    store.close()
+    assert runner.invoke(app, args).stdout == before  # rebuilt from SQLite, not trusted
+    run_to_the_end(photos.command(workers=1))  # nothing to embed; the FAISS file is written again
+    store = Store(photos.index)
+    (path,) = photos.index.glob("vectors.g*.faiss")
+    assert vectors.agrees(vectors.read(path), store)
+    store.close()

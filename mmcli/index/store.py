@@ -263,6 +263,28 @@ class Store:
             vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
             yield ids, vecs
 
+    def sample(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of up to ``k`` embedded files spread evenly over the ids (the same every time)."""
+        import numpy as np
+
+        dim = int(self.meta().get("dim", "0"))
+        n = self.counts()[0]
+        step = max(1, n // max(k, 1))
+        rows = self.db.execute(
+            "SELECT id, vector FROM (SELECT id, vector, ROW_NUMBER() OVER (ORDER BY id) - 1 AS i FROM files "
+            "WHERE status = 'ok') WHERE i % ? = 0 LIMIT ?",
+            (step, k),
+        ).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return ids, vecs
+
+    def vectors_by_id(self, ids: Iterable[int]) -> dict[int, bytes]:
+        ids = list(ids)
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT id, vector FROM files WHERE status = 'ok' AND id IN ({marks})", ids)
+        return dict(rows.fetchall())
+
     def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
         ids = list(ids)
         out: dict[int, str] = {}

@@ -111,7 +111,7 @@ def load_or_rebuild(store: Store, write: bool = True, must_write: bool = False) 
         path = file_for(store.folder, generation)
         try:
             index = read(path)
-            if index.ntotal == ok and index.d == int(store.meta().get("dim", index.d)):
+            if index.ntotal == ok and index.d == int(store.meta().get("dim", index.d)) and agrees(index, store):
                 return index
         except (OSError, RuntimeError, ValueError, MemoryError):
             pass  # missing, truncated, garbage: SQLite has everything needed to rebuild
@@ -123,6 +123,22 @@ def load_or_rebuild(store: Store, write: bool = True, must_write: bool = False) 
             if must_write:
                 raise
     return index
+
+
+def agrees(index: Any, store: Store, k: int = 16) -> bool:
+    """Does the FAISS file hold SQLite's vectors under SQLite's ids? A sample of rows, each searched
+    for: its own id must come back (or a row with the very same vector, an exact copy). A file of the
+    right size with a shuffled id map or other vectors fails this."""
+    ids, vecs = store.sample(k)
+    if not len(ids):
+        return index.ntotal == 0
+    _, found = search(index, vecs, 1)
+    others = {int(f) for f, i in zip(found[:, 0], ids) if int(f) != int(i)}
+    stored = store.vectors_by_id(others) if others else {}
+    for want, got, vec in zip(ids, found[:, 0], vecs):
+        if int(got) != int(want) and stored.get(int(got)) != vec.tobytes():
+            return False
+    return True
 
 
 def load_all(store: Store) -> tuple[np.ndarray, np.ndarray]:
