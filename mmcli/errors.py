@@ -67,6 +67,10 @@ class IndexTooNew(IndexStoreError):
     """Written by a newer mmcli (a newer format version)."""
 
 
+class IndexReadOnly(IndexStoreError):
+    """The index cannot be written here (read-only media, permissions): it can still be searched."""
+
+
 class IndexLocked(IndexStoreError):
     """Another ``mmcli index`` is updating it."""
 

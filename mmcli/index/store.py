@@ -17,12 +17,13 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmcli.errors import IndexCorrupt, IndexMissing, IndexTooNew
+from mmcli.errors import IndexCorrupt, IndexMissing, IndexReadOnly, IndexTooNew
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,7 +71,9 @@ class Store:
     """A connection to one index database. Writers take the index lock (see ``lock.py``) first.
 
     ``create=True`` (the indexer) makes the folder, the database and its schema when missing;
-    ``create=False`` (everything that only reads) refuses a missing index and changes nothing.
+    ``create=False`` (everything that only reads) refuses a missing index and changes nothing. An
+    index this process cannot write (read-only media, a shared folder) opens read-only for reading
+    (``readonly``) and is refused, saying so, for writing.
     """
 
     def __init__(
@@ -81,12 +84,15 @@ class Store:
         self._depth = 0  # nesting of snapshot()
         if not create and not self.path.exists():
             raise IndexMissing(f"no index at {folder}", hint="create it with `mmcli index PATH`")
+        self.readonly = _read_only(folder, self.path)
+        if create:
+            ensure_writable(folder, name)
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db = self._connect()
             self.db.execute("PRAGMA busy_timeout = 30000")
             mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode != "wal" and create:
+            if mode != "wal" and create and not self.readonly:
                 self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
             if create:
@@ -97,6 +103,18 @@ class Store:
                 f"the index database {self.path} is unreadable or corrupt ({exc})",
                 hint="`mmcli index --rebuild PATH...` sets it aside (as index.sqlite.corrupt-*) and indexes again",
             ) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.readonly:
+            return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        db = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=30, isolation_level=None)
+        try:
+            db.execute("SELECT count(*) FROM meta").fetchone()
+            return db
+        except sqlite3.OperationalError:  # WAL needs its -shm file; on read-only media nothing changes it
+            db.close()
+            return sqlite3.connect(uri + "?immutable=1", uri=True, timeout=30, isolation_level=None)
 
     def _create(self, model: dict[str, str]) -> None:
         """Schema, format version and model in one transaction: no index exists without them."""
@@ -319,6 +337,23 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def ensure_writable(folder: Path, name: str = DB_NAME) -> None:
+    """Refuse, saying so, to update an index this process cannot write (before taking its lock)."""
+    if _read_only(folder, folder / name):
+        raise IndexReadOnly(
+            f"the index at {folder} is read-only: it cannot be updated here",
+            hint="search, info, dupes and cluster work on it; to add images, copy it somewhere writable",
+        )
+
+
+def _read_only(folder: Path, path: Path) -> bool:
+    """Can this process not write the index (its database, or the folder its WAL files go in)?"""
+    if path.exists():
+        return not (os.access(path, os.W_OK) and os.access(folder, os.W_OK))
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing is not None and existing.is_dir() and not os.access(existing, os.W_OK)
 
 
 class _Transaction:

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmcli.config import DEFAULT_MAX_PIXELS
-from mmcli.errors import DiskFull, IndexCorrupt, IndexStoreError, UsageError
+from mmcli.errors import DiskFull, IndexCorrupt, IndexReadOnly, IndexStoreError, UsageError
 from mmcli.faults import fault_point
 from mmcli.images import walk_images
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
-from mmcli.index.store import REBUILD_DB, FileRow, Store
+from mmcli.index.store import REBUILD_DB, FileRow, Store, ensure_writable
 from mmcli.results import FileFailure, ImageVector
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ def run_index(
         root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
         on_progress, on_failure,
     )  # fmt: skip
+    ensure_writable(folder)
     with IndexLock(folder):
         store = _open_for_writing(folder, rebuild)
         try:
@@ -123,6 +124,8 @@ def run_index(
         except sqlite3.OperationalError as exc:
             if _is_disk_full(exc):
                 raise _disk_full(folder) from None
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY:
+                raise IndexReadOnly(f"the index at {folder} is read-only: it cannot be updated here") from None
             raise IndexStoreError(f"cannot write the index at {folder}: {exc}") from None
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
