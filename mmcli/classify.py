@@ -13,7 +13,7 @@ Multi-label (``--multi-label``): an independent score per label.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,16 +70,16 @@ def check_templates(templates: Sequence[str]) -> list[str]:
     return list(templates)
 
 
-def text_vectors(encoder: Encoder, texts: list[str], cache: TextCache | None) -> np.ndarray:
-    from mmcli.textcache import encode_texts_cached
-
-    return encode_texts_cached(encoder, texts, cache)
-
-
 def build_label_set(
-    encoder: Encoder, labels: Sequence[str], templates: Sequence[str], cache: TextCache | None = None
+    encoder: Encoder,
+    labels: Sequence[str],
+    templates: Sequence[str],
+    cache: TextCache | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> LabelSet:
     """Embed every (label, template) prompt, average per label, renormalise."""
+    from mmcli.textcache import encode_texts_cached
+
     clean, notes = clean_labels(labels)
     if not clean:
         raise UsageError("no labels given", hint="e.g. --labels cat dog, or --labels-file FILE")
@@ -91,7 +91,7 @@ def build_label_set(
         for lab in long_
     ]
     prompts = [fill(t, lab) for lab in clean for t in templates] + [fill(t, NEUTRAL_LABEL) for t in templates]
-    vecs = text_vectors(encoder, prompts, cache)
+    vecs = encode_texts_cached(encoder, prompts, cache, on_progress=on_progress)
     per_label = vecs.reshape(len(clean) + 1, len(templates), -1).mean(axis=1)
     per_label /= np.linalg.norm(per_label, axis=1, keepdims=True)
     per_label = np.ascontiguousarray(per_label, dtype=np.float32)

@@ -34,7 +34,9 @@ class ClassifyRun:
 class Engine(Protocol):
     def search(self, request: SearchRequest) -> SearchResult: ...
 
-    def classify(self, request: ClassifyRequest, on_progress: ProgressFn | None = None) -> ClassifyRun: ...
+    def classify(
+        self, request: ClassifyRequest, on_progress: ProgressFn | None = None, on_labels: ProgressFn | None = None
+    ) -> ClassifyRun: ...
 
     def health(self) -> Health: ...
 
@@ -132,13 +134,15 @@ class LocalEngine:
             self._generation = generation
         return self._faiss
 
-    def classify(self, request: ClassifyRequest, on_progress: ProgressFn | None = None) -> ClassifyRun:
+    def classify(
+        self, request: ClassifyRequest, on_progress: ProgressFn | None = None, on_labels: ProgressFn | None = None
+    ) -> ClassifyRun:
         from mmcli.classify import build_label_set, classify_stream
         from mmcli.textcache import TextCache
 
         self.served["classify"] += 1
         encoder = self.encoder()
-        label_set = build_label_set(encoder, request.labels, request.templates, TextCache())
+        label_set = build_label_set(encoder, request.labels, request.templates, TextCache(), on_labels)
         items = classify_stream(
             encoder,
             request.paths,

@@ -160,15 +160,15 @@ class Progress:
     """A progress bar on stderr when stderr is a terminal; silent otherwise. It appears on the first
     ``update`` (which gives the total), so work that turns out to need none shows none."""
 
-    def __init__(self, description: str, enabled: bool = True) -> None:
-        self.description = description
+    def __init__(self, description: str, enabled: bool = True, unit: str = "img") -> None:
+        self.description, self.unit = description, unit
         self.enabled = enabled and _isatty(sys.stderr)
         self._bar: Any = None
         self._task: Any = None
 
     def update(self, done: int, total: int) -> None:
         if self._bar is None and self.enabled and total > 1:
-            self._bar = _rich_bar()
+            self._bar = _rich_bar(self.unit)
             self._task = self._bar.add_task(self.description, total=total)
             self._bar.start()
         if self._bar is not None:
@@ -177,9 +177,10 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+            self._bar = None
 
 
-def _rich_bar() -> Any:
+def _rich_bar(unit: str) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as RichProgress
@@ -187,7 +188,7 @@ def _rich_bar() -> Any:
 
     class RateColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
-            return Text(f"{task.speed:.1f} img/s" if task.speed else "- img/s")
+            return Text(f"{task.speed:.1f} {unit}/s" if task.speed else f"- {unit}/s")
 
     return RichProgress(
         TextColumn("{task.description}"),

@@ -146,20 +146,22 @@ class RemoteEngine:
             return self.local.search(request)
         return reply.result()
 
-    def classify(self, request: ClassifyRequest, on_progress: ProgressFn | None = None) -> ClassifyRun:
+    def classify(
+        self, request: ClassifyRequest, on_progress: ProgressFn | None = None, on_labels: ProgressFn | None = None
+    ) -> ClassifyRun:
         from mmcli.engine import ClassifyRun
         from mmcli.wire import ClassifyBody, ClassifyReply
 
         try:
             if self.wanted_model is not None and self.health().model != self.wanted_model:
-                return self.local.classify(request, on_progress)  # it holds another model
+                return self.local.classify(request, on_progress, on_labels)  # it holds another model
             body = ClassifyBody.of(request, [os.path.abspath(p) for p in request.paths])
             reply = self._post("/classify", body, ClassifyReply, timeout=3600)
         except Unavailable as why:
-            run = self.local.classify(request, on_progress)
+            run = self.local.classify(request, on_progress, on_labels)
             return replace(run, warnings=self._fallback(why) + run.warnings)
         except _Refused:
-            return self.local.classify(request, on_progress)
+            return self.local.classify(request, on_progress, on_labels)
         if len(reply.results) != len(request.paths):
             raise MmcliError(
                 f"the mmcli server at {self.url} answered {len(reply.results)} results for {len(request.paths)} images"

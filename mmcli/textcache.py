@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,9 +135,14 @@ def _valid(row: tuple[int, bytes, str], checksum: str) -> np.ndarray | None:
 
 
 def encode_texts_cached(
-    encoder: Encoder, texts: list[str], cache: TextCache | None, batch_size: int = 256
+    encoder: Encoder,
+    texts: list[str],
+    cache: TextCache | None,
+    batch_size: int = 256,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Unit text embeddings for ``texts`` (rows in order), computing only what the cache lacks."""
+    """Unit text embeddings for ``texts`` (rows in order), computing only what the cache lacks, in
+    batches (``on_progress(done, total)`` after each, counting the texts to compute)."""
     unique = list(dict.fromkeys(texts))
     known = cache.get(encoder.fingerprint, unique) if cache else {}
     missing = [t for t in unique if t not in known]
@@ -146,6 +152,8 @@ def encode_texts_cached(
         known.update(zip(chunk, vecs))
         if cache:
             cache.put(encoder.fingerprint, chunk, vecs)
+        if on_progress:
+            on_progress(start + len(chunk), len(missing))
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     return np.ascontiguousarray(np.stack([known[t] for t in texts]), dtype=np.float32)

@@ -97,3 +97,55 @@ def test_a_damaged_text_cache_row_is_recomputed(tiny, tmp_path: Path, damage: st
     db.close()
     again = encode_texts_cached(tiny, texts, TextCache(path))
     assert np.allclose(again, fresh, atol=1e-5)  # (recomputed alone, not in a batch of two: float noise)
+
+
+def test_label_embedding_reports_progress_in_batches(tiny, tmp_path: Path) -> None:
+    from mmcli.classify import build_label_set
+
+    seen: list[tuple[int, int]] = []
+    labels = [f"label number {i}" for i in range(600)]
+
+    def note(done: int, total: int) -> None:
+        seen.append((done, total))
+
+    build_label_set(
+        tiny, labels, ["a photo of a {}."], TextCache(tmp_path / "c.sqlite"), lambda d, t: seen.append((d, t))
+    )
+    assert seen == [(256, 601), (512, 601), (601, 601)]  # 600 labels + the neutral prompt, 256 at a time
+    seen.clear()
+    build_label_set(
+        tiny, labels, ["a photo of a {}."], TextCache(tmp_path / "c.sqlite"), lambda d, t: seen.append((d, t))
+    )
+    assert seen == []  # all cached: nothing to compute
+
+
+def test_classify_shows_label_progress_on_a_terminal(shapes_dir: Path, tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"thing {i}" for i in range(700)))
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmcli", "classify", str(shapes_dir / "red_star.jpg"), "--labels-file", str(labels)]
+        + ["--model", TINY, "-f", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    os.close(follower)
+    out, _ = proc.communicate(timeout=300)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.returncode == 0 and out
+    assert b"embedding label prompts" in seen and b"prompts/s" in seen

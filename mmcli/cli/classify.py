@@ -99,8 +99,10 @@ def classify(
         local = LocalEngine(None, *model_choice.args, batch_size=run.batch_size, workers=run.workers)
         engine = choose_engine(server, local, for_classify=True)
         progress = Progress("classifying", enabled=not quiet)
+        prompts = Progress("embedding label prompts", enabled=not quiet, unit="prompts")
         try:
-            result = engine.classify(request, progress.update)
+            result = engine.classify(request, progress.update, prompts.update)
+            prompts.close()
             warn_all(result.warnings)
             renderer, done, failed = Renderer(CLASSIFICATIONS, out_format), [], 0
             for item in result.items:
@@ -111,6 +113,7 @@ def classify(
                     done.append(item)
                     renderer.write(item)
         finally:
+            prompts.close()
             progress.close()
         renderer.close()
         summary("classified", len(done), failed, time.perf_counter() - start, quiet)
