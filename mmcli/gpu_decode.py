@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmcli.errors import ImageLoadError
-from mmcli.images import DEFAULT_MAX_PIXELS, load_pixels, oversize, take_over_pixel_limit
+from mmcli.images import DEFAULT_MAX_PIXELS, load_pixels, oversize, take_over_pixel_limit, too_many_scans
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +43,9 @@ def _read(path: str, max_pixels: int) -> bytes | ImageLoadError:
         return ImageLoadError(path, exc.strerror or str(exc))
     if not data.startswith(JPEG_MAGIC):
         return ImageLoadError(path, "not a JPEG")  # the caller decodes it on the CPU
+    bomb = too_many_scans(path, data)
+    if bomb is not None:
+        return bomb  # (the CPU path refuses it in turn, with the same reason)
     take_over_pixel_limit()
     try:
         import io

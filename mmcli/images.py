@@ -158,6 +158,21 @@ def oversize(name: str, w: int, h: int, max_pixels: int) -> ImageLoadError | Non
     )
 
 
+MAX_JPEG_SCANS = 256  # a progressive JPEG has about 10; thousands make a "scan bomb" (seconds per scan)
+
+
+def too_many_scans(name: str, data: bytes) -> ImageLoadError | None:
+    """The error for a JPEG with an absurd number of scans, or None. Each scan of a progressive JPEG is
+    a pass over the whole image, so a small file of thousands of scans costs minutes to decode.
+    Start-of-scan markers (FF DA) cannot occur inside entropy-coded data (FF is stuffed there)."""
+    scans = data.count(b"\xff\xda")
+    if scans <= MAX_JPEG_SCANS:
+        return None
+    return ImageLoadError(
+        name, f"a JPEG with {scans} scans (the limit is {MAX_JPEG_SCANS}): decoding it would take minutes"
+    )
+
+
 def load_image(
     path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None
 ) -> Image.Image:
@@ -194,6 +209,11 @@ def load_image(
                     raise too_large
                 if w == 0 or h == 0:
                     raise ImageLoadError(name, f"invalid size {w}x{h}")
+                if img.format == "JPEG":
+                    with open(path, "rb") as f:
+                        bomb = too_many_scans(name, f.read())
+                    if bomb is not None:
+                        raise bomb
                 if min_side and img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
                     target = DRAFT_MARGIN * min_side
                     scale = min(w, h) / target

@@ -44,6 +44,17 @@ def bomb_png(path: Path, side: int) -> None:
     )
 
 
+def scan_bomb_jpeg(path: Path, repeats: int = 300) -> None:
+    """A small progressive JPEG whose scans are repeated: thousands of passes over the image to decode
+    (the real ones, 8192 x 8192, cost 13 s each). mmcli must refuse it from its markers."""
+    img = Image.fromarray((np.random.default_rng(3).random((64, 64, 3)) * 255).astype("uint8"))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    first, end = data.index(b"\xff\xda"), data.rindex(b"\xff\xd9")
+    path.write_bytes(data[:first] + data[first:end] * repeats + b"\xff\xd9")
+
+
 def header_only_png(path: Path, width: int, height: int) -> None:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IEND", b""))
@@ -114,6 +125,7 @@ def make_corpus(folder: Path) -> Corpus:
     bad("corrupt_header.jpg", "not an image|corrupt|truncated").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(64)))
     header_only_png(bad("bomb_header.png", "too large: 40000x40000"), 40000, 40000)
     bomb_png(bad("bomb.png", "too large: 20000x20000"), 20000)
+    scan_bomb_jpeg(bad("scan_bomb.jpg", "scans"))
 
     svg = folder / "drawing.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
