@@ -64,16 +64,23 @@ def _excluded(name: str, path: str, exclude: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(path, pat) for pat in exclude)
 
 
-def walk_images(root: Path, include_hidden: bool = False, exclude: Sequence[str] = ()) -> Iterator[Path]:
+def walk_images(
+    root: Path, include_hidden: bool = False, exclude: Sequence[str] = (), unreadable: list[str] | None = None
+) -> Iterator[Path]:
     """Image files under ``root``, depth first, sorted by name; symlinked dirs are not followed.
 
     Hidden entries and @eaDir / .git / node_modules are skipped unless ``include_hidden``;
-    ``exclude`` globs are matched against each entry's name and its full path.
+    ``exclude`` globs are matched against each entry's name and its full path. Folders that exist but
+    cannot be listed are appended to ``unreadable``.
     """
     exts = image_extensions()
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except FileNotFoundError:
+        return
     except OSError:
+        if unreadable is not None:
+            unreadable.append(os.fsdecode(root))
         return
     for entry in entries:
         if not include_hidden and entry.name.startswith("."):
@@ -83,7 +90,7 @@ def walk_images(root: Path, include_hidden: bool = False, exclude: Sequence[str]
         try:
             if entry.is_dir(follow_symlinks=False):
                 if include_hidden or entry.name not in SKIP_DIRS:
-                    yield from walk_images(Path(entry.path), include_hidden, exclude)
+                    yield from walk_images(Path(entry.path), include_hidden, exclude, unreadable)
             elif os.path.splitext(entry.name)[1].lower() in exts and entry.is_file():
                 yield Path(entry.path)
         except OSError:

@@ -78,6 +78,7 @@ class IndexInfo:
     dim: int
     ok: int
     failed: int
+    missing: int
     size_bytes: int
     created: str
     updated: str

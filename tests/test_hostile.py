@@ -124,14 +124,14 @@ def test_exif_rotated_photos_embed_like_their_upright_twin(tmp_path: Path) -> No
 def test_file_deleted_between_scan_and_decode_and_rewritten_while_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mmcli.index.sync as indexer
+    import mmcli.index.changes as changes
     from mmcli.index.sync import run_index
 
     folder = tmp_path / "p"
     folder.mkdir()
     for i, col in enumerate(("red", "blue", "green")):
         draw_shape(ShapeSpec(col, "square"), size=96, seed=i).save(folder / f"{col}.jpg")
-    real_hash = indexer._hash_file
+    real_hash = changes.hash_file
 
     def racing_hash(path: str):
         digest = real_hash(path)
@@ -141,12 +141,12 @@ def test_file_deleted_between_scan_and_decode_and_rewritten_while_read(
             draw_shape(ShapeSpec("yellow", "star"), size=96, seed=9).save(path)  # rewritten after hashing
         return digest
 
-    monkeypatch.setattr(indexer, "_hash_file", racing_hash)
+    monkeypatch.setattr(changes, "hash_file", racing_hash)
     failures = []
     s = run_index(tmp_path / "idx", [str(folder)], model=TINY, workers=1, on_failure=failures.append)
     assert [f.path for f in failures] == [str(folder / "red.jpg")] and "no such file" in failures[0].reason
     assert s.added == 2 and s.failed == 1
     monkeypatch.undo()
     s = run_index(tmp_path / "idx", [str(folder)], workers=1)
-    assert s.removed == 1  # the deleted file's row goes
+    assert s.missing == 1  # the deleted file's row is kept as missing (out of searches)
     assert s.updated == 1  # the rewritten file changed mtime/size: embedded again

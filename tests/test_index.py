@@ -67,7 +67,9 @@ def test_add_modify_delete_rename_copy(photos: Path, tmp_path: Path, monkeypatch
         victim = sorted(photos.glob("*.jpg"))[1]
         victim.unlink()
         s = run_index(index, [str(photos)], workers=1)
-        assert (s.removed, s.unchanged) == (1, 13)
+        assert (s.missing, s.removed, s.unchanged) == (1, 0, 13)  # kept as missing, out of searches
+        s = run_index(index, [str(photos)], workers=1, prune=True)
+        assert (s.missing, s.removed, s.unchanged) == (0, 1, 13)  # --prune drops it
 
     modified = sorted(photos.glob("*.jpg"))[2]
     draw_shape(ShapeSpec("green", "triangle"), size=160, seed=99).save(modified)

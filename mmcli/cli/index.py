@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mmcli.cli.console import funnel, say, warn
+from mmcli.cli.console import funnel, say, warn, warn_all
 from mmcli.cli.groups import ModelChoice, RunChoice, model_options, run_options
 from mmcli.cli.options import FormatOpt, HiddenOpt, IndexOpt, QuietOpt, command
 
@@ -32,6 +32,14 @@ def index_cmd(
         Optional[list[str]],
         typer.Option("--exclude", help="Skip names or paths matching this glob (repeatable).", show_default=False),
     ] = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Drop the entries of files that are gone (otherwise they are kept as missing: out of searches, "
+            "their vectors kept for when the files come back, e.g. a drive that was not mounted).",
+        ),
+    ] = False,
     include_hidden: HiddenOpt = False,
     quiet: QuietOpt = False,
     *,
@@ -63,15 +71,18 @@ def index_cmd(
                 max_pixels=run.pixel_limit,
                 on_progress=progress.update,
                 on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
+                prune=prune,
             )
         finally:
             progress.close()
+        warn_all(s.warnings)
         if not quiet:
             rate = f", {s.images_per_second:.1f} images/s" if s.embedded else ""
+            back = f", {s.restored} back" if s.restored else ""
             say(
                 f"indexed {folder}: {s.scanned} scanned, {s.added} added, {s.updated} updated, {s.renamed} renamed, "
-                f"{s.copied} copied, {s.removed} removed, {s.failed} failed, {s.unchanged} unchanged "
-                f"in {s.seconds:.1f} s{rate}" + ("" if s.model_loaded else " (no model loaded)")
+                f"{s.copied} copied, {s.missing} missing{back}, {s.removed} removed, {s.failed} failed, "
+                f"{s.unchanged} unchanged in {s.seconds:.1f} s{rate}" + ("" if s.model_loaded else " (no model loaded)")
             )
 
 

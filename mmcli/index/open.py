@@ -80,6 +80,7 @@ def index_info(folder: Path) -> IndexInfo:
             dim=int(meta.get("dim", 0)),
             ok=ok,
             failed=failed,
+            missing=store.missing_count(),
             size_bytes=size,
             created=when("created"),
             updated=when("updated"),

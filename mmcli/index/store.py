@@ -5,6 +5,9 @@ Tables
     files(id, path, size, mtime_ns, hash, status, error, vector, indexed_at)
       path: the file's absolute path as bytes (os.fsencode: any name round-trips)
       status: 'ok' (vector set) or 'failed' (error set; not retried until size or mtime change)
+      missing_since: when the file was last found gone (NULL: present). A missing file is left out of
+        searches but keeps its vector, for when it comes back (same path, or any path by its hash);
+        `mmcli index --prune` drops it. Format 1 had no such column: it is added in place.
 
 ``generation`` grows with every commit that changes vectors; the FAISS file derived from it
 carries the generation it was built from, so a stale one is never used.
@@ -28,7 +31,7 @@ from mmcli.errors import IndexCorrupt, IndexMissing, IndexReadOnly, IndexTooNew
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: files.missing_since (vanished files keep their vectors)
 DB_NAME = "index.sqlite"
 REBUILD_DB = "rebuild.sqlite"  # where `mmcli index --rebuild` builds the new index before the swap
 
@@ -43,7 +46,8 @@ CREATE TABLE IF NOT EXISTS files (
     status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
     error TEXT,
     vector BLOB,
-    indexed_at REAL NOT NULL
+    indexed_at REAL NOT NULL,
+    missing_since REAL
 );
 CREATE INDEX IF NOT EXISTS files_hash ON files (hash);
 """
@@ -57,6 +61,7 @@ class FileRow:
     mtime_ns: int
     hash: str | None
     status: str
+    missing: bool = False
 
 
 def encode_path(path: str) -> bytes:
@@ -82,6 +87,7 @@ class Store:
         self.folder = folder
         self.path = folder / name
         self._depth = 0  # nesting of snapshot()
+        self.present = "status = 'ok' AND missing_since IS NULL"  # rows that searches see
         if not create and not self.path.exists():
             raise IndexMissing(f"no index at {folder}", hint="create it with `mmcli index PATH`")
         self.readonly = _read_only(folder, self.path)
@@ -125,6 +131,18 @@ class Store:
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
             for key, value in model.items():
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older index to this format in place (no re-embedding); read-only: read it as it is."""
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(files)")}
+        if self.readonly:
+            if "missing_since" not in columns:
+                self.present = "status = 'ok'"
+            return
+        with self.transaction(bump=False):
+            if "missing_since" not in columns:  # 1 -> 2
+                self.db.execute("ALTER TABLE files ADD COLUMN missing_since REAL")
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),))
 
     def record_model(self, model: dict[str, str]) -> None:
         """Record the model of an index that has none yet (made by an older mmcli, or killed at once)."""
@@ -172,6 +190,8 @@ class Store:
         if row is None:
             return
         version = int(row[0])
+        if version < FORMAT_VERSION:
+            self._migrate(version)
         if version > FORMAT_VERSION:
             raise IndexTooNew(
                 f"the index at {self.folder} has format {version}, newer than this mmcli understands "
@@ -232,13 +252,21 @@ class Store:
             raw = encode_path(root)
             prefix = raw.rstrip(b"/") + b"/"
             cur = self.db.execute(
-                "SELECT id, path, size, mtime_ns, hash, status FROM files WHERE path = ? OR (path >= ? AND path < ?)",
+                "SELECT id, path, size, mtime_ns, hash, status, missing_since IS NOT NULL FROM files "
+                "WHERE path = ? OR (path >= ? AND path < ?)",
                 (raw, prefix, prefix[:-1] + b"0"),
             )
-            for rid, path, size, mtime, digest, status in cur:
+            for rid, path, size, mtime, digest, status, missing in cur:
                 p = decode_path(path)
-                found[p] = FileRow(rid, p, size, mtime, digest, status)
+                found[p] = FileRow(rid, p, size, mtime, digest, status, bool(missing))
         return found
+
+    def rows_with_hash(self, digest: str) -> list[FileRow]:
+        cur = self.db.execute(
+            "SELECT id, path, size, mtime_ns, hash, status, missing_since IS NOT NULL FROM files WHERE hash = ?",
+            (digest,),
+        )
+        return [FileRow(r[0], decode_path(r[1]), r[2], r[3], r[4], r[5], bool(r[6])) for r in cur]
 
     def vector_if_unchanged(self, path: str, size: int, mtime_ns: int) -> bytes | None:
         """The stored vector of ``path`` if it was indexed with this size and mtime (still the same file)."""
@@ -249,7 +277,7 @@ class Store:
 
     def ok_hashes(self) -> Iterator[tuple[int, str]]:
         """(id, content hash) of every embedded file."""
-        yield from self.db.execute("SELECT id, hash FROM files WHERE status = 'ok' AND hash IS NOT NULL")
+        yield from self.db.execute(f"SELECT id, hash FROM files WHERE {self.present} AND hash IS NOT NULL")
 
     def vector_for_hash(self, digest: str) -> bytes | None:
         row = self.db.execute("SELECT vector FROM files WHERE hash = ? AND status = 'ok' LIMIT 1", (digest,)).fetchone()
@@ -257,16 +285,21 @@ class Store:
 
     def counts(self) -> tuple[int, int]:
         ok, failed = self.db.execute(
-            "SELECT COALESCE(SUM(status = 'ok'), 0), COALESCE(SUM(status = 'failed'), 0) FROM files"
+            f"SELECT COALESCE(SUM({self.present}), 0), COALESCE(SUM(status = 'failed'), 0) FROM files"
         ).fetchone()
         return int(ok), int(failed)
+
+    def missing_count(self) -> int:
+        if "missing_since" not in self.present:
+            return 0
+        return int(self.db.execute("SELECT COUNT(*) FROM files WHERE missing_since IS NOT NULL").fetchone()[0])
 
     def vectors(self, under: str | None = None, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) of ok rows, in chunks; ``under`` restricts to a folder."""
         import numpy as np
 
         dim = int(self.meta().get("dim", "0"))
-        sql = "SELECT id, vector FROM files WHERE status = 'ok'"
+        sql = f"SELECT id, vector FROM files WHERE {self.present}"
         args: tuple[bytes, ...] = ()
         if under is not None:
             prefix = encode_path(under).rstrip(b"/") + b"/"
@@ -290,7 +323,7 @@ class Store:
         step = max(1, n // max(k, 1))
         rows = self.db.execute(
             "SELECT id, vector FROM (SELECT id, vector, ROW_NUMBER() OVER (ORDER BY id) - 1 AS i FROM files "
-            "WHERE status = 'ok') WHERE i % ? = 0 LIMIT ?",
+            f"WHERE {self.present}) WHERE i % ? = 0 LIMIT ?",
             (step, k),
         ).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -300,7 +333,7 @@ class Store:
     def vectors_by_id(self, ids: Iterable[int]) -> dict[int, bytes]:
         ids = list(ids)
         marks = ",".join("?" * len(ids))
-        rows = self.db.execute(f"SELECT id, vector FROM files WHERE status = 'ok' AND id IN ({marks})", ids)
+        rows = self.db.execute(f"SELECT id, vector FROM files WHERE {self.present} AND id IN ({marks})", ids)
         return dict(rows.fetchall())
 
     def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
@@ -319,7 +352,7 @@ class Store:
             "INSERT INTO files (path, size, mtime_ns, hash, status, error, vector, indexed_at) "
             "VALUES (?, ?, ?, ?, 'ok', NULL, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
             "mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'ok', error = NULL, "
-            "vector = excluded.vector, indexed_at = excluded.indexed_at",
+            "vector = excluded.vector, indexed_at = excluded.indexed_at, missing_since = NULL",
             (encode_path(path), size, mtime_ns, digest, vector, time.time()),
         )
 
@@ -328,9 +361,14 @@ class Store:
             "INSERT INTO files (path, size, mtime_ns, hash, status, error, vector, indexed_at) "
             "VALUES (?, ?, ?, ?, 'failed', ?, NULL, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
             "mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'failed', error = excluded.error, "
-            "vector = NULL, indexed_at = excluded.indexed_at",
+            "vector = NULL, indexed_at = excluded.indexed_at, missing_since = NULL",
             (encode_path(path), size, mtime_ns, digest, error, time.time()),
         )
+
+    def mark_missing(self, ids: Iterable[int], missing: bool = True) -> None:
+        """Files found gone (``missing``) or back: out of searches or in again, vectors kept either way."""
+        when = time.time() if missing else None
+        self.db.executemany("UPDATE files SET missing_since = ? WHERE id = ?", ((when, i) for i in ids))
 
     def delete(self, ids: Iterable[int]) -> None:
         self.db.executemany("DELETE FROM files WHERE id = ?", ((i,) for i in ids))

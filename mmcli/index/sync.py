@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +28,8 @@ from typing import TYPE_CHECKING
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import DiskFull, IndexCorrupt, IndexReadOnly, IndexStoreError, UsageError
 from mmcli.faults import fault_point
-from mmcli.images import walk_images
+from mmcli.index import changes
+from mmcli.index.changes import Changes, find_changes
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
 from mmcli.index.store import REBUILD_DB, FileRow, Store, ensure_writable
@@ -50,12 +49,15 @@ class IndexSummary:
     updated: int
     renamed: int
     copied: int
-    removed: int
+    removed: int  # entries dropped (--prune, or files found again elsewhere)
     failed: int
     embedded: int
     seconds: float
     embed_seconds: float
     model_loaded: bool
+    missing: int = 0  # files found gone this time: kept, out of searches
+    restored: int = 0  # missing files that came back
+    warnings: tuple[str, ...] = ()
 
     @property
     def images_per_second(self) -> float:
@@ -76,6 +78,7 @@ class IndexJob:
     max_pixels: int = DEFAULT_MAX_PIXELS
     on_progress: ProgressFn | None = None
     on_failure: Callable[[FileFailure], None] | None = None
+    prune: bool = False
 
 
 def run_index(
@@ -94,6 +97,7 @@ def run_index(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_progress: ProgressFn | None = None,
     on_failure: Callable[[FileFailure], None] | None = None,
+    prune: bool = False,
 ) -> IndexSummary:
     """Bring the index at ``folder`` up to date with ``roots``; with ``rebuild``, embed everything again
     into a new database beside it and swap that in only when it is complete."""
@@ -104,7 +108,7 @@ def run_index(
             raise UsageError(f"no such file or folder: {r}")
     job = IndexJob(
         root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
-        on_progress, on_failure,
+        on_progress, on_failure, prune,
     )  # fmt: skip
     ensure_writable(folder)
     with IndexLock(folder):
@@ -163,30 +167,6 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
     return summary
 
 
-def _hash_file(path: str) -> str | OSError:
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-    except OSError as exc:
-        return exc
-    return h.hexdigest()
-
-
-def _scan(roots: Sequence[Path], include_hidden: bool, exclude: Sequence[str]) -> dict[str, tuple[int, int]]:
-    found: dict[str, tuple[int, int]] = {}
-    for root in roots:
-        files = [root] if root.is_file() else walk_images(root, include_hidden, exclude)
-        for path in files:
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            found[os.fsdecode(path)] = (st.st_size, st.st_mtime_ns)
-    return found
-
-
 def _is_disk_full(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
     return code == sqlite3.SQLITE_FULL if code is not None else "full" in str(exc)
@@ -211,30 +191,25 @@ def _open_for_writing(folder: Path, rebuild: bool) -> Store:
 
 
 def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder: Encoder | None = None) -> IndexSummary:
-    scan = _scan(job.roots, job.include_hidden, job.exclude)
+    found = find_changes(store, job.roots, job.include_hidden, job.exclude)
     fault_point("index.scanned")
-    existing = store.rows_under([os.fsdecode(r) for r in job.roots])
-    on_failure = job.on_failure
-    unchanged = {p for p, st in scan.items() if p in existing and (existing[p].size, existing[p].mtime_ns) == st}
-    candidates = [p for p in scan if p not in unchanged]
-    gone = [row for p, row in existing.items() if p not in scan]
-    gone_hashes = {row.hash for row in gone if row.hash and row.status == "ok"}
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        hashes = dict(zip(candidates, pool.map(_hash_file, candidates)))
-
-    counts = {"added": 0, "updated": 0, "renamed": 0, "copied": 0, "failed": 0}
+    scan, existing = found.scan, found.existing
+    hashes = changes.hash_files(found.candidates)
+    gone_hashes = {row.hash for row in found.gone if row.hash and row.status == "ok"}
+    counts = {"added": 0, "updated": 0, "renamed": 0, "copied": 0, "failed": 0, "removed": 0, "missing": 0}
     renamed_from: set[str] = set()
     to_embed: list[str] = []
-    with store.transaction() if candidates or gone else contextlib.nullcontext():
-        for path in candidates:
+    back = [existing[p].id for p in found.unchanged if existing[p].missing]
+    with store.transaction() if found.candidates or found.gone or back else contextlib.nullcontext():
+        store.mark_missing(back, missing=False)
+        for path in found.candidates:
             digest = hashes[path]
             size, mtime = scan[path]
             if isinstance(digest, OSError):
                 store.put_failed(path, size, mtime, None, f"cannot read: {digest.strerror or digest}")
                 counts["failed"] += 1
-                if on_failure:
-                    on_failure(FileFailure(path, f"cannot read: {digest.strerror or digest}"))
+                if job.on_failure:
+                    job.on_failure(FileFailure(path, f"cannot read: {digest.strerror or digest}"))
                 continue
             vector = store.vector_for_hash(digest)
             if vector is None:
@@ -243,12 +218,18 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
             store.put_ok(path, size, mtime, digest, vector)
             if path in existing:
                 counts["updated"] += 1
-            elif digest in gone_hashes:
+            elif digest in gone_hashes or _drop_vanished_twins(store, digest, scan):
                 counts["renamed"] += 1
                 renamed_from.add(digest)
             else:
                 counts["copied"] += 1
-        store.delete(row.id for row in gone)
+        for row in found.gone:
+            if row.status == "ok" and row.hash in renamed_from or job.prune:
+                store.delete([row.id])  # found again elsewhere (a rename), or --prune
+                counts["removed"] += not (row.status == "ok" and row.hash in renamed_from)
+            elif not row.missing:
+                store.mark_missing([row.id])  # kept: out of searches, its vector waits for the file
+                counts["missing"] += 1
 
     embed_seconds = 0.0
     embedded = 0
@@ -260,21 +241,45 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
         embedded = done["added"] + done["updated"]
         for key, value in done.items():
             counts[key] += value
-    removed = sum(1 for row in gone if not (row.hash in renamed_from and row.status == "ok"))
     return IndexSummary(
         scanned=len(scan),
-        unchanged=len(unchanged),
+        unchanged=len(found.unchanged),
         added=counts["added"],
         updated=counts["updated"],
         renamed=counts["renamed"],
         copied=counts["copied"],
-        removed=removed,
+        removed=counts["removed"],
         failed=counts["failed"],
         embedded=embedded,
         seconds=time.perf_counter() - start,
         embed_seconds=embed_seconds,
         model_loaded=bool(to_embed),
+        missing=counts["missing"],
+        restored=len(back),
+        warnings=_warnings(found, counts["missing"], job.prune),
     )
+
+
+def _drop_vanished_twins(store: Store, digest: str, scan: dict[str, tuple[int, int]]) -> bool:
+    """Rows of this content whose files are gone, wherever they were: the file was moved here (a
+    folder moved out of one root and indexed at its new place). Their entries go; True if any did."""
+    twins = [row for row in store.rows_with_hash(digest) if row.path not in scan and not os.path.lexists(row.path)]
+    store.delete(row.id for row in twins)
+    return bool(twins)
+
+
+def _warnings(found: Changes, missing: int, prune: bool) -> tuple[str, ...]:
+    notes = [
+        f"found no images under {root}" + (f", which held {held} indexed images: is it mounted?" if held else "")
+        for root, held in found.empty_roots
+    ]
+    notes += [f"cannot read the folder {d}: its entries are kept as they are" for d in found.unreadable]
+    if missing and not prune:
+        notes.append(
+            f"{missing} indexed file{'s' if missing != 1 else ''} not found: kept as missing (out of searches, "
+            "vectors kept for when they come back); `mmcli index --prune` drops them"
+        )
+    return tuple(notes)
 
 
 def _load_for_index(store: Store, spec: ModelSpec, job: IndexJob, encoder: Encoder | None) -> Encoder:
