@@ -52,6 +52,7 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from mmcli import __version__
 
@@ -85,6 +86,10 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
         detail = json.loads(json.dumps(problems, default=str))
         return AsciiJSON({"error": f"{where}: {first.get('msg', 'invalid')}", "detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(_request: Any, exc: StarletteHTTPException) -> Any:  # e.g. a body nested too deeply
+        return error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(Refused)
     def refused(_request: Any, exc: Refused) -> Any:

@@ -219,6 +219,16 @@ def test_search_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body:
         ({"paths": ["/x.jpg"], "labels": ["a"], "top_k": -1}, "top_k"),
     ],
 )
+def test_a_deeply_nested_body_is_a_400_and_the_server_goes_on(server) -> None:
+    body = b'{"query": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    status, reply = _post(server["url"] + "/search", body)
+    assert status == 413  # over --max-body (4096 here): refused before it is parsed
+    body = b'{"query": ' + b"[" * 2_000 + b"]" * 2_000 + b"}"
+    status, reply = _post(server["url"] + "/search", body)
+    assert status in (400, 422) and reply.get("error"), reply
+    assert _get(server["url"] + "/health")["status"] == "ok"
+
+
 def test_classify_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body: dict, field: str) -> None:
     status, reply = _post(server["url"] + "/classify", json.dumps(body).encode())
     assert status == 422 and field in reply["error"], reply
