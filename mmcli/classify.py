@@ -25,6 +25,7 @@ from mmcli.results import Classification, FileFailure, ImageVector, LabelScore
 
 if TYPE_CHECKING:
     from mmcli.models import Encoder
+    from mmcli.models.spec import TextEncoder
     from mmcli.textcache import TextCache
 
 NEUTRAL_LABEL = "something"
@@ -71,7 +72,7 @@ def check_templates(templates: Sequence[str]) -> list[str]:
 
 
 def build_label_set(
-    encoder: Encoder,
+    encoder: TextEncoder,
     labels: Sequence[str],
     templates: Sequence[str],
     cache: TextCache | None = None,

@@ -79,7 +79,7 @@ def _label_scores(
     from mmcli.classify import build_label_set, score
     from mmcli.textcache import TextCache
 
-    encoder = engine.encoder()
+    encoder = engine.text_encoder()  # the ONNX text tower where there is one: no torch for labels
     label_set = build_label_set(encoder, labels, templates, TextCache())
     probs = score(centroids.astype(np.float32), label_set, encoder.logit_scale, encoder.logit_bias)
     return [[LabelScore(label_set.labels[j], float(row[j])) for j in np.argsort(-row, kind="stable")] for row in probs]

@@ -24,6 +24,7 @@ from mmcli.results import FileFailure, ImageVector
 
 if TYPE_CHECKING:
     from mmcli.models import Encoder
+    from mmcli.models.spec import TextEncoder
     from mmcli.preprocess import Preprocess
 
 ProgressFn = Callable[[int, int], None]
@@ -186,7 +187,7 @@ def _device_stream(
             on_progress(done, len(names))
 
 
-def embed_texts(encoder: Encoder, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+def embed_texts(encoder: TextEncoder, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Unit text vectors (rows in order) and a warning for each text the model had to truncate."""
     notes = [
         f"text {t[:40]!r}... is longer than the model's context ({encoder.context_length} tokens) and was truncated"

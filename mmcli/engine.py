@@ -19,6 +19,7 @@ from mmcli.results import Classification, FileFailure, Health, SearchResult
 
 if TYPE_CHECKING:
     from mmcli.models import Encoder, ModelSpec
+    from mmcli.models.spec import TextEncoder
 
 ProgressFn = Callable[[int, int], None]
 
@@ -67,6 +68,8 @@ class LocalEngine:
         self.batch_size, self.workers, self.warm = batch_size, workers, warm
         self._spec: ModelSpec | None = None
         self._encoder: Encoder | None = None
+        self._text: TextEncoder | None = None
+        self.notes: list[str] = []  # for people: said once with the next result
         self._faiss: Any = None
         self._generation = -1
         self.served = {"search": 0, "classify": 0}
@@ -102,6 +105,38 @@ class LocalEngine:
 
         return model_fingerprint(self.spec, (self.device, self.precision))
 
+    def text_encoder(self) -> TextEncoder:
+        """What embeds texts: the model's ONNX text tower (exported on first need; no torch in the
+        process from then on), or the torch model where that cannot be had."""
+        if self._text is None:
+            from mmcli.models.onnx_text import OnnxTextEncoder, export_text_tower, runtime_available, tower_state
+
+            state = tower_state(self.spec)
+            if runtime_available() and state.refused is None:
+                reason = export_text_tower(self.spec) if not state.ready else None
+                if reason is None:
+                    self._text = OnnxTextEncoder(self.spec)
+                else:
+                    self.notes.append(f"texts are embedded with torch for {self.spec.name}: {reason}")
+            if self._text is None:
+                self._text = self.encoder()
+        return self._text
+
+    @property
+    def text_fingerprint(self) -> str:
+        """The text cache's key for this engine's text vectors, known without loading anything."""
+        if self._text is not None:
+            return self._text.fingerprint
+        from mmcli.models.onnx_text import onnx_fingerprint, runtime_available, tower_state
+
+        if runtime_available() and tower_state(self.spec).refused is None:
+            return onnx_fingerprint(self.spec)
+        return self.fingerprint
+
+    def _notes(self) -> tuple[str, ...]:
+        said, self.notes = tuple(self.notes), []
+        return said
+
     # ------------------------------------------------------------------------------------- work
     def search(self, request: SearchRequest) -> SearchResult:
         from mmcli.errors import UsageError
@@ -116,10 +151,10 @@ class LocalEngine:
             spec = self.spec  # noqa: F841  (checks --model against the index before any work)
             notes: list[str] = []
             with store.snapshot():  # vectors and paths from one state of the index, even mid-swap
-                q = query_vector(store, request.terms, self.encoder, self.fingerprint, request.max_pixels, notes)
+                q = query_vector(store, request.terms, self, request.max_pixels, notes)
                 faiss_index = None if request.within is not None else self._vectors(store)
                 hits = top_hits(store, faiss_index, q, request)
-            return SearchResult(hits, tuple(notes))
+            return SearchResult(hits, self._notes() + tuple(notes))
         finally:
             store.close()
 
@@ -141,8 +176,8 @@ class LocalEngine:
         from mmcli.textcache import TextCache
 
         self.served["classify"] += 1
+        label_set = build_label_set(self.text_encoder(), request.labels, request.templates, TextCache(), on_labels)
         encoder = self.encoder()
-        label_set = build_label_set(encoder, request.labels, request.templates, TextCache(), on_labels)
         items = classify_stream(
             encoder,
             request.paths,
@@ -155,7 +190,7 @@ class LocalEngine:
             max_pixels=request.max_pixels,
             on_progress=on_progress,
         )
-        return ClassifyRun(label_set.warnings, items)
+        return ClassifyRun(self._notes() + label_set.warnings, items)
 
     def health(self) -> Health:
         from mmcli import __version__

@@ -7,7 +7,7 @@ query images need no model. Query images are left out of the results.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from mmcli.queries import SearchRequest, Term
 from mmcli.results import Hit
 
 if TYPE_CHECKING:
-    from mmcli.models import Encoder
+    from mmcli.engine import LocalEngine
 
 
 def _stored_vector(store: Store, path: str) -> np.ndarray | None:
@@ -33,40 +33,36 @@ def _stored_vector(store: Store, path: str) -> np.ndarray | None:
 
 
 def query_vector(
-    store: Store,
-    terms: Sequence[Term],
-    get_encoder: Callable[[], Encoder],
-    fingerprint: str,
-    max_pixels: int,
-    notes: list[str] | None = None,
+    store: Store, terms: Sequence[Term], engine: LocalEngine, max_pixels: int, notes: list[str] | None = None
 ) -> np.ndarray:
-    """The combined query vector. Cached texts and indexed images need no model."""
+    """The combined query vector. Cached texts and indexed images need no model; other texts need
+    only the engine's text encoder (no torch where the model has an ONNX text tower)."""
     from mmcli.images import load_pixels
     from mmcli.textcache import TextCache, encode_texts_cached
 
     total = None
     cache = TextCache()
-    cached = cache.get(fingerprint, [t.value for t in terms if not t.is_image])
+    cached = cache.get(engine.text_fingerprint, [t.value for t in terms if not t.is_image])
     for term in terms:
         if term.is_image:
             vec = _stored_vector(store, os.path.realpath(term.value))
         else:
             vec = cached.get(term.value)
-        if vec is None:
-            encoder = get_encoder()
-            if term.is_image:
-                try:
-                    pixels = load_pixels(term.value, encoder.preprocess, max_pixels)
-                except ImageLoadError as exc:
-                    raise UsageError(f"query image {exc.path}: {exc.reason}") from None
-                vec = encoder.encode_images(pixels[None])[0]
-            else:
-                if notes is not None and encoder.too_long(term.value):
-                    notes.append(
-                        f"query {term.value[:40]!r}... is longer than the model's text context "
-                        f"({encoder.context_length} tokens) and was truncated"
-                    )
-                vec = encode_texts_cached(encoder, [term.value], cache)[0]
+        if vec is None and term.is_image:
+            encoder = engine.encoder()
+            try:
+                pixels = load_pixels(term.value, encoder.preprocess, max_pixels)
+            except ImageLoadError as exc:
+                raise UsageError(f"query image {exc.path}: {exc.reason}") from None
+            vec = encoder.encode_images(pixels[None])[0]
+        elif vec is None:
+            texts = engine.text_encoder()
+            if notes is not None and texts.too_long(term.value):
+                notes.append(
+                    f"query {term.value[:40]!r}... is longer than the model's text context "
+                    f"({texts.context_length} tokens) and was truncated"
+                )
+            vec = encode_texts_cached(texts, [term.value], cache)[0]
         total = term.weight * vec if total is None else total + term.weight * vec
     assert total is not None
     norm = float(np.linalg.norm(total))

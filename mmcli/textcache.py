@@ -17,7 +17,7 @@ import numpy as np
 from mmcli.config import cache_dir
 
 if TYPE_CHECKING:
-    from mmcli.models import Encoder
+    from mmcli.models.spec import TextEncoder
 
 FORMAT_VERSION = 2  # 2: each row carries a checksum of (model, text, vector)
 
@@ -135,7 +135,7 @@ def _valid(row: tuple[int, bytes, str], checksum: str) -> np.ndarray | None:
 
 
 def encode_texts_cached(
-    encoder: Encoder,
+    encoder: TextEncoder,
     texts: list[str],
     cache: TextCache | None,
     batch_size: int = 256,

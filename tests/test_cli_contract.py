@@ -336,3 +336,14 @@ def test_endless_inputs_are_refused_not_read_into_memory(args: list[str], messag
     with open("/dev/zero", "rb") as zero:
         r = subprocess.run([sys.executable, "-m", "mmcli", *args], stdin=zero, capture_output=True, timeout=120)
     assert r.returncode == 2 and message in r.stderr and b"Traceback" not in r.stderr, r.stderr
+
+
+def test_alias_hub_repos_are_open_clips() -> None:
+    """`mmcli models` looks for alias weights where models.toml says, without importing open_clip."""
+    from mmcli.models.spec import aliases
+    from mmcli.models.weights import pretrained_location
+
+    for name, entry in aliases().items():
+        if "hub" in entry:
+            arch, _, tag = entry["spec"].partition(":")
+            assert pretrained_location(arch, tag)[1] == entry["hub"], name

@@ -106,9 +106,9 @@ def test_rows_outside_the_roots_are_kept(photos: Path, tmp_path: Path) -> None:
 def test_faiss_equals_numpy_ranking(photos: Path, tmp_path: Path) -> None:
     index = tmp_path / "idx"
     run_index(index, [str(photos)], model=TINY, workers=1)
-    hits = LocalEngine(index).search(SearchRequest(build_terms("a blue star", None, (), ()), top_k=50)).hits
-    encoder = mmcli.models.load_encoder(mmcli.models.parse_model_spec(TINY), device="cpu", precision="auto")
-    q = encoder.encode_texts(["a blue star"])[0]
+    engine = LocalEngine(index)
+    hits = engine.search(SearchRequest(build_terms("a blue star", None, (), ()), top_k=50)).hits
+    q = engine.text_encoder().encode_texts(["a blue star"])[0]  # the query vector the search used
     store = Store(index)
     ((ids, vecs),) = list(store.vectors())
     paths = store.paths_for(ids.tolist())

@@ -211,14 +211,6 @@ def test_search_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body:
     assert status == 422 and field in reply["error"], reply
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"paths": "/photos/x.jpg", "labels": ["a"]}, "paths"),
-        ({"paths": ["/x.jpg"], "labels": [5, None]}, "labels"),
-        ({"paths": ["/x.jpg"], "labels": ["a"], "top_k": -1}, "top_k"),
-    ],
-)
 def test_a_deeply_nested_body_is_a_400_and_the_server_goes_on(server) -> None:
     body = b'{"query": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     status, reply = _post(server["url"] + "/search", body)
@@ -229,6 +221,14 @@ def test_a_deeply_nested_body_is_a_400_and_the_server_goes_on(server) -> None:
     assert _get(server["url"] + "/health")["status"] == "ok"
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"paths": "/photos/x.jpg", "labels": ["a"]}, "paths"),
+        ({"paths": ["/x.jpg"], "labels": [5, None]}, "labels"),
+        ({"paths": ["/x.jpg"], "labels": ["a"], "top_k": -1}, "top_k"),
+    ],
+)
 def test_classify_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body: dict, field: str) -> None:
     status, reply = _post(server["url"] + "/classify", json.dumps(body).encode())
     assert status == 422 and field in reply["error"], reply

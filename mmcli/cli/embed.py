@@ -78,7 +78,8 @@ def _texts(engine: LocalEngine, texts: list[str], stream: bool) -> tuple[list[st
     from mmcli.embed import embed_texts
     from mmcli.output import json_line
 
-    vectors, notes = embed_texts(engine.encoder(), texts)
+    vectors, notes = embed_texts(engine.text_encoder(), texts)
+    notes = list(engine.notes) + notes
     warn_all(notes)
     if stream:
         for key, vec in zip(texts, vectors):

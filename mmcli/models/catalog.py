@@ -36,10 +36,14 @@ def weights_on_disk(spec: ModelSpec) -> bool:
 
 
 def list_models(include_all: bool = False) -> list[ModelEntry]:
+    """The aliases (no open_clip import: their hub repos are in models.toml) and, with
+    ``include_all``, every open_clip ARCH:TAG."""
     entries = []
     for name, entry in aliases().items():
         spec = parse_model_spec(name)
-        entries.append(ModelEntry(name, entry["spec"], weights_on_disk(spec), entry.get("description", "")))
+        hub = entry.get("hub")
+        local = hub_cached(hub, HF_WEIGHTS) is not None if hub else weights_on_disk(spec)
+        entries.append(ModelEntry(name, entry["spec"], local, entry.get("description", "")))
     if include_all:
         import open_clip
 

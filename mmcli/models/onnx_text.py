@@ -176,7 +176,7 @@ def _export(spec: ModelSpec, target: Path) -> dict[str, Any] | str:
 
 
 def _clean_mode(tokenizer: Any, simple: type) -> str | None:
-    """"lower" / "whitespace" for open_clip's SimpleTokenizer with those cleaners and no reduction."""
+    """ "lower" / "whitespace" for open_clip's SimpleTokenizer with those cleaners and no reduction."""
     if type(tokenizer) is not simple or getattr(tokenizer, "reduction_fn", None) is not None:
         return None
     name = getattr(getattr(tokenizer, "clean_fn", None), "__name__", "")

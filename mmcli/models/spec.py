@@ -16,9 +16,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from mmcli.config import configs_dir, default_model, load_toml
 from mmcli.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CHECKPOINT_NAMES = (  # in a model folder, the first of these present is its checkpoint
     "open_clip_model.safetensors",
@@ -118,3 +122,16 @@ def model_fingerprint(spec: ModelSpec, requested: tuple[str, str]) -> str:
             ident = str(checkpoint)
     device, precision = requested
     return f"v1|{spec.canonical}|{ident}|{device}|{precision}"
+
+
+class TextEncoder(Protocol):
+    """What embeds texts: the torch ``Encoder`` or the ONNX ``OnnxTextEncoder``."""
+
+    fingerprint: str
+    context_length: int
+    logit_scale: float
+    logit_bias: float | None
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+
+    def too_long(self, text: str) -> bool: ...

@@ -1,0 +1,167 @@
+"""Texts without torch: the tokenizer gives open_clip's ids, the ONNX text tower open_clip's vectors,
+and the commands that need no image model import neither torch nor open_clip."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY
+
+from mmcli.tokenizer import Tokenizer
+
+STRINGS = [
+    "a red car",
+    "",
+    "   ",
+    "A Photo Of A DOG.",
+    "Ünïcödé çafé naïve résumé",
+    "日本語のテキスト 中文字符 한국어 문장",
+    "emoji 🚗🔥👍🏽 and a flag 🇩🇪 and 👨‍👩‍👧",
+    "&amp;lt;b&amp;gt; HTML &quot;quoted&quot; &#39;x&#39;",
+    "don't can't we're I'll you've she'd it's",
+    "x" * 500,
+    " ".join(["word"] * 200),
+    "tab\tand\nnew line\r\n",
+    "<start_of_text> inside <end_of_text>",
+    "numbers 123 4567.89 1e-5 ½ ²",
+    "ligatures ﬁ ﬀ and mojibake â€™",
+    "a\u00a0non-breaking\u200bzero-width",
+    "Ελληνικά кириллица עברית العربية हिन्दी",
+    "!!!???...,,,;;;:::---___",
+]
+
+
+@pytest.mark.parametrize("context", [77, 24])
+def test_tokenizer_gives_open_clips_ids(context: int) -> None:
+    from open_clip.tokenizer import SimpleTokenizer
+
+    ref = SimpleTokenizer(context_length=context)
+    ours = Tokenizer(context)
+    for text in STRINGS:
+        assert np.array_equal(ours.tokenize([text]), ref([text]).numpy()), repr(text)
+        assert ours.count(text) == len(ref.encode(text))
+    assert np.array_equal(ours.tokenize(STRINGS), ref(STRINGS).numpy())
+
+
+def test_tokenizer_on_random_text() -> None:
+    from open_clip.tokenizer import SimpleTokenizer
+
+    rng = np.random.default_rng(5)
+    pool = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,'!?-éüßçñ中文日本語🚗👍&;#"
+    texts = ["".join(rng.choice(list(pool), size=int(rng.integers(0, 120)))) for _ in range(300)]
+    assert np.array_equal(Tokenizer(77).tokenize(texts), SimpleTokenizer(context_length=77)(texts).numpy())
+
+
+@pytest.fixture
+def tiny_tower():
+    from mmcli.models import load_encoder, parse_model_spec
+    from mmcli.models.onnx_text import OnnxTextEncoder, export_text_tower, tower_state
+
+    spec = parse_model_spec(TINY)
+    assert export_text_tower(spec) is None and tower_state(spec).ready
+    return OnnxTextEncoder(spec), load_encoder(spec, device="cpu", precision="fp32")
+
+
+def test_onnx_text_tower_equals_open_clip(tiny_tower) -> None:
+    onnx, torch_encoder = tiny_tower
+    ours, theirs = onnx.encode_texts(STRINGS), torch_encoder.encode_texts(STRINGS)
+    assert (np.sum(ours * theirs, axis=1) >= 0.9999).all()
+    assert [onnx.too_long(t) for t in STRINGS] == [torch_encoder.too_long(t) for t in STRINGS]
+    assert (onnx.logit_scale, onnx.logit_bias) == pytest.approx((torch_encoder.logit_scale, torch_encoder.logit_bias))
+
+
+def test_search_rankings_are_the_same_with_either_text_encoder(tiny_tower, shapes_dir: Path, tmp_path: Path) -> None:
+    from mmcli.engine import LocalEngine
+    from mmcli.index.sync import run_index
+    from mmcli.queries import SearchRequest, build_terms
+
+    run_index(tmp_path / "idx", [str(shapes_dir)], model=TINY, workers=1)
+    for text in ("a red circle", "a blue star", "a green square", "a white triangle"):
+        request = SearchRequest(build_terms(text, None), top_k=32)
+        with_onnx = LocalEngine(tmp_path / "idx").search(request).hits
+        engine = LocalEngine(tmp_path / "idx", precision="fp32")
+        engine._text = engine.encoder()  # the torch path
+        with_torch = engine.search(request).hits
+        assert [h.path for h in with_onnx] == [h.path for h in with_torch]
+        assert np.allclose([h.score for h in with_onnx], [h.score for h in with_torch], atol=1e-4)
+
+
+def _heavy_modules(*args: str, env: dict[str, str] | None = None) -> tuple[int, list[str], bytes]:
+    """Run an mmcli command in a fresh process; its exit code, the heavy modules it imported, stdout."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['mmcli', *{list(args)!r}]\n"
+        "try:\n    runpy.run_module('mmcli', run_name='__main__')\n"
+        "except SystemExit as e:\n    status = e.code or 0\nelse:\n    status = 0\n"
+        "heavy = sorted(m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules)\n"
+        "print('HEAVY', status, ','.join(heavy), file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, env={**os.environ, **(env or {})})
+    line = [x for x in r.stderr.decode().splitlines() if x.startswith("HEAVY")][-1].split(" ")
+    return int(line[1]), [m for m in (line[2] if len(line) > 2 else "").split(",") if m], r.stdout
+
+
+def test_commands_that_need_no_image_model_import_neither_torch_nor_open_clip(
+    shapes_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))  # the first query must export the tower
+    index = str(tmp_path / "idx")
+    status, heavy, _ = _heavy_modules("index", str(shapes_dir), "--index", index, "--model", TINY)
+    assert status == 0 and "torch" in heavy  # indexing embeds images: torch, of course
+    status, heavy, out = _heavy_modules("search", "a red circle", "--index", index, "-k", "3")
+    assert status == 0 and out.count(b"\n") == 3  # the first text query exports the text tower (torch)
+    for args in (
+        ["search", "a blue star", "--index", index, "-k", "3"],  # a new query: the ONNX tower
+        ["search", "a blue star", "--index", index, "-k", "3"],  # the same again: the text cache
+        ["search", "a star", "--add", "2:blue", "--sub", "a red circle", "--index", index],
+        ["cluster", "-k", "2", "--labels", "circle", "star", "--index", index],
+        ["embed", "--text", "a yellow circle", "--model", TINY],
+        ["info", "--index", index],
+        ["dupes", "--threshold", "0.5", "--index", index],
+        ["models"],
+    ):
+        status, heavy, out = _heavy_modules(*args)
+        assert status == 0 and out and heavy == [], (args, heavy)
+
+
+def test_a_model_that_keeps_torch_for_texts_still_searches(
+    shapes_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmcli.models import parse_model_spec
+
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))  # this test's refusal stays its own
+    from mmcli.models.onnx_text import tower_files
+
+    index = str(tmp_path / "idx")
+    assert _heavy_modules("index", str(shapes_dir), "--index", index, "--model", TINY)[0] == 0
+    model_file, sidecar = tower_files(parse_model_spec(TINY))
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.write_text(json.dumps({"format": 1, "refused": "its tokenizer is not open_clip's plain BPE tokenizer"}))
+    status, heavy, out = _heavy_modules("search", "a green circle", "--index", index, "-k", "2")
+    assert status == 0 and out.count(b"\n") == 2 and "torch" in heavy and not model_file.exists()
+
+
+def test_the_export_says_once_why_a_model_keeps_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmcli.models.onnx_text as onnx_text
+
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
+    from mmcli.models import parse_model_spec
+
+    monkeypatch.setattr(onnx_text, "_export", lambda spec, target: "its tokenizer is not open_clip's plain BPE")
+    spec = parse_model_spec(TINY)
+    assert "plain BPE" in (onnx_text.export_text_tower(spec) or "")
+    assert onnx_text.tower_state(spec).refused and not onnx_text.tower_state(spec).ready
+
+    class NotSimple:
+        pass
+
+    from open_clip.tokenizer import SimpleTokenizer
+
+    assert onnx_text._clean_mode(NotSimple(), SimpleTokenizer) is None
+    assert onnx_text._clean_mode(SimpleTokenizer(context_length=77), SimpleTokenizer) == "lower"
