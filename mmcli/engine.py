@@ -9,6 +9,7 @@ for a command: a server that holds the right index and model, else this process.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,11 @@ from mmcli.results import Classification, FileFailure, Health, SearchResult
 
 if TYPE_CHECKING:
     from mmcli.models import Encoder, ModelSpec
+    from mmcli.models.onnx_towers import OnnxImageEncoder
     from mmcli.models.spec import TextEncoder
 
 ProgressFn = Callable[[int, int], None]
+SMALL_JOB = 16  # images: fewer are embedded by the ONNX image tower when it can be used (see image_encoder)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class LocalEngine:
         self._spec: ModelSpec | None = None
         self._encoder: Encoder | None = None
         self._text: TextEncoder | None = None
+        self._image: OnnxImageEncoder | None = None
         self.notes: list[str] = []  # for people: said once with the next result
         self._faiss: Any = None
         self._generation = -1
@@ -105,15 +109,36 @@ class LocalEngine:
 
         return model_fingerprint(self.spec, (self.device, self.precision))
 
+    def image_encoder(self, images: int) -> Encoder | OnnxImageEncoder:
+        """What embeds ``images`` images: for a few (``SMALL_JOB``) on a CPU in fp32 or auto precision, the
+        ONNX image tower (no torch import: most of a small job's time); else the torch model (bf16
+        batches, the GPU), which is faster once loaded. (The choice does not depend on what is loaded
+        already, so a server and a command give the same numbers for the same job.)"""
+        if images > SMALL_JOB or not self._cpu_fp32_ok():
+            return self.encoder()
+        if self._image is None:
+            from mmcli.models.onnx_towers import OnnxImageEncoder, export_tower, runtime_available, tower_state
+
+            state = tower_state(self.spec, "image")
+            if runtime_available() and state.refused is None:
+                reason = export_tower(self.spec, "image") if not state.ready else None
+                self._image = OnnxImageEncoder(self.spec) if reason is None else None
+        return self._image if self._image is not None else self.encoder()
+
+    def _cpu_fp32_ok(self) -> bool:
+        """Will this engine run on the CPU at a precision fp32 stands for? Known without importing torch."""
+        no_gpu = not (os.path.exists("/dev/nvidiactl") or sys.platform == "darwin")
+        return self.precision in ("auto", "fp32") and (self.device == "cpu" or (self.device == "auto" and no_gpu))
+
     def text_encoder(self) -> TextEncoder:
         """What embeds texts: the model's ONNX text tower (exported on first need; no torch in the
         process from then on), or the torch model where that cannot be had."""
         if self._text is None:
-            from mmcli.models.onnx_text import OnnxTextEncoder, export_text_tower, runtime_available, tower_state
+            from mmcli.models.onnx_towers import OnnxTextEncoder, export_tower, runtime_available, tower_state
 
             state = tower_state(self.spec)
             if runtime_available() and state.refused is None:
-                reason = export_text_tower(self.spec) if not state.ready else None
+                reason = export_tower(self.spec) if not state.ready else None
                 if reason is None:
                     self._text = OnnxTextEncoder(self.spec)
                 else:
@@ -127,7 +152,7 @@ class LocalEngine:
         """The text cache's key for this engine's text vectors, known without loading anything."""
         if self._text is not None:
             return self._text.fingerprint
-        from mmcli.models.onnx_text import onnx_fingerprint, runtime_available, tower_state
+        from mmcli.models.onnx_towers import onnx_fingerprint, runtime_available, tower_state
 
         if runtime_available() and tower_state(self.spec).refused is None:
             return onnx_fingerprint(self.spec)
@@ -177,7 +202,7 @@ class LocalEngine:
 
         self.served["classify"] += 1
         label_set = build_label_set(self.text_encoder(), request.labels, request.templates, TextCache(), on_labels)
-        encoder = self.encoder()
+        encoder = self.image_encoder(len(request.paths))
         items = classify_stream(
             encoder,
             request.paths,

@@ -49,7 +49,7 @@ def query_vector(
         else:
             vec = cached.get(term.value)
         if vec is None and term.is_image:
-            encoder = engine.encoder()
+            encoder = engine.image_encoder(1)
             try:
                 pixels = load_pixels(term.value, encoder.preprocess, max_pixels)
             except ImageLoadError as exc:

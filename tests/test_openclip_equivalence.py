@@ -211,3 +211,26 @@ def test_default_model_from_the_hub_cache_works_offline(reference, shapes_dir: P
     proc = run_mmcli("classify", str(shapes_dir / "red_star.jpg"), "--labels", "a", "b", "--precision", "fp32", env=env)
     assert proc.returncode == 0, proc.stderr.decode()
     assert [x["label"] for x in json.loads(proc.stdout)["labels"]] in (["a", "b"], ["b", "a"])
+
+
+def test_onnx_towers_match_open_clip(reference, real_size_images: list[Path], tmp_path: Path, monkeypatch) -> None:
+    """The towers that small jobs and new queries use without torch give open_clip's embeddings."""
+    import torch
+
+    from mmcli.images import load_pixels
+    from mmcli.models import parse_model_spec
+    from mmcli.models.onnx_towers import OnnxImageEncoder, OnnxTextEncoder, export_tower
+
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
+    model, preprocess, tokenizer, weights = reference
+    spec = parse_model_spec(ARCH, weights)
+    assert export_tower(spec, "text") is None and export_tower(spec, "image") is None
+    images = OnnxImageEncoder(spec)
+    pixels = np.stack([load_pixels(str(p), images.preprocess) for p in real_size_images])
+    ours = images.encode_images(pixels)
+    assert ((ours * _reference_embeddings(model, preprocess, real_size_images)).sum(axis=1) >= 0.9999).all()
+    texts = ["a red car", "a photo of a dog", "日本語", ""]
+    with torch.no_grad():
+        ref = model.encode_text(tokenizer(texts))
+        ref = (ref / ref.norm(dim=-1, keepdim=True)).numpy()
+    assert ((OnnxTextEncoder(spec).encode_texts(texts) * ref).sum(axis=1) >= 0.9999).all()

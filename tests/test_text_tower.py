@@ -61,7 +61,7 @@ def test_tokenizer_on_random_text() -> None:
 @pytest.fixture
 def tiny_tower():
     from mmcli.models import load_encoder, parse_model_spec
-    from mmcli.models.onnx_text import OnnxTextEncoder, export_text_tower, tower_state
+    from mmcli.models.onnx_towers import OnnxTextEncoder, export_text_tower, tower_state
 
     spec = parse_model_spec(TINY)
     assert export_text_tower(spec) is None and tower_state(spec).ready
@@ -136,7 +136,7 @@ def test_a_model_that_keeps_torch_for_texts_still_searches(
     from mmcli.models import parse_model_spec
 
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))  # this test's refusal stays its own
-    from mmcli.models.onnx_text import tower_files
+    from mmcli.models.onnx_towers import tower_files
 
     index = str(tmp_path / "idx")
     assert _heavy_modules("index", str(shapes_dir), "--index", index, "--model", TINY)[0] == 0
@@ -148,12 +148,12 @@ def test_a_model_that_keeps_torch_for_texts_still_searches(
 
 
 def test_the_export_says_once_why_a_model_keeps_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mmcli.models.onnx_text as onnx_text
+    import mmcli.models.onnx_towers as onnx_text
 
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
     from mmcli.models import parse_model_spec
 
-    monkeypatch.setattr(onnx_text, "_export", lambda spec, target: "its tokenizer is not open_clip's plain BPE")
+    monkeypatch.setattr(onnx_text, "_export", lambda spec, tower, target: "its tokenizer is not open_clip's plain BPE")
     spec = parse_model_spec(TINY)
     assert "plain BPE" in (onnx_text.export_text_tower(spec) or "")
     assert onnx_text.tower_state(spec).refused and not onnx_text.tower_state(spec).ready
@@ -165,3 +165,16 @@ def test_the_export_says_once_why_a_model_keeps_torch(tmp_path: Path, monkeypatc
 
     assert onnx_text._clean_mode(NotSimple(), SimpleTokenizer) is None
     assert onnx_text._clean_mode(SimpleTokenizer(context_length=77), SimpleTokenizer) == "lower"
+
+
+def test_a_small_classify_job_needs_no_torch_and_a_large_one_uses_it(
+    shapes_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
+    one = str(shapes_dir / "red_star.jpg")
+    status, heavy, out = _heavy_modules("classify", one, "--labels", "red star", "blue circle", "--model", TINY)
+    assert status == 0 and "torch" in heavy  # the first time: the towers are exported
+    status, heavy, out = _heavy_modules("classify", one, "--labels", "green star", "red star", "--model", TINY)
+    assert status == 0 and heavy == [] and json.loads(out)["labels"][0]["label"] == "red star"
+    status, heavy, out = _heavy_modules("classify", str(shapes_dir), "--labels", "star", "circle", "--model", TINY)
+    assert status == 0 and "torch" in heavy and out.count(b"\n") == 32  # 32 images: the torch model's batches

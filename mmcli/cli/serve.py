@@ -74,8 +74,9 @@ def serve(
         roots = tuple(allow_root or [Path.cwd()])
         config = ServerConfig(roots, host, port, max_body, tuple(allow_host or ()), tuple(allow_origin or ()))
         engine = LocalEngine(folder, *model_choice.args, workers=1, warm=True)
-        engine.encoder()  # load the model (and the text tower) before saying the server is ready
+        engine.encoder()  # load the model and the towers small jobs use before saying the server is ready
         engine.text_encoder()
+        engine.image_encoder(1)
         if beyond_loopback(host):
             warn(
                 f"--host {host!r} listens beyond this machine: anyone who can reach port {port} can search "
