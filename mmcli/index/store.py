@@ -26,31 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmcli.errors import IndexCorrupt, IndexMissing, IndexReadOnly, IndexTooNew
+from mmcli.errors import IndexCorrupt, IndexMissing, IndexTooNew
+from mmcli.index.schema import DB_NAME, FORMAT_VERSION, SCHEMA, ensure_writable, read_only
 
 if TYPE_CHECKING:
     import numpy as np
-
-FORMAT_VERSION = 2  # 2: files.missing_since (vanished files keep their vectors)
-DB_NAME = "index.sqlite"
-REBUILD_DB = "rebuild.sqlite"  # where `mmcli index --rebuild` builds the new index before the swap
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY,
-    path BLOB NOT NULL UNIQUE,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    hash TEXT,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    error TEXT,
-    vector BLOB,
-    indexed_at REAL NOT NULL,
-    missing_since REAL
-);
-CREATE INDEX IF NOT EXISTS files_hash ON files (hash);
-"""
 
 
 @dataclass(frozen=True)
@@ -90,7 +70,7 @@ class Store:
         self.present = "status = 'ok' AND missing_since IS NULL"  # rows that searches see
         if not create and not self.path.exists():
             raise IndexMissing(f"no index at {folder}", hint="create it with `mmcli index PATH`")
-        self.readonly = _read_only(folder, self.path)
+        self.readonly = read_only(folder, self.path)
         if create:
             ensure_writable(folder, name)
         folder.mkdir(parents=True, exist_ok=True)
@@ -164,26 +144,6 @@ class Store:
                 self.db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(newest),))
         finally:
             self.db.execute("DETACH DATABASE fresh")
-
-    @classmethod
-    def remove(cls, folder: Path, name: str) -> None:
-        """Delete a database and its WAL files (a finished or abandoned rebuild)."""
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            try:
-                (folder / (name + suffix)).unlink()
-            except FileNotFoundError:
-                pass
-
-    @classmethod
-    def set_aside(cls, folder: Path) -> Path:
-        """Move a broken database (and its WAL files) out of the way; returns its new name."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = folder / f"{DB_NAME}.corrupt-{stamp}"
-        for suffix in ("", "-wal", "-shm"):
-            src = folder / (DB_NAME + suffix)
-            if src.exists():
-                os.replace(src, folder / (target.name + suffix))
-        return target
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
@@ -375,23 +335,6 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
-
-
-def ensure_writable(folder: Path, name: str = DB_NAME) -> None:
-    """Refuse, saying so, to update an index this process cannot write (before taking its lock)."""
-    if _read_only(folder, folder / name):
-        raise IndexReadOnly(
-            f"the index at {folder} is read-only: it cannot be updated here",
-            hint="search, info, dupes and cluster work on it; to add images, copy it somewhere writable",
-        )
-
-
-def _read_only(folder: Path, path: Path) -> bool:
-    """Can this process not write the index (its database, or the folder its WAL files go in)?"""
-    if path.exists():
-        return not (os.access(path, os.W_OK) and os.access(folder, os.W_OK))
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    return existing is not None and existing.is_dir() and not os.access(existing, os.W_OK)
 
 
 class _Transaction:

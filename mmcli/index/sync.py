@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import DiskFull, IndexCorrupt, IndexReadOnly, IndexStoreError, UsageError
 from mmcli.faults import fault_point
-from mmcli.index import changes
+from mmcli.index import changes, schema
 from mmcli.index.changes import Changes, find_changes
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
-from mmcli.index.store import REBUILD_DB, FileRow, Store, ensure_writable
+from mmcli.index.schema import REBUILD_DB, ensure_writable
+from mmcli.index.store import FileRow, Store
 from mmcli.results import FileFailure, ImageVector
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
     else:
         spec = parse_model_spec(model, weights)
     encoder = load_encoder(spec, device=job.device, precision=job.precision)
-    Store.remove(store.folder, REBUILD_DB)  # what a killed rebuild left
+    schema.remove(store.folder, REBUILD_DB)  # what a killed rebuild left
     side = Store(store.folder, create=True, name=REBUILD_DB, model=model_meta(spec))
     try:
         summary = _update(side, spec, job, start, encoder=encoder)
@@ -163,7 +164,7 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
         fault_point("index.rebuild-swapped")
     finally:
         side.close()
-    Store.remove(store.folder, REBUILD_DB)
+    schema.remove(store.folder, REBUILD_DB)
     return summary
 
 
@@ -186,7 +187,7 @@ def _open_for_writing(folder: Path, rebuild: bool) -> Store:
     except IndexCorrupt:
         if not rebuild:
             raise
-    Store.set_aside(folder)
+    schema.set_aside(folder)
     return Store(folder, create=True)
 
 

@@ -1,0 +1,71 @@
+"""The index's on-disk format: its files, the SQLite schema and its version, where it can be written.
+
+Format history: 1, the first; 2 adds ``files.missing_since`` (vanished files keep their vectors),
+added in place when an index of format 1 is opened for writing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from mmcli.errors import IndexReadOnly
+
+FORMAT_VERSION = 2  # 2: files.missing_since (vanished files keep their vectors)
+DB_NAME = "index.sqlite"
+REBUILD_DB = "rebuild.sqlite"  # where `mmcli index --rebuild` builds the new index before the swap
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path BLOB NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    vector BLOB,
+    indexed_at REAL NOT NULL,
+    missing_since REAL
+);
+CREATE INDEX IF NOT EXISTS files_hash ON files (hash);
+"""
+
+
+def remove(folder: Path, name: str) -> None:
+    """Delete a database and its WAL files (a finished or abandoned rebuild)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            (folder / (name + suffix)).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def set_aside(folder: Path) -> Path:
+    """Move a broken database (and its WAL files) out of the way; returns its new name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = folder / f"{DB_NAME}.corrupt-{stamp}"
+    for suffix in ("", "-wal", "-shm"):
+        src = folder / (DB_NAME + suffix)
+        if src.exists():
+            os.replace(src, folder / (target.name + suffix))
+    return target
+
+
+def ensure_writable(folder: Path, name: str = DB_NAME) -> None:
+    """Refuse, saying so, to update an index this process cannot write (before taking its lock)."""
+    if read_only(folder, folder / name):
+        raise IndexReadOnly(
+            f"the index at {folder} is read-only: it cannot be updated here",
+            hint="search, info, dupes and cluster work on it; to add images, copy it somewhere writable",
+        )
+
+
+def read_only(folder: Path, path: Path) -> bool:
+    """Can this process not write the index (its database, or the folder its WAL files go in)?"""
+    if path.exists():
+        return not (os.access(path, os.W_OK) and os.access(folder, os.W_OK))
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing is not None and existing.is_dir() and not os.access(existing, os.W_OK)
