@@ -386,25 +386,25 @@ def main() -> None:
 
         # (d) cold search on a 10k index, cold classify on one image
         synthetic_index(tmpdir / "idx10k", None, 200 if smoke else 10_000, weights)
-        search_cmd = [*MMCLI, "search", "a red car", "--index", str(tmpdir / "idx10k"), "-k", "10"]
-        first = _popen_rss(search_cmd, env)
-        second = _popen_rss(search_cmd, env)
-        res["search_cold_s"], res["search_cold_rss_mb"] = first["seconds"], first["rss_mb"]
-        res["search_cached_query_s"] = second["seconds"]
-        classify_cmd = [
-            *MMCLI,
-            "classify",
-            str(corpus[0]),
-            "--labels",
-            "cat",
-            "dog",
-            "--model",
-            ARCH,
-            "--weights",
-            str(weights),
-        ]
-        c = _popen_rss(classify_cmd, env)
-        res["classify_one_s"], res["classify_one_rss_mb"] = c["seconds"], c["rss_mb"]
+
+        def search_cmd(query: str) -> list[str]:
+            return [*MMCLI, "search", query, "--index", str(tmpdir / "idx10k"), "-k", "10"]
+
+        def classify_cmd(*labels: str) -> list[str]:
+            return [*MMCLI, "classify", str(corpus[0]), "--labels", *labels, "--model", ARCH, "--weights", str(weights)]
+
+        # first use of the model's ONNX towers exports them (once per model, needs torch)
+        res["search_first_use_s"] = _popen_rss(search_cmd("a first query"), env)["seconds"]
+        res["classify_first_use_s"] = _popen_rss(classify_cmd("first", "labels"), env)["seconds"]
+        # then: cold processes, cache dir warm, texts never seen before (median of 3)
+        runs = [_popen_rss(search_cmd(f"a new query number {i}"), env) for i in range(3)]
+        res["search_cold_s"] = float(np.median([r["seconds"] for r in runs]))
+        res["search_cold_rss_mb"] = float(np.median([r["rss_mb"] for r in runs]))
+        res["search_cached_query_s"] = _popen_rss(search_cmd("a new query number 0"), env)["seconds"]
+        runs = [_popen_rss(classify_cmd(f"label {i}a", f"label {i}b"), env) for i in range(3)]
+        res["classify_one_s"] = float(np.median([r["seconds"] for r in runs]))
+        res["classify_one_rss_mb"] = float(np.median([r["rss_mb"] for r in runs]))
+        res["models_s"] = float(np.median([_popen_rss([*MMCLI, "models"], env)["seconds"] for _ in range(3)]))
         res["help_s"] = min(_popen_rss([*MMCLI, "--help"], env)["seconds"] for _ in range(3))
 
         # warm search through `mmcli serve` on a 100k index
@@ -471,9 +471,19 @@ def report(res: dict[str, Any], auto: str) -> None:
     print(
         f"| CPU bound when model and decoding share the cores, images/s | {joint:.1f} | index reaches {a / joint:.0%} |"
     )
-    print(f"| `mmcli search` cold, 10k index, s | {res['search_cold_s']:.2f} | |")
+    print(
+        f"| `mmcli search` cold, 10k index, a new query (median of 3), s | {res['search_cold_s']:.2f} | target 1.0 s |"
+    )
+    print(f"| first search with a model (exports its ONNX text tower once), s | {res['search_first_use_s']:.2f} | |")
     print(f"| `mmcli search` same query again (text cache: no model), s | {res['search_cached_query_s']:.2f} | |")
-    print(f"| `mmcli classify` one image, cold, s | {res['classify_one_s']:.2f} | |")
+    print(
+        f"| `mmcli classify` one 12 MP image, two new labels, cold (median of 3), s | {res['classify_one_s']:.2f} "
+        "| target 1.5 s |"
+    )
+    print(
+        f"| first classify with a model (exports its ONNX image tower once), s | {res['classify_first_use_s']:.2f} | |"
+    )
+    print(f"| `mmcli models`, s | {res['models_s']:.2f} | target 0.3 s |")
     w = res["serve_search"]
     print(
         f"| warm search via `mmcli serve`, {res['serve_index_size']} images: new query p50 / p99 ms | "
