@@ -376,3 +376,64 @@ def test_endpoints_run_off_the_event_loop() -> None:
     }
     assert len(endpoints) == 3
     assert not any(inspect.iscoroutinefunction(fn) for fn in endpoints.values())
+
+
+def test_health_answers_while_a_long_classification_runs(server, tmp_path: Path) -> None:
+    """A second server (its own home, a body limit big enough for 3,000 paths)."""
+    import threading
+
+    home = tmp_path / "home"
+    shutil.copytree(server["home"] / "indexes", home / "indexes")
+    env = {**server["env"], "MMCLI_HOME": str(home)}
+    port = _free_port()
+    args = ["serve", "--index", "shapes", "--port", str(port), "--allow-root", str(server["photos"])]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmcli", *args, "--max-body", "10000000"], env=env, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                _get(url + "/health")
+                break
+            except OSError:
+                time.sleep(0.2)
+        photo = str(sorted(server["photos"].iterdir())[0])
+        body = json.dumps({"paths": [photo] * 3000, "labels": ["red circle", "blue star"]}).encode()
+        done: list[float] = []
+
+        def classify() -> None:
+            req = urllib.request.Request(url + "/classify", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=600) as r:
+                assert len(json.loads(r.read())["results"]) == 3000
+            done.append(time.monotonic())
+
+        worker = threading.Thread(target=classify)
+        worker.start()
+        time.sleep(0.5)
+        _get(url + "/health")
+        answered = time.monotonic()
+        worker.join(timeout=600)
+        assert done and answered < done[0]  # /health came back while the classification still ran
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("host", "beyond"),
+    [
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+        ("0", True),
+        ("", True),
+        ("0x0", True),
+        ("0.0.0.0", True),
+    ],
+)
+def test_listening_beyond_loopback_is_recognised(host: str, beyond: bool) -> None:
+    from mmcli.server import beyond_loopback
+
+    assert beyond_loopback(host) is beyond
