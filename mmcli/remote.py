@@ -102,8 +102,10 @@ def read_discovery() -> dict[str, Any] | None:
 
 def find_server(explicit: str | None, index_folder: Path | None) -> FoundServer | None:
     """The server to use: ``explicit``, else MMCLI_SERVER, else a live one serving ``index_folder``."""
-    from mmcli.config import settings
+    from mmcli.config import SERVER_OFF, settings
 
+    if explicit is not None and explicit.strip().lower() in SERVER_OFF:
+        return None  # --server off: never use one
     env = settings().server
     info = read_discovery()
     if explicit or env:

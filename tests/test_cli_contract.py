@@ -347,3 +347,12 @@ def test_alias_hub_repos_are_open_clips() -> None:
         if "hub" in entry:
             arch, _, tag = entry["spec"].partition(":")
             assert pretrained_location(arch, tag)[1] == entry["hub"], name
+
+
+def test_server_off_and_an_index_that_is_a_file(tiny_index: Path, tmp_path: Path) -> None:
+    r = run_mmcli("search", "a red circle", "--server", "off", "--index", str(tiny_index), "-k", "1")
+    assert r.returncode == 0 and r.stdout and r.stderr == b"", r.stderr
+    photo = tmp_path / "a-file.jpg"
+    photo.write_bytes(b"x")
+    r = run_mmcli("index", str(tmp_path), "--index", str(photo))
+    assert r.returncode == 2 and b"is a file, not an index folder" in r.stderr and b"Traceback" not in r.stderr

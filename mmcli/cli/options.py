@@ -110,8 +110,8 @@ ServerOpt = Annotated[
     Optional[str],
     typer.Option(
         "--server",
-        help="Use a running `mmcli serve` at this URL (default: $MMCLI_SERVER, or one found running; "
-        "MMCLI_SERVER=off never uses one).",
+        help="Use a running `mmcli serve` at this URL, or `off` for none (default: $MMCLI_SERVER, or one "
+        "found running; MMCLI_SERVER=off never uses one).",
         show_default=False,
     ),
 ]

@@ -24,7 +24,10 @@ def index_folder(name: str | None) -> Path:
     if not name:
         return home_dir() / "indexes" / "default"
     if os.sep in name or name.startswith((".", "~")) or (os.altsep and os.altsep in name):
-        return Path(name).expanduser().resolve()
+        folder = Path(name).expanduser().resolve()
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"--index {name}: is a file, not an index folder", hint="give a folder path or a name")
+        return folder
     if not NAME_RE.match(name):
         raise UsageError(f"invalid index name {name!r}", hint="use letters, digits, '.', '_' and '-', or a path")
     return home_dir() / "indexes" / name
