@@ -40,6 +40,19 @@ def _post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+def _wait_until_serving(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            _get(url + "/health")
+            return
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(proc.stderr.read().decode() if proc.stderr else f"exit {proc.returncode}")
+            time.sleep(0.2)
+    pytest.fail(f"{url} never answered")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("serve")
@@ -74,15 +87,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            _get(url + "/health")
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(proc.stderr.read().decode())
-            time.sleep(0.2)
+    _wait_until_serving(url, proc)
     yield {"url": url, "env": env, "photos": photos, "home": home, "base": base, "proc": proc, "port": port}
     proc.terminate()
     proc.wait(timeout=30)
@@ -388,17 +393,11 @@ def test_health_answers_while_a_long_classification_runs(server, tmp_path: Path)
     port = _free_port()
     args = ["serve", "--index", "shapes", "--port", str(port), "--allow-root", str(server["photos"])]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mmcli", *args, "--max-body", "10000000"], env=env, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "mmcli", *args, "--max-body", "10000000"], env=env, stderr=subprocess.PIPE
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                _get(url + "/health")
-                break
-            except OSError:
-                time.sleep(0.2)
+        _wait_until_serving(url, proc)
         photo = str(sorted(server["photos"].iterdir())[0])
         body = json.dumps({"paths": [photo] * 3000, "labels": ["red circle", "blue star"]}).encode()
         done: list[float] = []
