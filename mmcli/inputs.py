@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mmcli.errors import NoImagesError, UsageError
+from mmcli.queries import IMAGE_SUFFIXES
 
 MAX_PATH_BYTES = 64 * 1024  # far above any file system's limit on a path
 MAX_BLANK_BYTES = 64 * 1024 * 1024  # of separators and blanks read without a single path
@@ -52,6 +53,12 @@ def gather_paths(inputs: Sequence[str] | None, stdin: BinaryIO | None, nul: bool
 
     if not inputs:
         raise UsageError("no inputs given", hint="pass image files or folders, or - to read paths from stdin")
+    stray = next((i for i in inputs if i.startswith("-") and i != "-" and not os.path.exists(i)), None)
+    if stray is not None:
+        raise UsageError(
+            f"{stray!r} looks like an option, but it came after '--', where everything is an input",
+            hint="put options before --",
+        )
     if inputs.count("-") > 1:
         raise UsageError("'-' (stdin) can be given only once")
     items: list[str] = []
@@ -69,6 +76,19 @@ def gather_paths(inputs: Sequence[str] | None, stdin: BinaryIO | None, nul: bool
             hint="image types: jpg, png, webp, gif, bmp, tiff (heic with pillow-heif)",
         )
     return paths
+
+
+def check_inputs_given(inputs: Sequence[str] | None, labels: Sequence[str] | None) -> None:
+    """No inputs, but a label names a file: it was surely meant as an input (``--labels`` takes every
+    value up to the next option)."""
+    if inputs:
+        return
+    taken = [lab for lab in labels or () if os.path.exists(lab) or lab.lower().endswith(IMAGE_SUFFIXES)]
+    if taken:
+        raise UsageError(
+            f"no inputs given: {taken[0]!r} was taken as a label (--labels takes every value up to the next option)",
+            hint=f"put inputs before --labels, or after --: mmcli classify {taken[0]} --labels ...",
+        )
 
 
 def read_labels_file(path: Path) -> list[str]:

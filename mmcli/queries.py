@@ -35,16 +35,28 @@ def image_term(path: str, weight: float = 1.0) -> Term:
     return Term(weight, os.path.abspath(os.path.expanduser(path)), True)
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
+
+
 def parse_term(raw: str, sign: float = 1.0) -> Term:
-    """``2:sunset`` -> weight 2, text "sunset"; ``photo.jpg`` (an existing file) -> an image term."""
+    """``2:sunset`` -> weight 2, text "sunset"; ``photo.jpg`` (an existing file) -> an image term;
+    ``text:a/b`` -> the text "a/b". A term that looks like a path (a slash, an image suffix) but names
+    no file is an error rather than quietly a text query."""
     weight, value = 1.0, raw
     m = WEIGHT_RE.match(raw)
     if m and not os.path.exists(raw):
         weight, value = float(m.group(1)), m.group(2)
+    if value.startswith("text:"):
+        value = value[5:]
+        if not value.strip():
+            raise UsageError(f"empty query term {raw!r}")
+        return Term(sign * weight, value, False)
     if not value.strip():
         raise UsageError(f"empty query term {raw!r}")
     if os.path.isfile(value):
         return image_term(value, sign * weight)
+    if os.sep in value or value.lower().endswith(IMAGE_SUFFIXES):
+        raise UsageError(f"no such image file: {value}", hint=f"to search for it as text, write text:{value}")
     return Term(sign * weight, value, False)
 
 
@@ -88,7 +100,13 @@ class SearchRequest:
 
     @staticmethod
     def folder(within: str | None) -> str | None:
-        return os.path.abspath(os.path.expanduser(within)) if within else None
+        """``--in``: an absolute folder, which must exist."""
+        if not within:
+            return None
+        folder = os.path.abspath(os.path.expanduser(within))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--in {within}: no such folder")
+        return folder
 
 
 @dataclass(frozen=True)

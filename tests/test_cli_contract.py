@@ -356,3 +356,49 @@ def test_server_off_and_an_index_that_is_a_file(tiny_index: Path, tmp_path: Path
     photo.write_bytes(b"x")
     r = run_mmcli("index", str(tmp_path), "--index", str(photo))
     assert r.returncode == 2 and b"is a file, not an index folder" in r.stderr and b"Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["classify", "--labels", "cat", "dog", "coins.jpg"], "'coins.jpg' was taken as a label"),
+        (["classify", "--labels", "cat", "dog", "--", "a.jpg", "-f", "tsv"], "came after '--'"),
+        (["search", "a dog", "--add", "./no/such.jpg"], "text:./no/such.jpg"),
+        (["search", "a dog", "--in", "/no/such/dir"], "--in /no/such/dir: no such folder"),
+    ],
+)
+def test_rough_edges_of_a_first_run_are_usage_errors_that_say_what_happened(
+    runner, args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+def test_a_text_term_may_look_like_a_path_when_it_says_so() -> None:
+    from mmcli.queries import parse_term
+
+    term = parse_term("2:text:AC/DC.jpg")
+    assert (term.weight, term.value, term.is_image) == (2.0, "AC/DC.jpg", False)
+
+
+@pytest.mark.parametrize(
+    ("name", "spec"),
+    [("ViT-B/32", "ViT-B-32:openai"), ("ViT-L/14@336px", "ViT-L-14-336:openai"), ("RN50x4", "RN50x4:openai")],
+)
+def test_openai_model_names_are_accepted(name: str, spec: str) -> None:
+    from mmcli.models import parse_model_spec
+    from mmcli.models.spec import OPENAI_NAMES
+    from mmcli.models.weights import pretrained_location
+
+    assert parse_model_spec(name).canonical == spec
+    for openai_spec in OPENAI_NAMES.values():  # every one is a real open_clip ARCH:TAG
+        arch, _, tag = openai_spec.partition(":")
+        assert pretrained_location(arch, tag) is not None, openai_spec
+
+
+def test_demo_reuses_its_folder(tmp_path: Path) -> None:
+    for _ in range(2):
+        r = run_mmcli("demo", "--count", "8")
+        assert r.returncode == 0, r.stderr.decode()
+    demo = Path(os.environ["MMCLI_CACHE"]) / "demo"
+    assert len(list(demo.glob("*.jpg"))) == 8 and str(demo).encode() in r.stderr

@@ -79,12 +79,13 @@ def classify(
     with funnel():
         from mmcli.cli.views import CLASSIFICATIONS
         from mmcli.engine import LocalEngine, choose_engine
-        from mmcli.inputs import choose_templates, collect_labels
+        from mmcli.inputs import check_inputs_given, choose_templates, collect_labels
         from mmcli.output import Progress, Renderer, choose_format
         from mmcli.queries import ClassifyRequest
         from mmcli.results import FileFailure
 
         out_format = choose_format(CLASSIFICATIONS, fmt, sys.stdout)
+        check_inputs_given(source.inputs, labels)
         cut = threshold if threshold is not None else (0.5 if multi_label else None)
         request = ClassifyRequest(
             tuple(source.paths()),

@@ -31,7 +31,9 @@ def demo(
     folder: Annotated[
         Optional[Path],
         typer.Option(
-            "--dir", help="Where to write the sample images (default: a new temporary folder).", show_default=False
+            "--dir",
+            help="Where to write the sample images (default: $MMCLI_CACHE/demo, reused by every run).",
+            show_default=False,
         ),
     ] = None,
     count: Annotated[int, typer.Option("--count", min=8, max=5000, help="How many sample images.")] = 48,
@@ -40,14 +42,18 @@ def demo(
     """Offline demo: generate shape images, index them, search and classify with the bundled mmcli-tiny."""
     with funnel():
         import os
-        import tempfile
         from dataclasses import replace
 
         from mmcli.cli.views import CLASSIFICATIONS, HITS
+        from mmcli.config import cache_dir
         from mmcli.demo import DEMO_QUERY, run_demo
         from mmcli.output import render
 
-        target = (folder or Path(tempfile.mkdtemp(prefix="mmcli-demo-"))).resolve()
+        target = (folder or cache_dir() / "demo").resolve()
+        if folder is None and target.is_dir():
+            import shutil
+
+            shutil.rmtree(target)  # the demo's own folder: each run starts afresh there, nothing piles up
         say(f"1. writing {count} shape images to {target}")
         say("2. indexing them with the bundled mmcli-tiny model; 3. searching; 4. classifying")
         result = run_demo(target, count=count, seed=seed)

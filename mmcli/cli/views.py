@@ -9,8 +9,8 @@ from mmcli.output import View
 HITS = View(
     columns=("rank", "score", "path"),
     table_rows=lambda h: [(h.rank, f"{h.score:.4f}", h.path)],
-    csv_header=("rank", "score", "path"),
-    csv_rows=lambda h: [(h.rank, f"{h.score:.6f}", h.path)],
+    csv_header=("rank", "path", "score"),  # the order of the JSON fields
+    csv_rows=lambda h: [(h.rank, h.path, f"{h.score:.6f}")],
     paths=lambda h: [h.path],
 )
 

@@ -58,11 +58,27 @@ def aliases() -> dict[str, dict[str, str]]:
     return dict(load_toml("models.toml").get("aliases", {}))
 
 
+# The names of OpenAI's `clip.load(...)`, as open_clip ARCH:TAG specs.
+OPENAI_NAMES = {
+    "RN50": "RN50:openai",
+    "RN101": "RN101:openai",
+    "RN50x4": "RN50x4:openai",
+    "RN50x16": "RN50x16:openai",
+    "RN50x64": "RN50x64:openai",
+    "ViT-B/32": "ViT-B-32:openai",
+    "ViT-B/16": "ViT-B-16:openai",
+    "ViT-L/14": "ViT-L-14:openai",
+    "ViT-L/14@336px": "ViT-L-14-336:openai",
+}
+
+
 def parse_model_spec(text: str | None, weights: str | os.PathLike[str] | None = None) -> ModelSpec:
     """Turn ``--model`` (and ``--weights``) into a ModelSpec; no model code is imported."""
     name = text or default_model()
     spec_text = name
     alias = aliases().get(name)
+    if alias is None and name in OPENAI_NAMES:
+        spec_text = OPENAI_NAMES[name]
     if alias is not None:
         spec_text = alias["spec"]
         if spec_text.startswith("local-dir:") and not Path(spec_text[10:]).is_absolute():
