@@ -35,6 +35,10 @@ class ModelError(MmcliError):
     """A model spec that cannot be resolved or whose weights cannot be had or loaded."""
 
 
+class UnknownModel(UsageError):
+    """A --model name that names no alias, architecture or pretrained tag (exit 2, like any bad argument)."""
+
+
 class NoImagesError(MmcliError):
     """Not a single input image could be processed."""
 

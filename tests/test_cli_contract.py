@@ -160,16 +160,19 @@ def test_model_unavailable_offline_is_one_line_with_hint(runner, shapes_dir: Pat
 
 
 @pytest.mark.parametrize(
-    "model, message",
+    "model, code, message",
     [
-        ("ViT-B-32-256:no_such_tag", "unknown pretrained tag 'no_such_tag'"),
-        ("NoSuchArch:tag", "unknown open_clip architecture"),
-        ("local-dir:/nonexistent/folder", "model folder not found"),
+        ("ViT-B-32-256:no_such_tag", 2, "unknown pretrained tag 'no_such_tag'"),  # every unknown model: 2
+        ("NoSuchArch:tag", 2, "unknown open_clip architecture"),
+        ("mmcli-tinny", 2, "did you mean mmcli-tiny?"),
+        ("ViT-B/23", 2, "did you mean ViT-B/32"),
+        ("ViT-B-32-265:datacomp_s34b_b86k", 2, "did you mean ViT-B-32-256"),
+        ("local-dir:/nonexistent/folder", 1, "model folder not found"),  # a model that cannot be had: 1
     ],
 )
-def test_bad_model_specs(runner, shapes_dir: Path, model: str, message: str) -> None:
+def test_bad_model_specs(runner, shapes_dir: Path, model: str, code: int, message: str) -> None:
     result = runner.invoke(app, ["classify", str(shapes_dir / "red_star.jpg"), "--labels", "a", "--model", model])
-    assert result.exit_code == 1
+    assert result.exit_code == code, result.stderr
     assert message in result.stderr
 
 

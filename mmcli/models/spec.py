@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from mmcli.config import configs_dir, default_model, load_toml
-from mmcli.errors import UsageError
+from mmcli.errors import UnknownModel, UsageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,11 +102,34 @@ def parse_model_spec(text: str | None, weights: str | os.PathLike[str] | None = 
             )
         return ModelSpec(name=name, arch=arch, weights=Path(weights).expanduser().resolve())
     if not tag:
+        if arch not in architectures():
+            raise UnknownModel(f"unknown model {name!r}", hint=did_you_mean(name))
         raise UsageError(
             f"model {name!r} has no pretrained tag and no --weights file",
             hint=f"use --model {arch}:TAG (see `mmcli models --all`) or --model {arch} --weights FILE",
         )
     return ModelSpec(name=name, arch=arch, tag=tag)
+
+
+def architectures() -> frozenset[str]:
+    """open_clip's architecture names, from its model_configs folder (found without importing it)."""
+    import importlib.util
+
+    found = importlib.util.find_spec("open_clip")
+    if found is None or found.origin is None:
+        return frozenset()
+    return frozenset(p.stem for p in (Path(found.origin).parent / "model_configs").glob("*.json"))
+
+
+def did_you_mean(name: str) -> str:
+    """A hint naming the aliases, OpenAI names and architectures closest to a misspelled ``name``."""
+    import difflib
+
+    known = [*aliases(), *OPENAI_NAMES, *sorted(architectures())]
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(close) + "? (`mmcli models` lists the aliases)"
+    return "`mmcli models` lists the aliases, `mmcli models --all` every ARCH:TAG"
 
 
 def find_checkpoint(folder: Path) -> Path | None:

@@ -8,12 +8,13 @@ the functions that need them.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmcli.errors import ModelError
+from mmcli.errors import ModelError, UnknownModel
 from mmcli.models.spec import ModelSpec, find_checkpoint
 
 HF_WEIGHTS = "open_clip_pytorch_model.bin"  # open_clip's default checkpoint name on the hub
@@ -140,7 +141,9 @@ def _check_arch(arch: str) -> None:
     import open_clip
 
     if arch not in open_clip.list_models():
-        raise ModelError(f"unknown open_clip architecture {arch!r}", hint=UNKNOWN_ARCH_HINT)
+        close = difflib.get_close_matches(arch, open_clip.list_models(), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? ({UNKNOWN_ARCH_HINT})" if close else UNKNOWN_ARCH_HINT
+        raise UnknownModel(f"unknown open_clip architecture {arch!r}", hint=hint)
 
 
 def resolve(spec: ModelSpec) -> Resolved:
@@ -167,7 +170,7 @@ def resolve(spec: ModelSpec) -> Resolved:
     if location is None:
         _check_arch(arch)
         tags = open_clip.list_pretrained_tags_by_model(arch)
-        raise ModelError(
+        raise UnknownModel(
             f"unknown pretrained tag {spec.tag!r} for {arch}",
             hint=f"known tags: {', '.join(tags)}" if tags else "pass --weights FILE",
         )
