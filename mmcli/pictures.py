@@ -135,6 +135,15 @@ def write_grid(path: Path, tiles: Sequence[Tile], columns: int = 5) -> None:
     write_output(path, buf.getvalue())
 
 
+def short_name(path: str, width: int = 34) -> str:
+    """The file name, shortened in the middle to ``width`` characters (what fits under a thumbnail)."""
+    name = os.path.basename(path) or path
+    if len(name) <= width:
+        return name
+    keep = width - 1
+    return name[: keep - keep // 2] + "…" + name[len(name) - keep // 2 :]
+
+
 def write_pictures(
     tiles: Sequence[Tile], html_out: Path | None, grid_out: Path | None, title: str, subtitle: str = ""
 ) -> list[Path]:
@@ -143,7 +152,7 @@ def write_pictures(
     if html_out is not None:
         write_html(html_out, tiles, title, subtitle)
         written.append(html_out)
-    if grid_out is not None:
-        write_grid(grid_out, tiles)
+    if grid_out is not None:  # a sheet has no links: each cell also gets its file name
+        write_grid(grid_out, [Tile(t.path, (*t.caption, short_name(t.path))) for t in tiles])
         written.append(grid_out)
     return written

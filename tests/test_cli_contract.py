@@ -405,3 +405,16 @@ def test_demo_reuses_its_folder(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr.decode()
     demo = Path(os.environ["MMCLI_CACHE"]) / "demo"
     assert len(list(demo.glob("*.jpg"))) == 8 and str(demo).encode() in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "shown"), [([], 2), (["--top-k", "4"], 4), (["--multi-label", "--threshold", "0"], 5)]
+)
+def test_the_classify_table_shows_the_labels_asked_for(shapes_dir: Path, extra: list[str], shown: int) -> None:
+    from typer.testing import CliRunner
+
+    labels = ["red star", "blue circle", "green square", "white triangle", "black star"]
+    args = ["classify", str(shapes_dir / "red_star.jpg"), "--labels", *labels, "--model", TINY, "-f", "table", *extra]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "250"})  # one line per row: nothing folded
+    assert result.exit_code == 0, result.stderr
+    assert sum(label in result.stdout for label in labels) == shown

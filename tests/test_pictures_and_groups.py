@@ -125,14 +125,14 @@ def test_classify_html_and_grid(runner, indexed, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     assert page.read_text().count("<li>") == 2 and "red star" in page.read_text()
     sheet = Image.open(grid)
-    assert sheet.size == (2 * 204, 192 + 12 + 2 * 14) and sheet.mode == "RGB"  # two cells, two lines each
-    assert all(_dark_pixels(strip) >= 20 for strip in _caption_strips(sheet, lines=2))  # text under each
+    assert sheet.size == (2 * 204, 192 + 12 + 3 * 14) and sheet.mode == "RGB"  # two cells: 2 labels + the name
+    assert all(_dark_pixels(strip) >= 20 for strip in _caption_strips(sheet, lines=3))  # text under each
     from mmcli.pictures import Tile, write_grid
 
     blank = tmp_path / "blank.png"  # the same sheet with empty captions: the check above sees no text
-    write_grid(blank, [Tile(str(folder / n), ("", "")) for n in ("red_star.png", "blue_circle.png")])
+    write_grid(blank, [Tile(str(folder / n), ("", "", "")) for n in ("red_star.png", "blue_circle.png")])
     assert Image.open(blank).size == sheet.size
-    assert all(_dark_pixels(strip) == 0 for strip in _caption_strips(Image.open(blank), lines=2))
+    assert all(_dark_pixels(strip) == 0 for strip in _caption_strips(Image.open(blank), lines=3))
 
 
 def _caption_strips(sheet: Image.Image, lines: int) -> list[np.ndarray]:
@@ -157,7 +157,7 @@ def test_search_grid_has_one_cell_per_hit(runner, indexed, tmp_path: Path) -> No
     r = runner.invoke(app, ["search", "a blue square", "--index", str(index), "-k", "7", "--grid", str(grid)])
     assert r.exit_code == 0, r.stderr
     w, h = Image.open(grid).size
-    assert w == 5 * (192 + 12) and h == 2 * (192 + 12 + 14)
+    assert w == 5 * (192 + 12) and h == 2 * (192 + 12 + 2 * 14)  # rank and score, then the file name
 
 
 def test_dupes_groups_near_and_exact_copies(runner, indexed) -> None:

@@ -77,14 +77,15 @@ def classify(
 ) -> None:
     """Zero-shot classify images against labels."""
     with funnel():
-        from mmcli.cli.views import CLASSIFICATIONS
+        from mmcli.cli.views import classifications
         from mmcli.engine import LocalEngine, choose_engine
         from mmcli.inputs import check_inputs_given, choose_templates, collect_labels
         from mmcli.output import Progress, Renderer, choose_format
         from mmcli.queries import ClassifyRequest
         from mmcli.results import FileFailure
 
-        out_format = choose_format(CLASSIFICATIONS, fmt, sys.stdout)
+        view = classifications(top_k - 1 if top_k else None if multi_label else 1)  # what was asked for
+        out_format = choose_format(view, fmt, sys.stdout)
         check_inputs_given(source.inputs, labels)
         cut = threshold if threshold is not None else (0.5 if multi_label else None)
         request = ClassifyRequest(
@@ -105,7 +106,7 @@ def classify(
             result = engine.classify(request, progress.update, prompts.update)
             prompts.close()
             warn_all(result.warnings)
-            renderer, done, failed = Renderer(CLASSIFICATIONS, out_format), [], 0
+            renderer, done, failed = Renderer(view, out_format), [], 0
             for item in result.items:
                 if isinstance(item, FileFailure):
                     failed += 1

@@ -14,21 +14,27 @@ HITS = View(
     paths=lambda h: [h.path],
 )
 
-CLASSIFICATIONS = View(
-    columns=("path", "label", "score", "runner-up"),
-    table_rows=lambda c: [
-        (
-            c.path,
-            c.labels[0].label if c.labels else "-",
-            f"{c.labels[0].score:.3f}" if c.labels else "-",
-            ", ".join(f"{ls.label} {ls.score:.3f}" for ls in c.labels[1:2]),
-        )
-    ],
-    csv_header=("path", "label", "score"),
-    csv_rows=lambda c: [(c.path, ls.label, f"{ls.score:.6f}") for ls in c.labels],
-    right=frozenset({"score"}),
-    dim=frozenset({"runner-up"}),
-)
+
+def classifications(more: int | None = 1) -> View:
+    """Classifications: the best label, and ``more`` of the others (None: every one kept) in the table."""
+    return View(
+        columns=("path", "label", "score", "runner-up" if more == 1 else "others"),
+        table_rows=lambda c: [
+            (
+                c.path,
+                c.labels[0].label if c.labels else "-",
+                f"{c.labels[0].score:.3f}" if c.labels else "-",
+                ", ".join(f"{ls.label} {ls.score:.3f}" for ls in c.labels[1 : None if more is None else 1 + more]),
+            )
+        ],
+        csv_header=("path", "label", "score"),
+        csv_rows=lambda c: [(c.path, ls.label, f"{ls.score:.6f}") for ls in c.labels],
+        right=frozenset({"score"}),
+        dim=frozenset({"runner-up", "others"}),
+    )
+
+
+CLASSIFICATIONS = classifications()
 
 DUPES = View(
     columns=("group", "size", "min_score", "paths"),
