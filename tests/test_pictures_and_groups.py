@@ -241,3 +241,28 @@ def test_cluster_and_dupes_of_an_index_whose_files_were_all_removed(runner, tmp_
     assert r.exception is None or isinstance(r.exception, SystemExit)
     r = runner.invoke(app, ["dupes", "--index", str(index), "-f", "jsonl"])
     assert r.exit_code == 0 and r.stdout == ""
+
+
+def test_cluster_has_the_same_outputs_as_the_other_listing_commands(runner, indexed, tmp_path: Path) -> None:
+    _, index = indexed
+    grid, page = tmp_path / "clusters.png", tmp_path / "clusters.html"
+    args = [
+        "cluster",
+        "-k",
+        "2",
+        "--samples",
+        "3",
+        "--index",
+        str(index),
+        "-0",
+        "--grid",
+        str(grid),
+        "--html",
+        str(page),
+    ]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.stderr
+    groups = r.stdout_bytes.split(b"\0\0")
+    assert [len([p for p in g.split(b"\0") if p]) for g in groups if g.strip(b"\0")] == [3, 3]
+    assert Image.open(grid).size == (5 * 204, 2 * (192 + 12 + 3 * 14))  # 6 cells: cluster, labels, name
+    assert page.read_text().count("<li>") == 6

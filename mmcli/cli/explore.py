@@ -61,6 +61,7 @@ def dupes(
     multi_value=True,
 )
 @model_options
+@picture_options
 def cluster(
     k: Annotated[int, typer.Option("-k", "--clusters", min=1, help="How many clusters.")] = 10,
     labels: LabelsOpt = None,
@@ -70,8 +71,10 @@ def cluster(
     seed: Annotated[int, typer.Option("--seed", help="k-means seed.")] = 1234,
     index: IndexOpt = None,
     fmt: FormatOpt = None,
+    null: NulOutOpt = False,
     *,
     model_choice: ModelChoice,
+    pictures: PictureChoice,
 ) -> None:
     """k-means over an index: each cluster's size, sample images and best-matching labels."""
     with funnel():
@@ -82,8 +85,17 @@ def cluster(
         from mmcli.inputs import choose_templates, collect_labels
         from mmcli.output import choose_format, render
 
-        out_format = choose_format(CLUSTERS, fmt, sys.stdout)
+        out_format = choose_format(CLUSTERS, fmt, sys.stdout, nul=null)
         tags = collect_labels(labels, labels_file) if labels or labels_file else []
         engine = LocalEngine(index_folder(index), *model_choice.args)
         clusters = cluster_index(engine, k, tags, choose_templates(template, None), samples=samples, seed=seed)
-        render(clusters, CLUSTERS, out_format)
+        render(clusters, CLUSTERS, out_format, nul=null)
+        if pictures.html or pictures.grid:
+            from mmcli.pictures import Tile
+
+            tiles = [
+                Tile(p, (f"cluster {c.cluster} ({c.size} images)", ", ".join(ls.label for ls in c.labels[:2])))
+                for c in clusters
+                for p in c.samples
+            ]
+            pictures.write(tiles, "mmcli cluster", f"{len(clusters)} clusters, {samples} samples each")

@@ -48,6 +48,8 @@ CLUSTERS = View(
     table_rows=lambda c: [
         (c.cluster, c.size, ", ".join(f"{ls.label} {ls.score:.2f}" for ls in c.labels), "\n".join(c.samples))
     ],
+    paths=lambda c: list(c.samples),  # -f paths / -0: each cluster's samples, a blank entry between clusters
+    grouped=True,
 )
 
 INFO = View(columns=("key", "value"), table_rows=lambda info: list(asdict(info).items()), single=True)
