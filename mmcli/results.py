@@ -87,6 +87,21 @@ class IndexInfo:
 
 
 @dataclass(frozen=True)
+class IndexEntry:
+    """One line of `mmcli indexes`."""
+
+    name: str
+    folder: str
+    roots: tuple[str, ...]
+    model: str
+    images: int
+    missing: int
+    size_bytes: int
+    updated: str
+    state: str  # "ok", or why it could not be read
+
+
+@dataclass(frozen=True)
 class DupeGroup:
     """Near-duplicate images: ``min_score`` is the lowest similarity among the pairs that link them."""
 

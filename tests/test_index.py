@@ -286,3 +286,23 @@ def test_approximate_index_recall_on_200k_vectors() -> None:
     assert recall >= 0.95, recall
     _, exact = vectors.search(index, q, 10, exact=True)
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, truth)]) >= 0.999
+
+
+def test_indexes_lists_every_index_with_its_roots_model_and_counts(photos: Path, tmp_path: Path) -> None:
+    env = {"MMCLI_HOME": str(tmp_path / "home")}
+    assert run_mmcli("index", str(photos), "--index", "holiday", "--model", TINY, "-q", env=env).returncode == 0
+    assert run_mmcli("index", str(photos / "sub"), "--index", "sub", "--model", TINY, "-q", env=env).returncode == 0
+    broken = tmp_path / "home" / "indexes" / "broken"
+    broken.mkdir()
+    (broken / "index.sqlite").write_text("not a database")
+    r = run_mmcli("indexes", "-f", "jsonl", env=env)
+    assert r.returncode == 0, r.stderr.decode()
+    rows = {row["name"]: row for row in map(json.loads, r.stdout.decode().splitlines())}
+    assert set(rows) == {"holiday", "sub", "broken"}
+    assert rows["holiday"]["roots"] == [str(photos)] and rows["holiday"]["model"] == TINY
+    assert rows["holiday"]["images"] == 13 and rows["sub"]["images"] == len(list((photos / "sub").iterdir()))
+    assert rows["holiday"]["state"] == "ok" and "corrupt" in rows["broken"]["state"]
+    r = run_mmcli("indexes", "-f", "paths", env=env)
+    assert r.stdout.decode().splitlines() == [
+        str(tmp_path / "home" / "indexes" / n) for n in ("broken", "holiday", "sub")
+    ]

@@ -30,6 +30,7 @@ COMMANDS = (
     index.index_cmd,
     search.search,
     index.info,
+    index.indexes,
     explore.dupes,
     explore.cluster,
     serve.serve,

@@ -86,6 +86,17 @@ def index_cmd(
             )
 
 
+@command(examples=("mmcli indexes", "mmcli indexes -f jsonl | jq -r .name"))
+def indexes(fmt: FormatOpt = None) -> None:
+    """The indexes under $MMCLI_HOME/indexes: name, folders indexed, model, images, size, last update."""
+    with funnel():
+        from mmcli.cli.views import INDEXES
+        from mmcli.index.open import list_indexes
+        from mmcli.output import choose_format, render
+
+        render(list_indexes(), INDEXES, choose_format(INDEXES, fmt, sys.stdout))
+
+
 @command(examples=("mmcli info", "mmcli info --index holiday -f json"))
 def info(index: IndexOpt = None, fmt: FormatOpt = None) -> None:
     """Where an index lives, its model, counts, size and last update."""

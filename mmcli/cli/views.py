@@ -52,6 +52,25 @@ CLUSTERS = View(
     grouped=True,
 )
 
+INDEXES = View(
+    columns=("name", "roots", "model", "images", "size", "updated"),
+    table_rows=lambda e: [
+        (
+            e.name,
+            "\n".join(e.roots) or "-",
+            e.model if e.state == "ok" else e.state,
+            f"{e.images}" + (f" (+{e.missing} missing)" if e.missing else ""),
+            f"{e.size_bytes / 1e6:.1f} MB",
+            e.updated,
+        )
+    ],
+    csv_header=("name", "folder", "roots", "model", "images", "missing", "size_bytes", "updated", "state"),
+    csv_rows=lambda e: [
+        (e.name, e.folder, ";".join(e.roots), e.model, e.images, e.missing, e.size_bytes, e.updated, e.state)
+    ],
+    paths=lambda e: [e.folder],
+)
+
 INFO = View(columns=("key", "value"), table_rows=lambda info: list(asdict(info).items()), single=True)
 
 MODELS = View(

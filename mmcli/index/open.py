@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from mmcli.config import home_dir
 from mmcli.errors import IndexMissing, ModelMismatch, UsageError
 from mmcli.index.store import Store
-from mmcli.results import IndexInfo
+from mmcli.results import IndexEntry, IndexInfo
 
 if TYPE_CHECKING:
     from mmcli.models import ModelSpec
@@ -62,6 +62,44 @@ def model_spec_for(store_meta: dict[str, str], model: str | None, weights: str |
     return stored
 
 
+def list_indexes() -> list[IndexEntry]:
+    """Every index under ``$MMCLI_HOME/indexes``, by name (unreadable ones say why)."""
+    from mmcli.errors import IndexStoreError
+
+    base = home_dir() / "indexes"
+    entries = []
+    for folder in sorted(p for p in base.iterdir() if (p / "index.sqlite").is_file()) if base.is_dir() else []:
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        try:
+            store = Store(folder, create=False)
+        except IndexStoreError as exc:
+            entries.append(IndexEntry(folder.name, str(folder), (), "", 0, 0, size, "", exc.message))
+            continue
+        try:
+            meta = store.meta()
+            ok, _ = store.counts()
+            entries.append(
+                IndexEntry(
+                    folder.name,
+                    str(folder),
+                    tuple(store.roots()),
+                    meta.get("model_name", ""),
+                    ok,
+                    store.missing_count(),
+                    size,
+                    _when(meta.get("updated")),
+                    "ok",
+                )  # fmt: skip
+            )
+        finally:
+            store.close()
+    return entries
+
+
+def _when(value: str | None) -> str:
+    return datetime.datetime.fromtimestamp(float(value)).isoformat(timespec="seconds") if value else ""
+
+
 def index_info(folder: Path) -> IndexInfo:
     from mmcli.index.vectors import APPROX_MIN
 
@@ -72,8 +110,7 @@ def index_info(folder: Path) -> IndexInfo:
         size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
         def when(key: str) -> str:
-            value = meta.get(key)
-            return datetime.datetime.fromtimestamp(float(value)).isoformat(timespec="seconds") if value else ""
+            return _when(meta.get(key))
 
         kind = "none" if ok == 0 else "flat (exact)" if ok < APPROX_MIN else "IVF-Flat (approximate)"
         return IndexInfo(

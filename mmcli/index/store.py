@@ -181,6 +181,22 @@ class Store:
             ):
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def roots(self) -> list[str]:
+        """The folders `mmcli index` was run on (JSON in meta; older indexes have none recorded)."""
+        raw = self.meta().get("roots")
+        try:
+            value = json.loads(raw) if raw else []
+        except ValueError:
+            return []
+        return [r for r in value if isinstance(r, str)] if isinstance(value, list) else []
+
+    def add_roots(self, roots: Iterable[str]) -> None:
+        known = self.roots()
+        new = [r for r in roots if r not in known]
+        if new:
+            with self.transaction(bump=False):
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('roots', ?)", (json.dumps(known + new),))
+
     def generation(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return int(row[0]) if row else 0

@@ -125,6 +125,7 @@ def run_index(
 
             if store.meta().get("dim"):
                 load_or_rebuild(store, write=True, must_write=True)
+            store.add_roots(os.fsdecode(r) for r in root_paths)
             return summary
         except sqlite3.OperationalError as exc:
             if _is_disk_full(exc):
