@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mmcli.errors import MmcliError, UsageError
+from mmcli.index.lock import process_alive
 from mmcli.queries import ClassifyRequest, SearchRequest
 from mmcli.results import Health, SearchResult
 
@@ -75,25 +76,13 @@ def server_url(raw: str, what: str) -> str:
     return text
 
 
-def alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
 def read_discovery() -> dict[str, Any] | None:
     """The discovery file of a server whose process is alive, or None."""
     try:
         info = json.loads(discovery_file().read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(info, dict) or not isinstance(info.get("pid"), int) or not alive(info["pid"]):
+    if not isinstance(info, dict) or not isinstance(info.get("pid"), int) or not process_alive(info["pid"]):
         return None
     if not all(isinstance(info.get(k), str) for k in ("url", "index", "token")):
         return None

@@ -34,12 +34,15 @@ def _owner(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Is there a process ``pid`` (ours or another user's)? Also used for the server's discovery file."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
     return True
 
@@ -63,7 +66,7 @@ class IndexLock:
             except BlockingIOError:
                 owner = _owner(fd)
                 os.close(fd)
-                if owner is not None and not _alive(owner):
+                if owner is not None and not process_alive(owner):
                     self._replace_stale()
                     continue
                 raise IndexLocked(

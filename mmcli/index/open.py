@@ -69,7 +69,7 @@ def list_indexes() -> list[IndexEntry]:
     base = home_dir() / "indexes"
     entries = []
     for folder in sorted(p for p in base.iterdir() if (p / "index.sqlite").is_file()) if base.is_dir() else []:
-        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        size = _folder_size(folder)
         try:
             store = Store(folder, create=False)
         except IndexStoreError as exc:
@@ -96,6 +96,10 @@ def list_indexes() -> list[IndexEntry]:
     return entries
 
 
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
 def _when(value: str | None) -> str:
     return datetime.datetime.fromtimestamp(float(value)).isoformat(timespec="seconds") if value else ""
 
@@ -107,7 +111,7 @@ def index_info(folder: Path) -> IndexInfo:
     try:
         meta = store.meta()
         ok, failed = store.counts()
-        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        size = _folder_size(folder)
 
         def when(key: str) -> str:
             return _when(meta.get(key))
