@@ -6,6 +6,7 @@ the model runs in this process on batches. Results come back in input order, fai
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import sys
@@ -19,7 +20,7 @@ import numpy as np
 
 from mmcli.errors import ImageLoadError
 from mmcli.faults import fault_point
-from mmcli.images import DEFAULT_MAX_PIXELS, display_path, load_pixels
+from mmcli.images import DEFAULT_MAX_PIXELS, display_path, load_pixels, read_whole
 from mmcli.results import FileFailure, ImageVector
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from mmcli.preprocess import Preprocess
 
 ProgressFn = Callable[[int, int], None]
-Decoded = tuple[str, "np.ndarray | ImageLoadError"]
+Decoded = tuple[str, "np.ndarray | ImageLoadError", "str | None"]  # path, pixels or why not, content hash
 INLINE_BELOW = 8  # fewer files than this are decoded in-process: a pool costs more than it saves
 
 
@@ -41,13 +42,25 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _decode_one(path: str, preprocess: Preprocess, max_pixels: int, fast_decode: bool) -> Decoded:
+def _decode_one(path: str, preprocess: Preprocess, max_pixels: int, fast_decode: bool, digest: bool = False) -> Decoded:
+    """Read the file once; decode those bytes and, with ``digest``, hash them (the index's content hash)."""
+    content_hash = None
     try:
-        return path, load_pixels(path, preprocess, max_pixels, fast_decode)
+        data = read_whole(path)
+        if digest:
+            content_hash = hashlib.sha256(data).hexdigest() if data is not None else _hash_large(path)
+        return path, load_pixels(path, preprocess, max_pixels, fast_decode, data), content_hash
     except ImageLoadError as exc:
-        return path, exc
+        return path, exc, content_hash
     except Exception as exc:  # noqa: BLE001 - a decoder bug must not kill the batch
-        return path, ImageLoadError(path, f"unexpected decoder error: {type(exc).__name__}: {exc}")
+        return path, ImageLoadError(path, f"unexpected decoder error: {type(exc).__name__}: {exc}"), content_hash
+
+
+def _hash_large(path: str) -> str | None:
+    from mmcli.index.changes import hash_file
+
+    digest = hash_file(path)
+    return digest if isinstance(digest, str) else None
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -89,18 +102,20 @@ def decode_stream(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     fast_decode: bool = True,
     lookahead: int = 64,
+    digests: bool = False,
 ) -> Iterator[Decoded]:
-    """Decode ``paths`` into model input arrays, in order, with up to ``lookahead`` in flight."""
+    """Decode ``paths`` into model input arrays, in order, with up to ``lookahead`` in flight
+    (``digests``: with each file's content hash, from the same read)."""
     workers = default_workers() if workers is None else workers
     if workers <= 1 or len(paths) < INLINE_BELOW:
         for p in paths:
-            yield _decode_one(p, preprocess, max_pixels, fast_decode)
+            yield _decode_one(p, preprocess, max_pixels, fast_decode, digests)
         return
     with _pool(workers) as pool:
         pending: deque[Future[Decoded]] = deque()
         it = iter(paths)
         for p in it:
-            pending.append(pool.submit(_decode_one, p, preprocess, max_pixels, fast_decode))
+            pending.append(pool.submit(_decode_one, p, preprocess, max_pixels, fast_decode, digests))
             if len(pending) >= lookahead:
                 break
         while pending:
@@ -109,24 +124,37 @@ def decode_stream(
             yield decoded
             nxt = next(it, None)
             if nxt is not None:
-                pending.append(pool.submit(_decode_one, nxt, preprocess, max_pixels, fast_decode))
+                pending.append(pool.submit(_decode_one, nxt, preprocess, max_pixels, fast_decode, digests))
+
+
+def default_batch_size(device: str) -> int:
+    """Images per model batch when ``-b`` is not given: 256 on CUDA (on an H200 the model alone ran
+    24,900 images/s at 256 against 8,900 at 32), 32 elsewhere (on 2 CPU cores a larger batch only
+    delays the first results and holds more decoded images)."""
+    return 256 if device.startswith("cuda") else 32
 
 
 def embed_stream(
     encoder: Encoder,
     paths: Sequence[str | Path],
-    batch_size: int = 32,
+    batch_size: int | None = None,
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     fast_decode: bool = True,
     on_progress: ProgressFn | None = None,
+    digests: bool = False,
 ) -> Iterator[ImageVector | FileFailure]:
-    """Embed image files in batches; yields results in input order, a FileFailure for each bad file."""
+    """Embed image files in batches; yields results in input order, a FileFailure for each bad file.
+
+    Each file is read once; with ``digests`` every result carries the SHA-256 of the bytes that
+    were decoded (the index's content hash). ``batch_size`` None: ``default_batch_size``.
+    """
+    batch_size = default_batch_size(str(encoder.device)) if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     names = [display_path(p) for p in paths]
     if use_device_decoding(encoder):
-        yield from _device_stream(encoder, names, batch_size, max_pixels, on_progress)
+        yield from _device_stream(encoder, names, batch_size, max_pixels, on_progress, digests)
         return
     total = len(names)
     done = 0
@@ -134,15 +162,15 @@ def embed_stream(
 
     def flush() -> Iterator[ImageVector | FileFailure]:
         nonlocal done
-        good = [(i, arr) for i, (_, arr) in enumerate(held) if isinstance(arr, np.ndarray)]
+        good = [(i, arr) for i, (_, arr, _) in enumerate(held) if isinstance(arr, np.ndarray)]
         vectors = encoder.encode_images(np.stack([a for _, a in good])) if good else None
         row = {i: k for k, (i, _) in enumerate(good)}
-        for i, (name, item) in enumerate(held):
+        for i, (name, item, digest) in enumerate(held):
             if isinstance(item, ImageLoadError):
-                yield FileFailure(name, item.reason)
+                yield FileFailure(name, item.reason, digest)
             else:
                 assert vectors is not None
-                yield ImageVector(name, vectors[row[i]])
+                yield ImageVector(name, vectors[row[i]], digest)
         done += len(held)
         held.clear()
         if on_progress:
@@ -150,7 +178,8 @@ def embed_stream(
 
     n_arrays = 0
     lookahead = max(2 * batch_size, 16)
-    for decoded in decode_stream(names, encoder.preprocess, workers, max_pixels, fast_decode, lookahead):
+    stream = decode_stream(names, encoder.preprocess, workers, max_pixels, fast_decode, lookahead, digests)
+    for decoded in stream:
         held.append(decoded)
         n_arrays += isinstance(decoded[1], np.ndarray)
         if n_arrays >= batch_size:
@@ -168,20 +197,26 @@ def use_device_decoding(encoder: Encoder) -> bool:
 
 
 def _device_stream(
-    encoder: Encoder, names: list[str], batch_size: int, max_pixels: int, on_progress: ProgressFn | None
+    encoder: Encoder,
+    names: list[str],
+    batch_size: int,
+    max_pixels: int,
+    on_progress: ProgressFn | None,
+    digests: bool,
 ) -> Iterator[ImageVector | FileFailure]:
     from mmcli.gpu_decode import device_decode_stream
 
     done = 0
-    for order, vectors, failures in device_decode_stream(encoder, names, batch_size, max_pixels):
-        found = {p: vectors[i] for i, p in enumerate(order)} if vectors is not None else {}
-        failed = dict(failures)
+    for out in device_decode_stream(encoder, names, batch_size, max_pixels, digests):
+        found = {p: out.vectors[i] for i, p in enumerate(out.order)} if out.vectors is not None else {}
+        failed = dict(out.failures)
         chunk = names[done : done + batch_size]
         for name in chunk:
+            digest = out.digests.get(name)
             if name in found:
-                yield ImageVector(name, found[name])
+                yield ImageVector(name, found[name], digest)
             else:
-                yield FileFailure(name, failed[name].reason if name in failed else "not decoded")
+                yield FileFailure(name, failed[name].reason if name in failed else "not decoded", digest)
         done += len(chunk)
         if on_progress:
             on_progress(done, len(names))

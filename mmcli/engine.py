@@ -61,7 +61,7 @@ class LocalEngine:
         device: str = "auto",
         precision: str = "auto",
         *,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         workers: int | None = None,
         warm: bool = False,
     ) -> None:

@@ -180,36 +180,65 @@ def too_many_scans(name: str, data: bytes) -> ImageLoadError | None:
     )
 
 
+WHOLE_READ_LIMIT = 256 << 20  # files up to this size are read once into memory (hash + decode)
+
+
+def read_whole(path: str | os.PathLike[str]) -> bytes | None:
+    """The bytes of an image file, read once, or None for a file above ``WHOLE_READ_LIMIT`` (then
+    decoded from the file). Raises ImageLoadError for what cannot be an image file."""
+    name = os.fsdecode(path)
+    try:
+        st = os.stat(path)  # before open(): opening a FIFO would wait for a writer
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageLoadError(name, "is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageLoadError(name, "not a regular file")
+        if st.st_size == 0:
+            raise ImageLoadError(name, "empty file")
+        if st.st_size > WHOLE_READ_LIMIT:
+            return None
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ImageLoadError(name, "no such file") from None
+    except IsADirectoryError:
+        raise ImageLoadError(name, "is a directory") from None
+    except PermissionError:
+        raise ImageLoadError(name, "permission denied") from None
+    except OSError as exc:
+        raise ImageLoadError(name, exc.strerror or str(exc)) from None
+    if not data:
+        raise ImageLoadError(name, "empty file")
+    return data
+
+
 def load_image(
-    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None
+    path: str | os.PathLike[str],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int | None = None,
+    data: bytes | None = None,
 ) -> Image.Image:
     """Decode ``path`` into an upright RGB image, or raise ImageLoadError with the reason.
 
     ``min_side``: when given, a large JPEG may be decoded at a reduced scale (DCT scaling) whose
-    shorter side is still at least twice ``min_side``.
+    shorter side is still at least twice ``min_side``. ``data``: the file's bytes when the caller
+    has read them already (``read_whole``); the file is then not read again.
     """
+    import io
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     _register_heif()
     name = os.fsdecode(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ImageLoadError(name, "no such file") from None
-    except OSError as exc:
-        raise ImageLoadError(name, exc.strerror or str(exc)) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageLoadError(name, "is a directory")
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageLoadError(name, "not a regular file")
-    if st.st_size == 0:
-        raise ImageLoadError(name, "empty file")
+    if data is None:
+        data = read_whole(path)
+    source = io.BytesIO(data) if data is not None else path
     take_over_pixel_limit()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's chatter about odd files; real failures raise
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:  # reads the header only
+            with Image.open(source) as img:  # parses the header only
                 w, h = img.size
                 too_large = oversize(name, w, h, max_pixels)
                 if too_large is not None:
@@ -217,8 +246,10 @@ def load_image(
                 if w == 0 or h == 0:
                     raise ImageLoadError(name, f"invalid size {w}x{h}")
                 if img.format == "JPEG":
-                    with open(path, "rb") as f:
-                        bomb = too_many_scans(name, f.read())
+                    if data is None:
+                        with open(path, "rb") as f:
+                            data = f.read()
+                    bomb = too_many_scans(name, data)
                     if bomb is not None:
                         raise bomb
                 if min_side and img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
@@ -265,10 +296,14 @@ def load_image(
 
 
 def load_pixels(
-    path: str | os.PathLike[str], preprocess: Preprocess, max_pixels: int = DEFAULT_MAX_PIXELS, fast_decode: bool = True
+    path: str | os.PathLike[str],
+    preprocess: Preprocess,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    fast_decode: bool = True,
+    data: bytes | None = None,
 ) -> np.ndarray:
-    """Decode and preprocess one file into model input: (3, H, W) float32."""
-    img = load_image(path, max_pixels, preprocess.min_side if fast_decode else None)
+    """Decode and preprocess one file into model input: (3, H, W) float32 (``data``: its bytes, if read)."""
+    img = load_image(path, max_pixels, preprocess.min_side if fast_decode else None, data)
     try:
         return preprocess.to_array(img)
     except (OSError, ValueError, MemoryError) as exc:

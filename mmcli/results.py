@@ -15,6 +15,7 @@ class FileFailure:
 
     path: str
     reason: str
+    digest: str | None = None  # SHA-256 of the bytes read, when the file could be read
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,6 +24,7 @@ class ImageVector:
 
     path: str
     vector: np.ndarray = field(repr=False)
+    digest: str | None = None  # SHA-256 of the bytes that were decoded, when asked for
 
 
 @dataclass(frozen=True)

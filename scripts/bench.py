@@ -308,7 +308,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="a tiny run: checks the harness, measures nothing")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the GPU table (scripts/bench_gpu.py)"
+    )
     args = ap.parse_args()
+    if args.device == "cuda":
+        gpu = [sys.executable, str(Path(__file__).with_name("bench_gpu.py")), "--out", str(args.out or "gpu.json")]
+        raise SystemExit(subprocess.call([*gpu, *(["--small", "--n2", "48", "--n12", "4"] if args.smoke else [])]))
     smoke = args.smoke
     n12, n2, npng = (1, 2, 1) if smoke else (16, 64, 16)
     noop_files = 200 if smoke else 10_000

@@ -3,6 +3,7 @@ reported once with its reason, every good file processed, documented exit codes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -124,28 +125,30 @@ def test_exif_rotated_photos_embed_like_their_upright_twin(tmp_path: Path) -> No
 def test_file_deleted_between_scan_and_decode_and_rewritten_while_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mmcli.index.changes as changes
+    import mmcli.index.sync as sync
     from mmcli.index.sync import run_index
 
     folder = tmp_path / "p"
     folder.mkdir()
     for i, col in enumerate(("red", "blue", "green")):
         draw_shape(ShapeSpec(col, "square"), size=96, seed=i).save(folder / f"{col}.jpg")
-    real_hash = changes.hash_file
+    real_find = sync.find_changes
 
-    def racing_hash(path: str):
-        digest = real_hash(path)
-        if path.endswith("red.jpg"):
-            os.unlink(path)  # gone before the decoder reaches it
-        if path.endswith("blue.jpg"):
-            draw_shape(ShapeSpec("yellow", "star"), size=96, seed=9).save(path)  # rewritten after hashing
-        return digest
+    def racing_scan(*args, **kwargs):
+        found = real_find(*args, **kwargs)
+        os.unlink(folder / "red.jpg")  # gone before the decoder reaches it
+        draw_shape(ShapeSpec("yellow", "star"), size=96, seed=9).save(folder / "blue.jpg")  # rewritten after the scan
+        return found
 
-    monkeypatch.setattr(changes, "hash_file", racing_hash)
+    monkeypatch.setattr(sync, "find_changes", racing_scan)
     failures = []
     s = run_index(tmp_path / "idx", [str(folder)], model=TINY, workers=1, on_failure=failures.append)
     assert [f.path for f in failures] == [str(folder / "red.jpg")] and "no such file" in failures[0].reason
     assert s.added == 2 and s.failed == 1
+    with sqlite3.connect(tmp_path / "idx" / "index.sqlite") as db:
+        (stored,) = db.execute("SELECT hash FROM files WHERE path = ?", (os.fsencode(folder / "blue.jpg"),)).fetchone()
+    # the hash is of the bytes that were embedded (the rewrite), not of what was there at the scan
+    assert stored == hashlib.sha256((folder / "blue.jpg").read_bytes()).hexdigest()
     monkeypatch.undo()
     s = run_index(tmp_path / "idx", [str(folder)], workers=1)
     assert s.missing == 1  # the deleted file's row is kept as missing (out of searches)

@@ -44,7 +44,7 @@ class ModelChoice:
 class RunChoice:
     """--batch-size, --workers, --max-pixels (None: $MMCLI_MAX_PIXELS or the default)."""
 
-    batch_size: int
+    batch_size: int | None  # None: chosen for the device (embed.default_batch_size)
     workers: int | None
     max_pixels: int | None
 
@@ -89,7 +89,15 @@ MODEL_PARAMS = (
     ),
 )
 RUN_PARAMS = (
-    _opt("batch_size", int, 32, "--batch-size", "-b", min=1, help="Images per model batch."),
+    _opt(
+        "batch_size",
+        Optional[int],
+        None,
+        "--batch-size",
+        "-b",
+        min=1,
+        help="Images per model batch [default: 256 on a CUDA GPU, 32 otherwise].",
+    ),
     _opt(
         "workers",
         Optional[int],

@@ -255,6 +255,11 @@ class Store:
         """(id, content hash) of every embedded file."""
         yield from self.db.execute(f"SELECT id, hash FROM files WHERE {self.present} AND hash IS NOT NULL")
 
+    def ok_sizes(self) -> set[int]:
+        """The sizes of every file with a vector (present or missing): a file of another size cannot
+        share one's content, so it needs no hash before it is embedded."""
+        return {r[0] for r in self.db.execute("SELECT DISTINCT size FROM files WHERE status = 'ok'")}
+
     def vector_for_hash(self, digest: str) -> bytes | None:
         row = self.db.execute("SELECT vector FROM files WHERE hash = ? AND status = 'ok' LIMIT 1", (digest,)).fetchone()
         return row[0] if row else None

@@ -74,7 +74,7 @@ class IndexJob:
     precision: str = "auto"
     include_hidden: bool = False
     exclude: tuple[str, ...] = ()
-    batch_size: int = 32
+    batch_size: int | None = None  # None: chosen for the device
     workers: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     on_progress: ProgressFn | None = None
@@ -93,7 +93,7 @@ def run_index(
     rebuild: bool = False,
     include_hidden: bool = False,
     exclude: Sequence[str] = (),
-    batch_size: int = 32,
+    batch_size: int | None = None,
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_progress: ProgressFn | None = None,
@@ -169,6 +169,13 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
     return summary
 
 
+def _known_hash(hashes: dict[str, str | OSError], path: str) -> str | None:
+    digest = hashes.get(path)
+    if digest is None:
+        digest = changes.hash_file(path)
+    return digest if isinstance(digest, str) else None
+
+
 def _is_disk_full(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
     return code == sqlite3.SQLITE_FULL if code is not None else "full" in str(exc)
@@ -196,7 +203,7 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     found = find_changes(store, job.roots, job.include_hidden, job.exclude)
     fault_point("index.scanned")
     scan, existing = found.scan, found.existing
-    hashes = changes.hash_files(found.candidates)
+    hashes = changes.hash_files(_may_reuse(store, found.candidates, scan))
     gone_hashes = {row.hash for row in found.gone if row.hash and row.status == "ok"}
     counts = {"added": 0, "updated": 0, "renamed": 0, "copied": 0, "failed": 0, "removed": 0, "missing": 0}
     renamed_from: set[str] = set()
@@ -205,8 +212,11 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     with store.transaction() if found.candidates or found.gone or back else contextlib.nullcontext():
         store.mark_missing(back, missing=False)
         for path in found.candidates:
-            digest = hashes[path]
+            digest = hashes.get(path)
             size, mtime = scan[path]
+            if digest is None:  # no stored file has its size: embedded, and hashed from the bytes decoded
+                to_embed.append(path)
+                continue
             if isinstance(digest, OSError):
                 store.put_failed(path, size, mtime, None, f"cannot read: {digest.strerror or digest}")
                 counts["failed"] += 1
@@ -262,6 +272,14 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     )
 
 
+def _may_reuse(store: Store, candidates: list[str], scan: dict[str, tuple[int, int]]) -> list[str]:
+    """The candidates that may share content with a stored vector (the same size as one): only these
+    are hashed before embedding, to reuse that vector. The others are read once, by the decoder,
+    which hashes the bytes it decodes."""
+    sizes = store.ok_sizes()
+    return [p for p in candidates if scan[p][0] in sizes]
+
+
 def _drop_vanished_twins(store: Store, digest: str, scan: dict[str, tuple[int, int]]) -> bool:
     """Rows of this content whose files are gone, wherever they were: the file was moved here (a
     folder moved out of one root and indexed at its new place). Their entries go; True if any did."""
@@ -303,8 +321,11 @@ def _embed_into(
     existing: dict[str, FileRow],
     job: IndexJob,
 ) -> dict[str, int]:
-    from mmcli.embed import embed_stream
+    """Embed ``paths`` and commit them in batches; each row's hash is the one the decoder computed
+    from the bytes it embedded (or, for a stream that gives none, from a read here)."""
+    from mmcli.embed import default_batch_size, embed_stream
 
+    batch_size = job.batch_size or default_batch_size(str(encoder.device))
     counts = {"added": 0, "updated": 0, "failed": 0}
     pending: list[ImageVector | FileFailure] = []
 
@@ -312,8 +333,7 @@ def _embed_into(
         with store.transaction():
             for item in pending:
                 size, mtime = scan[item.path]
-                digest = hashes[item.path]
-                assert isinstance(digest, str)
+                digest = item.digest or _known_hash(hashes, item.path)
                 if isinstance(item, ImageVector):
                     store.put_ok(item.path, size, mtime, digest, item.vector.astype("float32").tobytes())
                     counts["updated" if item.path in existing else "added"] += 1
@@ -323,11 +343,14 @@ def _embed_into(
         pending.clear()
         fault_point("index.commit")
 
-    for item in embed_stream(encoder, paths, job.batch_size, job.workers, job.max_pixels, on_progress=job.on_progress):
+    stream = embed_stream(
+        encoder, paths, batch_size, job.workers, job.max_pixels, on_progress=job.on_progress, digests=True
+    )
+    for item in stream:
         if isinstance(item, FileFailure) and job.on_failure:
             job.on_failure(item)
         pending.append(item)
-        if len(pending) >= job.batch_size:  # one transaction per model batch: all a SIGKILL can cost
+        if len(pending) >= batch_size:  # one transaction per model batch: all a SIGKILL can cost
             commit()
     if pending:
         commit()

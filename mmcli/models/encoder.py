@@ -60,7 +60,6 @@ def resolve_precision(precision: str, device: str) -> str:
 
 def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Encoder:
     """Build the model of ``spec`` on ``device`` in ``precision`` and load its weights."""
-    import open_clip
     import torch
 
     from mmcli.models.build import build_model
@@ -77,16 +76,14 @@ def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto")
     model.to(device=dev, dtype=dtype)
     if dev == "cuda":
         model.to(memory_format=torch.channels_last)
-    tokenizer = open_clip.get_tokenizer(
-        spec.source if spec.source and spec.source.startswith("hf-hub:") else resolved.model_name
-    )
+    tokenizer_name = spec.source if spec.source and spec.source.startswith("hf-hub:") else resolved.model_name
     cfg = getattr(model.visual, "preprocess_cfg", None) or {}
     preprocess = Preprocess.from_open_clip(cfg, model.visual.image_size)
     return Encoder(
         requested=(device, precision),
         spec=spec,
         model=model,
-        tokenizer=tokenizer,
+        tokenizer=tokenizer_name,
         device=dev,
         precision=prec,
         preprocess=preprocess,
@@ -106,17 +103,21 @@ class Encoder:
         precision: str,
         preprocess: Preprocess,
     ) -> None:
+        """``tokenizer``: an open_clip tokenizer, or the name to get one by when texts first come
+        (image-only jobs never load it: SigLIP's comes from the Hugging Face hub, via transformers)."""
         self.requested = requested
         self.spec = spec
         self.model = model
-        self.tokenizer = tokenizer
+        self._tokenizer = tokenizer if not isinstance(tokenizer, str) else None
+        self._tokenizer_name = tokenizer if isinstance(tokenizer, str) else None
         self.device = device
         self.precision = precision
         self.preprocess = preprocess
         self.logit_scale = float(model.logit_scale.float().exp().item())
         bias = getattr(model, "logit_bias", None)
         self.logit_bias = float(bias.float().item()) if bias is not None else None
-        self.context_length = int(getattr(tokenizer, "context_length", 77))
+        context = getattr(model, "context_length", None) or getattr(self._tokenizer, "context_length", 77)
+        self.context_length = int(context)
         self.embed_dim = (
             int(self.model.text_projection.shape[1])
             if hasattr(self.model, "text_projection")
@@ -124,6 +125,12 @@ class Encoder:
             and self.model.text_projection.ndim == 2
             else None
         )
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            self._tokenizer = _get_tokenizer(str(self._tokenizer_name), self.spec.canonical)
+        return self._tokenizer
 
     @property
     def fingerprint(self) -> str:
@@ -170,7 +177,28 @@ class Encoder:
 
     @property
     def dim(self) -> int:
-        return int(self.encode_texts(["x"]).shape[1]) if self.embed_dim is None else self.embed_dim
+        if self.embed_dim is None:  # (no text projection matrix: ask the image tower, which needs no tokenizer)
+            side = self.preprocess.size
+            probe = np.zeros((1, 3, side[0], side[1]), dtype=np.float32)
+            self.embed_dim = int(self.encode_images(probe).shape[1])
+        return self.embed_dim
+
+
+def _get_tokenizer(name: str, model: str) -> Any:
+    import open_clip
+
+    try:
+        return open_clip.get_tokenizer(name)
+    except ImportError as exc:
+        raise ModelError(
+            f"the text tower of {model} needs a tokenizer from a package that is not installed ({exc.name})",
+            hint="pip install transformers sentencepiece  (image-only commands work without it)",
+        ) from None
+    except OSError as exc:  # the hub could not be reached and the tokenizer is not in its cache
+        raise ModelError(
+            f"the tokenizer of {model} could not be loaded: {str(exc).splitlines()[0][:200]}",
+            hint="it downloads from the Hugging Face hub once; run once with network access",
+        ) from None
 
 
 def _unit_rows(feats: torch.Tensor) -> np.ndarray:
