@@ -19,11 +19,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmcli.atomic import atomic_write_bytes
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
 from mmcli.images import load_image, oversize, take_over_pixel_limit
+from mmcli.pictures import render_thumbnail
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 THUMB_FORMAT = "mmcli-thumb/1"  # part of every cache key: a new format never reads an old file
 THUMB_SIZES = (128, 256, 512, 1024)
@@ -60,9 +65,9 @@ def _key(*parts: object) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _jpeg(img: object, quality: int) -> bytes:
+def _jpeg(img: Image.Image, quality: int) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)  # type: ignore[attr-defined]
+    img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 
@@ -78,9 +83,7 @@ def cached_thumbnail(path: str, size: int, cache: Path, max_pixels: int = DEFAUL
         return Picture("image/jpeg", key, data=file.read_bytes())
     except OSError:
         pass
-    img = load_image(real, max_pixels, min_side=side // 2)
-    img.thumbnail((side, side))
-    data = _jpeg(img, 85)
+    data = _jpeg(render_thumbnail(real, side, max_pixels), 85)
     try:
         atomic_write_bytes(file, data)
     except OSError:  # a read-only or full cache: the thumbnail is still served
@@ -100,7 +103,7 @@ def browser_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     try:
         with Image.open(real) as img:  # the header only
             kind, (w, h) = img.format, img.size
-    except Exception:  # noqa: BLE001 - whatever Pillow raises, load_image below gives the reason
+    except Exception:  # whatever Pillow raises: load_image below gives the reason
         kind, w, h = None, 0, 0
     too_large = oversize(path, w, h, max_pixels)
     if too_large is not None:

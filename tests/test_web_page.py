@@ -3,11 +3,13 @@ and the page's routes refusing what a foreign web page could make a browser ask 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -321,7 +323,7 @@ def test_thumbnails_are_cached_on_disk_and_revalidated(server) -> None:
     status, headers, body = _request(url)
     assert status == 200 and headers["content-type"] == "image/jpeg"
     assert headers["cache-control"].startswith("private") and headers["etag"]
-    with Image.open(__import__("io").BytesIO(body)) as img:
+    with Image.open(io.BytesIO(body)) as img:
         assert max(img.size) == 128  # sizes snap to 128, 256, 512, 1024
     cached = list((server["cache"] / "thumbs").rglob("*.jpg"))
     assert any(p.read_bytes() == body for p in cached)

@@ -277,13 +277,14 @@ function select(i, focus = true) {
   const tiles = ui.results.children;
   if (selected >= 0 && tiles[selected]) {
     tiles[selected].classList.remove("selected");
+    tiles[selected].removeAttribute("aria-current");
     tiles[selected].tabIndex = -1;
   }
   selected = i;
   const el = tiles[i];
   el.classList.add("selected");
   el.tabIndex = 0;
-  el.setAttribute("aria-selected", "true");
+  el.setAttribute("aria-current", "true");
   if (focus && document.activeElement !== el) el.focus({ preventScroll: true });
   el.scrollIntoView({ block: "nearest" });
   if (!ui.viewer.hidden) openViewer(i);
