@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_origin
+from typing import TYPE_CHECKING, Any, get_origin
 
 from fastapi import Request, Response  # module level: FastAPI reads the endpoints' annotations
 
 from mmcli.errors import ImageLoadError
 from mmcli.guards import PathGuard
 from mmcli.wire import SearchBody, SearchReply, TermBody
+
+if TYPE_CHECKING:
+    from mmcli.thumbs import Picture
 
 WEB = Path(__file__).parent / "web"
 ASSETS = {
@@ -82,7 +85,7 @@ def add_page(
     def unreadable(_request: Any, exc: ImageLoadError) -> Any:
         return error(404 if exc.reason == "no such file" else 415, exc.message)
 
-    def picture(request: Request, found: Any) -> Response:
+    def picture(request: Request, found: Picture) -> Response:
         headers = {**SAFE, "Cache-Control": PICTURE_CACHE, "ETag": f'"{found.etag}"'}
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)

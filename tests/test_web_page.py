@@ -147,6 +147,16 @@ def test_a_typed_query_shows_the_expected_top_result(server, browser) -> None:
     assert 0 < float(score) <= 1
 
 
+def test_the_address_names_the_search(server, browser) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = server["photos"] / "b" / "blue_circle_2.jpg"
+    browser.get(f"{server['url']}/#like={_q(photo)}")  # a bookmark of "more like this"
+    WebDriverWait(browser, 60).until(lambda d: _hit_names(d))
+    assert _hit_names(browser)[0] == "blue_circle_1.jpg"
+    assert browser.find_element("id", "example-name").text == photo.name
+
+
 def test_plus_and_minus_terms_combine(server, browser) -> None:
     _open(browser, server)
     _type_query(browser, "a circle +blue -red")
@@ -171,6 +181,12 @@ def test_clicking_a_result_searches_more_like_this(server, browser) -> None:
     assert browser.find_element("id", "example-name").text == Path(clicked).name
     _thumbs_loaded(browser)
     _screenshot(browser, "like")
+    before = _searches(browser)
+    browser.back()  # Back returns to the typed query
+    _wait_for_search(browser, before)
+    assert _hit_names(browser)[0].startswith("green_triangle")
+    assert not browser.find_element("id", "example").is_displayed()
+    assert browser.find_element("id", "q").get_attribute("value") == "a green triangle"
 
 
 def test_uploading_an_image_searches_by_example(server, browser) -> None:

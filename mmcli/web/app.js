@@ -92,7 +92,43 @@ async function post(route, body, contentType) {
   return reply;
 }
 
-async function search() {
+// Back and Forward step through the searches; the address names the query ("#q=...&like=...")
+const uploads = [];  // files searched by example since the page was opened (a File cannot be stored)
+
+function remember() {
+  const state = { q: ui.q.value, like: example && example.path ? example.path : null, upload: null };
+  if (example && example.file) {
+    state.upload = uploads.indexOf(example.file);
+    if (state.upload < 0) state.upload = uploads.push(example.file) - 1;
+  }
+  const now = history.state;
+  if (now && now.q === state.q && now.like === state.like && now.upload === state.upload) return;
+  const address = new URLSearchParams();
+  if (state.q) address.set("q", state.q);
+  if (state.like) address.set("like", state.like);
+  const hash = address.toString();
+  (now ? history.pushState : history.replaceState).call(history, state, "", hash ? "#" + hash : location.pathname);
+}
+
+function restore(state) {
+  ui.q.value = state.q || "";
+  const file = state.upload !== null && state.upload !== undefined ? uploads[state.upload] : null;
+  setExample(file ? { file } : state.like ? { path: state.like } : null);
+  if (ui.q.value.trim() || example) search(false);
+  else show([]);
+}
+
+window.addEventListener("popstate", (event) => {
+  closeViewer();
+  restore(event.state || fromAddress());
+});
+
+function fromAddress() {
+  const address = new URLSearchParams(location.hash.slice(1));
+  return { q: address.get("q") || "", like: address.get("like"), upload: null };
+}
+
+async function search(record = true) {
   const terms = parseQuery(ui.q.value);
   const opts = options();
   if (!terms.query && !terms.add.length && !terms.sub.length && !example) {
@@ -100,6 +136,7 @@ async function search() {
     ui.q.focus();
     return;
   }
+  if (record) remember();
   const ticket = ++busy;
   const started = performance.now();
   say("Searching\u2026");
@@ -390,6 +427,11 @@ window.addEventListener("drop", (event) => {
 });
 
 if (window.matchMedia("(min-width: 700px)").matches) ui.filters.open = true;
+if (location.hash.length > 1) {
+  const state = fromAddress();
+  history.replaceState(state, "", location.href);
+  restore(state);
+}
 
 fetch("health").then((r) => r.json()).then((h) => {
   ui.about.textContent = `index ${h.index} \u00b7 model ${h.model} \u00b7 mmcli ${h.version}`;
