@@ -6,13 +6,19 @@ the browser POST to 127.0.0.1, and with DNS rebinding (a name of the attacker's 
 bound to (loopback names, IP literals, or names given with ``--allow-host``), and a request that
 carries an ``Origin`` (browsers send one on cross-site requests) must come from the server's own
 origin or one given with ``--allow-origin``. Programs (curl, mmcli itself) send no Origin.
+
+Browsers send no Origin when another site's page embeds a URL (``<img src>``, ``<script src>``),
+which could tell that page which files exist and how large their pictures are. They do send
+``Sec-Fetch-Site``: a request without an Origin that says ``cross-site`` or ``same-site`` (another
+port on this machine is another origin) is refused too, unless it is a plain top-level navigation
+(a link or bookmark to the search page, which that page cannot read).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -89,22 +95,35 @@ class HostOriginGuard:
             if origin is not None and (origin == "null" or not self.origin_allowed(origin, host)):
                 await _reply(send, 403, f"requests from {origin} are refused (see mmcli serve --allow-origin)")
                 return
+            if origin is None and _embedded_elsewhere(scope, headers):
+                await _reply(send, 403, "requests from other sites' pages are refused")
+                return
         await self.app(scope, receive, send)
 
 
-class BodyLimit:
-    """ASGI middleware: 413 for a body over ``max_body`` bytes, declared or streamed, before parsing."""
+def _embedded_elsewhere(scope: dict[str, Any], headers: Mapping[str, str]) -> bool:
+    """A browser request made by another site's page (an image, a script, a frame), not a navigation."""
+    if headers.get("sec-fetch-site") not in ("cross-site", "same-site"):
+        return False  # same-origin, typed in (none), or not a browser
+    navigation = headers.get("sec-fetch-mode") == "navigate" and headers.get("sec-fetch-dest") == "document"
+    return not (navigation and scope.get("method") == "GET")
 
-    def __init__(self, app: Any, max_body: int) -> None:
-        self.app, self.max_body = app, max_body
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``max_body`` bytes (``limits[path]`` for the paths named
+    there, e.g. image uploads), declared or streamed, before parsing."""
+
+    def __init__(self, app: Any, max_body: int, limits: Mapping[str, int] | None = None) -> None:
+        self.app, self.max_body, self.limits = app, max_body, dict(limits or {})
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limits.get(scope.get("path", ""), self.max_body)
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body:
-            await _reply(send, 413, f"body over {self.max_body} bytes")
+        if declared.isdigit() and int(declared) > limit:
+            await _reply(send, 413, f"body over {limit} bytes")
             return
         seen = 0
 
@@ -112,14 +131,14 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_body:
+            if seen > limit:
                 raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await _reply(send, 413, f"body over {self.max_body} bytes")
+            await _reply(send, 413, f"body over {limit} bytes")
 
 
 class _TooLarge(Exception):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmcli.atomic import write_output
+from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
 from mmcli.images import load_image
 
@@ -34,13 +35,19 @@ class Tile:
     caption: tuple[str, ...]
 
 
-def thumbnail(path: str, size: int = THUMB) -> Image.Image | None:
-    try:
-        img = load_image(path, min_side=size // 2)
-    except ImageLoadError:
-        return None
+def render_thumbnail(path: str, size: int = THUMB, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """``path`` decoded safely (bomb limit, EXIF orientation) and shrunk to fit ``size`` x ``size``;
+    raises ImageLoadError."""
+    img = load_image(path, max_pixels, min_side=size // 2)
     img.thumbnail((size, size))
     return img
+
+
+def thumbnail(path: str, size: int = THUMB) -> Image.Image | None:
+    try:
+        return render_thumbnail(path, size)
+    except ImageLoadError:
+        return None
 
 
 def _data_uri(img: Image.Image) -> str:

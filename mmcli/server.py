@@ -1,7 +1,8 @@
 """`mmcli serve`: one warm ``LocalEngine`` (model, text cache, FAISS index) behind a local HTTP JSON API.
 
 FastAPI + uvicorn (the ``serve`` extra; only that command imports this module). GET /health,
-POST /search, POST /classify; bodies are the pydantic models of ``mmcli.wire`` (a wrong type is a
+POST /search, POST /classify, and the search page (GET /, /thumb, /image, POST /search/upload:
+``mmcli.webapp``); bodies are the pydantic models of ``mmcli.wire`` (a wrong type is a
 422 naming the field), documented at /openapi.json and /docs. Endpoints are plain functions, so
 FastAPI runs them in its thread pool: model work never blocks the event loop, and /health answers
 while a search runs. Model work is serialised by one lock. ``mmcli.guards`` refuses foreign hosts
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from mmcli.engine import LocalEngine
 
 DEFAULT_MAX_BODY = 1_000_000
+DEFAULT_MAX_UPLOAD = 50_000_000  # an example image dropped on the search page
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class ServerConfig:
     allow_hosts: tuple[str, ...] = ()
     allow_origins: tuple[str, ...] = ()
     token: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
+    max_upload: int = DEFAULT_MAX_UPLOAD
+    cache: Path | None = None  # thumbnails and uploads; None: the cache folder (MMCLI_CACHE)
 
 
 def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
@@ -55,6 +59,8 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from mmcli import __version__
+    from mmcli.config import cache_dir
+    from mmcli.webapp import add_page
 
     class AsciiJSON(JSONResponse):
         def render(self, content: Any) -> bytes:  # names that are not UTF-8 travel as \udcXX escapes
@@ -68,7 +74,7 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
         version=__version__,
         default_response_class=AsciiJSON,
     )
-    app.add_middleware(BodyLimit, max_body=config.max_body)
+    app.add_middleware(BodyLimit, max_body=config.max_body, limits={"/search/upload": config.max_upload})
     app.add_middleware(
         HostOriginGuard, port=config.port, allow_hosts=config.allow_hosts, allow_origins=config.allow_origins
     )
@@ -110,15 +116,19 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
             response.headers[PROOF_HEADER] = proof(config.token, nonce[:128])
         return HealthReply.of(engine.health())
 
-    @app.post("/search", response_model=SearchReply, responses=errors)
-    def search(body: SearchBody) -> SearchReply:
+    def run_search(body: SearchBody, upload: str | None = None) -> SearchReply:
         for path in body.named_files():
-            paths.check(path)
+            if path != upload:
+                paths.check(path)
         request = body.request()
         for term in request.terms:
-            if term.is_image:
+            if term.is_image and term.value != upload:
                 paths.check(term.value)
         return SearchReply.of(locked(lambda: engine.search(request)))
+
+    @app.post("/search", response_model=SearchReply, responses=errors)
+    def search(body: SearchBody) -> SearchReply:
+        return run_search(body)
 
     @app.post("/classify", response_model=ClassifyReply, responses=errors)
     def classify(body: ClassifyBody) -> ClassifyReply:
@@ -132,6 +142,7 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
 
         return locked(work)
 
+    add_page(app, run_search, paths, config.cache or cache_dir(), error)
     return app
 
 

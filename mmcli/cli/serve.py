@@ -17,6 +17,7 @@ Names = Optional[list[str]]
 @command(
     examples=(
         "mmcli serve                                  (then: mmcli search 'a red car' uses it)",
+        "mmcli serve --allow-root ~/Pictures          (then open http://127.0.0.1:8765/ to search in a browser)",
         "mmcli serve --index holiday --port 9000 --allow-root ~/Pictures",
         'curl -s localhost:8765/search -d \'{"query": "a red car", "top_k": 3}\'',
     )
@@ -53,10 +54,14 @@ def serve(
         ),
     ] = None,
     max_body: Annotated[int, typer.Option("--max-body", min=1024, help="Largest request body, bytes.")] = 1_000_000,
+    max_upload: Annotated[
+        int, typer.Option("--max-upload", min=1024, help="Largest image sent to the search page's upload, bytes.")
+    ] = 50_000_000,
     *,
     model_choice: ModelChoice,
 ) -> None:
-    """Keep the model and index in memory behind a local HTTP JSON API (/search, /classify, /health)."""
+    """Keep the model and index in memory behind a local HTTP JSON API (/search, /classify, /health)
+    and a search page (/)."""
     with funnel():
         from mmcli.engine import LocalEngine
         from mmcli.errors import UsageError
@@ -72,7 +77,9 @@ def serve(
         folder = index_folder(index)
         open_index(folder).close()  # a missing or empty index is an error now, not at the first request
         roots = tuple(allow_root or [Path.cwd()])
-        config = ServerConfig(roots, host, port, max_body, tuple(allow_host or ()), tuple(allow_origin or ()))
+        config = ServerConfig(
+            roots, host, port, max_body, tuple(allow_host or ()), tuple(allow_origin or ()), max_upload=max_upload
+        )
         engine = LocalEngine(folder, *model_choice.args, workers=1, warm=True)
         engine.encoder()  # load the model and the towers small jobs use before saying the server is ready
         engine.text_encoder()
@@ -83,7 +90,7 @@ def serve(
                 "this index and see its file names"
             )
         say(
-            f"mmcli serve: http://{host}:{port} (index {folder}, model {engine.spec.name}); "
+            f"mmcli serve: http://{host}:{port}/ (search page; index {folder}, model {engine.spec.name}); "
             f"images allowed under: {', '.join(str(r) for r in roots)}; docs at /docs"
         )
         run_server(engine, config)

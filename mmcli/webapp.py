@@ -1,0 +1,119 @@
+"""The search page of `mmcli serve`: GET / (plain HTML, CSS and JS shipped in ``mmcli/web``, no
+CDN), GET /thumb and GET /image (pictures of files under the allowed roots), POST /search/upload
+(search by an example image the browser sends).
+
+``mmcli.guards`` has already refused foreign hosts and origins, and other sites' embeds, before any
+of these run; every path is checked against the allowed roots here (``PathGuard``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, get_origin
+
+from fastapi import Request, Response  # module level: FastAPI reads the endpoints' annotations
+
+from mmcli.errors import ImageLoadError
+from mmcli.guards import PathGuard
+from mmcli.wire import SearchBody, SearchReply, TermBody
+
+if TYPE_CHECKING:
+    from mmcli.thumbs import Picture
+
+WEB = Path(__file__).parent / "web"
+ASSETS = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+# the page runs only its own script, loads only its own pictures, and is never framed
+CSP = (
+    "default-src 'self'; img-src 'self' blob:; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SAFE = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+PICTURE_CACHE = "private, max-age=300"  # a changed file is shown within 5 minutes; ETags revalidate
+
+
+def _upload_body(request: Request) -> SearchBody:
+    """The search options of an upload, from its query string (``add``/``sub`` repeat)."""
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+
+    params = request.query_params
+    fields: dict[str, Any] = {}
+    for key in params:
+        info = SearchBody.model_fields.get(key)
+        many = info is not None and get_origin(info.annotation) is list
+        fields[key] = params.getlist(key) if many else params[key]
+    try:
+        return SearchBody.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
+
+
+def add_page(
+    app: Any,
+    search: Callable[[SearchBody, str | None], SearchReply],
+    paths: PathGuard,
+    cache: Path,
+    error: Callable[..., Any],
+) -> None:
+    """Register the page's routes on ``app``. ``search(body, upload)`` checks the body's paths against
+    the roots (all but ``upload``, the server's own temporary file) and runs it under the model lock."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import FileResponse
+
+    from mmcli.thumbs import browser_image, cached_thumbnail, uploaded_image
+
+    assets = {route: ((WEB / name).read_bytes(), kind) for route, (name, kind) in ASSETS.items()}
+
+    def asset(route: str) -> Callable[[], Response]:
+        data, kind = assets[route]
+
+        def serve() -> Response:
+            headers = {**SAFE, "Cache-Control": "no-cache", "Content-Security-Policy": CSP}
+            return Response(data, media_type=kind, headers=headers)
+
+        return serve
+
+    for route in ASSETS:
+        app.get(route, include_in_schema=False)(asset(route))
+
+    @app.exception_handler(ImageLoadError)
+    def unreadable(_request: Any, exc: ImageLoadError) -> Any:
+        return error(404 if exc.reason == "no such file" else 415, exc.message)
+
+    def picture(request: Request, found: Picture) -> Response:
+        headers = {**SAFE, "Cache-Control": PICTURE_CACHE, "ETag": f'"{found.etag}"'}
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(status_code=304, headers=headers)
+        if found.path is not None:
+            return FileResponse(found.path, media_type=found.media_type, headers=headers)
+        return Response(found.data, media_type=found.media_type, headers=headers)
+
+    @app.get("/thumb", responses={403: {}, 404: {}, 415: {}})
+    def thumb(request: Request, path: str, size: int = 256) -> Response:
+        """A JPEG thumbnail (128, 256, 512 or 1024 pixels) of an image under the allowed roots."""
+        paths.check(path)
+        return picture(request, cached_thumbnail(path, size, cache))
+
+    @app.get("/image", responses={403: {}, 404: {}, 415: {}})
+    def image(request: Request, path: str) -> Response:
+        """An image under the allowed roots as a browser can show it (TIFF, HEIC: as a JPEG)."""
+        paths.check(path)
+        return picture(request, browser_image(path))
+
+    @app.post("/search/upload", response_model=SearchReply, responses={400: {}, 403: {}, 413: {}, 415: {}})
+    async def upload(request: Request) -> SearchReply:
+        """Search by an example image sent as the raw body; the other fields of /search go in the query
+        string (``?top_k=20&add=sunset``). The image is never stored beside the photos."""
+        body = _upload_body(request)
+        data = await request.body()
+
+        def work() -> SearchReply:
+            with uploaded_image(data, cache, body.max_pixels) as tmp:
+                return search(body.model_copy(update={"terms": [*body.terms, TermBody(image=tmp)]}), tmp)
+
+        return await run_in_threadpool(work)
