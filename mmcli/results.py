@@ -41,11 +41,15 @@ class Classification:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result. ``taken``: when the picture was taken, ISO 8601 (``mmcli.taken``: with the
+    camera's offset, without one when it recorded none, ``Z`` for a file's mtime); ``taken_source``:
+    "exif", "exif-local" or "mtime"; both None when the index has no date for it."""
 
     rank: int
     path: str
     score: float
+    taken: str | None = None
+    taken_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,10 @@ class IndexInfo:
     updated: str
     format_version: int
     vectors: str
+    taken_oldest: str | None = None  # ISO 8601, as Hit.taken
+    taken_newest: str | None = None
+    taken_from_mtime: int = 0  # searchable images whose date is their file's mtime (no EXIF date)
+    taken_unknown: int = 0  # searchable images with no date yet (an older index; `mmcli index` reads them)
 
 
 @dataclass(frozen=True)

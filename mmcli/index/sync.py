@@ -4,11 +4,13 @@
 2. Unchanged files (same size and mtime_ns as stored, ok or failed) are skipped.
 3. New and changed files are hashed (SHA-256). A hash already in the index gives its vector back
    without running the model: a renamed, moved or copied file costs one read.
+   Hashing is the file's one read: its capture time (EXIF, else mtime) comes from the same bytes.
 4. Rows under the roots whose files are gone are removed.
 5. The rest is embedded (decoding in parallel with the model) and committed in batches, so a
    killed run loses at most one batch and the next run resumes.
 6. The FAISS file is rebuilt from SQLite and written atomically.
-When nothing needs embedding, no model is loaded. The model is recorded before any work, so even a
+Unchanged rows without a capture time (an index made before format 3) get theirs from their
+file's header. When nothing needs embedding, no model is loaded. The model is recorded before any work, so even a
 first run killed at once leaves an index that knows its model. ``--rebuild`` loads the model first,
 builds a complete new database beside the old one and swaps it in in one transaction.
 """
@@ -58,6 +60,7 @@ class IndexSummary:
     model_loaded: bool
     missing: int = 0  # files found gone this time: kept, out of searches
     restored: int = 0  # missing files that came back
+    dated: int = 0  # unchanged files whose capture time was read now (an index made before format 3)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -196,7 +199,7 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     found = find_changes(store, job.roots, job.include_hidden, job.exclude)
     fault_point("index.scanned")
     scan, existing = found.scan, found.existing
-    hashes = changes.hash_files(found.candidates)
+    reads = changes.hash_files(found.candidates)
     gone_hashes = {row.hash for row in found.gone if row.hash and row.status == "ok"}
     counts = {"added": 0, "updated": 0, "renamed": 0, "copied": 0, "failed": 0, "removed": 0, "missing": 0}
     renamed_from: set[str] = set()
@@ -205,19 +208,20 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     with store.transaction() if found.candidates or found.gone or back else contextlib.nullcontext():
         store.mark_missing(back, missing=False)
         for path in found.candidates:
-            digest = hashes[path]
+            read = reads[path]
             size, mtime = scan[path]
-            if isinstance(digest, OSError):
-                store.put_failed(path, size, mtime, None, f"cannot read: {digest.strerror or digest}")
+            if isinstance(read, OSError):
+                store.put_failed(path, size, mtime, None, f"cannot read: {read.strerror or read}")
                 counts["failed"] += 1
                 if job.on_failure:
-                    job.on_failure(FileFailure(path, f"cannot read: {digest.strerror or digest}"))
+                    job.on_failure(FileFailure(path, f"cannot read: {read.strerror or read}"))
                 continue
+            digest = read.digest
             vector = store.vector_for_hash(digest)
             if vector is None:
                 to_embed.append(path)
                 continue
-            store.put_ok(path, size, mtime, digest, vector)
+            store.put_ok(path, size, mtime, digest, vector, read.taken)
             if path in existing:
                 counts["updated"] += 1
             elif digest in gone_hashes or _drop_vanished_twins(store, digest, scan):
@@ -232,13 +236,14 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
             elif not row.missing:
                 store.mark_missing([row.id])  # kept: out of searches, its vector waits for the file
                 counts["missing"] += 1
+    dated = _date_old_rows(store, [existing[p] for p in found.unchanged])
 
     embed_seconds = 0.0
     embedded = 0
     if to_embed:
         t0 = time.perf_counter()
         encoder = _load_for_index(store, spec, job, encoder)
-        done = _embed_into(store, encoder, to_embed, scan, hashes, existing, job)
+        done = _embed_into(store, encoder, to_embed, scan, reads, existing, job)
         embed_seconds = time.perf_counter() - t0
         embedded = done["added"] + done["updated"]
         for key, value in done.items():
@@ -258,8 +263,26 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
         model_loaded=bool(to_embed),
         missing=counts["missing"],
         restored=len(back),
+        dated=dated,
         warnings=_warnings(found, counts["missing"], job.prune),
     )
+
+
+def _date_old_rows(store: Store, rows: list[FileRow]) -> int:
+    """Read the capture time of unchanged rows that have none (made before format 3): a header read
+    per file, no model, no new generation (the vectors are the same)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mmcli.taken import read_taken
+
+    todo = [row for row in rows if not row.dated and row.status == "ok"]
+    if not todo:
+        return 0
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        dates = list(zip(todo, pool.map(lambda row: read_taken(row.path, row.mtime_ns / 1e9), todo)))
+    with store.transaction(bump=False):
+        store.set_taken((row.id, taken) for row, taken in dates if taken is not None)
+    return sum(taken is not None for _, taken in dates)
 
 
 def _drop_vanished_twins(store: Store, digest: str, scan: dict[str, tuple[int, int]]) -> bool:
@@ -299,7 +322,7 @@ def _embed_into(
     encoder: Encoder,
     paths: list[str],
     scan: dict[str, tuple[int, int]],
-    hashes: dict[str, str | OSError],
+    reads: dict[str, changes.Read | OSError],
     existing: dict[str, FileRow],
     job: IndexJob,
 ) -> dict[str, int]:
@@ -312,13 +335,14 @@ def _embed_into(
         with store.transaction():
             for item in pending:
                 size, mtime = scan[item.path]
-                digest = hashes[item.path]
-                assert isinstance(digest, str)
+                read = reads[item.path]
+                assert isinstance(read, changes.Read)
                 if isinstance(item, ImageVector):
-                    store.put_ok(item.path, size, mtime, digest, item.vector.astype("float32").tobytes())
+                    vector = item.vector.astype("float32").tobytes()
+                    store.put_ok(item.path, size, mtime, read.digest, vector, read.taken)
                     counts["updated" if item.path in existing else "added"] += 1
                 else:
-                    store.put_failed(item.path, size, mtime, digest, item.reason)
+                    store.put_failed(item.path, size, mtime, read.digest, item.reason, read.taken)
                     counts["failed"] += 1
         pending.clear()
         fault_point("index.commit")
