@@ -103,6 +103,19 @@ def top_hits(store: Store, index: Any, q: np.ndarray, request: SearchRequest) ->
     )
 
 
+def undated_notes(store: Store, request: SearchRequest) -> list[str]:
+    """A note when dates matter to this search and some images have none yet (an older index)."""
+    if request.after is None and request.before is None and request.sort == "score":
+        return []
+    n = store.undated_count()
+    if not n:
+        return []
+    return [
+        f"{n} indexed image{'s have' if n != 1 else ' has'} no date yet (indexed before mmcli read dates): "
+        "left out of --after/--before, last in --sort date; `mmcli index` reads them"
+    ]
+
+
 BRUTE_MAX = 20_000  # a date filter keeping at most this many images is searched exactly, over just those
 
 

@@ -330,7 +330,8 @@ def test_an_index_of_format_2_gets_its_dates_in_place_without_the_model(
         request = SearchRequest(build_terms("a shape", None), top_k=50)
         hits = LocalEngine(index).search(request).hits
         assert len(hits) == len(FILES) and {(h.taken, h.taken_source) for h in hits} == {(None, None)}
-        assert LocalEngine(index).search(SearchRequest(request.terms, after=0.0)).hits == ()
+        result = LocalEngine(index).search(SearchRequest(request.terms, after=0.0))
+        assert result.hits == () and any(f"{len(FILES)} indexed images have no date yet" in w for w in result.warnings)
         info = index_info(index)
         assert (info.format_version, info.taken_oldest, info.taken_unknown) == (2, None, len(FILES))
     assert _snapshot(index) == (rows, meta)  # nothing written
@@ -342,6 +343,8 @@ def test_an_index_of_format_2_gets_its_dates_in_place_without_the_model(
     after_rows, after_meta = _snapshot(index)
     assert after_rows == rows  # same ids, paths, hashes and vector bytes: not re-embedded
     assert after_meta["generation"] == meta["generation"] and after_meta["format_version"] == str(FORMAT_VERSION)
+    r = run_mmcli("search", "x", "--index", str(index), "--after", "1990", "-f", "jsonl")
+    assert r.returncode == 0 and b"no date yet" not in r.stderr and len(r.stdout.splitlines()) == len(FILES)
     hits = _search(index)
     assert {os.path.relpath(h["path"], photos): (h["taken"], h["taken_source"]) for h in hits} == {
         name: (want[3], want[4]) for name, want in FILES.items()

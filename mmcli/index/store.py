@@ -386,10 +386,16 @@ class Store:
                 out[rid] = Taken(when, source, offset)
         return out
 
+    def undated_count(self) -> int:
+        """Rows searches see that have no capture time yet (an index made before format 3)."""
+        if not self.dated:
+            return self.counts()[0]
+        return int(self.db.execute(f"SELECT COUNT(*) FROM files WHERE {self.present} AND taken IS NULL").fetchone()[0])
+
     def taken_range(self) -> tuple[Taken | None, Taken | None, int, int]:
         """(oldest, newest, how many dates are mtimes, how many rows have none) of the rows searches see."""
         if not self.dated:
-            return None, None, 0, self.counts()[0]
+            return None, None, 0, self.undated_count()
         ends = []
         for order in ("ASC", "DESC"):
             row = self.db.execute(
