@@ -10,8 +10,8 @@
    killed run loses at most one batch and the next run resumes.
 6. The FAISS file is rebuilt from SQLite and written atomically.
 Unchanged rows without a capture time (an index made before format 3) get theirs from their
-file's header. When nothing needs embedding, no model is loaded. The model is recorded before any work, so even a
-first run killed at once leaves an index that knows its model. ``--rebuild`` loads the model first,
+file's header. When nothing needs embedding, no model is loaded. The model is recorded before any
+work, so even a first run killed at once leaves an index that knows its model. ``--rebuild`` loads the model first,
 builds a complete new database beside the old one and swaps it in in one transaction.
 """
 
