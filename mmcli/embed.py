@@ -6,7 +6,6 @@ the model runs in this process on batches. Results come back in input order, fai
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import sys
@@ -20,16 +19,17 @@ import numpy as np
 
 from mmcli.errors import ImageLoadError
 from mmcli.faults import fault_point
-from mmcli.images import DEFAULT_MAX_PIXELS, display_path, load_pixels, read_whole
+from mmcli.images import DEFAULT_MAX_PIXELS, display_path, load_pixels, read_whole_stat
 from mmcli.results import FileFailure, ImageVector
 
 if TYPE_CHECKING:
+    from mmcli.index.changes import Read
     from mmcli.models import Encoder
     from mmcli.models.spec import TextEncoder
     from mmcli.preprocess import Preprocess
 
 ProgressFn = Callable[[int, int], None]
-Decoded = tuple[str, "np.ndarray | ImageLoadError", "str | None"]  # path, pixels or why not, content hash
+Decoded = tuple[str, "np.ndarray | ImageLoadError", "Read | None"]  # path, pixels or why not, hash + date
 INLINE_BELOW = 8  # fewer files than this are decoded in-process: a pool costs more than it saves
 
 
@@ -42,25 +42,29 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _decode_one(path: str, preprocess: Preprocess, max_pixels: int, fast_decode: bool, digest: bool = False) -> Decoded:
-    """Read the file once; decode those bytes and, with ``digest``, hash them (the index's content hash)."""
-    content_hash = None
+def _decode_one(path: str, preprocess: Preprocess, max_pixels: int, fast_decode: bool, reads: bool = False) -> Decoded:
+    """Read the file once and decode those bytes; with ``reads``, also hash them and take the capture
+    time from them (what the index stores with the vector)."""
+    read = None
     try:
-        data = read_whole(path)
-        if digest:
-            content_hash = hashlib.sha256(data).hexdigest() if data is not None else _hash_large(path)
-        return path, load_pixels(path, preprocess, max_pixels, fast_decode, data), content_hash
+        data, st = read_whole_stat(path)
+        if reads:
+            read = read_facts(path, data, st.st_mtime)
+        return path, load_pixels(path, preprocess, max_pixels, fast_decode, data), read
     except ImageLoadError as exc:
-        return path, exc, content_hash
+        return path, exc, read
     except Exception as exc:  # noqa: BLE001 - a decoder bug must not kill the batch
-        return path, ImageLoadError(path, f"unexpected decoder error: {type(exc).__name__}: {exc}"), content_hash
+        return path, ImageLoadError(path, f"unexpected decoder error: {type(exc).__name__}: {exc}"), read
 
 
-def _hash_large(path: str) -> str | None:
-    from mmcli.index.changes import hash_file
+def read_facts(path: str, data: bytes | None, mtime: float) -> Read | None:
+    """Content hash and capture time of bytes in hand; a file too large to hold is read in chunks."""
+    from mmcli.index.changes import Read, hash_file, read_of
 
-    digest = hash_file(path)
-    return digest if isinstance(digest, str) else None
+    if data is not None:
+        return read_of(data, mtime)
+    read = hash_file(path)
+    return read if isinstance(read, Read) else None
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -102,20 +106,20 @@ def decode_stream(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     fast_decode: bool = True,
     lookahead: int = 64,
-    digests: bool = False,
+    reads: bool = False,
 ) -> Iterator[Decoded]:
     """Decode ``paths`` into model input arrays, in order, with up to ``lookahead`` in flight
-    (``digests``: with each file's content hash, from the same read)."""
+    (``reads``: with each file's content hash and capture time, from the same read)."""
     workers = default_workers() if workers is None else workers
     if workers <= 1 or len(paths) < INLINE_BELOW:
         for p in paths:
-            yield _decode_one(p, preprocess, max_pixels, fast_decode, digests)
+            yield _decode_one(p, preprocess, max_pixels, fast_decode, reads)
         return
     with _pool(workers) as pool:
         pending: deque[Future[Decoded]] = deque()
         it = iter(paths)
         for p in it:
-            pending.append(pool.submit(_decode_one, p, preprocess, max_pixels, fast_decode, digests))
+            pending.append(pool.submit(_decode_one, p, preprocess, max_pixels, fast_decode, reads))
             if len(pending) >= lookahead:
                 break
         while pending:
@@ -124,7 +128,7 @@ def decode_stream(
             yield decoded
             nxt = next(it, None)
             if nxt is not None:
-                pending.append(pool.submit(_decode_one, nxt, preprocess, max_pixels, fast_decode, digests))
+                pending.append(pool.submit(_decode_one, nxt, preprocess, max_pixels, fast_decode, reads))
 
 
 def default_batch_size(device: str) -> int:
@@ -142,19 +146,20 @@ def embed_stream(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     fast_decode: bool = True,
     on_progress: ProgressFn | None = None,
-    digests: bool = False,
+    reads: bool = False,
 ) -> Iterator[ImageVector | FileFailure]:
     """Embed image files in batches; yields results in input order, a FileFailure for each bad file.
 
-    Each file is read once; with ``digests`` every result carries the SHA-256 of the bytes that
-    were decoded (the index's content hash). ``batch_size`` None: ``default_batch_size``.
+    Each file is read once; with ``reads`` every result carries the SHA-256 of the bytes that were
+    decoded (the index's content hash) and the capture time in them. ``batch_size`` None:
+    ``default_batch_size``.
     """
     batch_size = default_batch_size(str(encoder.device)) if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     names = [display_path(p) for p in paths]
     if use_device_decoding(encoder):
-        yield from _device_stream(encoder, names, batch_size, max_pixels, on_progress, digests)
+        yield from _device_stream(encoder, names, batch_size, max_pixels, on_progress, reads)
         return
     total = len(names)
     done = 0
@@ -165,12 +170,12 @@ def embed_stream(
         good = [(i, arr) for i, (_, arr, _) in enumerate(held) if isinstance(arr, np.ndarray)]
         vectors = encoder.encode_images(np.stack([a for _, a in good])) if good else None
         row = {i: k for k, (i, _) in enumerate(good)}
-        for i, (name, item, digest) in enumerate(held):
+        for i, (name, item, read) in enumerate(held):
             if isinstance(item, ImageLoadError):
-                yield FileFailure(name, item.reason, digest)
+                yield FileFailure(name, item.reason, read)
             else:
                 assert vectors is not None
-                yield ImageVector(name, vectors[row[i]], digest)
+                yield ImageVector(name, vectors[row[i]], read)
         done += len(held)
         held.clear()
         if on_progress:
@@ -178,7 +183,7 @@ def embed_stream(
 
     n_arrays = 0
     lookahead = max(2 * batch_size, 16)
-    stream = decode_stream(names, encoder.preprocess, workers, max_pixels, fast_decode, lookahead, digests)
+    stream = decode_stream(names, encoder.preprocess, workers, max_pixels, fast_decode, lookahead, reads)
     for decoded in stream:
         held.append(decoded)
         n_arrays += isinstance(decoded[1], np.ndarray)
@@ -202,21 +207,21 @@ def _device_stream(
     batch_size: int,
     max_pixels: int,
     on_progress: ProgressFn | None,
-    digests: bool,
+    reads: bool,
 ) -> Iterator[ImageVector | FileFailure]:
     from mmcli.gpu_decode import device_decode_stream
 
     done = 0
-    for out in device_decode_stream(encoder, names, batch_size, max_pixels, digests):
+    for out in device_decode_stream(encoder, names, batch_size, max_pixels, reads):
         found = {p: out.vectors[i] for i, p in enumerate(out.order)} if out.vectors is not None else {}
         failed = dict(out.failures)
         chunk = names[done : done + batch_size]
         for name in chunk:
-            digest = out.digests.get(name)
+            read = out.reads.get(name)
             if name in found:
-                yield ImageVector(name, found[name], digest)
+                yield ImageVector(name, found[name], read)
             else:
-                yield FileFailure(name, failed[name].reason if name in failed else "not decoded", digest)
+                yield FileFailure(name, failed[name].reason if name in failed else "not decoded", read)
         done += len(chunk)
         if on_progress:
             on_progress(done, len(names))

@@ -166,7 +166,7 @@ class LocalEngine:
     def search(self, request: SearchRequest) -> SearchResult:
         from mmcli.errors import UsageError
         from mmcli.index.open import open_index
-        from mmcli.search import query_vector, top_hits
+        from mmcli.search import query_vector, top_hits, undated_notes
 
         if self.index is None:
             raise UsageError("no index to search")
@@ -179,6 +179,7 @@ class LocalEngine:
                 q = query_vector(store, request.terms, self, request.max_pixels, notes)
                 faiss_index = None if request.within is not None else self._vectors(store)
                 hits = top_hits(store, faiss_index, q, request)
+                notes += undated_notes(store, request)
             return SearchResult(hits, self._notes() + tuple(notes))
         finally:
             store.close()

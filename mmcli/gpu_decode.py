@@ -17,7 +17,6 @@ bytes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,11 +26,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmcli.errors import ImageLoadError
-from mmcli.images import DEFAULT_MAX_PIXELS, load_pixels, oversize, read_whole, take_over_pixel_limit, too_many_scans
+from mmcli.images import (
+    DEFAULT_MAX_PIXELS,
+    load_pixels,
+    oversize,
+    read_whole_stat,
+    take_over_pixel_limit,
+    too_many_scans,
+)
 
 if TYPE_CHECKING:
     import torch
 
+    from mmcli.index.changes import Read
     from mmcli.preprocess import Preprocess
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -44,25 +51,25 @@ class _Read:
 
     path: str
     data: bytes | None = None
-    digest: str | None = None
+    read: Read | None = None  # content hash and capture time (asked for by the index)
     on_device: bool = False
     error: ImageLoadError | None = None
 
 
-def _read(path: str, max_pixels: int, preprocess: Preprocess, digest: bool) -> _Read:
+def _read(path: str, max_pixels: int, preprocess: Preprocess, facts: bool) -> _Read:
     """Read ``path`` once; decide who decodes it: the device (a JPEG within limits, not far larger than
     the model input), the CPU path (anything else, which gives the precise reason for a bad file)."""
     from PIL import Image
 
+    from mmcli.embed import read_facts
+
     try:
-        data = read_whole(path)
+        data, st = read_whole_stat(path)
     except ImageLoadError as exc:
         return _Read(path, error=exc)
-    out = _Read(path, data)
+    out = _Read(path, data, read_facts(path, data, st.st_mtime) if facts else None)
     if data is None:
         return out  # a file above the whole-read limit: the CPU path streams it
-    if digest:
-        out.digest = hashlib.sha256(data).hexdigest()
     if not data.startswith(JPEG_MAGIC) or too_many_scans(path, data) is not None:
         return out
     take_over_pixel_limit()
@@ -193,16 +200,16 @@ def _decode_reads(
 @dataclass
 class DeviceBatch:
     """One batch from ``device_decode_stream``: the paths embedded (in order), their vectors, the
-    failures, and the content hash of every file that could be read."""
+    failures, and the content hash and capture time of every file that could be read."""
 
     order: list[str]
     vectors: np.ndarray | None
     failures: list[tuple[str, ImageLoadError]]
-    digests: dict[str, str] = field(default_factory=dict)
+    reads: dict[str, Read] = field(default_factory=dict)
 
 
 def device_decode_stream(
-    encoder: Any, paths: Sequence[str], batch_size: int, max_pixels: int, digests: bool = False
+    encoder: Any, paths: Sequence[str], batch_size: int, max_pixels: int, reads: bool = False
 ) -> Iterator[DeviceBatch]:
     """Batches of ``paths`` decoded on the encoder's device and embedded. While the model runs on one
     batch, the threads read the next one; each file is read once."""
@@ -211,13 +218,13 @@ def device_decode_stream(
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
 
         def read_ahead(k: int) -> list[Future[_Read]]:
-            return [pool.submit(_read, p, max_pixels, pre, digests) for p in chunks[k]] if k < len(chunks) else []
+            return [pool.submit(_read, p, max_pixels, pre, reads) for p in chunks[k]] if k < len(chunks) else []
 
         ahead = read_ahead(0)
         for k in range(len(chunks)):
-            reads = [f.result() for f in ahead]
+            done = [f.result() for f in ahead]
             ahead = read_ahead(k + 1)  # queued now: read while this batch is decoded and embedded
-            batch, order, failures = _decode_reads(reads, pre, encoder.device, encoder.dtype, max_pixels, pool)
+            batch, order, failures = _decode_reads(done, pre, encoder.device, encoder.dtype, max_pixels, pool)
             vectors = encoder.encode_tensor(batch) if batch is not None else None
-            found = {r.path: r.digest for r in reads if r.digest is not None}
+            found = {r.path: r.read for r in done if r.read is not None}
             yield DeviceBatch(order, vectors, failures, found)

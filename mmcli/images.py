@@ -186,6 +186,11 @@ WHOLE_READ_LIMIT = 256 << 20  # files up to this size are read once into memory 
 def read_whole(path: str | os.PathLike[str]) -> bytes | None:
     """The bytes of an image file, read once, or None for a file above ``WHOLE_READ_LIMIT`` (then
     decoded from the file). Raises ImageLoadError for what cannot be an image file."""
+    return read_whole_stat(path)[0]
+
+
+def read_whole_stat(path: str | os.PathLike[str]) -> tuple[bytes | None, os.stat_result]:
+    """``read_whole``, and the file's stat (its mtime dates a picture without EXIF)."""
     name = os.fsdecode(path)
     try:
         st = os.stat(path)  # before open(): opening a FIFO would wait for a writer
@@ -196,7 +201,7 @@ def read_whole(path: str | os.PathLike[str]) -> bytes | None:
         if st.st_size == 0:
             raise ImageLoadError(name, "empty file")
         if st.st_size > WHOLE_READ_LIMIT:
-            return None
+            return None, st
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
@@ -209,7 +214,7 @@ def read_whole(path: str | os.PathLike[str]) -> bytes | None:
         raise ImageLoadError(name, exc.strerror or str(exc)) from None
     if not data:
         raise ImageLoadError(name, "empty file")
-    return data
+    return data, st
 
 
 def load_image(

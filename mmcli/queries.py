@@ -87,9 +87,15 @@ def describe(terms: Sequence[Term]) -> str:
     return texts[0] if texts else "combined query"
 
 
+SORTS = ("score", "date", "-date")
+
+
 @dataclass(frozen=True)
 class SearchRequest:
-    """A search against one index. ``within`` is an absolute folder or None."""
+    """A search against one index. ``within`` is an absolute folder or None; ``after``/``before``
+    keep what was taken in [after, before) (unix seconds; ``mmcli.taken.period`` reads the dates
+    users give); ``sort``: "score" (best first), "date" (oldest first) or "-date" (newest first),
+    of the ``top_k`` best matches."""
 
     terms: tuple[Term, ...]
     top_k: int = 10
@@ -97,6 +103,13 @@ class SearchRequest:
     within: str | None = None
     exact: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    after: float | None = None
+    before: float | None = None
+    sort: str = "score"
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORTS:
+            raise UsageError(f"--sort {self.sort}: not one of {', '.join(SORTS)}")
 
     @staticmethod
     def folder(within: str | None) -> str | None:

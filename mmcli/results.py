@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
+    from mmcli.index.changes import Read
+
 
 @dataclass(frozen=True)
 class FileFailure:
@@ -15,7 +17,7 @@ class FileFailure:
 
     path: str
     reason: str
-    digest: str | None = None  # SHA-256 of the bytes read, when the file could be read
+    read: Read | None = None  # content hash and capture time, when asked for and the file could be read
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,7 +26,7 @@ class ImageVector:
 
     path: str
     vector: np.ndarray = field(repr=False)
-    digest: str | None = None  # SHA-256 of the bytes that were decoded, when asked for
+    read: Read | None = None  # content hash and capture time of the bytes decoded, when asked for
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,15 @@ class Classification:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result. ``taken``: when the picture was taken, ISO 8601 (``mmcli.taken``: with the
+    camera's offset, without one when it recorded none, ``Z`` for a file's mtime); ``taken_source``:
+    "exif", "exif-local" or "mtime"; both None when the index has no date for it."""
 
     rank: int
     path: str
     score: float
+    taken: str | None = None
+    taken_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,10 @@ class IndexInfo:
     updated: str
     format_version: int
     vectors: str
+    taken_oldest: str | None = None  # ISO 8601, as Hit.taken
+    taken_newest: str | None = None
+    taken_from_mtime: int = 0  # searchable images whose date is their file's mtime (no EXIF date)
+    taken_unknown: int = 0  # searchable images with no date yet (an older index; `mmcli index` reads them)
 
 
 @dataclass(frozen=True)

@@ -72,26 +72,58 @@ def query_vector(
 
 
 def top_hits(store: Store, index: Any, q: np.ndarray, request: SearchRequest) -> tuple[Hit, ...]:
-    """The ranked hits of query vector ``q``: FAISS ``index`` over everything, or brute force under ``within``."""
+    """The ranked hits of query vector ``q``: FAISS ``index`` over everything, or brute force under
+    ``within`` and over dates narrower than ``BRUTE_MAX`` images (exact either way); a wider date filter
+    asks FAISS for more and more until ``top_k`` of its hits pass it."""
     from mmcli.index import vectors
 
     excluded = {os.path.realpath(t.value) for t in request.terms if t.is_image}
     want = request.top_k + len(excluded)
-    if request.within is not None:
-        scores, ids = _brute_force(store, q, want, str(Path(request.within).resolve()))
+    under = str(Path(request.within).resolve()) if request.within is not None else None
+    after, before = request.after, request.before
+    dated = after is not None or before is not None
+    if under is not None or index is None or (dated and store.count_where(None, after, before) <= BRUTE_MAX):
+        scores, ids = _brute_force(store, q, want, under, after, before)
+    elif dated:
+        scores, ids = _filtered(index, q, want, store.ids_where(None, after, before), request)
     else:
         s, i = vectors.search(index, q[None], want, exact=request.exact)
         scores, ids = s[0], i[0]
     cut = request.threshold
     keep = [(float(sc), int(i)) for sc, i in zip(scores, ids) if i >= 0 and (cut is None or sc >= cut)]
     paths = store.paths_for(i for _, i in keep)
-    hits = [(sc, paths[i]) for sc, i in keep if i in paths and paths[i] not in excluded][: request.top_k]
-    return tuple(Hit(rank, path, score) for rank, (score, path) in enumerate(hits, start=1))
+    found = [(sc, i) for sc, i in keep if i in paths and paths[i] not in excluded][: request.top_k]
+    dates = store.taken_for(i for _, i in found)
+    if request.sort != "score":
+        sign = 1 if request.sort == "date" else -1  # undated ones last either way
+        found.sort(key=lambda hit: (hit[1] not in dates, sign * dates[hit[1]].when if hit[1] in dates else 0.0))
+    return tuple(
+        Hit(rank, paths[i], sc, dates[i].iso() if i in dates else None, dates[i].source if i in dates else None)
+        for rank, (sc, i) in enumerate(found, start=1)
+    )
 
 
-def _brute_force(store: Store, q: np.ndarray, k: int, under: str) -> tuple[np.ndarray, np.ndarray]:
+def undated_notes(store: Store, request: SearchRequest) -> list[str]:
+    """A note when dates matter to this search and some images have none yet (an older index)."""
+    if request.after is None and request.before is None and request.sort == "score":
+        return []
+    n = store.undated_count()
+    if not n:
+        return []
+    return [
+        f"{n} indexed image{'s have' if n != 1 else ' has'} no date yet (indexed before mmcli read dates): "
+        "left out of --after/--before, last in --sort date; `mmcli index` reads them"
+    ]
+
+
+BRUTE_MAX = 20_000  # a date filter keeping at most this many images is searched exactly, over just those
+
+
+def _brute_force(
+    store: Store, q: np.ndarray, k: int, under: str | None, after: float | None = None, before: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     best_s, best_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
-    for ids, vecs in store.vectors(under=under):
+    for ids, vecs in store.vectors(under=under, after=after, before=before):
         s = vecs @ q
         best_s, best_i = np.concatenate([best_s, s]), np.concatenate([best_i, ids])
         if len(best_s) > k:
@@ -99,3 +131,21 @@ def _brute_force(store: Store, q: np.ndarray, k: int, under: str) -> tuple[np.nd
             best_s, best_i = best_s[top], best_i[top]
     order = np.argsort(-best_s, kind="stable")[:k]
     return best_s[order], best_i[order]
+
+
+def _filtered(
+    index: Any, q: np.ndarray, k: int, allowed: set[int], request: SearchRequest
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of FAISS's hits whose ids are ``allowed``: ask for 4x more each time until ``k``
+    pass, every vector was seen, or the scores fell below the threshold."""
+    from mmcli.index import vectors
+
+    n = max(4 * k, 256)
+    while True:
+        s, i = vectors.search(index, q[None], n, exact=request.exact)
+        s, i = s[0], i[0]
+        mask = np.fromiter((int(x) in allowed for x in i), dtype=bool, count=len(i))
+        below = request.threshold is not None and len(s) > 0 and s[-1] < request.threshold
+        if int(mask.sum()) >= k or n >= index.ntotal or below:
+            return s[mask][:k], i[mask][:k]
+        n *= 4

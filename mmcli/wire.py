@@ -11,13 +11,14 @@ Paths travel as JSON strings; names that are not valid UTF-8 travel as ``\\udcXX
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.queries import DEFAULT_TEMPLATE, WEIGHT_RE, ClassifyRequest, SearchRequest, Term, build_terms
 from mmcli.results import Classification, FileFailure, Health, Hit, LabelScore, SearchResult
+from mmcli.taken import as_text, period
 
 MAX_PATHS = 10_000  # per /classify request
 MAX_LABELS = 10_000
@@ -44,7 +45,10 @@ class TermBody(_Body):
 
 class SearchBody(_Body):
     """POST /search. ``terms`` is what mmcli sends; ``query``/``image``/``add``/``sub`` are the
-    same shorthand as the command line, for curl (image paths: absolute, on the server's machine)."""
+    same shorthand as the command line, for curl (image paths: absolute, on the server's machine).
+    ``after``/``before``: the dates `--after`/`--before` take (YYYY, YYYY-MM, YYYY-MM-DD, an ISO date
+    and time), read by the same parser: taken at or after the start of ``after``, before the end of
+    ``before``. ``sort``: "score", "date" (oldest first) or "-date" (newest first)."""
 
     query: Text | None = None
     image: Text | None = None
@@ -56,6 +60,9 @@ class SearchBody(_Body):
     within: Text | None = None
     exact: bool = False
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=10**12)
+    after: Annotated[StrictStr, Field(max_length=100)] | None = None
+    before: Annotated[StrictStr, Field(max_length=100)] | None = None
+    sort: Literal["score", "date", "-date"] = "score"
 
     @classmethod
     def of(cls, request: SearchRequest) -> SearchBody:
@@ -67,6 +74,9 @@ class SearchBody(_Body):
             within=request.within,
             exact=request.exact,
             max_pixels=request.max_pixels,
+            after=None if request.after is None else as_text(request.after),  # instants: read back exactly
+            before=None if request.before is None else as_text(request.before),
+            sort=request.sort,
         )
 
     def named_files(self) -> list[str]:
@@ -87,8 +97,17 @@ class SearchBody(_Body):
             terms = [*build_terms(self.query, self.image, self.add, self.sub), *terms]
         if not terms:
             build_terms(None, None)  # raises "nothing to search for"
+        after, before = period(self.after, self.before)
         return SearchRequest(
-            tuple(terms), self.top_k, self.threshold, SearchRequest.folder(self.within), self.exact, self.max_pixels
+            tuple(terms),
+            self.top_k,
+            self.threshold,
+            SearchRequest.folder(self.within),
+            self.exact,
+            self.max_pixels,
+            after,
+            before,
+            self.sort,
         )
 
 
@@ -96,6 +115,8 @@ class HitBody(_Body):
     rank: int
     path: str
     score: float
+    taken: str | None = None  # ISO 8601, see mmcli.taken
+    taken_source: str | None = None  # "exif", "exif-local" or "mtime"
 
 
 class SearchReply(_Body):
@@ -105,12 +126,16 @@ class SearchReply(_Body):
     @classmethod
     def of(cls, result: SearchResult) -> SearchReply:
         return cls(
-            hits=[HitBody(rank=h.rank, path=h.path, score=h.score) for h in result.hits],
+            hits=[
+                HitBody(rank=h.rank, path=h.path, score=h.score, taken=h.taken, taken_source=h.taken_source)
+                for h in result.hits
+            ],
             warnings=list(result.warnings),
         )
 
     def result(self) -> SearchResult:
-        return SearchResult(tuple(Hit(h.rank, h.path, h.score) for h in self.hits), tuple(self.warnings))
+        hits = tuple(Hit(h.rank, h.path, h.score, h.taken, h.taken_source) for h in self.hits)
+        return SearchResult(hits, tuple(self.warnings))
 
 
 class ClassifyBody(_Body):

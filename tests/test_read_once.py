@@ -83,11 +83,11 @@ def test_device_stream_overlaps_batches_and_decodes_large_jpegs_at_reduced_size(
     _big_jpeg(big, enc.preprocess.min_side)
     missing = tmp_path / "missing.jpg"
     paths = [str(p) for p, _ in random_corpus[:7]] + [str(big), str(missing)]
-    batches = list(device_decode_stream(enc, paths, batch_size=4, max_pixels=10**9, digests=True))
+    batches = list(device_decode_stream(enc, paths, batch_size=4, max_pixels=10**9, reads=True))
     assert [len(b.order) + len(b.failures) for b in batches] == [4, 4, 1]
     assert [p for b in batches for p in b.order] == paths[:8]
     assert [p for b in batches for p, _ in b.failures] == [str(missing)]
-    digests = {p: d for b in batches for p, d in b.digests.items()}
+    digests = {p: r.digest for b in batches for p, r in b.reads.items()}
     assert digests == {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths[:8]}
     # the large JPEG went through the CPU path (DCT-scaled decode): the same input as that path
     vectors = np.concatenate([b.vectors for b in batches if b.vectors is not None])
@@ -95,7 +95,7 @@ def test_device_stream_overlaps_batches_and_decodes_large_jpegs_at_reduced_size(
     assert float(vectors[7] @ reference[0]) > 0.99999
 
 
-def test_embed_stream_digests_on_both_paths(monkeypatch: pytest.MonkeyPatch, random_corpus, tmp_path: Path) -> None:
+def test_embed_stream_reads_on_both_paths(monkeypatch: pytest.MonkeyPatch, random_corpus, tmp_path: Path) -> None:
     import mmcli.embed as embed
 
     enc = load_encoder(parse_model_spec(TINY), device="cpu", precision="fp32")
@@ -105,10 +105,11 @@ def test_embed_stream_digests_on_both_paths(monkeypatch: pytest.MonkeyPatch, ran
     expected = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
     for device_path in (False, True):
         monkeypatch.setattr(embed, "use_device_decoding", lambda encoder, on=device_path: on)
-        got = list(embed_stream(enc, paths, batch_size=4, workers=2, digests=True))
+        got = list(embed_stream(enc, paths, batch_size=4, workers=2, reads=True))
         assert [r.path for r in got] == paths
-        assert [r.digest for r in got] == expected  # the bad file too: it was read
-    assert all(r.digest is None for r in embed_stream(enc, paths[:2], workers=1))
+        assert [r.read.digest for r in got] == expected  # the bad file too: it was read
+        assert {r.read.taken.source for r in got} == {"mtime"}  # (no EXIF dates in these files)
+    assert all(r.read is None for r in embed_stream(enc, paths[:2], workers=1))
 
 
 def test_the_batch_size_follows_the_device() -> None:

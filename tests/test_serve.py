@@ -19,6 +19,8 @@ from conftest import TINY, run_mmcli
 
 from mmcli.shapes import write_corpus
 
+JAN_2020 = 1577880000  # 2020-01-01T12:00:00Z
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -58,6 +60,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("serve")
     photos = base / "photos"
     write_corpus(photos, 16, seed=3)
+    for i, path in enumerate(sorted(photos.iterdir())):  # dates for --after/--before: every 15 days of 2020
+        when = JAN_2020 + i * 15 * 86400
+        os.utime(path, (when, when))
     home = base / "home"
     env = {**os.environ, "MMCLI_HOME": str(home), "MMCLI_CACHE": str(base / "cache"), "HF_HUB_OFFLINE": "1"}
     env.pop("MMCLI_SERVER", None)
@@ -113,6 +118,33 @@ def _cli(server, *args: str, use_server: bool) -> subprocess.CompletedProcess[by
     [
         ["search", "a red circle", "--index", "shapes", "-k", "5"],
         ["search", "a circle", "--add", "2:blue", "--sub", "red", "--index", "shapes", "-f", "csv"],
+        [
+            "search",
+            "a circle",
+            "--index",
+            "shapes",
+            "-k",
+            "20",
+            "--after",
+            "2020-03",
+            "--before",
+            "2020-08",
+            "-f",
+            "json",
+        ],
+        [
+            "search",
+            "a red circle",
+            "--index",
+            "shapes",
+            "-k",
+            "3",
+            "--after",
+            "2020-02-10T00:00+01:00",
+            "--sort",
+            "-date",
+        ],
+        ["search", "a red circle", "--index", "shapes", "--before", "2019", "-f", "csv"],
     ],
 )
 def test_search_output_is_identical_with_and_without_server(server, args: list[str]) -> None:
@@ -122,6 +154,25 @@ def test_search_output_is_identical_with_and_without_server(server, args: list[s
     alone = _cli(server, *args, use_server=False)
     assert via.returncode == alone.returncode == 0, (via.stderr, alone.stderr)
     assert via.stdout == alone.stdout and via.stdout
+
+
+def test_dates_narrow_and_order_the_same_through_a_server(server) -> None:
+    args = ["search", "a circle", "--index", "shapes", "-k", "50", "-f", "json", "--sort", "date"]
+    hits = {}
+    for use_server in (True, False):
+        r = _cli(server, *args, "--after", "2020-03", "--before", "2020-03", use_server=use_server)
+        assert r.returncode == 0, r.stderr
+        hits[use_server] = json.loads(r.stdout)
+    assert hits[True] == hits[False]
+    assert [h["taken"] for h in hits[True]] == ["2020-03-01T12:00:00Z", "2020-03-16T12:00:00Z", "2020-03-31T12:00:00Z"]
+    assert {h["taken_source"] for h in hits[True]} == {"mtime"}
+    status, reply = _post(
+        server["url"] + "/search",
+        json.dumps({"query": "a circle", "after": "2020-03", "before": "2020-03", "sort": "-date"}).encode(),
+    )
+    assert status == 200 and [h["taken"] for h in reply["hits"]] == [h["taken"] for h in hits[True]][::-1]
+    status, reply = _post(server["url"] + "/search", json.dumps({"query": "a", "after": "2020-13"}).encode())
+    assert status == 400 and "2020-13" in reply["error"]
 
 
 def test_search_by_image_and_classify_identical(server) -> None:
@@ -209,6 +260,8 @@ def test_relative_image_term_means_the_same_through_a_server(server) -> None:
         ({"query": "a", "top_k": 1e400}, "top_k"),
         ({"terms": [{"text": "a", "image": "/x.jpg"}]}, "terms"),
         ({"query": "a", "unknown": 1}, "unknown"),
+        ({"query": "a", "sort": "newest"}, "sort"),
+        ({"query": "a", "after": 2020}, "after"),
     ],
 )
 def test_search_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body: dict, field: str) -> None:

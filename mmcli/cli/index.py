@@ -79,10 +79,12 @@ def index_cmd(
         if not quiet:
             rate = f", {s.images_per_second:.1f} images/s" if s.embedded else ""
             back = f", {s.restored} back" if s.restored else ""
+            dated = f", {s.dated} dates read" if s.dated else ""
+            lazy = "" if s.model_loaded else " (no model loaded)"
             say(
                 f"indexed {folder}: {s.scanned} scanned, {s.added} added, {s.updated} updated, {s.renamed} renamed, "
                 f"{s.copied} copied, {s.missing} missing{back}, {s.removed} removed, {s.failed} failed, "
-                f"{s.unchanged} unchanged in {s.seconds:.1f} s{rate}" + ("" if s.model_loaded else " (no model loaded)")
+                f"{s.unchanged} unchanged{dated} in {s.seconds:.1f} s{rate}{lazy}"
             )
 
 

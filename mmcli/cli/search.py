@@ -20,6 +20,7 @@ TermsOpt = Optional[list[str]]
         "mmcli search --image beach.jpg -k 20 --format paths",
         "mmcli search 'a dog' --add 2:beach --sub indoors --in ~/Pictures/2024",
         "mmcli search 'sunset' -0 | xargs -0 open",
+        "mmcli search 'snow' --after 2023-12 --before 2024-02 --sort date",
     ),
     multi_value=True,
 )
@@ -51,6 +52,33 @@ def search(
         Optional[str], typer.Option("--in", help="Only results under this folder.", show_default=False)
     ] = None,
     exact: Annotated[bool, typer.Option("--exact", help="Brute-force search even on large indexes.")] = False,
+    after: Annotated[
+        Optional[str],
+        typer.Option(
+            "--after",
+            help="Only pictures taken at or after the start of this date: YYYY, YYYY-MM, YYYY-MM-DD or an ISO "
+            "date and time (2024-05-01T10:00, +02:00 or Z allowed; without an offset, UTC). The date is EXIF "
+            "DateTimeOriginal, else the file's mtime.",
+            show_default=False,
+        ),
+    ] = None,
+    before: Annotated[
+        Optional[str],
+        typer.Option(
+            "--before",
+            help="Only pictures taken before the end of this date (same forms): --before 2024-06-30 includes "
+            "June 30; --after 2024 --before 2024 is the whole year.",
+            show_default=False,
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            help="score (best first) | date (oldest first) | -date (newest first). "
+            "Dates order the top-k matches; ranks follow the order shown.",
+        ),
+    ] = "score",
     index: IndexOpt = None,
     fmt: FormatOpt = None,
     null: NulOutOpt = False,
@@ -66,10 +94,14 @@ def search(
         from mmcli.index.open import index_folder
         from mmcli.output import choose_format, render
         from mmcli.queries import SearchRequest, build_terms, describe
+        from mmcli.taken import period
 
         out_format = choose_format(HITS, fmt, sys.stdout, nul=null)
         terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
-        request = SearchRequest(terms, top_k, threshold, SearchRequest.folder(within), exact)
+        start, stop = period(after, before)
+        request = SearchRequest(
+            terms, top_k, threshold, SearchRequest.folder(within), exact, after=start, before=stop, sort=sort
+        )
         folder = index_folder(index)
         result = choose_engine(server, LocalEngine(folder, *model_choice.args)).search(request)
         warn_all(result.warnings)

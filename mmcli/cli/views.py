@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from mmcli.output import View
+from mmcli.taken import short
 
 HITS = View(
-    columns=("rank", "score", "path"),
-    table_rows=lambda h: [(h.rank, f"{h.score:.4f}", h.path)],
-    csv_header=("rank", "path", "score"),  # the order of the JSON fields
-    csv_rows=lambda h: [(h.rank, h.path, f"{h.score:.6f}")],
+    columns=("rank", "score", "path", "taken"),
+    table_rows=lambda h: [(h.rank, f"{h.score:.4f}", h.path, short(h.taken))],
+    csv_header=("rank", "path", "score", "taken", "taken_source"),  # the order of the JSON fields
+    csv_rows=lambda h: [(h.rank, h.path, f"{h.score:.6f}", h.taken or "", h.taken_source or "")],
     paths=lambda h: [h.path],
+    dim=frozenset({"taken"}),
 )
 
 
@@ -71,7 +73,11 @@ INDEXES = View(
     paths=lambda e: [e.folder],
 )
 
-INFO = View(columns=("key", "value"), table_rows=lambda info: list(asdict(info).items()), single=True)
+INFO = View(
+    columns=("key", "value"),
+    table_rows=lambda info: [(k, "-" if v is None else v) for k, v in asdict(info).items()],
+    single=True,
+)
 
 MODELS = View(
     columns=("name", "spec", "local", "description"),

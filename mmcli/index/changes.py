@@ -4,6 +4,9 @@ Files whose size and mtime match their row are unchanged. Rows whose file was no
 *gone*, except under folders that could not be read (nothing is known about those). A root that
 holds indexed images but where the walk found none (an unmounted drive, an emptied folder) is
 reported, so the caller can say so instead of quietly dropping everything.
+
+Hashing a new or changed file is its one read: the capture time comes from the same bytes (the
+EXIF header lies in the first chunk), so dates cost no second read.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from mmcli.images import walk_images
 from mmcli.index.store import FileRow, Store
+from mmcli.taken import Taken, from_header
 
 
 @dataclass(frozen=True)
@@ -58,17 +62,33 @@ def find_changes(store: Store, roots: Sequence[Path], include_hidden: bool, excl
     return Changes(scan, existing, unchanged, candidates, gone, tuple(unreadable), tuple(empty))
 
 
-def hash_file(path: str) -> str | OSError:
+@dataclass(frozen=True)
+class Read:
+    """What one read of a file gives: its content hash (SHA-256) and when it was taken."""
+
+    digest: str
+    taken: Taken
+
+
+def hash_file(path: str) -> Read | OSError:
     h = hashlib.sha256()
+    head = b""
     try:
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
+                head = head or chunk
                 h.update(chunk)
+            st = os.fstat(f.fileno())
     except OSError as exc:
         return exc
-    return h.hexdigest()
+    return Read(h.hexdigest(), from_header(head, st.st_mtime, path, st.st_size))
 
 
-def hash_files(paths: Sequence[str]) -> dict[str, str | OSError]:
+def read_of(data: bytes, mtime: float) -> Read:
+    """The Read of a file whose bytes are in hand (the decoder's): no second read."""
+    return Read(hashlib.sha256(data).hexdigest(), from_header(data, mtime, None, len(data)))
+
+
+def hash_files(paths: Sequence[str]) -> dict[str, Read | OSError]:
     with ThreadPoolExecutor(max_workers=4) as pool:
         return dict(zip(paths, pool.map(hash_file, paths)))

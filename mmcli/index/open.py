@@ -117,6 +117,7 @@ def index_info(folder: Path) -> IndexInfo:
             return _when(meta.get(key))
 
         kind = "none" if ok == 0 else "flat (exact)" if ok < APPROX_MIN else "IVF-Flat (approximate)"
+        oldest, newest, from_mtime, unknown = store.taken_range()
         return IndexInfo(
             folder=str(folder),
             model=meta.get("model_name", ""),
@@ -130,6 +131,10 @@ def index_info(folder: Path) -> IndexInfo:
             updated=when("updated"),
             format_version=int(meta.get("format_version", 0)),
             vectors=kind,
+            taken_oldest=oldest.iso() if oldest else None,
+            taken_newest=newest.iso() if newest else None,
+            taken_from_mtime=from_mtime,
+            taken_unknown=unknown,
         )
     finally:
         store.close()

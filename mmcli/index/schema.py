@@ -1,7 +1,9 @@
 """The index's on-disk format: its files, the SQLite schema and its version, where it can be written.
 
-Format history: 1, the first; 2 adds ``files.missing_since`` (vanished files keep their vectors),
-added in place when an index of format 1 is opened for writing.
+Format history: 1, the first; 2 adds ``files.missing_since`` (vanished files keep their vectors);
+3 adds ``files.taken``, ``taken_source`` and ``taken_offset`` (when each picture was taken, see
+``mmcli.taken``) and an index on ``taken``. Older formats are brought up to date in place when opened
+for writing (no re-embedding); the next `mmcli index` reads the dates of rows that have none.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from mmcli.errors import IndexReadOnly
 
-FORMAT_VERSION = 2  # 2: files.missing_since (vanished files keep their vectors)
+FORMAT_VERSION = 3  # 2: files.missing_since; 3: files.taken, taken_source, taken_offset
 DB_NAME = "index.sqlite"
 REBUILD_DB = "rebuild.sqlite"  # where `mmcli index --rebuild` builds the new index before the swap
 
@@ -28,10 +30,15 @@ CREATE TABLE IF NOT EXISTS files (
     error TEXT,
     vector BLOB,
     indexed_at REAL NOT NULL,
-    missing_since REAL
+    missing_since REAL,
+    taken REAL,
+    taken_source TEXT,
+    taken_offset INTEGER
 );
 CREATE INDEX IF NOT EXISTS files_hash ON files (hash);
 """
+# Made after SCHEMA, once the column exists (an older database gets it from the migration).
+TAKEN_INDEX = "CREATE INDEX IF NOT EXISTS files_taken ON files (taken)"
 
 
 def remove(folder: Path, name: str) -> None:

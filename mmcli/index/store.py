@@ -8,6 +8,10 @@ Tables
       missing_since: when the file was last found gone (NULL: present). A missing file is left out of
         searches but keeps its vector, for when it comes back (same path, or any path by its hash);
         `mmcli index --prune` drops it. Format 1 had no such column: it is added in place.
+      taken, taken_source, taken_offset: when the picture was taken (unix seconds), from 'exif' (with
+        its UTC offset, seconds east), 'exif-local' (no offset: wall clock read as UTC) or 'mtime'; see
+        ``mmcli.taken``. NULL: not read yet (an index of format 2 or older; the next `mmcli index`
+        reads them, without the model). Indexed, for --after/--before.
 
 ``generation`` grows with every commit that changes vectors; the FAISS file derived from it
 carries the generation it was built from, so a stale one is never used.
@@ -27,10 +31,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmcli.errors import IndexCorrupt, IndexMissing, IndexTooNew
-from mmcli.index.schema import DB_NAME, FORMAT_VERSION, SCHEMA, ensure_writable, read_only
+from mmcli.index.schema import DB_NAME, FORMAT_VERSION, SCHEMA, TAKEN_INDEX, ensure_writable, read_only
+from mmcli.taken import Taken
 
 if TYPE_CHECKING:
     import numpy as np
+
+COLUMNS = (
+    "id, path, size, mtime_ns, hash, status, error, vector, indexed_at, missing_since, "
+    "taken, taken_source, taken_offset"
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class FileRow:
     hash: str | None
     status: str
     missing: bool = False
+    dated: bool = True  # taken is known (rows of an older format have none until the next index run)
 
 
 def encode_path(path: str) -> bytes:
@@ -68,6 +79,7 @@ class Store:
         self.path = folder / name
         self._depth = 0  # nesting of snapshot()
         self.present = "status = 'ok' AND missing_since IS NULL"  # rows that searches see
+        self.dated = True  # has the taken columns (an older index opened read-only has not)
         if not create and not self.path.exists():
             raise IndexMissing(f"no index at {folder}", hint="create it with `mmcli index PATH`")
         self.readonly = read_only(folder, self.path)
@@ -108,6 +120,8 @@ class Store:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self.db.execute(statement)
+            if "taken" in {r[1] for r in self.db.execute("PRAGMA table_info(files)")}:
+                self.db.execute(TAKEN_INDEX)  # else an older database: the migration adds both
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
             for key, value in model.items():
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
@@ -118,10 +132,16 @@ class Store:
         if self.readonly:
             if "missing_since" not in columns:
                 self.present = "status = 'ok'"
+            self.dated = "taken" in columns
             return
         with self.transaction(bump=False):
             if "missing_since" not in columns:  # 1 -> 2
                 self.db.execute("ALTER TABLE files ADD COLUMN missing_since REAL")
+            if "taken" not in columns:  # 2 -> 3; the dates are read by the next `mmcli index`
+                self.db.execute("ALTER TABLE files ADD COLUMN taken REAL")
+                self.db.execute("ALTER TABLE files ADD COLUMN taken_source TEXT")
+                self.db.execute("ALTER TABLE files ADD COLUMN taken_offset INTEGER")
+                self.db.execute(TAKEN_INDEX)
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),))
 
     def record_model(self, model: dict[str, str]) -> None:
@@ -138,7 +158,7 @@ class Store:
             with self.transaction():
                 newest = max(self.generation(), other.generation())
                 self.db.execute("DELETE FROM files")
-                self.db.execute("INSERT INTO files SELECT * FROM fresh.files")
+                self.db.execute(f"INSERT INTO files ({COLUMNS}) SELECT {COLUMNS} FROM fresh.files")
                 self.db.execute("DELETE FROM meta")
                 self.db.execute("INSERT INTO meta SELECT * FROM fresh.meta")
                 self.db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(newest),))
@@ -228,13 +248,13 @@ class Store:
             raw = encode_path(root)
             prefix = raw.rstrip(b"/") + b"/"
             cur = self.db.execute(
-                "SELECT id, path, size, mtime_ns, hash, status, missing_since IS NOT NULL FROM files "
-                "WHERE path = ? OR (path >= ? AND path < ?)",
+                f"SELECT id, path, size, mtime_ns, hash, status, missing_since IS NOT NULL, {self._dated_sql} "
+                "FROM files WHERE path = ? OR (path >= ? AND path < ?)",
                 (raw, prefix, prefix[:-1] + b"0"),
             )
-            for rid, path, size, mtime, digest, status, missing in cur:
+            for rid, path, size, mtime, digest, status, missing, dated in cur:
                 p = decode_path(path)
-                found[p] = FileRow(rid, p, size, mtime, digest, status, bool(missing))
+                found[p] = FileRow(rid, p, size, mtime, digest, status, bool(missing), bool(dated))
         return found
 
     def rows_with_hash(self, digest: str) -> list[FileRow]:
@@ -275,18 +295,48 @@ class Store:
             return 0
         return int(self.db.execute("SELECT COUNT(*) FROM files WHERE missing_since IS NOT NULL").fetchone()[0])
 
-    def vectors(self, under: str | None = None, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of ok rows, in chunks; ``under`` restricts to a folder."""
-        import numpy as np
+    @property
+    def _dated_sql(self) -> str:
+        return "taken_source IS NOT NULL" if self.dated else "0"
 
-        dim = int(self.meta().get("dim", "0"))
-        sql = f"SELECT id, vector FROM files WHERE {self.present}"
-        args: tuple[bytes, ...] = ()
+    def _where(self, under: str | None, after: float | None, before: float | None) -> tuple[str, list[object]]:
+        """The rows searches see, under a folder and taken in [after, before) (bounds: None = open)."""
+        sql = self.present
+        args: list[object] = []
         if under is not None:
             prefix = encode_path(under).rstrip(b"/") + b"/"
             sql += " AND path >= ? AND path < ?"
-            args = (prefix, prefix[:-1] + b"0")
-        cur = self.db.execute(sql + " ORDER BY id", args)
+            args += [prefix, prefix[:-1] + b"0"]
+        if (after is not None or before is not None) and not self.dated:
+            return sql + " AND 0", args  # an older index read as it is: no dates yet
+        if after is not None:
+            sql, args = sql + " AND taken >= ?", [*args, after]
+        if before is not None:
+            sql, args = sql + " AND taken < ?", [*args, before]
+        return sql, args
+
+    def count_where(self, under: str | None = None, after: float | None = None, before: float | None = None) -> int:
+        where, args = self._where(under, after, before)
+        return int(self.db.execute(f"SELECT COUNT(*) FROM files WHERE {where}", args).fetchone()[0])
+
+    def ids_where(self, under: str | None = None, after: float | None = None, before: float | None = None) -> set[int]:
+        where, args = self._where(under, after, before)
+        return {r[0] for r in self.db.execute(f"SELECT id FROM files WHERE {where}", args)}
+
+    def vectors(
+        self,
+        under: str | None = None,
+        batch: int = 65536,
+        after: float | None = None,
+        before: float | None = None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of ok rows, in chunks; ``under`` restricts to a folder, ``after``/``before``
+        to the rows taken in [after, before)."""
+        import numpy as np
+
+        dim = int(self.meta().get("dim", "0"))
+        where, args = self._where(under, after, before)
+        cur = self.db.execute(f"SELECT id, vector FROM files WHERE {where} ORDER BY id", args)
         while True:
             rows = cur.fetchmany(batch)
             if not rows:
@@ -327,23 +377,73 @@ class Store:
                 out[rid] = decode_path(path)
         return out
 
+    def taken_for(self, ids: Iterable[int]) -> dict[int, Taken]:
+        """The capture times of these rows (rows without one are left out)."""
+        ids = list(ids)
+        out: dict[int, Taken] = {}
+        if not self.dated:
+            return out
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, taken, taken_source, taken_offset FROM files WHERE id IN ({marks}) AND taken IS NOT NULL"
+            for rid, when, source, offset in self.db.execute(sql, chunk):
+                out[rid] = Taken(when, source, offset)
+        return out
+
+    def undated_count(self) -> int:
+        """Rows searches see that have no capture time yet (an index made before format 3)."""
+        if not self.dated:
+            return self.counts()[0]
+        return int(self.db.execute(f"SELECT COUNT(*) FROM files WHERE {self.present} AND taken IS NULL").fetchone()[0])
+
+    def taken_range(self) -> tuple[Taken | None, Taken | None, int, int]:
+        """(oldest, newest, how many dates are mtimes, how many rows have none) of the rows searches see."""
+        if not self.dated:
+            return None, None, 0, self.undated_count()
+        ends = []
+        for order in ("ASC", "DESC"):
+            row = self.db.execute(
+                f"SELECT taken, taken_source, taken_offset FROM files WHERE {self.present} AND taken IS NOT NULL "
+                f"ORDER BY taken {order}, id LIMIT 1"
+            ).fetchone()
+            ends.append(Taken(*row) if row else None)
+        mtimes, undated = self.db.execute(
+            "SELECT COALESCE(SUM(taken_source = 'mtime'), 0), COALESCE(SUM(taken IS NULL), 0) "
+            f"FROM files WHERE {self.present}"
+        ).fetchone()
+        return ends[0], ends[1], int(mtimes), int(undated)
+
     # ----------------------------------------------------------------------------------- writes
-    def put_ok(self, path: str, size: int, mtime_ns: int, digest: str | None, vector: bytes) -> None:
+    def put_ok(
+        self, path: str, size: int, mtime_ns: int, digest: str | None, vector: bytes, taken: Taken | None = None
+    ) -> None:
         self.db.execute(
-            "INSERT INTO files (path, size, mtime_ns, hash, status, error, vector, indexed_at) "
-            "VALUES (?, ?, ?, ?, 'ok', NULL, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
-            "mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'ok', error = NULL, "
-            "vector = excluded.vector, indexed_at = excluded.indexed_at, missing_since = NULL",
-            (encode_path(path), size, mtime_ns, digest, vector, time.time()),
+            "INSERT INTO files (path, size, mtime_ns, hash, status, error, vector, indexed_at, taken, taken_source, "
+            "taken_offset) VALUES (?, ?, ?, ?, 'ok', NULL, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+            "size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'ok', error = NULL, "
+            "vector = excluded.vector, indexed_at = excluded.indexed_at, missing_since = NULL, "
+            "taken = excluded.taken, taken_source = excluded.taken_source, taken_offset = excluded.taken_offset",
+            (encode_path(path), size, mtime_ns, digest, vector, time.time(), *_taken_args(taken)),
         )
 
-    def put_failed(self, path: str, size: int, mtime_ns: int, digest: str | None, error: str) -> None:
+    def put_failed(
+        self, path: str, size: int, mtime_ns: int, digest: str | None, error: str, taken: Taken | None = None
+    ) -> None:
         self.db.execute(
-            "INSERT INTO files (path, size, mtime_ns, hash, status, error, vector, indexed_at) "
-            "VALUES (?, ?, ?, ?, 'failed', ?, NULL, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
-            "mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'failed', error = excluded.error, "
-            "vector = NULL, indexed_at = excluded.indexed_at, missing_since = NULL",
-            (encode_path(path), size, mtime_ns, digest, error, time.time()),
+            "INSERT INTO files (path, size, mtime_ns, hash, status, error, vector, indexed_at, taken, taken_source, "
+            "taken_offset) VALUES (?, ?, ?, ?, 'failed', ?, NULL, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+            "size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'failed', "
+            "error = excluded.error, vector = NULL, indexed_at = excluded.indexed_at, missing_since = NULL, "
+            "taken = excluded.taken, taken_source = excluded.taken_source, taken_offset = excluded.taken_offset",
+            (encode_path(path), size, mtime_ns, digest, error, time.time(), *_taken_args(taken)),
+        )
+
+    def set_taken(self, dates: Iterable[tuple[int, Taken]]) -> None:
+        """Record the capture times of existing rows (the dates of an index made before format 3)."""
+        self.db.executemany(
+            "UPDATE files SET taken = ?, taken_source = ?, taken_offset = ? WHERE id = ?",
+            ((*_taken_args(t), rid) for rid, t in dates),
         )
 
     def mark_missing(self, ids: Iterable[int], missing: bool = True) -> None:
@@ -356,6 +456,10 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _taken_args(taken: Taken | None) -> tuple[float | None, str | None, int | None]:
+    return (taken.when, taken.source, taken.offset) if taken is not None else (None, None, None)
 
 
 class _Transaction:

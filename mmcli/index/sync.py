@@ -2,16 +2,18 @@
 
 1. Walk the roots; stat every image file.
 2. Unchanged files (same size and mtime_ns as stored, ok or failed) are skipped.
-3. New and changed files are hashed (SHA-256). A hash already in the index gives its vector back
-   without running the model: a renamed, moved or copied file costs one read.
-4. Rows under the roots whose files are gone are removed.
-5. The rest is embedded (decoding in parallel with the model) and committed in batches, so a
-   killed run loses at most one batch and the next run resumes.
-6. The FAISS file is rebuilt from SQLite and written atomically.
-When nothing needs embedding, no model is loaded. The model is recorded before any work, so even a
-first run killed at once leaves an index that knows its model. ``--rebuild`` loads the model first,
-builds a complete new database beside the old one and swaps it in in one transaction.
-"""
+3. New and changed files of the same size as a stored file are hashed (SHA-256): a hash already in
+   the index gives its vector back without running the model (a renamed, moved or copied file
+   costs one read). Vanished files are kept as missing (or removed with ``prune``).
+4. The rest is embedded: each file is read once, by the decoder, which hashes those bytes and reads
+   the capture time (EXIF, else mtime) from them, in parallel with the model; rows are committed
+   in batches, so a killed run loses at most one batch and the next run resumes.
+5. The FAISS file is rebuilt from SQLite and written atomically.
+Unchanged rows without a capture time (an index made before format 3) get theirs from their
+file's header. When nothing needs embedding, no model is loaded. The model is recorded before any
+work, so even a first run killed at once leaves an index that knows its model. ``--rebuild`` loads
+the model first, builds a complete new database beside the old one and swaps it in in one
+transaction."""
 
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ class IndexSummary:
     model_loaded: bool
     missing: int = 0  # files found gone this time: kept, out of searches
     restored: int = 0  # missing files that came back
+    dated: int = 0  # unchanged files whose capture time was read now (an index made before format 3)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -169,11 +172,12 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
     return summary
 
 
-def _known_hash(hashes: dict[str, str | OSError], path: str) -> str | None:
-    digest = hashes.get(path)
-    if digest is None:
-        digest = changes.hash_file(path)
-    return digest if isinstance(digest, str) else None
+def _known_read(reads: dict[str, changes.Read | OSError], path: str) -> changes.Read | None:
+    """The hash and capture time of a file embedded by a stream that gave none (one read here)."""
+    read = reads.get(path)
+    if read is None:
+        read = changes.hash_file(path)
+    return read if isinstance(read, changes.Read) else None
 
 
 def _is_disk_full(exc: sqlite3.OperationalError) -> bool:
@@ -203,7 +207,7 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     found = find_changes(store, job.roots, job.include_hidden, job.exclude)
     fault_point("index.scanned")
     scan, existing = found.scan, found.existing
-    hashes = changes.hash_files(_may_reuse(store, found.candidates, scan))
+    reads = changes.hash_files(_may_reuse(store, found.candidates, scan))
     gone_hashes = {row.hash for row in found.gone if row.hash and row.status == "ok"}
     counts = {"added": 0, "updated": 0, "renamed": 0, "copied": 0, "failed": 0, "removed": 0, "missing": 0}
     renamed_from: set[str] = set()
@@ -212,22 +216,23 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     with store.transaction() if found.candidates or found.gone or back else contextlib.nullcontext():
         store.mark_missing(back, missing=False)
         for path in found.candidates:
-            digest = hashes.get(path)
+            read = reads.get(path)
             size, mtime = scan[path]
-            if digest is None:  # no stored file has its size: embedded, and hashed from the bytes decoded
+            if read is None:  # no stored file has its size: embedded, and hashed from the bytes decoded
                 to_embed.append(path)
                 continue
-            if isinstance(digest, OSError):
-                store.put_failed(path, size, mtime, None, f"cannot read: {digest.strerror or digest}")
+            if isinstance(read, OSError):
+                store.put_failed(path, size, mtime, None, f"cannot read: {read.strerror or read}")
                 counts["failed"] += 1
                 if job.on_failure:
-                    job.on_failure(FileFailure(path, f"cannot read: {digest.strerror or digest}"))
+                    job.on_failure(FileFailure(path, f"cannot read: {read.strerror or read}"))
                 continue
+            digest = read.digest
             vector = store.vector_for_hash(digest)
             if vector is None:
                 to_embed.append(path)
                 continue
-            store.put_ok(path, size, mtime, digest, vector)
+            store.put_ok(path, size, mtime, digest, vector, read.taken)
             if path in existing:
                 counts["updated"] += 1
             elif digest in gone_hashes or _drop_vanished_twins(store, digest, scan):
@@ -242,13 +247,14 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
             elif not row.missing:
                 store.mark_missing([row.id])  # kept: out of searches, its vector waits for the file
                 counts["missing"] += 1
+    dated = _date_old_rows(store, [existing[p] for p in found.unchanged])
 
     embed_seconds = 0.0
     embedded = 0
     if to_embed:
         t0 = time.perf_counter()
         encoder = _load_for_index(store, spec, job, encoder)
-        done = _embed_into(store, encoder, to_embed, scan, hashes, existing, job)
+        done = _embed_into(store, encoder, to_embed, scan, reads, existing, job)
         embed_seconds = time.perf_counter() - t0
         embedded = done["added"] + done["updated"]
         for key, value in done.items():
@@ -268,6 +274,7 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
         model_loaded=bool(to_embed),
         missing=counts["missing"],
         restored=len(back),
+        dated=dated,
         warnings=_warnings(found, counts["missing"], job.prune),
     )
 
@@ -278,6 +285,23 @@ def _may_reuse(store: Store, candidates: list[str], scan: dict[str, tuple[int, i
     which hashes the bytes it decodes."""
     sizes = store.ok_sizes()
     return [p for p in candidates if scan[p][0] in sizes]
+
+
+def _date_old_rows(store: Store, rows: list[FileRow]) -> int:
+    """Read the capture time of unchanged rows that have none (made before format 3): a header read
+    per file, no model, no new generation (the vectors are the same)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mmcli.taken import read_taken
+
+    todo = [row for row in rows if not row.dated and row.status == "ok"]
+    if not todo:
+        return 0
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        dates = list(zip(todo, pool.map(lambda row: read_taken(row.path, row.mtime_ns / 1e9), todo)))
+    with store.transaction(bump=False):
+        store.set_taken((row.id, taken) for row, taken in dates if taken is not None)
+    return sum(taken is not None for _, taken in dates)
 
 
 def _drop_vanished_twins(store: Store, digest: str, scan: dict[str, tuple[int, int]]) -> bool:
@@ -317,7 +341,7 @@ def _embed_into(
     encoder: Encoder,
     paths: list[str],
     scan: dict[str, tuple[int, int]],
-    hashes: dict[str, str | OSError],
+    reads: dict[str, changes.Read | OSError],
     existing: dict[str, FileRow],
     job: IndexJob,
 ) -> dict[str, int]:
@@ -333,18 +357,20 @@ def _embed_into(
         with store.transaction():
             for item in pending:
                 size, mtime = scan[item.path]
-                digest = item.digest or _known_hash(hashes, item.path)
+                read = item.read or _known_read(reads, item.path)
+                digest, taken = (read.digest, read.taken) if read is not None else (None, None)
                 if isinstance(item, ImageVector):
-                    store.put_ok(item.path, size, mtime, digest, item.vector.astype("float32").tobytes())
+                    vector = item.vector.astype("float32").tobytes()
+                    store.put_ok(item.path, size, mtime, digest, vector, taken)
                     counts["updated" if item.path in existing else "added"] += 1
                 else:
-                    store.put_failed(item.path, size, mtime, digest, item.reason)
+                    store.put_failed(item.path, size, mtime, digest, item.reason, taken)
                     counts["failed"] += 1
         pending.clear()
         fault_point("index.commit")
 
     stream = embed_stream(
-        encoder, paths, batch_size, job.workers, job.max_pixels, on_progress=job.on_progress, digests=True
+        encoder, paths, batch_size, job.workers, job.max_pixels, on_progress=job.on_progress, reads=True
     )
     for item in stream:
         if isinstance(item, FileFailure) and job.on_failure:

@@ -1,0 +1,219 @@
+"""When a picture was taken: its EXIF header, else the file's mtime; and the dates users give.
+
+What an index stores per file (format 3), and how it is written (``Taken.iso``):
+
+=============  ==========================================================  ===========================
+taken_source   taken (unix seconds, for filtering and ordering)            ISO 8601 form
+=============  ==========================================================  ===========================
+``exif``       DateTimeOriginal at OffsetTimeOriginal: the real moment      ``2024-05-01T10:00:00+02:00``
+``exif-local`` DateTimeOriginal without an offset: the camera's wall clock  ``2024-05-01T10:00:00``
+               read as if it were UTC
+``mtime``      the file's modification time                                 ``2024-05-01T08:00:00Z`` (UTC)
+=============  ==========================================================  ===========================
+
+The rule: an offset is written when the moment is known (the camera's own offset, or UTC for an
+mtime), none when the camera recorded only its wall clock. A date that cannot be used
+(``0000:00:00 00:00:00``, out of range, not text) counts as absent: the mtime is used instead.
+
+Dates users give (``--after``/``--before``, ``after``/``before`` of ``POST /search``): ``YYYY``,
+``YYYY-MM``, ``YYYY-MM-DD`` (a period), or an ISO 8601 date and time (an instant, ``Z`` or an
+offset allowed). Without an offset they are read as UTC, like camera times without one, so a search
+means the same on every machine. ``--after X`` keeps what was taken at or after the start of X;
+``--before X`` what was taken before the end of X: ``--after 2024 --before 2024`` is the whole year.
+
+No heavy imports at module level (PIL is imported where a header is read).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+import os
+import re
+from dataclasses import dataclass
+
+from mmcli.errors import UsageError
+
+SOURCES = ("exif", "exif-local", "mtime")
+EXIF_IFD = 0x8769
+DATE_TIME_ORIGINAL = 36867
+OFFSET_TIME_ORIGINAL = 36881
+HEAD_BYTES = 1 << 20  # the EXIF header of a JPEG, PNG, WebP or TIFF lies within its first MiB
+MIN_YEAR, MAX_YEAR = 1800, 2200  # outside: a broken camera clock, not a date
+
+_EXIF_DATE = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
+_EXIF_OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
+_PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+UTC = dt.timezone.utc
+
+
+@dataclass(frozen=True)
+class Taken:
+    """When a picture was taken: unix seconds, where that came from, and the camera's UTC offset
+    (seconds east of UTC; ``exif`` only)."""
+
+    when: float
+    source: str
+    offset: int | None = None
+
+    def iso(self) -> str:
+        return iso(self.when, self.source, self.offset)
+
+
+def iso(when: float, source: str | None, offset: int | None = None) -> str:
+    """The ISO 8601 form of a stored date (see the table above)."""
+    if source == "exif" and offset is not None:
+        tz = dt.timezone(dt.timedelta(seconds=offset))
+        return dt.datetime.fromtimestamp(when, tz).isoformat(timespec="seconds")
+    stamp = dt.datetime.fromtimestamp(when, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    return stamp if source == "exif-local" else stamp + "Z"
+
+
+def short(value: str | None) -> str:
+    """``2024-05-01T10:00:00+02:00`` -> ``2024-05-01 10:00`` (tables); None -> ``-``."""
+    return value[:16].replace("T", " ") if value else "-"
+
+
+# ------------------------------------------------------------------------------ reading headers
+def exif_date(raw: object, offset: object = None) -> tuple[float, int | None] | None:
+    """(unix seconds, offset or None) of an EXIF DateTimeOriginal (and OffsetTimeOriginal), or None
+    when it is not a usable date."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "replace")
+    if not isinstance(raw, str):
+        return None
+    m = _EXIF_DATE.match(raw.strip("\x00 "))
+    if not m:
+        return None
+    try:
+        wall = dt.datetime(*(int(g) for g in m.groups()), tzinfo=UTC)
+    except ValueError:
+        return None
+    if not MIN_YEAR <= wall.year <= MAX_YEAR:
+        return None
+    seconds = _offset_seconds(offset)
+    if seconds is None:
+        return wall.timestamp(), None
+    return wall.timestamp() - seconds, seconds
+
+
+def _offset_seconds(raw: object) -> int | None:
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "replace")
+    if not isinstance(raw, str):
+        return None
+    m = _EXIF_OFFSET.match(raw.strip("\x00 "))
+    if not m:
+        return None
+    hours, minutes = int(m.group(2)), int(m.group(3))
+    if hours > 14 or minutes > 59:
+        return None
+    return (1 if m.group(1) == "+" else -1) * (hours * 3600 + minutes * 60)
+
+
+@functools.cache
+def _quiet_pillow() -> None:
+    """Pillow warns about odd EXIF data; a date it cannot give is simply absent. Set once per
+    process, never undone (``warnings.catch_warnings`` is not safe from the hashing threads)."""
+    import warnings
+
+    from mmcli.images import _register_heif, take_over_pixel_limit
+
+    _register_heif()  # HEIC/AVIF headers too, when pillow-heif is installed
+    take_over_pixel_limit()  # no decompression-bomb warning or error from merely opening a header
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+
+
+def _exif_of(source: io.BytesIO | str) -> tuple[float, int | None] | None:
+    from PIL import Image
+
+    with Image.open(source) as im:  # the header only: no pixel is decoded
+        raw = im.info.get("exif")
+        if isinstance(raw, bytes):
+            exif = Image.Exif()
+            exif.load(raw)
+        elif im.format == "TIFF":
+            exif = im.getexif()
+        else:
+            return None
+        ifd = exif.get_ifd(EXIF_IFD)
+        return exif_date(ifd.get(DATE_TIME_ORIGINAL), ifd.get(OFFSET_TIME_ORIGINAL))
+
+
+def from_header(head: bytes, mtime: float, path: str | None = None, size: int | None = None) -> Taken:
+    """The capture time from the first bytes of an image file (``head``), else ``mtime``. When the
+    header does not fit in ``head`` and ``path`` is given, the file's header is opened itself."""
+    _quiet_pillow()
+    found = None
+    try:
+        found = _exif_of(io.BytesIO(head))
+    except Exception:  # noqa: BLE001  any failure of a foreign parser on a foreign file: no date
+        if path is not None and (size is None or size > len(head)):
+            try:
+                found = _exif_of(path)
+            except Exception:  # noqa: BLE001
+                found = None
+    if found is None:
+        return Taken(mtime, "mtime")
+    when, offset = found
+    return Taken(when, "exif" if offset is not None else "exif-local", offset)
+
+
+def read_taken(path: str, mtime: float | None = None) -> Taken | None:
+    """The capture time of the file at ``path`` (one read of its first MiB); None if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+            st = os.fstat(f.fileno())
+    except OSError:
+        return None
+    return from_header(head, st.st_mtime if mtime is None else mtime, path, st.st_size)
+
+
+# ------------------------------------------------------------------------------ dates users give
+def parse_date(value: str, end: bool = False, what: str = "date") -> float:
+    """Unix seconds of the start (or with ``end``, the end) of ``value``: ``YYYY``, ``YYYY-MM``,
+    ``YYYY-MM-DD``, or an ISO 8601 date and time (an instant: start and end are the same)."""
+    text = value.strip()
+    m = _PERIOD.match(text)
+    try:
+        if m:
+            year = int(m.group(1))
+            month = int(m.group(2) or 1)
+            day = int(m.group(3) or 1)
+            start = dt.datetime(year, month, day, tzinfo=UTC)
+            if not end:
+                return start.timestamp()
+            if m.group(3):
+                stop = start + dt.timedelta(days=1)
+            elif m.group(2):
+                stop = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+            else:
+                stop = dt.datetime(year + 1, 1, 1, tzinfo=UTC)
+            return stop.timestamp()
+        if len(text) < 11 or text[10] not in "Tt " or not _PERIOD.match(text[:10]):
+            raise ValueError(text)
+        moment = dt.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError):
+        raise UsageError(
+            f"{what} {value!r} is not a date",
+            hint="give YYYY, YYYY-MM, YYYY-MM-DD or an ISO date and time (2024-05-01T10:00, 2024-05-01T10:00+02:00)",
+        ) from None
+
+
+def period(after: str | None, before: str | None) -> tuple[float | None, float | None]:
+    """``--after`` / ``--before`` as unix seconds: taken >= start of ``after``, < end of ``before``."""
+    start = parse_date(after, what="--after") if after else None
+    stop = parse_date(before, end=True, what="--before") if before else None
+    if start is not None and stop is not None and start >= stop:
+        raise UsageError(f"--after {after} --before {before} leaves no time between them")
+    return start, stop
+
+
+def as_text(seconds: float) -> str:
+    """An instant as an ISO 8601 string that ``parse_date`` reads back to the same seconds."""
+    return dt.datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
