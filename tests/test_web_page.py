@@ -24,6 +24,7 @@ from mmcli.shapes import ShapeSpec, draw_shape
 COLOURS = ("red", "blue", "green", "yellow")
 SHAPES = ("circle", "square", "triangle", "star")
 MAX_UPLOAD = 200_000
+TAKEN = {1: 1685620800, 2: 1590969600}  # 2023-06-01 12:00 and 2020-06-01 00:00 UTC
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         for j, shape in enumerate(SHAPES):
             for k in (1, 2):  # two of each: the other one is the nearest neighbour
                 img = draw_shape(ShapeSpec(colour, shape), size=160, seed=1000 * k + 10 * i + j)
-                img.save(photos / ("b" if k == 2 else "") / f"{colour}_{shape}_{k}.jpg", quality=92)
+                path = photos / ("b" if k == 2 else "") / f"{colour}_{shape}_{k}.jpg"
+                img.save(path, quality=92)
+                os.utime(path, (TAKEN[k], TAKEN[k]))  # no EXIF: the mtime is the date
     home, cache = base / "home", base / "cache"
     env = {**os.environ, "MMCLI_HOME": str(home), "MMCLI_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     env.pop("MMCLI_SERVER", None)
@@ -163,6 +166,32 @@ def test_plus_and_minus_terms_combine(server, browser) -> None:
     names = _hit_names(browser)
     assert names[0].startswith("blue_"), names
     assert not any(n.startswith("red_") for n in names[:4]), names
+
+
+def test_a_date_range_narrows_the_results(server, browser) -> None:
+    _open(browser, server)
+    _type_query(browser, "a red circle")
+    everything = _hit_names(browser)
+    set_date = (
+        "const e = document.getElementById(arguments[0]); e.value = arguments[1];"
+        "e.dispatchEvent(new Event('change', {bubbles: true}))"
+    )
+    before = _searches(browser)
+    browser.execute_script(set_date, "after", "2023-01-01")
+    _wait_for_search(browser, before)
+    names = _hit_names(browser)
+    assert names and len(names) < len(everything) and all(n.endswith("_1.jpg") for n in names), names
+    assert names[0] == "red_circle_1.jpg"
+    dates = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#results .hit time')).map(t => t.textContent)"
+    )
+    assert dates and set(dates) == {"2023-06-01 12:00"}, dates
+    browser.execute_script(set_date, "before", "2022-12-31")  # an empty period: said, not a crash
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    status = browser.find_element("id", "status")
+    WebDriverWait(browser, 60).until(lambda d: "no time between" in status.text)
+    assert "error" in (status.get_attribute("class") or "")
 
 
 def test_clicking_a_result_searches_more_like_this(server, browser) -> None:
