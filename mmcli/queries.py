@@ -97,6 +97,7 @@ class SearchRequest:
     within: str | None = None
     exact: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    all_moments: bool = False  # every matching moment of a video, not only its best
 
     @staticmethod
     def folder(within: str | None) -> str | None:
@@ -120,3 +121,5 @@ class ClassifyRequest:
     top_k: int | None = None
     threshold: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    every: float = 2.0  # videos: seconds between samples
+    max_frames: int = 2000  # videos: samples per video at most

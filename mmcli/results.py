@@ -41,10 +41,22 @@ class Classification:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result; ``time``: the moment of a video in seconds (None for an image)."""
 
     rank: int
     path: str
+    time: float | None
+    score: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a video classified as one label: ``score`` is its mean over the samples in it."""
+
+    path: str
+    start: float
+    end: float
+    label: str
     score: float
 
 

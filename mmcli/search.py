@@ -72,21 +72,52 @@ def query_vector(
 
 
 def top_hits(store: Store, index: Any, q: np.ndarray, request: SearchRequest) -> tuple[Hit, ...]:
-    """The ranked hits of query vector ``q``: FAISS ``index`` over everything, or brute force under ``within``."""
+    """The ranked hits of query vector ``q``: FAISS ``index`` over everything, or brute force under ``within``.
+
+    A video's moments are vectors of their own; unless ``all_moments``, a video gives one hit, its best
+    moment, so more neighbours are fetched until ``top_k`` distinct files are found (or none are left).
+    """
     from mmcli.index import vectors
 
     excluded = {os.path.realpath(t.value) for t in request.terms if t.is_image}
     want = request.top_k + len(excluded)
-    if request.within is not None:
-        scores, ids = _brute_force(store, q, want, str(Path(request.within).resolve()))
-    else:
-        s, i = vectors.search(index, q[None], want, exact=request.exact)
-        scores, ids = s[0], i[0]
+    k = want if request.all_moments else want * 4
+    while True:
+        if request.within is not None:
+            scores, ids = _brute_force(store, q, k, str(Path(request.within).resolve()))
+        else:
+            s, i = vectors.search(index, q[None], k, exact=request.exact)
+            scores, ids = s[0], i[0]
+        hits = _distinct(store, scores, ids, request, excluded)
+        found = int((ids >= 0).sum())
+        if len(hits) >= request.top_k or found < k or (request.threshold is not None and _below(scores, request)):
+            break
+        k *= 4
+    return tuple(Hit(rank, path, t, score) for rank, (score, path, t) in enumerate(hits[: request.top_k], start=1))
+
+
+def _below(scores: np.ndarray, request: SearchRequest) -> bool:
+    """Have the scores fetched gone under the threshold (nothing further can qualify)?"""
+    return len(scores) > 0 and float(scores[-1]) < float(request.threshold or 0.0)
+
+
+def _distinct(
+    store: Store, scores: np.ndarray, ids: np.ndarray, request: SearchRequest, excluded: set[str]
+) -> list[tuple[float, str, float | None]]:
     cut = request.threshold
     keep = [(float(sc), int(i)) for sc, i in zip(scores, ids) if i >= 0 and (cut is None or sc >= cut)]
-    paths = store.paths_for(i for _, i in keep)
-    hits = [(sc, paths[i]) for sc, i in keep if i in paths and paths[i] not in excluded][: request.top_k]
-    return tuple(Hit(rank, path, score) for rank, (score, path) in enumerate(hits, start=1))
+    where = store.locate(i for _, i in keep)
+    hits, seen = [], set()
+    for sc, i in keep:
+        found = where.get(i)
+        if found is None or found.path in excluded:
+            continue
+        if found.time is not None and not request.all_moments:
+            if found.path in seen:
+                continue
+            seen.add(found.path)
+        hits.append((sc, found.path, found.time))
+    return hits
 
 
 def _brute_force(store: Store, q: np.ndarray, k: int, under: str) -> tuple[np.ndarray, np.ndarray]:

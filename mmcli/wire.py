@@ -56,6 +56,7 @@ class SearchBody(_Body):
     within: Text | None = None
     exact: bool = False
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=10**12)
+    all_moments: bool = False
 
     @classmethod
     def of(cls, request: SearchRequest) -> SearchBody:
@@ -67,6 +68,7 @@ class SearchBody(_Body):
             within=request.within,
             exact=request.exact,
             max_pixels=request.max_pixels,
+            all_moments=request.all_moments,
         )
 
     def named_files(self) -> list[str]:
@@ -88,13 +90,20 @@ class SearchBody(_Body):
         if not terms:
             build_terms(None, None)  # raises "nothing to search for"
         return SearchRequest(
-            tuple(terms), self.top_k, self.threshold, SearchRequest.folder(self.within), self.exact, self.max_pixels
+            tuple(terms),
+            self.top_k,
+            self.threshold,
+            SearchRequest.folder(self.within),
+            self.exact,
+            self.max_pixels,
+            self.all_moments,
         )
 
 
 class HitBody(_Body):
     rank: int
     path: str
+    time: float | None = None  # the moment of a video, in seconds
     score: float
 
 
@@ -105,12 +114,12 @@ class SearchReply(_Body):
     @classmethod
     def of(cls, result: SearchResult) -> SearchReply:
         return cls(
-            hits=[HitBody(rank=h.rank, path=h.path, score=h.score) for h in result.hits],
+            hits=[HitBody(rank=h.rank, path=h.path, time=h.time, score=h.score) for h in result.hits],
             warnings=list(result.warnings),
         )
 
     def result(self) -> SearchResult:
-        return SearchResult(tuple(Hit(h.rank, h.path, h.score) for h in self.hits), tuple(self.warnings))
+        return SearchResult(tuple(Hit(h.rank, h.path, h.time, h.score) for h in self.hits), tuple(self.warnings))
 
 
 class ClassifyBody(_Body):

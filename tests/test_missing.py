@@ -11,6 +11,7 @@ import pytest
 from conftest import TINY, run_mmcli
 
 import mmcli.models
+from mmcli.index.schema import FORMAT_VERSION
 from mmcli.index.sync import run_index
 from mmcli.shapes import write_corpus
 
@@ -135,7 +136,7 @@ def test_an_index_of_the_previous_format_is_migrated_in_place(indexed, monkeypat
     rows = db.execute("SELECT id, path, hash, vector FROM files ORDER BY id").fetchall()
     db.close()
     assert len(_search(index)) == 10
-    assert _info(index)["format_version"] == 2
+    assert _info(index)["format_version"] == FORMAT_VERSION
     with monkeypatch.context() as m:
         _no_model(m)
         s = run_index(index, [str(photos)], workers=1)

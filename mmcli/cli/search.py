@@ -20,6 +20,7 @@ TermsOpt = Optional[list[str]]
         "mmcli search --image beach.jpg -k 20 --format paths",
         "mmcli search 'a dog' --add 2:beach --sub indoors --in ~/Pictures/2024",
         "mmcli search 'sunset' -0 | xargs -0 open",
+        "mmcli search 'a person on stage' --all-moments -f urls   (file:///talk.mp4#t=12.0 for a player)",
     ),
     multi_value=True,
 )
@@ -51,6 +52,10 @@ def search(
         Optional[str], typer.Option("--in", help="Only results under this folder.", show_default=False)
     ] = None,
     exact: Annotated[bool, typer.Option("--exact", help="Brute-force search even on large indexes.")] = False,
+    all_moments: Annotated[
+        bool,
+        typer.Option("--all-moments", help="Videos: every matching moment (default: each video once, its best)."),
+    ] = False,
     index: IndexOpt = None,
     fmt: FormatOpt = None,
     null: NulOutOpt = False,
@@ -69,7 +74,7 @@ def search(
 
         out_format = choose_format(HITS, fmt, sys.stdout, nul=null)
         terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
-        request = SearchRequest(terms, top_k, threshold, SearchRequest.folder(within), exact)
+        request = SearchRequest(terms, top_k, threshold, SearchRequest.folder(within), exact, all_moments=all_moments)
         folder = index_folder(index)
         result = choose_engine(server, LocalEngine(folder, *model_choice.args)).search(request)
         warn_all(result.warnings)
@@ -78,6 +83,14 @@ def search(
             say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))
         elif pictures.html or pictures.grid:
             from mmcli.pictures import Tile
+            from mmcli.video import format_time
 
-            tiles = [Tile(h.path, (f"#{h.rank}  {h.score:.4f}",)) for h in result.hits]
+            tiles = [
+                Tile(
+                    h.path,
+                    (f"#{h.rank}  {h.score:.4f}" + (f"  at {format_time(h.time)}" if h.time is not None else ""),),
+                    h.time,
+                )
+                for h in result.hits
+            ]
             pictures.write(tiles, f"mmcli search: {describe(terms)}", f"index {folder}")

@@ -21,7 +21,7 @@ from mmcli.index.store import FileRow, Store
 
 @dataclass(frozen=True)
 class Changes:
-    scan: dict[str, tuple[int, int]]  # path -> (size, mtime_ns) of every image found
+    scan: dict[str, tuple[int, int]]  # path -> (size, mtime_ns) of every image and video found
     existing: dict[str, FileRow]  # the rows under the roots
     unchanged: frozenset[str]
     candidates: tuple[str, ...]  # new or changed: to hash
@@ -34,7 +34,7 @@ def find_changes(store: Store, roots: Sequence[Path], include_hidden: bool, excl
     unreadable: list[str] = []
     scan: dict[str, tuple[int, int]] = {}
     for root in roots:
-        files = [root] if root.is_file() else walk_images(root, include_hidden, exclude, unreadable)
+        files = [root] if root.is_file() else walk_images(root, include_hidden, exclude, unreadable, videos=True)
         for path in files:
             try:
                 st = path.stat()

@@ -1,7 +1,8 @@
 """The index's on-disk format: its files, the SQLite schema and its version, where it can be written.
 
 Format history: 1, the first; 2 adds ``files.missing_since`` (vanished files keep their vectors),
-added in place when an index of format 1 is opened for writing.
+added in place when an index of format 1 is opened for writing; 4 adds the ``frames`` table (the
+sampled moments of videos), created in place (nothing is re-embedded).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from mmcli.errors import IndexReadOnly
 
-FORMAT_VERSION = 2  # 2: files.missing_since (vanished files keep their vectors)
+FORMAT_VERSION = 4  # 2: files.missing_since (vanished files keep their vectors); 4: frames (video moments)
 DB_NAME = "index.sqlite"
 REBUILD_DB = "rebuild.sqlite"  # where `mmcli index --rebuild` builds the new index before the swap
 
@@ -32,6 +33,20 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_hash ON files (hash);
 """
+
+# Format 4: the sampled moments of videos. A video's ``files`` row holds no vector (status 'ok', vector
+# NULL); each moment is a row here. FAISS ids of moments are ``FRAME_ID_BASE + frames.id``, a range
+# that files ids (SQLite rowids, counted from 1) never reach, so one FAISS index holds both.
+FRAMES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS frames (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    time REAL NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS frames_file ON frames (file_id);
+"""
+FRAME_ID_BASE = 1 << 40
 
 
 def remove(folder: Path, name: str) -> None:

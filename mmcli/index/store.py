@@ -8,6 +8,9 @@ Tables
       missing_since: when the file was last found gone (NULL: present). A missing file is left out of
         searches but keeps its vector, for when it comes back (same path, or any path by its hash);
         `mmcli index --prune` drops it. Format 1 had no such column: it is added in place.
+    frames(id, file_id, time, vector)  the sampled moments of a video (format 4): its files row is 'ok'
+      with no vector; each moment has FAISS id FRAME_ID_BASE + frames.id (see ``schema.py``). Every
+      read of vectors goes through ``_VECTORS``: files' vectors and present videos' moments, as one.
 
 ``generation`` grows with every commit that changes vectors; the FAISS file derived from it
 carries the generation it was built from, so a stale one is never used.
@@ -21,13 +24,21 @@ import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmcli.errors import IndexCorrupt, IndexMissing, IndexTooNew
-from mmcli.index.schema import DB_NAME, FORMAT_VERSION, SCHEMA, ensure_writable, read_only
+from mmcli.index.schema import (
+    DB_NAME,
+    FORMAT_VERSION,
+    FRAME_ID_BASE,
+    FRAMES_SCHEMA,
+    SCHEMA,
+    ensure_writable,
+    read_only,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +53,14 @@ class FileRow:
     hash: str | None
     status: str
     missing: bool = False
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a vector came from: a file, and for a video the time of the moment in seconds."""
+
+    path: str
+    time: float | None
 
 
 def encode_path(path: str) -> bytes:
@@ -81,6 +100,7 @@ class Store:
             if mode != "wal" and create and not self.readonly:
                 self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")  # a video's moments go with its row
             if create:
                 self._create(model or {})
             self._check_version()
@@ -105,7 +125,7 @@ class Store:
     def _create(self, model: dict[str, str]) -> None:
         """Schema, format version and model in one transaction: no index exists without them."""
         with self.transaction(bump=False):
-            for statement in SCHEMA.split(";"):
+            for statement in (SCHEMA + FRAMES_SCHEMA).split(";"):
                 if statement.strip():
                     self.db.execute(statement)
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
@@ -118,10 +138,16 @@ class Store:
         if self.readonly:
             if "missing_since" not in columns:
                 self.present = "status = 'ok'"
+            if version < 4:  # no moments: an empty stand-in (a temporary table: the file is not written)
+                self.db.execute(FRAMES_SCHEMA.split(";")[0].replace("TABLE IF", "TEMP TABLE IF"))
             return
         with self.transaction(bump=False):
             if "missing_since" not in columns:  # 1 -> 2
                 self.db.execute("ALTER TABLE files ADD COLUMN missing_since REAL")
+            if version < 4:  # -> 4: video moments
+                for statement in FRAMES_SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),))
 
     def record_model(self, model: dict[str, str]) -> None:
@@ -137,8 +163,10 @@ class Store:
         try:
             with self.transaction():
                 newest = max(self.generation(), other.generation())
+                self.db.execute("DELETE FROM frames")
                 self.db.execute("DELETE FROM files")
                 self.db.execute("INSERT INTO files SELECT * FROM fresh.files")
+                self.db.execute("INSERT INTO frames SELECT * FROM fresh.frames")
                 self.db.execute("DELETE FROM meta")
                 self.db.execute("INSERT INTO meta SELECT * FROM fresh.meta")
                 self.db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(newest),))
@@ -256,8 +284,37 @@ class Store:
         yield from self.db.execute(f"SELECT id, hash FROM files WHERE {self.present} AND hash IS NOT NULL")
 
     def vector_for_hash(self, digest: str) -> bytes | None:
-        row = self.db.execute("SELECT vector FROM files WHERE hash = ? AND status = 'ok' LIMIT 1", (digest,)).fetchone()
+        row = self.db.execute(
+            "SELECT vector FROM files WHERE hash = ? AND status = 'ok' AND vector IS NOT NULL LIMIT 1", (digest,)
+        ).fetchone()
         return row[0] if row else None
+
+    def frames_for_hash(self, digest: str) -> list[tuple[float, bytes]] | None:
+        """The moments (time, vector) of an embedded video with this content, or None."""
+        row = self.db.execute(
+            "SELECT id FROM files WHERE hash = ? AND status = 'ok' AND vector IS NULL "
+            "AND EXISTS (SELECT 1 FROM frames WHERE file_id = files.id) LIMIT 1",
+            (digest,),
+        ).fetchone()
+        if row is None:
+            return None
+        return self.db.execute("SELECT time, vector FROM frames WHERE file_id = ? ORDER BY time", (row[0],)).fetchall()
+
+    @property
+    def _vectors(self) -> str:
+        """Every searchable vector as (id, vector, path, time): files' own, and present videos' moments."""
+        return (
+            f"SELECT id, vector, path, NULL AS time FROM files WHERE {self.present} AND vector IS NOT NULL "
+            f"UNION ALL SELECT frames.id + {FRAME_ID_BASE}, frames.vector, files.path, frames.time "
+            f"FROM frames JOIN files ON files.id = frames.file_id WHERE {self.present}"
+        )
+
+    def vector_count(self) -> int:
+        """How many vectors searches see (images, and moments of videos): what FAISS must hold."""
+        return int(self.db.execute(f"SELECT COUNT(*) FROM ({self._vectors})").fetchone()[0])
+
+    def frame_count(self) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM ({self._vectors}) WHERE time IS NOT NULL").fetchone()[0])
 
     def counts(self) -> tuple[int, int]:
         ok, failed = self.db.execute(
@@ -275,7 +332,7 @@ class Store:
         import numpy as np
 
         dim = int(self.meta().get("dim", "0"))
-        sql = f"SELECT id, vector FROM files WHERE {self.present}"
+        sql = f"SELECT id, vector FROM ({self._vectors}) WHERE 1"
         args: tuple[bytes, ...] = ()
         if under is not None:
             prefix = encode_path(under).rstrip(b"/") + b"/"
@@ -291,15 +348,15 @@ class Store:
             yield ids, vecs
 
     def sample(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of up to ``k`` embedded files spread evenly over the ids (the same every time)."""
+        """(ids, vectors) of up to ``k`` vectors (images, moments) spread evenly over the ids (the same every time)."""
         import numpy as np
 
         dim = int(self.meta().get("dim", "0"))
-        n = self.counts()[0]
+        n = self.vector_count()
         step = max(1, n // max(k, 1))
         rows = self.db.execute(
-            "SELECT id, vector FROM (SELECT id, vector, ROW_NUMBER() OVER (ORDER BY id) - 1 AS i FROM files "
-            f"WHERE {self.present}) WHERE i % ? = 0 LIMIT ?",
+            "SELECT id, vector FROM (SELECT id, vector, ROW_NUMBER() OVER (ORDER BY id) - 1 AS i FROM "
+            f"({self._vectors})) WHERE i % ? = 0 LIMIT ?",
             (step, k),
         ).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -309,17 +366,43 @@ class Store:
     def vectors_by_id(self, ids: Iterable[int]) -> dict[int, bytes]:
         ids = list(ids)
         marks = ",".join("?" * len(ids))
-        rows = self.db.execute(f"SELECT id, vector FROM files WHERE {self.present} AND id IN ({marks})", ids)
+        rows = self.db.execute(f"SELECT id, vector FROM ({self._vectors}) WHERE id IN ({marks})", ids)
         return dict(rows.fetchall())
 
     def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
+        return {i: where.path for i, where in self.locate(ids).items()}
+
+    def locate(self, ids: Iterable[int]) -> dict[int, Located]:
+        """Vector ids -> their file and, for a moment of a video, its time."""
         ids = list(ids)
-        out: dict[int, str] = {}
+        out: dict[int, Located] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for rid, path in self.db.execute(f"SELECT id, path FROM files WHERE id IN ({marks})", chunk):
-                out[rid] = decode_path(path)
+            files = [i for i in chunk if i < FRAME_ID_BASE]
+            frames = [i - FRAME_ID_BASE for i in chunk if i >= FRAME_ID_BASE]
+            for rid, path in self.db.execute(
+                f"SELECT id, path FROM files WHERE id IN ({','.join('?' * len(files))})", files
+            ):
+                out[rid] = Located(decode_path(path), None)
+            for rid, path, when in self.db.execute(
+                "SELECT frames.id, path, time FROM frames JOIN files ON files.id = frames.file_id "
+                f"WHERE frames.id IN ({','.join('?' * len(frames))})",
+                frames,
+            ):
+                out[rid + FRAME_ID_BASE] = Located(decode_path(path), float(when))
+        return out
+
+    def owners(self, ids: Iterable[int]) -> dict[int, int]:
+        """Vector ids -> the id of the file they belong to (a moment's video; an image itself)."""
+        ids = list(ids)
+        out = {i: i for i in ids if i < FRAME_ID_BASE}
+        frames = [i - FRAME_ID_BASE for i in ids if i >= FRAME_ID_BASE]
+        for start in range(0, len(frames), 500):
+            chunk = frames[start : start + 500]
+            for rid, owner in self.db.execute(
+                f"SELECT id, file_id FROM frames WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                out[rid + FRAME_ID_BASE] = owner
         return out
 
     # ----------------------------------------------------------------------------------- writes
@@ -331,6 +414,29 @@ class Store:
             "vector = excluded.vector, indexed_at = excluded.indexed_at, missing_since = NULL",
             (encode_path(path), size, mtime_ns, digest, vector, time.time()),
         )
+        self._drop_frames(path)
+
+    def put_video(
+        self, path: str, size: int, mtime_ns: int, digest: str | None, moments: Sequence[tuple[float, bytes]]
+    ) -> None:
+        """A video and its moments (time, vector): the row holds no vector of its own."""
+        self.db.execute(
+            "INSERT INTO files (path, size, mtime_ns, hash, status, error, vector, indexed_at) "
+            "VALUES (?, ?, ?, ?, 'ok', NULL, NULL, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'ok', error = NULL, "
+            "vector = NULL, indexed_at = excluded.indexed_at, missing_since = NULL",
+            (encode_path(path), size, mtime_ns, digest, time.time()),
+        )
+        self._drop_frames(path)
+        (file_id,) = self.db.execute("SELECT id FROM files WHERE path = ?", (encode_path(path),)).fetchone()
+        self.db.executemany(
+            "INSERT INTO frames (file_id, time, vector) VALUES (?, ?, ?)", ((file_id, t, v) for t, v in moments)
+        )
+
+    def _drop_frames(self, path: str) -> None:
+        self.db.execute(
+            "DELETE FROM frames WHERE file_id = (SELECT id FROM files WHERE path = ?)", (encode_path(path),)
+        )
 
     def put_failed(self, path: str, size: int, mtime_ns: int, digest: str | None, error: str) -> None:
         self.db.execute(
@@ -340,6 +446,7 @@ class Store:
             "vector = NULL, indexed_at = excluded.indexed_at, missing_since = NULL",
             (encode_path(path), size, mtime_ns, digest, error, time.time()),
         )
+        self._drop_frames(path)
 
     def mark_missing(self, ids: Iterable[int], missing: bool = True) -> None:
         """Files found gone (``missing``) or back: out of searches or in again, vectors kept either way."""
@@ -347,6 +454,8 @@ class Store:
         self.db.executemany("UPDATE files SET missing_since = ? WHERE id = ?", ((when, i) for i in ids))
 
     def delete(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        self.db.executemany("DELETE FROM frames WHERE file_id = ?", ((i,) for i in ids))
         self.db.executemany("DELETE FROM files WHERE id = ?", ((i,) for i in ids))
 
     def close(self) -> None:

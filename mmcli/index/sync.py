@@ -8,7 +8,9 @@
 5. The rest is embedded (decoding in parallel with the model) and committed in batches, so a
    killed run loses at most one batch and the next run resumes.
 6. The FAISS file is rebuilt from SQLite and written atomically.
-When nothing needs embedding, no model is loaded. The model is recorded before any work, so even a
+Videos (``mmcli.video``) go through the same steps: their content hash gives their moments back,
+and new ones are sampled (``every`` seconds, at most ``max_frames``) and embedded, one transaction
+per video. When nothing needs embedding, no model is loaded. The model is recorded before any work, so even a
 first run killed at once leaves an index that knows its model. ``--rebuild`` loads the model first,
 builds a complete new database beside the old one and swaps it in in one transaction.
 """
@@ -59,6 +61,7 @@ class IndexSummary:
     missing: int = 0  # files found gone this time: kept, out of searches
     restored: int = 0  # missing files that came back
     warnings: tuple[str, ...] = ()
+    moments: int = 0  # video frames sampled and embedded this time
 
     @property
     def images_per_second(self) -> float:
@@ -80,6 +83,8 @@ class IndexJob:
     on_progress: ProgressFn | None = None
     on_failure: Callable[[FileFailure], None] | None = None
     prune: bool = False
+    every: float = 2.0  # videos: seconds between sampled frames
+    max_frames: int = 2000  # videos: samples per video at most
 
 
 def run_index(
@@ -99,6 +104,8 @@ def run_index(
     on_progress: ProgressFn | None = None,
     on_failure: Callable[[FileFailure], None] | None = None,
     prune: bool = False,
+    every: float = 2.0,
+    max_frames: int = 2000,
 ) -> IndexSummary:
     """Bring the index at ``folder`` up to date with ``roots``; with ``rebuild``, embed everything again
     into a new database beside it and swap that in only when it is complete."""
@@ -107,9 +114,11 @@ def run_index(
     for r in root_paths:
         if not r.exists():
             raise UsageError(f"no such file or folder: {r}")
+    if every <= 0 or max_frames < 1:
+        raise UsageError("--every must be above 0 seconds and --max-frames at least 1")
     job = IndexJob(
         root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
-        on_progress, on_failure, prune,
+        on_progress, on_failure, prune, every, max_frames,
     )  # fmt: skip
     ensure_writable(folder)
     with IndexLock(folder):
@@ -193,18 +202,25 @@ def _open_for_writing(folder: Path, rebuild: bool) -> Store:
 
 
 def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder: Encoder | None = None) -> IndexSummary:
+    from mmcli.video import av_available, is_video
+
     found = find_changes(store, job.roots, job.include_hidden, job.exclude)
     fault_point("index.scanned")
     scan, existing = found.scan, found.existing
-    hashes = changes.hash_files(found.candidates)
+    candidates = found.candidates
+    unplayable = [p for p in candidates if is_video(p)] if not av_available() else []
+    if unplayable:  # not recorded: indexed once PyAV is there
+        candidates = tuple(p for p in candidates if p not in set(unplayable))
+    hashes = changes.hash_files(candidates)
     gone_hashes = {row.hash for row in found.gone if row.hash and row.status == "ok"}
     counts = {"added": 0, "updated": 0, "renamed": 0, "copied": 0, "failed": 0, "removed": 0, "missing": 0}
     renamed_from: set[str] = set()
     to_embed: list[str] = []
+    videos: list[str] = []
     back = [existing[p].id for p in found.unchanged if existing[p].missing]
-    with store.transaction() if found.candidates or found.gone or back else contextlib.nullcontext():
+    with store.transaction() if candidates or found.gone or back else contextlib.nullcontext():
         store.mark_missing(back, missing=False)
-        for path in found.candidates:
+        for path in candidates:
             digest = hashes[path]
             size, mtime = scan[path]
             if isinstance(digest, OSError):
@@ -213,11 +229,18 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
                 if job.on_failure:
                     job.on_failure(FileFailure(path, f"cannot read: {digest.strerror or digest}"))
                 continue
-            vector = store.vector_for_hash(digest)
-            if vector is None:
-                to_embed.append(path)
-                continue
-            store.put_ok(path, size, mtime, digest, vector)
+            if is_video(path):
+                moments = store.frames_for_hash(digest)
+                if moments is None:
+                    videos.append(path)
+                    continue
+                store.put_video(path, size, mtime, digest, moments)
+            else:
+                vector = store.vector_for_hash(digest)
+                if vector is None:
+                    to_embed.append(path)
+                    continue
+                store.put_ok(path, size, mtime, digest, vector)
             if path in existing:
                 counts["updated"] += 1
             elif digest in gone_hashes or _drop_vanished_twins(store, digest, scan):
@@ -235,14 +258,15 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
 
     embed_seconds = 0.0
     embedded = 0
-    if to_embed:
+    if to_embed or videos:
         t0 = time.perf_counter()
         encoder = _load_for_index(store, spec, job, encoder)
-        done = _embed_into(store, encoder, to_embed, scan, hashes, existing, job)
+        done = _embed_into(store, encoder, to_embed, scan, hashes, existing, job) if to_embed else {}
+        shot = _embed_videos_into(store, encoder, videos, scan, hashes, existing, job) if videos else {}
         embed_seconds = time.perf_counter() - t0
-        embedded = done["added"] + done["updated"]
-        for key, value in done.items():
-            counts[key] += value
+        embedded = done.get("added", 0) + done.get("updated", 0)
+        for key, value in [*done.items(), *shot.items()]:
+            counts[key] = counts.get(key, 0) + value
     return IndexSummary(
         scanned=len(scan),
         unchanged=len(found.unchanged),
@@ -255,11 +279,21 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
         embedded=embedded,
         seconds=time.perf_counter() - start,
         embed_seconds=embed_seconds,
-        model_loaded=bool(to_embed),
+        model_loaded=bool(to_embed or videos),
         missing=counts["missing"],
         restored=len(back),
-        warnings=_warnings(found, counts["missing"], job.prune),
+        warnings=_warnings(found, counts["missing"], job.prune) + _no_av(unplayable),
+        moments=counts.get("moments", 0),
     )
+
+
+def _no_av(videos: Sequence[str]) -> tuple[str, ...]:
+    if not videos:
+        return ()
+    from mmcli.video import INSTALL_HINT
+
+    n = len(videos)
+    return (f"{n} video file{'s' if n != 1 else ''} not indexed: {INSTALL_HINT}",)
 
 
 def _drop_vanished_twins(store: Store, digest: str, scan: dict[str, tuple[int, int]]) -> bool:
@@ -331,4 +365,39 @@ def _embed_into(
             commit()
     if pending:
         commit()
+    return counts
+
+
+def _embed_videos_into(
+    store: Store,
+    encoder: Encoder,
+    paths: list[str],
+    scan: dict[str, tuple[int, int]],
+    hashes: dict[str, str | OSError],
+    existing: dict[str, FileRow],
+    job: IndexJob,
+) -> dict[str, int]:
+    """Sample and embed each video; one transaction per video (all a SIGKILL can cost)."""
+    from mmcli.video import VideoVectors, embed_videos
+
+    counts = {"added": 0, "updated": 0, "failed": 0, "moments": 0}
+    items = embed_videos(
+        encoder, paths, job.every, job.max_frames, job.max_pixels, job.batch_size, on_progress=job.on_progress
+    )
+    for item in items:
+        size, mtime = scan[item.path]
+        digest = hashes[item.path]
+        assert isinstance(digest, str)
+        with store.transaction():
+            if isinstance(item, VideoVectors):
+                moments = [(t, v.tobytes()) for t, v in zip(item.times, item.vectors)]
+                store.put_video(item.path, size, mtime, digest, moments)
+                counts["updated" if item.path in existing else "added"] += 1
+                counts["moments"] += len(moments)
+            else:
+                store.put_failed(item.path, size, mtime, digest, item.reason)
+                counts["failed"] += 1
+        if isinstance(item, FileFailure) and job.on_failure:
+            job.on_failure(item)
+        fault_point("index.commit")
     return counts
