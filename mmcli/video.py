@@ -4,9 +4,10 @@ Sampling rules (documented in the README):
 - A frame every ``every`` seconds of presentation time (the first frame at or after 0, every, 2 x
   every, ...): times come from each frame's own timestamp, so variable frame rates work, and the
   container's claimed duration is never trusted (sampling stops where the frames stop).
-- To reach a sample the reader seeks to the keyframe before it and decodes forward from there, or
-  just decodes on when the sample is nearer than the keyframe spacing seen so far: only the frames
-  needed are decoded.
+- To reach a sample the reader seeks to the keyframe before it and decodes forward from there when
+  a keyframe surely lies between (the longest keyframe spacing seen has passed since the last one),
+  else it decodes on: a keyframe every second or two costs about one decoded frame per sample, a
+  long one (x264's default of 250 frames) a sequential decode, never more.
 - Where two consecutive samples differ sharply (tiny colour thumbnails), the frames between them are
   decoded and the frame after the largest jump is sampled as well: the moment of the cut.
 - At most ``max_frames`` samples per video. Rotation metadata (the display matrix) and non-square
@@ -230,8 +231,8 @@ class _Reader:
         """The first frame whose time is >= ``t``, or None after the last frame."""
         if self.frames is None:
             self.frames = self.container.decode(self.stream)
-        elif t <= self.position or t - self.position > self.gop:
-            self._seek(t)
+        elif t <= self.position or (self.gop > 0 and self.last_key is not None and t >= self.last_key + self.gop):
+            self._seek(t)  # back, or past a keyframe: decoding from the keyframe before t is the cheapest
         while True:
             frame = self.next()
             if frame is None or frame.time >= t - 1e-6:

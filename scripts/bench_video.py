@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--gop", type=int, default=60, help="frames between keyframes (phones and cameras: 30-60)")
     ap.add_argument("--every", type=float, default=2.0)
+    ap.add_argument("--precision", default="auto", help="auto (bf16 where the CPU has it), fp32, ...")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -95,7 +96,7 @@ def main() -> None:
     weights = cache / "standin.safetensors"
     if not weights.exists():
         make_weights(cache)
-    encoder = load_encoder(parse_model_spec(ARCH, weights), device="cpu", precision="auto")
+    encoder = load_encoder(parse_model_spec(ARCH, weights), device="cpu", precision=args.precision)
     encoder.encode_images(np.zeros((2, 3, *encoder.preprocess.size), np.float32))  # warm up
 
     counter = count_decoded()

@@ -59,6 +59,28 @@ def test_samples_every_step_from_frame_timestamps(clips: dict[str, Path]) -> Non
     assert _times(clips["mp4"], max_frames=2) == [0.0, 2.0]
 
 
+@pytest.mark.parametrize(("gop", "most"), [(10, 80), (400, 301)])
+def test_only_the_frames_needed_are_decoded(
+    gop: int, most: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keyframes every second: the first step is decoded through (which shows the keyframe spacing), then a
+    seek per sample, a few frames each (50 + 5 x ~3 of 300). One keyframe: one sequential pass, never more."""
+    import mmcli.video as video
+
+    clip = write_video(tmp_path / "long.mp4", seconds=30, gop=gop, scenes=((0.0, ShapeSpec("red", "circle")),))
+    decoded = []
+    real = video._Reader.next
+
+    def counted(self: video._Reader) -> object:
+        frame = real(self)
+        decoded.append(frame)
+        return frame
+
+    monkeypatch.setattr(video._Reader, "next", counted)
+    assert _times(clip, every=5.0) == [0.0, 5.0, 10.0, 15.0, 20.0, 25.0]
+    assert len(decoded) <= most, len(decoded)
+
+
 def test_variable_frame_rate_uses_each_frames_own_time(clips: dict[str, Path]) -> None:
     # the first frame at or after 0, 2, 4, 6, 8 s; the next target follows the frame actually found
     assert _times(clips["vfr"]) == [0.0, 2.9, 4.1, 7.9, 8.05]
@@ -403,3 +425,31 @@ def test_dupes_and_cluster_over_moments(clips: dict[str, Path], shapes_dir: Path
     clusters = cluster_index(LocalEngine(index, None, None, "cpu", "fp32", workers=1), k=3, samples=5)
     assert sum(c.size for c in clusters) == 3 * 5 + 2  # moments and images
     assert all(len(set(c.samples)) == len(c.samples) for c in clusters)
+
+
+def test_rebuild_and_a_damaged_faiss_file_keep_the_moments(clips: dict[str, Path], tmp_path: Path) -> None:
+    import faiss
+
+    from mmcli.index import vectors
+    from mmcli.index.schema import FRAME_ID_BASE
+    from mmcli.index.store import Store
+    from mmcli.index.sync import run_index
+
+    folder = tmp_path / "r"
+    folder.mkdir()
+    os.link(clips["mp4"], folder / "talk.mp4")
+    index = tmp_path / "idx"
+    run_index(index, [str(folder)], model=TINY, workers=1)
+    s = run_index(index, [str(folder)], workers=1, rebuild=True)
+    assert (s.added, s.moments) == (1, 5)
+    store = Store(index)
+    ids, _ = vectors.load_all(store)
+    assert len(ids) == 5 and (ids >= FRAME_ID_BASE).all()
+    for old in index.glob("vectors.g*.faiss"):  # a FAISS file holding other vectors: found out, rebuilt
+        bogus = vectors.build(
+            ids[::-1].copy(), np.eye(5, int(store.meta()["dim"]), dtype=np.float32), int(store.meta()["dim"])
+        )
+        old.write_bytes(faiss.serialize_index(bogus).tobytes())
+        assert not vectors.agrees(vectors.read(old), store)
+    store.close()
+    assert [h.time for h in _search(index, "a green star", top_k=1)] == [8.0]
