@@ -127,8 +127,7 @@ def sample_video(
         if w <= 0 or h <= 0:
             raise ImageLoadError(name, f"invalid frame size {w}x{h}")
         stream.thread_type = "AUTO"
-        sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-        shape = _Shape(w, h, Fraction(sar) if sar and sar > 0 else Fraction(1), min_side)
+        shape = _shape_of(stream, min_side)
         reader = _Reader(container, stream)
         yielded = 0
         for moment in _moments(reader, shape, every, max_frames):
@@ -156,6 +155,7 @@ class _Shape:
     height: int
     sar: Fraction
     min_side: int | None
+    rotation: int = 0  # from the stream's "rotate" tag, where the frame does not say (older PyAV)
 
     def size(self) -> tuple[int, int]:
         dw, dh = self.width * float(self.sar), float(self.height)
@@ -165,15 +165,26 @@ class _Shape:
         return max(1, round(dw * scale)), max(1, round(dh * scale))
 
 
+def _shape_of(stream: Any, min_side: int | None) -> _Shape:
+    cc = stream.codec_context
+    sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
+    try:
+        tag = round(float(stream.metadata.get("rotate", 0))) % 360
+    except (TypeError, ValueError):
+        tag = 0
+    return _Shape(cc.width, cc.height, Fraction(sar) if sar and sar > 0 else Fraction(1), min_side, (-tag) % 360)
+
+
 def _picture(frame: Any, shape: _Shape) -> Image.Image:
     from PIL import Image
 
     w, h = shape.size()
     img = frame.reformat(width=w, height=h, format="rgb24").to_image()
+    rotation = shape.rotation
     try:
-        rotation = round(float(frame.rotation)) % 360
+        rotation = round(float(frame.rotation)) % 360  # PyAV >= 13: the frame's display matrix
     except (AttributeError, TypeError, ValueError):
-        rotation = 0
+        pass
     turns = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
     if rotation in turns:  # degrees counter-clockwise, as FFmpeg's display matrix gives them
         img = img.transpose(turns[rotation])
@@ -200,19 +211,21 @@ class _Reader:
         self.position = -1.0  # time of the last frame decoded
         self.gop = 0.0  # the longest keyframe spacing seen
         self.last_key: float | None = None
+        self.seekable = True  # False once a seek failed: decode on from then on
 
-    def _seek(self, t: float) -> None:
-        if t > 0:
-            base = self.stream.time_base
-            start = self.stream.start_time or 0
-            try:
-                self.container.seek(int(t / base) + start, stream=self.stream, backward=True, any_frame=False)
-            except Exception:  # noqa: BLE001 - an unseekable file: decode from the start instead
-                self.container.seek(0)
-        else:
-            self.container.seek(0)
+    def _seek(self, t: float) -> bool:
+        """Go to the keyframe at or before ``t``; False (nothing changed) where the file cannot seek."""
+        if not self.seekable:
+            return False
+        start = self.stream.start_time or 0
+        try:
+            self.container.seek(int(t / self.stream.time_base) + start, stream=self.stream, backward=True)
+        except Exception:  # noqa: BLE001 - FFmpeg's error for a file without an index varies
+            self.seekable = False
+            return False
         self.frames = self.container.decode(self.stream)
         self.last_key = None
+        return True
 
     def next(self) -> Any | None:
         assert self.frames is not None
@@ -230,17 +243,21 @@ class _Reader:
     def at(self, t: float) -> Any | None:
         """The first frame whose time is >= ``t``, or None after the last frame."""
         if self.frames is None:
-            self.frames = self.container.decode(self.stream)
+            if not (t > 0 and self._seek(t)):
+                self.frames = self.container.decode(self.stream)
         elif t <= self.position or (self.gop > 0 and self.last_key is not None and t >= self.last_key + self.gop):
             self._seek(t)  # back, or past a keyframe: decoding from the keyframe before t is the cheapest
+            # (an unseekable file decodes on: only forward requests reach here then, see ``between``)
         while True:
             frame = self.next()
             if frame is None or frame.time >= t - 1e-6:
                 return frame
 
     def between(self, t0: float, t1: float) -> list[Any]:
-        """Every frame with ``t0`` < time < ``t1`` (decoding from the keyframe before ``t0``)."""
-        self._seek(t0)
+        """Every frame with ``t0`` < time < ``t1`` (decoding from the keyframe before ``t0``); none where the
+        file cannot seek back (the change is then known only at the sample after it)."""
+        if not self._seek(t0):
+            return []
         found = []
         while (frame := self.next()) is not None and frame.time < t1 - 1e-6:
             if frame.time > t0 + 1e-6:
@@ -290,7 +307,11 @@ def embed_video(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     batch_size: int = 32,
 ) -> VideoVectors | FileFailure:
-    """Sample and embed one video; a FileFailure with the reason if it cannot be used (nothing half-used)."""
+    """Sample and embed one video; a FileFailure with the reason if it cannot be used (nothing half-used).
+
+    Decoding and the model take turns in this thread. Decoding in a helper thread while the model runs
+    was measured slower on 2 CPU cores (both already busy: FFmpeg's threads and torch's); FFmpeg decodes
+    with its own frame threads either way."""
     times: list[float] = []
     chunks: list[np.ndarray] = []
     batch: list[np.ndarray] = []
@@ -336,8 +357,7 @@ def frame_picture(path: str, time: float, size: int = 256) -> Image.Image | None
             cc = stream.codec_context
             if oversize(path, cc.width, cc.height, DEFAULT_MAX_PIXELS) or not cc.width or not cc.height:
                 return None
-            sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
-            shape = _Shape(cc.width, cc.height, Fraction(sar) if sar and sar > 0 else Fraction(1), size // 2)
+            shape = _shape_of(stream, size // 2)
             frame = _Reader(container, stream).at(time)
             return _picture(frame, shape) if frame is not None else None
     except Exception:  # noqa: BLE001 - a picture that cannot be had is shown as missing

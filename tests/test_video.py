@@ -200,11 +200,14 @@ def test_cli_json_fields_urls_paths_and_table(indexed: tuple[Path, Path]) -> Non
 
 
 def test_server_reply_carries_time() -> None:
+    from mmcli.queries import SearchRequest, build_terms
     from mmcli.results import Hit, SearchResult
-    from mmcli.wire import SearchReply
+    from mmcli.wire import SearchBody, SearchReply
 
     result = SearchResult((Hit(1, "/v.mp4", 12.0, 0.5), Hit(2, "/i.jpg", None, 0.4)))
     assert SearchReply.model_validate_json(SearchReply.of(result).model_dump_json()).result() == result
+    request = SearchRequest(build_terms("a red circle", None), all_moments=True)
+    assert SearchBody.model_validate_json(SearchBody.of(request).model_dump_json()).request() == request
 
 
 def test_reindex_is_a_noop_rename_reuses_moments_delete_hides_them(
@@ -321,6 +324,13 @@ def test_hostile_videos_each_reported_once_rest_indexed(hostile: tuple[Path, dic
     }
     again = run_mmcli("index", str(folder), "--index", str(index), "--max-pixels", "10000000")
     assert again.returncode == 0 and b"skipped" not in again.stderr and b"no model loaded" in again.stderr
+    labels = ("--labels", "red circle", "blue square")
+    named = run_mmcli(
+        "classify", *sorted(bad), str(folder / "good.mp4"), "--model", TINY, "--max-pixels", "10000000", *labels
+    )
+    assert named.returncode == 0 and b"Traceback" not in named.stderr, named.stderr
+    assert set(_skipped(named.stderr)) == set(bad)  # each once, with its reason; the good video classified
+    assert {json.loads(line)["path"] for line in named.stdout.splitlines()} == {str(folder / "good.mp4")}
 
 
 def test_without_pyav_one_clear_line(clips: dict[str, Path], shapes_dir: Path, tmp_path: Path, monkeypatch) -> None:
