@@ -463,3 +463,32 @@ def test_rebuild_and_a_damaged_faiss_file_keep_the_moments(clips: dict[str, Path
         assert not vectors.agrees(vectors.read(old), store)
     store.close()
     assert [h.time for h in _search(index, "a green star", top_k=1)] == [8.0]
+
+
+def test_search_through_a_server_carries_time(clips: dict[str, Path], tmp_path: Path) -> None:
+    import subprocess
+
+    pytest.importorskip("fastapi")
+    from test_serve import _free_port, _get, _wait_until_serving
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    os.link(clips["mp4"], folder / "talk.mp4")
+    env = {**os.environ, "MMCLI_HOME": str(tmp_path / "home"), "MMCLI_CACHE": str(tmp_path / "cache")}
+    assert run_mmcli("index", str(folder), "--index", "v", "--model", TINY, "-q", env=env).returncode == 0
+    port = _free_port()
+    serve = [sys.executable, "-m", "mmcli", "serve", "--index", "v", "--port", str(port), "--allow-root", str(folder)]
+    server_env = {k: v for k, v in env.items() if k != "MMCLI_SERVER"}
+    proc = subprocess.Popen(serve, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(url, proc)
+        args = ("search", "a blue square", "--index", "v", "--all-moments", "-k", "3")
+        via = run_mmcli(*args, env={**env, "MMCLI_SERVER": url})
+        assert _get(url + "/health")["served"]["search"] == 1  # it went through the server
+        alone = run_mmcli(*args, env={**env, "MMCLI_SERVER": "off"})
+        assert via.returncode == alone.returncode == 0 and via.stdout == alone.stdout, (via.stderr, alone.stderr)
+        assert [json.loads(line)["time"] for line in via.stdout.splitlines()][:2] in ([4.0, 6.0], [6.0, 4.0])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
