@@ -8,8 +8,10 @@ Sampling rules (documented in the README):
   a keyframe surely lies between (the longest keyframe spacing seen has passed since the last one),
   else it decodes on: a keyframe every second or two costs about one decoded frame per sample, a
   long one (x264's default of 250 frames) a sequential decode, never more.
-- Where two consecutive samples differ sharply (tiny colour thumbnails), the frames between them are
-  decoded and the frame after the largest jump is sampled as well: the moment of the cut.
+- Where two consecutive samples differ sharply (tiny colour thumbnails), the frame after the largest
+  jump between them is sampled as well: the moment of the cut. Where the reader decoded on to the
+  sample it has seen those frames already (their thumbnails are kept as it goes); where it seeked,
+  it goes back and decodes the frames between.
 - At most ``max_frames`` samples per video. Rotation metadata (the display matrix) and non-square
   pixels (sample aspect ratio) are applied: a frame looks as a player shows it.
 - A header claiming more than ``max_pixels`` per frame is refused before any frame is decoded;
@@ -39,8 +41,8 @@ if TYPE_CHECKING:
 
 DEFAULT_EVERY = 2.0  # seconds between samples
 DEFAULT_MAX_FRAMES = 2000  # samples per video
-CUT = 0.15  # mean absolute difference (0..1) of thumbnails that counts as a sharp change
-THUMB = (16, 9)  # the colour thumbnail compared for change detection (grey misses blue -> green)
+CUT = 0.1  # mean absolute difference (0..1) of thumbnails that counts as a sharp change (a pan: ~0.03)
+THUMB = (16, 9)  # blocks of the Y, U, V thumbnails compared for change detection (Y alone misses blue -> green)
 INSTALL_HINT = 'PyAV is not installed, which video needs: pip install "mmcli[video]"'
 
 
@@ -194,8 +196,29 @@ def _picture(frame: Any, shape: _Shape) -> Image.Image:
 
 
 def _thumb(frame: Any) -> np.ndarray:
-    small = frame.reformat(width=THUMB[0], height=THUMB[1], format="rgb24", interpolation="FAST_BILINEAR")
-    return small.to_ndarray().astype(np.float32) / 255.0
+    """A tiny picture of ``frame`` (16x9 blocks of each of Y, U, V in 0..1): read straight from the planes
+    of 8-bit 4:2:0 frames (most video; microseconds), through swscale for anything else (milliseconds)."""
+    if frame.format.name in ("yuv420p", "yuvj420p"):
+        w, h = frame.width, frame.height
+        sizes = ((w, h), ((w + 1) // 2, (h + 1) // 2), ((w + 1) // 2, (h + 1) // 2))
+        return np.concatenate([_blocks(frame.planes[i], pw, ph) for i, (pw, ph) in enumerate(sizes)])
+    small = frame.reformat(width=THUMB[0], height=THUMB[1], format="yuv444p", interpolation="AREA")
+    return np.concatenate([_blocks(small.planes[i], THUMB[0], THUMB[1]) for i in range(3)])
+
+
+def _blocks(plane: Any, w: int, h: int) -> np.ndarray:
+    """The mean of each of 16x9 blocks of a plane, from a grid of at most ~128x72 of its pixels."""
+    pixels = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
+    step = max(1, min(h // (8 * THUMB[1]), w // (8 * THUMB[0])))
+    grid = pixels[::step, ::step].astype(np.float32)
+    bh, bw = grid.shape[0] // THUMB[1], grid.shape[1] // THUMB[0]
+    if bh and bw:
+        blocks = grid[: bh * THUMB[1], : bw * THUMB[0]].reshape(THUMB[1], bh, THUMB[0], bw).mean(axis=(1, 3))
+    else:  # a frame smaller than 16x9: its pixels, repeated
+        rows = np.linspace(0, grid.shape[0] - 1, THUMB[1]).astype(int)
+        cols = np.linspace(0, grid.shape[1] - 1, THUMB[0]).astype(int)
+        blocks = grid[rows][:, cols]
+    return blocks.ravel() / 255.0
 
 
 def _differs(a: np.ndarray, b: np.ndarray) -> float:
@@ -212,6 +235,11 @@ class _Reader:
         self.gop = 0.0  # the longest keyframe spacing seen
         self.last_key: float | None = None
         self.seekable = True  # False once a seek failed: decode on from then on
+        # since the last sample (``mark``): were all frames seen, and the sharpest jump between two of them
+        self.unbroken = False
+        self.last_thumb: np.ndarray | None = None
+        self.jump, self.after_jump = 0.0, None
+        self.current: Any = None
 
     def _seek(self, t: float) -> bool:
         """Go to the keyframe at or before ``t``; False (nothing changed) where the file cannot seek."""
@@ -225,7 +253,12 @@ class _Reader:
             return False
         self.frames = self.container.decode(self.stream)
         self.last_key = None
+        self.unbroken = False
         return True
+
+    def mark(self, thumb: np.ndarray) -> None:
+        """A sample was taken here: watch the frames decoded on from it for the sharpest change."""
+        self.unbroken, self.last_thumb, self.jump, self.after_jump = True, thumb, 0.0, None
 
     def next(self) -> Any | None:
         assert self.frames is not None
@@ -237,6 +270,12 @@ class _Reader:
                     self.gop = max(self.gop, frame.time - self.last_key)
                 self.last_key = frame.time
             self.position = frame.time
+            if self.unbroken and self.last_thumb is not None:
+                thumb = _thumb(frame)
+                jump = _differs(self.last_thumb, thumb)
+                if jump > self.jump:
+                    self.jump, self.after_jump = jump, frame
+                self.last_thumb = thumb
             return frame
         return None
 
@@ -262,6 +301,7 @@ class _Reader:
         while (frame := self.next()) is not None and frame.time < t1 - 1e-6:
             if frame.time > t0 + 1e-6:
                 found.append(frame)
+        self.current = frame  # the frame at ``t1``, where the reader now is
         return found
 
 
@@ -272,16 +312,20 @@ def _moments(reader: _Reader, shape: _Shape, every: float, max_frames: int) -> I
         frame = reader.at(k * every)
         if frame is None:
             return
-        t, grey = float(frame.time), _thumb(frame)
+        t, thumb = float(frame.time), _thumb(frame)
         k = max(k + 1, int(t / every) + 1)  # a frame far past its target (a gap in the video) skips targets
-        if prev is not None and _differs(prev[1], grey) > CUT and count + 1 < max_frames:
-            cut = _cut_between(reader, prev, t)
-            if cut is not None:  # the reader is at ``t`` again: decoding goes on from there
+        if prev is not None and _differs(prev[1], thumb) > CUT and count + 1 < max_frames:
+            if reader.unbroken:  # every frame since the last sample was seen on the way here
+                cut = reader.after_jump if reader.jump > CUT else None
+            else:
+                cut = _cut_between(reader, prev, t)  # the reader is at ``t`` again afterwards
+            if cut is not None and cut.time < t - 1e-6:  # (the sharpest jump into ``t``: the sample is the cut)
                 yield Moment(float(cut.time), _picture(cut, shape))
                 count += 1
         yield Moment(t, _picture(frame, shape))
         count += 1
-        prev = (t, grey)
+        prev = (t, thumb)
+        reader.mark(thumb)
 
 
 def _cut_between(reader: _Reader, prev: tuple[float, np.ndarray], t: float) -> Any | None:
@@ -290,12 +334,12 @@ def _cut_between(reader: _Reader, prev: tuple[float, np.ndarray], t: float) -> A
     if not frames:
         return None
     best, best_jump, last = None, 0.0, prev[1]
-    for frame in frames:
-        grey = _thumb(frame)
-        jump = _differs(last, grey)
+    for frame in [*frames, *([reader.current] if reader.current is not None else [])]:
+        thumb = _thumb(frame)
+        jump = _differs(last, thumb)
         if jump > best_jump:
             best, best_jump = frame, jump
-        last = grey
+        last = thumb
     return best if best_jump > CUT else None
 
 

@@ -34,11 +34,6 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mp4": write_video(folder / "shapes.mp4"),
         "webm": write_video(folder / "shapes.webm", codec="libvpx-vp9"),
         "vfr": write_video(folder / "vfr.mkv", times=VFR_TIMES),
-        "cut": write_video(
-            folder / "cut.mp4",
-            seconds=6,
-            scenes=((0.0, ShapeSpec("red", "circle")), (3.0, ShapeSpec("blue", "square"))),
-        ),
         "sar": write_video(folder / "sar.mp4", seconds=1, sar=Fraction(2, 1)),
     }
     out["rot"] = rotate_mp4(out["mp4"], folder / "turned.mp4")
@@ -86,8 +81,11 @@ def test_variable_frame_rate_uses_each_frames_own_time(clips: dict[str, Path]) -
     assert _times(clips["vfr"]) == [0.0, 2.9, 4.1, 7.9, 8.05]
 
 
-def test_a_sharp_change_between_samples_is_sampled_too(clips: dict[str, Path]) -> None:
-    assert _times(clips["cut"], every=2.0) == [0.0, 2.0, 3.0, 4.0]  # 3.0: the cut between 2 and 4
+@pytest.mark.parametrize("gop", [5, 12, 100])  # seeking to samples (frames between decoded again), decoding on
+def test_a_sharp_change_between_samples_is_sampled_too(gop: int, tmp_path: Path) -> None:
+    scenes = ((0.0, ShapeSpec("red", "circle")), (3.0, ShapeSpec("blue", "square")), (5.0, ShapeSpec("red", "circle")))
+    clip = write_video(tmp_path / "cut.mp4", seconds=8, scenes=scenes, gop=gop)
+    assert _times(clip, every=2.0) == [0.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # 3.0 and 5.0: the cuts between samples
 
 
 def test_rotation_metadata_is_applied(clips: dict[str, Path]) -> None:
