@@ -176,7 +176,8 @@ def classify_stream(
         shot = embed_video(encoder, str(path), every, max_frames, **({"max_pixels": pixels} if pixels else {}))
         if isinstance(shot, VideoVectors):
             s = score(shot.vectors, label_set, encoder.logit_scale, encoder.logit_bias, multi_label)
-            yield from timeline(shot.path, shot.times, s, label_set.labels, every, multi_label, threshold)
+            segments = timeline(shot.path, shot.times, s, label_set.labels, every, multi_label, threshold)
+            yield from segments or [Classification(shot.path, ())]  # no label above the threshold anywhere
         else:
             yield shot
     if run:

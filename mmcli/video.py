@@ -146,7 +146,9 @@ def sample_video(
 
 
 def _text(exc: BaseException) -> str:
-    return (str(exc) or type(exc).__name__)[:200]
+    """FFmpeg's reason, without the file name (the report names the file already)."""
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(reason)[:200]
 
 
 @dataclass(frozen=True)

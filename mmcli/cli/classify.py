@@ -136,7 +136,10 @@ def classify(
             prompts.close()
             progress.close()
         renderer.close()
-        summary("classified", len(done), failed, time.perf_counter() - start, quiet)
+        files = len([d for d in done if not isinstance(d, Segment)]) + len(
+            {d.path for d in done if isinstance(d, Segment)}
+        )
+        summary("classified", files, failed, time.perf_counter() - start, quiet)
         if not done:
             raise NoImagesError(f"no image could be classified ({failed} failed)")
         if pictures.html or pictures.grid:

@@ -10,7 +10,7 @@ Tables
         `mmcli index --prune` drops it. Format 1 had no such column: it is added in place.
     frames(id, file_id, time, vector)  the sampled moments of a video (format 4): its files row is 'ok'
       with no vector; each moment has FAISS id FRAME_ID_BASE + frames.id (see ``schema.py``). Every
-      read of vectors goes through ``_VECTORS``: files' vectors and present videos' moments, as one.
+      read of vectors goes through ``_vectors``: files' vectors and present videos' moments, as one.
 
 ``generation`` grows with every commit that changes vectors; the FAISS file derived from it
 carries the generation it was built from, so a stale one is never used.

@@ -10,8 +10,8 @@
 6. The FAISS file is rebuilt from SQLite and written atomically.
 Videos (``mmcli.video``) go through the same steps: their content hash gives their moments back,
 and new ones are sampled (``every`` seconds, at most ``max_frames``) and embedded, one transaction
-per video. When nothing needs embedding, no model is loaded. The model is recorded before any work, so even a
-first run killed at once leaves an index that knows its model. ``--rebuild`` loads the model first,
+per video. When nothing needs embedding, no model is loaded. The model is recorded before any work,
+so even a first run killed at once leaves an index that knows its model. ``--rebuild`` loads the model first,
 builds a complete new database beside the old one and swaps it in in one transaction.
 """
 
