@@ -10,7 +10,7 @@ Tables
         `mmcli index --prune` drops it. Format 1 had no such column: it is added in place.
     frames(id, file_id, time, vector)  the sampled moments of a video (format 4): its files row is 'ok'
       with no vector; each moment has FAISS id FRAME_ID_BASE + frames.id (see ``schema.py``). Every
-      read of vectors goes through ``_vectors``: files' vectors and present videos' moments, as one.
+      read of vectors goes through ``_parts``: files' vectors, then present videos' moments.
 
 ``generation`` grows with every commit that changes vectors; the FAISS file derived from it
 carries the generation it was built from, so a stale one is never used.
@@ -300,21 +300,25 @@ class Store:
             return None
         return self.db.execute("SELECT time, vector FROM frames WHERE file_id = ? ORDER BY time", (row[0],)).fetchall()
 
-    @property
-    def _vectors(self) -> str:
-        """Every searchable vector as (id, vector, path, time): files' own, and present videos' moments."""
+    def _parts(self, columns: tuple[str, str], extra: str = "") -> tuple[str, str]:
+        """The two halves of every read of vectors, ``SELECT files-columns ...`` and ``SELECT frame-columns
+        ...``: files' own vectors, and the moments of present videos (ids from FRAME_ID_BASE, so the second
+        half follows the first in id order). Each is a plain indexed query: no sort, no blob is read
+        that is not asked for. ``extra`` (conditions on files' columns) goes into both."""
+        own, moment = columns
         return (
-            f"SELECT id, vector, path, NULL AS time FROM files WHERE {self.present} AND vector IS NOT NULL "
-            f"UNION ALL SELECT frames.id + {FRAME_ID_BASE}, frames.vector, files.path, frames.time "
-            f"FROM frames JOIN files ON files.id = frames.file_id WHERE {self.present}"
+            f"SELECT {own} FROM files WHERE {self.present} AND vector IS NOT NULL{extra} ORDER BY id",
+            f"SELECT {moment} FROM frames CROSS JOIN files ON files.id = frames.file_id "  # frames first
+            f"WHERE {self.present}{extra} ORDER BY frames.id",
         )
 
     def vector_count(self) -> int:
         """How many vectors searches see (images, and moments of videos): what FAISS must hold."""
-        return int(self.db.execute(f"SELECT COUNT(*) FROM ({self._vectors})").fetchone()[0])
+        return sum(int(self.db.execute(q).fetchone()[0]) for q in self._parts(("COUNT(*)", "COUNT(*)")))
 
     def frame_count(self) -> int:
-        return int(self.db.execute(f"SELECT COUNT(*) FROM ({self._vectors}) WHERE time IS NOT NULL").fetchone()[0])
+        """How many moments of present videos searches see."""
+        return int(self.db.execute(self._parts(("0", "COUNT(*)"))[1]).fetchone()[0])
 
     def counts(self) -> tuple[int, int]:
         ok, failed = self.db.execute(
@@ -328,46 +332,67 @@ class Store:
         return int(self.db.execute("SELECT COUNT(*) FROM files WHERE missing_since IS NOT NULL").fetchone()[0])
 
     def vectors(self, under: str | None = None, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of ok rows, in chunks; ``under`` restricts to a folder."""
+        """(ids, vectors) of images and moments in id order, in chunks; ``under`` restricts to a folder."""
         import numpy as np
 
         dim = int(self.meta().get("dim", "0"))
-        sql = f"SELECT id, vector FROM ({self._vectors}) WHERE 1"
-        args: tuple[bytes, ...] = ()
+        extra, args = "", ()
         if under is not None:
             prefix = encode_path(under).rstrip(b"/") + b"/"
-            sql += " AND path >= ? AND path < ?"
-            args = (prefix, prefix[:-1] + b"0")
-        cur = self.db.execute(sql + " ORDER BY id", args)
-        while True:
-            rows = cur.fetchmany(batch)
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-            yield ids, vecs
+            extra, args = " AND path >= ? AND path < ?", (prefix, prefix[:-1] + b"0")
+        for sql in self._parts(("id, vector", f"frames.id + {FRAME_ID_BASE}, frames.vector"), extra):
+            cur = self.db.execute(sql, args)
+            while rows := cur.fetchmany(batch):
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+                yield ids, vecs
 
     def sample(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of up to ``k`` vectors (images, moments) spread evenly over the ids (the same every time)."""
+        """(ids, vectors) of up to ``k`` vectors (images, moments) spread evenly over the ids (the same every
+        time). The ids are picked first, the vectors of those alone read after."""
         import numpy as np
 
         dim = int(self.meta().get("dim", "0"))
         n = self.vector_count()
         step = max(1, n // max(k, 1))
-        rows = self.db.execute(
-            "SELECT id, vector FROM (SELECT id, vector, ROW_NUMBER() OVER (ORDER BY id) - 1 AS i FROM "
-            f"({self._vectors})) WHERE i % ? = 0 LIMIT ?",
-            (step, k),
-        ).fetchall()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        own, moments = self._parts(("id", f"frames.id + {FRAME_ID_BASE} AS id"))
+        picked = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) - 1 AS i FROM "
+                f"(SELECT * FROM ({own}) UNION ALL SELECT * FROM ({moments}))) WHERE i % ? = 0 LIMIT ?",
+                (step, k),
+            )
+        ]
+        found = self.vectors_by_id(picked)
+        ids = np.array(picked, dtype=np.int64)
+        vecs = np.frombuffer(b"".join(found[i] for i in picked), dtype=np.float32).reshape(len(picked), dim)
         return ids, vecs
 
     def vectors_by_id(self, ids: Iterable[int]) -> dict[int, bytes]:
+        """Vector ids -> vectors, of those searches see."""
         ids = list(ids)
-        marks = ",".join("?" * len(ids))
-        rows = self.db.execute(f"SELECT id, vector FROM ({self._vectors}) WHERE id IN ({marks})", ids)
-        return dict(rows.fetchall())
+        out: dict[int, bytes] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            own = [i for i in chunk if i < FRAME_ID_BASE]
+            moments = [i - FRAME_ID_BASE for i in chunk if i >= FRAME_ID_BASE]
+            out.update(
+                self.db.execute(
+                    f"SELECT id, vector FROM files WHERE {self.present} AND vector IS NOT NULL "
+                    f"AND id IN ({','.join('?' * len(own))})",
+                    own,
+                ).fetchall()
+            )
+            out.update(
+                self.db.execute(
+                    f"SELECT frames.id + {FRAME_ID_BASE}, frames.vector FROM frames CROSS JOIN files "
+                    f"ON files.id = frames.file_id WHERE {self.present} "
+                    f"AND frames.id IN ({','.join('?' * len(moments))})",
+                    moments,
+                ).fetchall()
+            )
+        return out
 
     def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
         return {i: where.path for i, where in self.locate(ids).items()}
