@@ -490,3 +490,28 @@ def test_search_through_a_server_carries_time(clips: dict[str, Path], tmp_path: 
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_killed_while_indexing_videos_keeps_whole_videos_and_resumes(clips: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "k"
+    folder.mkdir()
+    for key in ("mp4", "webm", "vfr", "sar"):
+        os.link(clips[key], folder / clips[key].name)
+    index = tmp_path / "idx"
+    killed = run_mmcli(
+        "index", str(folder), "--index", str(index), "--model", TINY, env={"MMCLI_FAULT": "index.commit:2"}
+    )
+    assert killed.returncode == -9, killed.stderr
+    db = sqlite3.connect(index / "index.sqlite")
+    per_video = db.execute(
+        "SELECT files.id, COUNT(frames.id) FROM files LEFT JOIN frames ON file_id = files.id GROUP BY files.id"
+    )
+    assert sorted(n for _, n in per_video.fetchall()) in ([1, 5], [5, 5])  # two whole videos, nothing half-stored
+    db.close()
+    again = run_mmcli("index", str(folder), "--index", str(index))
+    assert again.returncode == 0 and b"2 added" in again.stderr, again.stderr
+    db = sqlite3.connect(index / "index.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 4
+    assert db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 5 + 5 + 5 + 1
+    db.close()
+    assert {h.path for h in _search(index, "a red circle", top_k=4)} == {str(p) for p in folder.iterdir()}
