@@ -9,6 +9,11 @@ Multi-label (``--multi-label``): an independent score per label.
 - CLIP models: a two-way softmax of the label against a neutral prompt (the same templates filled
   with "something"): ``sigmoid(logit_scale * (cos(img, label) - cos(img, neutral)))``. A label
   scores above 0.5 when the image is closer to it than to a generic description.
+
+Videos give a timeline (``Segment``s): their sampled moments are scored like images, consecutive
+moments with the same best label are merged into one segment (its score: the mean over them), and
+a segment ends where the next one starts (the last one a sampling step after its last moment).
+With ``multi_label`` each label has its own segments: runs of moments scoring at least the threshold.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmcli.errors import UsageError
-from mmcli.results import Classification, FileFailure, ImageVector, LabelScore
+from mmcli.results import Classification, FileFailure, ImageVector, LabelScore, Segment
 
 if TYPE_CHECKING:
     from mmcli.models import Encoder
@@ -142,14 +147,82 @@ def classify_stream(
     multi_label: bool = False,
     top_k: int | None = None,
     threshold: float | None = None,
+    every: float = 2.0,
+    max_frames: int = 2000,
     **embed_options: Any,
-) -> Iterator[Classification | FileFailure]:
-    """Classify image files; yields in input order, a FileFailure for each file that failed."""
+) -> Iterator[Classification | Segment | FileFailure]:
+    """Classify image files (a Classification each) and videos (their Segments); yields in input order,
+    a FileFailure for each file that failed."""
     from mmcli.embed import embed_stream
+    from mmcli.video import VideoVectors, embed_video, is_video
 
-    for item in embed_stream(encoder, paths, **embed_options):
-        if isinstance(item, ImageVector):
-            s = score(item.vector[None, :], label_set, encoder.logit_scale, encoder.logit_bias, multi_label)[0]
-            yield rank(item.path, s, label_set.labels, top_k, threshold)
+    def images(run: list[str | Path]) -> Iterator[Classification | FileFailure]:
+        for item in embed_stream(encoder, run, **embed_options):
+            if isinstance(item, ImageVector):
+                s = score(item.vector[None, :], label_set, encoder.logit_scale, encoder.logit_bias, multi_label)[0]
+                yield rank(item.path, s, label_set.labels, top_k, threshold)
+            else:
+                yield item
+
+    run: list[str | Path] = []
+    for path in paths:
+        if not is_video(path):
+            run.append(path)
+            continue
+        if run:
+            yield from images(run)
+            run = []
+        pixels = embed_options.get("max_pixels")
+        shot = embed_video(encoder, str(path), every, max_frames, **({"max_pixels": pixels} if pixels else {}))
+        if isinstance(shot, VideoVectors):
+            s = score(shot.vectors, label_set, encoder.logit_scale, encoder.logit_bias, multi_label)
+            segments = timeline(shot.path, shot.times, s, label_set.labels, every, multi_label, threshold)
+            yield from segments or [Classification(shot.path, ())]  # no label above the threshold anywhere
         else:
-            yield item
+            yield shot
+    if run:
+        yield from images(run)
+
+
+def timeline(
+    path: str,
+    times: Sequence[float],
+    scores: np.ndarray,
+    labels: Sequence[str],
+    every: float,
+    multi_label: bool = False,
+    threshold: float | None = None,
+) -> list[Segment]:
+    """(N,) sample times and (N, L) scores -> segments (see the module's docstring), in time order."""
+    n = len(times)
+    ends = [times[i + 1] if i + 1 < n else times[i] + every for i in range(n)]
+    runs: list[tuple[int, int, int]] = []  # (label, first sample, last sample)
+    if multi_label:
+        cut = 0.5 if threshold is None else threshold
+        for j in range(len(labels)):
+            on = scores[:, j] >= cut
+            i = 0
+            while i < n:
+                if on[i]:
+                    k = i
+                    while k + 1 < n and on[k + 1]:
+                        k += 1
+                    runs.append((j, i, k))
+                    i = k
+                i += 1
+    else:
+        best = np.argmax(scores, axis=1)
+        i = 0
+        while i < n:
+            k = i
+            while k + 1 < n and best[k + 1] == best[i]:
+                k += 1
+            runs.append((int(best[i]), i, k))
+            i = k + 1
+    segments = [
+        Segment(path, float(times[a]), float(ends[b]), labels[j], float(scores[a : b + 1, j].mean()))
+        for j, a, b in runs
+    ]
+    if threshold is not None and not multi_label:
+        segments = [s for s in segments if s.score >= threshold]
+    return sorted(segments, key=lambda s: (s.start, -s.score))

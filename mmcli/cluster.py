@@ -1,5 +1,8 @@
 """`mmcli cluster -k N`: k-means over an index (FAISS, spherical), each cluster with its size, the
-images nearest its centre and, given labels, the labels that best match its centre (auto-tagging)."""
+images nearest its centre and, given labels, the labels that best match its centre (auto-tagging).
+
+Videos: each sampled moment is a point (a video's scenes may fall in different clusters); a
+cluster's size counts moments, and its samples name each file once (a video by its best moment)."""
 
 from __future__ import annotations
 
@@ -61,10 +64,11 @@ def cluster_index(
             members = np.flatnonzero(assign == c)
             if len(members) == 0:
                 continue
-            nearest = members[np.argsort(-(vecs[members] @ centroids[c]), kind="stable")[:samples]]
-            paths = store.paths_for(int(ids[n]) for n in nearest)
+            ranked = members[np.argsort(-(vecs[members] @ centroids[c]), kind="stable")]
+            paths = store.paths_for(int(ids[n]) for n in ranked[: samples * 20])
+            picked = list(dict.fromkeys(paths[int(ids[n])] for n in ranked[: samples * 20]))[:samples]
             top = label_scores[c][:top_labels] if label_scores else ()
-            out.append((len(members), tuple(paths[int(ids[n])] for n in nearest), tuple(top)))
+            out.append((len(members), tuple(picked), tuple(top)))
         out.sort(key=lambda item: (-item[0], item[1]))
         return [Cluster(i, size, smp, top) for i, (size, smp, top) in enumerate(out, start=1)]
     finally:

@@ -1,8 +1,12 @@
 """`mmcli dupes`: groups of near-duplicate images in an index.
 
 Every vector's neighbours above the threshold come from a FAISS range search; groups are the
-connected components of that graph (union-find). Files with the same content hash always group,
-whatever the threshold. Largest groups first.
+connected components of that graph (union-find) over files. Files with the same content hash always
+group, whatever the threshold. Largest groups first.
+
+Videos: each sampled moment is a vector, and a video groups with a file (an image, another video)
+when one of its moments is a near duplicate of it. Moments of one video are never linked to each
+other (a still shot is not a duplicate of itself), so a video appears at most once in a group.
 """
 
 from __future__ import annotations
@@ -42,39 +46,41 @@ def find_dupes(folder: Path, threshold: float = 0.95, chunk: int = 4096) -> list
             return []
         index = faiss.IndexFlatIP(vecs.shape[1])
         index.add(vecs)
+        owners = store.owners(int(i) for i in ids)
+        own = [owners[int(i)] for i in ids]  # each vector's file (a moment's video)
         uf = _UnionFind()
-        edges: dict[tuple[int, int], float] = {}  # (a, b) -> similarity of every linking pair
+        edges: dict[tuple[int, int], float] = {}  # (file, file) -> similarity of their best linking pair
         for start in range(0, len(vecs), chunk):
             lims, scores, found = index.range_search(vecs[start : start + chunk], float(threshold))
             for row in range(len(lims) - 1):
-                a = start + row
+                a = own[start + row]
                 for k in range(lims[row], lims[row + 1]):
-                    b = int(found[k])
-                    if b > a:
+                    b = own[int(found[k])]
+                    if b > a:  # b == a: the same file, or two moments of one video
                         uf.union(a, b)
-                        edges[(a, b)] = float(scores[k])
+                        edges[(a, b)] = max(edges.get((a, b), -1.0), float(scores[k]))
         by_hash: dict[str, list[int]] = {}
-        pos = {int(i): n for n, i in enumerate(ids)}
+        present = set(own)
         for rid, digest in store.ok_hashes():
-            if rid in pos:
-                by_hash.setdefault(digest, []).append(pos[rid])
+            if rid in present:
+                by_hash.setdefault(digest, []).append(rid)
         for members in by_hash.values():
             for other in members[1:]:
                 uf.union(members[0], other)
                 edges.setdefault((min(members[0], other), max(members[0], other)), 1.0)
         groups: dict[int, list[int]] = {}
-        for n in range(len(vecs)):
-            if n in uf.parent:
-                groups.setdefault(uf.find(n), []).append(n)
+        for f in sorted(present):
+            if f in uf.parent:
+                groups.setdefault(uf.find(f), []).append(f)
         groups = {r: m for r, m in groups.items() if len(m) > 1}
-        paths = store.paths_for(int(ids[n]) for m in groups.values() for n in m)
+        paths = store.paths_for(f for m in groups.values() for f in m)
         min_edge: dict[int, float] = {}
         for (a, _b), s in edges.items():
             r = uf.find(a)
             min_edge[r] = min(min_edge.get(r, 1.0), s)
-        ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), min(paths[int(ids[n])] for n in kv[1])))
+        ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), min(paths[f] for f in kv[1])))
         return [
-            DupeGroup(g, tuple(sorted(paths[int(ids[n])] for n in members)), round(min_edge.get(root, 1.0), 6))
+            DupeGroup(g, tuple(sorted(paths[f] for f in members)), round(min_edge.get(root, 1.0), 6))
             for g, (root, members) in enumerate(ordered, start=1)
         ]
     finally:

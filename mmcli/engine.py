@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mmcli.queries import ClassifyRequest, SearchRequest
-from mmcli.results import Classification, FileFailure, Health, SearchResult
+from mmcli.results import Classification, FileFailure, Health, SearchResult, Segment
 
 if TYPE_CHECKING:
     from mmcli.models import Encoder, ModelSpec
@@ -32,7 +32,7 @@ class ClassifyRun:
     """Warnings about the labels (known before any image), then results in input order as they come."""
 
     warnings: tuple[str, ...]
-    items: Iterator[Classification | FileFailure]
+    items: Iterator[Classification | Segment | FileFailure]  # Segments: the timeline of a video
 
 
 class Engine(Protocol):
@@ -215,6 +215,8 @@ class LocalEngine:
             workers=self.workers,
             max_pixels=request.max_pixels,
             on_progress=on_progress,
+            every=request.every,
+            max_frames=request.max_frames,
         )
         return ClassifyRun(self._notes() + label_set.warnings, items)
 

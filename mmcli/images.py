@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".avif"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})  # see mmcli.video
 DRAFT_MARGIN = 2  # JPEG DCT scaling keeps the shorter side >= this x the model side
 SKIP_DIRS = frozenset({"@eaDir", ".git", "node_modules", "__pycache__"})
 
@@ -65,15 +66,19 @@ def _excluded(name: str, path: str, exclude: Sequence[str]) -> bool:
 
 
 def walk_images(
-    root: Path, include_hidden: bool = False, exclude: Sequence[str] = (), unreadable: list[str] | None = None
+    root: Path,
+    include_hidden: bool = False,
+    exclude: Sequence[str] = (),
+    unreadable: list[str] | None = None,
+    videos: bool = False,
 ) -> Iterator[Path]:
     """Image files under ``root``, depth first, sorted by name; symlinked dirs are not followed.
 
     Hidden entries and @eaDir / .git / node_modules are skipped unless ``include_hidden``;
     ``exclude`` globs are matched against each entry's name and its full path. Folders that exist but
-    cannot be listed are appended to ``unreadable``.
+    cannot be listed are appended to ``unreadable``. ``videos``: video files too.
     """
-    exts = image_extensions()
+    exts = image_extensions() | (VIDEO_EXTENSIONS if videos else frozenset())
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except FileNotFoundError:
@@ -90,15 +95,15 @@ def walk_images(
         try:
             if entry.is_dir(follow_symlinks=False):
                 if include_hidden or entry.name not in SKIP_DIRS:
-                    yield from walk_images(Path(entry.path), include_hidden, exclude, unreadable)
+                    yield from walk_images(Path(entry.path), include_hidden, exclude, unreadable, videos)
             elif os.path.splitext(entry.name)[1].lower() in exts and entry.is_file():
                 yield Path(entry.path)
         except OSError:
             continue
 
 
-def expand_inputs(inputs: Iterable[str], include_hidden: bool = False) -> Iterator[Path]:
-    """Files as given (whatever their extension), directories walked for image files."""
+def expand_inputs(inputs: Iterable[str], include_hidden: bool = False, videos: bool = False) -> Iterator[Path]:
+    """Files as given (whatever their extension), directories walked for image (and ``videos``) files."""
     for item in inputs:
         path = Path(item)
         try:
@@ -106,7 +111,7 @@ def expand_inputs(inputs: Iterable[str], include_hidden: bool = False) -> Iterat
         except OSError:
             is_dir = False
         if is_dir:
-            yield from walk_images(path, include_hidden)
+            yield from walk_images(path, include_hidden, videos=videos)
         else:
             yield path
 

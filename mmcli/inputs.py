@@ -47,8 +47,11 @@ def read_path_list(stream: BinaryIO, nul: bool) -> list[str]:
     return paths
 
 
-def gather_paths(inputs: Sequence[str] | None, stdin: BinaryIO | None, nul: bool, include_hidden: bool) -> list[str]:
-    """Image files named by ``inputs``: files, folders (walked), and ``-`` for the paths on ``stdin``."""
+def gather_paths(
+    inputs: Sequence[str] | None, stdin: BinaryIO | None, nul: bool, include_hidden: bool, videos: bool = False
+) -> list[str]:
+    """Image files named by ``inputs``: files, folders (walked; ``videos``: for videos too), and ``-`` for
+    the paths on ``stdin``."""
     from mmcli.images import expand_inputs
 
     if not inputs:
@@ -69,7 +72,7 @@ def gather_paths(inputs: Sequence[str] | None, stdin: BinaryIO | None, nul: bool
             items.extend(read_path_list(stdin, nul))
         else:
             items.append(item)
-    paths = [os.fsdecode(p) for p in expand_inputs(items, include_hidden)]
+    paths = [os.fsdecode(p) for p in expand_inputs(items, include_hidden, videos)]
     if not paths:
         raise NoImagesError(
             "no image files found in the inputs",

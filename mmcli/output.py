@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from mmcli.errors import UsageError
 
-FORMATS = ("table", "json", "jsonl", "csv", "tsv", "paths")
+FORMATS = ("table", "json", "jsonl", "csv", "tsv", "paths", "urls")
 
 
 def stdout_safe(text: str) -> str:
@@ -58,6 +58,7 @@ class View:
     csv_header: tuple[str, ...] = ()  # empty: no csv / tsv
     csv_rows: Callable[[Any], Iterable[Sequence[Any]]] | None = None
     paths: Callable[[Any], Sequence[str]] | None = None  # None: no paths format
+    urls: Callable[[Any], Sequence[str]] | None = None  # file:// URLs for players (#t= for a moment); None: none
     grouped: bool = False  # paths: an empty entry after each record's paths (groups of files)
     single: bool = False  # json: one object, not a list of them
     right: frozenset[str] = field(default_factory=frozenset)  # right-aligned table columns
@@ -67,6 +68,7 @@ class View:
     def formats(self) -> tuple[str, ...]:
         skip = {"csv", "tsv"} if self.csv_rows is None else set()
         skip |= {"paths"} if self.paths is None else set()
+        skip |= {"urls"} if self.urls is None else set()
         return tuple(f for f in FORMATS if f not in skip)
 
 
@@ -104,6 +106,10 @@ class Renderer:
             assert self.view.csv_rows is not None
             for values in self.view.csv_rows(record):
                 self._csv.writerow([stdout_safe(v) if isinstance(v, str) else v for v in values])
+        elif self.fmt == "urls":
+            assert self.view.urls is not None
+            for url in self.view.urls(record):
+                self.out.write(stdout_safe(url) + "\n")
         elif self.fmt == "paths":
             assert self.view.paths is not None
             for path in self.view.paths(record):

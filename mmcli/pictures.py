@@ -33,6 +33,7 @@ class Tile:
 
     path: str
     caption: tuple[str, ...]
+    time: float | None = None  # a moment of a video: its frame is shown, and linked with #t=SECONDS
 
 
 def render_thumbnail(path: str, size: int = THUMB, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -43,7 +44,15 @@ def render_thumbnail(path: str, size: int = THUMB, max_pixels: int = DEFAULT_MAX
     return img
 
 
-def thumbnail(path: str, size: int = THUMB) -> Image.Image | None:
+def thumbnail(path: str, size: int = THUMB, time: float | None = None) -> Image.Image | None:
+    """A picture's thumbnail, or a video's frame at ``time``; None when it cannot be shown."""
+    from mmcli.video import frame_picture, is_video
+
+    if time is not None or is_video(path):
+        img = frame_picture(path, time or 0.0, size)
+        if img is not None:
+            img.thumbnail((size, size))
+        return img
     try:
         return render_thumbnail(path, size)
     except ImageLoadError:
@@ -56,8 +65,12 @@ def _data_uri(img: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _file_url(path: str) -> str:
-    return Path(os.path.abspath(path)).as_uri() if os.path.isabs(path) or os.path.exists(path) else path
+def _file_url(path: str, time: float | None = None) -> str:
+    if not (os.path.isabs(path) or os.path.exists(path)):
+        return path
+    from mmcli.video import media_url
+
+    return media_url(path, time)  # with a media fragment (#t=SECONDS) for a moment: players start there
 
 
 PAGE = """<!doctype html>
@@ -91,8 +104,8 @@ li .path {{ font-size: 12px; color: #555; word-break: break-all; }}
 def render_html(tiles: Sequence[Tile], title: str, subtitle: str = "") -> str:
     items = []
     for tile in tiles:
-        thumb = thumbnail(tile.path)
-        url = html.escape(_file_url(tile.path), quote=True)
+        thumb = thumbnail(tile.path, time=tile.time)
+        url = html.escape(_file_url(tile.path, tile.time), quote=True)
         shown = html.escape(tile.path.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
         if thumb is not None:
             pic = f'<img src="{_data_uri(thumb)}" alt="{shown}" width="{thumb.width}" height="{thumb.height}">'
@@ -125,7 +138,7 @@ def contact_sheet(tiles: Sequence[Tile], columns: int = 5, size: int = 192) -> I
     draw = ImageDraw.Draw(sheet)
     for i, tile in enumerate(tiles):
         x, y = (i % cols) * cell_w + 6, (i // cols) * cell_h + 6
-        thumb = thumbnail(tile.path, size)
+        thumb = thumbnail(tile.path, size, tile.time)
         if thumb is None:
             draw.rectangle((x, y, x + size, y + size), outline=(200, 0, 0))
             draw.text((x + 8, y + size // 2), "cannot read", fill=(200, 0, 0), font=font)
@@ -160,6 +173,6 @@ def write_pictures(
         write_html(html_out, tiles, title, subtitle)
         written.append(html_out)
     if grid_out is not None:  # a sheet has no links: each cell also gets its file name
-        write_grid(grid_out, [Tile(t.path, (*t.caption, short_name(t.path))) for t in tiles])
+        write_grid(grid_out, [Tile(t.path, (*t.caption, short_name(t.path)), t.time) for t in tiles])
         written.append(grid_out)
     return written

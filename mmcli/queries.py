@@ -106,6 +106,7 @@ class SearchRequest:
     after: float | None = None
     before: float | None = None
     sort: str = "score"
+    all_moments: bool = False  # every matching moment of a video, not only its best
 
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
@@ -133,3 +134,5 @@ class ClassifyRequest:
     top_k: int | None = None
     threshold: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    every: float = 2.0  # videos: seconds between samples
+    max_frames: int = 2000  # videos: samples per video at most

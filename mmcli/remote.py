@@ -141,8 +141,11 @@ class RemoteEngine:
         self, request: ClassifyRequest, on_progress: ProgressFn | None = None, on_labels: ProgressFn | None = None
     ) -> ClassifyRun:
         from mmcli.engine import ClassifyRun
+        from mmcli.video import is_video
         from mmcli.wire import ClassifyBody, ClassifyReply
 
+        if any(is_video(p) for p in request.paths):  # the wire carries one result per path: timelines run here
+            return self.local.classify(request, on_progress, on_labels)
         try:
             if self.wanted_model is not None and self.health().model != self.wanted_model:
                 return self.local.classify(request, on_progress, on_labels)  # it holds another model

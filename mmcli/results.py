@@ -45,15 +45,28 @@ class Classification:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. ``taken``: when the picture was taken, ISO 8601 (``mmcli.taken``: with the
-    camera's offset, without one when it recorded none, ``Z`` for a file's mtime); ``taken_source``:
-    "exif", "exif-local" or "mtime"; both None when the index has no date for it."""
+    """One search result. ``time``: the moment of a video in seconds (None for an image).
+    ``taken``: when the picture was taken, ISO 8601 (``mmcli.taken``: with the camera's offset,
+    without one when it recorded none, ``Z`` for a file's mtime); ``taken_source``: "exif",
+    "exif-local" or "mtime"; both None when the index has no date for it."""
 
     rank: int
     path: str
+    time: float | None
     score: float
     taken: str | None = None
     taken_source: str | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a video classified as one label: ``score`` is its mean over the samples in it."""
+
+    path: str
+    start: float
+    end: float
+    label: str
+    score: float
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,12 @@ def query_vector(
 
 def top_hits(store: Store, index: Any, q: np.ndarray, request: SearchRequest) -> tuple[Hit, ...]:
     """The ranked hits of query vector ``q``: FAISS ``index`` over everything, or brute force under
-    ``within`` and over dates narrower than ``BRUTE_MAX`` images (exact either way); a wider date filter
-    asks FAISS for more and more until ``top_k`` of its hits pass it."""
+    ``within`` and over dates narrower than ``BRUTE_MAX`` vectors (exact either way); a wider date
+    filter asks FAISS for more and more until ``top_k`` of its hits pass it.
+
+    A video's moments are vectors of their own; unless ``all_moments``, a video gives one hit, its best
+    moment, so more neighbours are fetched until ``top_k`` distinct files are found (or none are left).
+    """
     from mmcli.index import vectors
 
     excluded = {os.path.realpath(t.value) for t in request.terms if t.is_image}
@@ -82,25 +86,57 @@ def top_hits(store: Store, index: Any, q: np.ndarray, request: SearchRequest) ->
     under = str(Path(request.within).resolve()) if request.within is not None else None
     after, before = request.after, request.before
     dated = after is not None or before is not None
-    if under is not None or index is None or (dated and store.count_where(None, after, before) <= BRUTE_MAX):
-        scores, ids = _brute_force(store, q, want, under, after, before)
-    elif dated:
-        scores, ids = _filtered(index, q, want, store.ids_where(None, after, before), request)
-    else:
-        s, i = vectors.search(index, q[None], want, exact=request.exact)
-        scores, ids = s[0], i[0]
-    cut = request.threshold
-    keep = [(float(sc), int(i)) for sc, i in zip(scores, ids) if i >= 0 and (cut is None or sc >= cut)]
-    paths = store.paths_for(i for _, i in keep)
-    found = [(sc, i) for sc, i in keep if i in paths and paths[i] not in excluded][: request.top_k]
-    dates = store.taken_for(i for _, i in found)
+    brute = under is not None or index is None or (dated and store.count_where(None, after, before) <= BRUTE_MAX)
+    allowed = store.ids_where(None, after, before) if dated and not brute else None
+    k = want if request.all_moments else want * 4
+    while True:
+        if brute:
+            scores, ids = _brute_force(store, q, k, under, after, before)
+        elif allowed is not None:
+            scores, ids = _filtered(index, q, k, allowed, request)
+        else:
+            s, i = vectors.search(index, q[None], k, exact=request.exact)
+            scores, ids = s[0], i[0]
+        hits = _distinct(store, scores, ids, request, excluded)
+        found = int((ids >= 0).sum())
+        if len(hits) >= request.top_k or found < k or (request.threshold is not None and _below(scores, request)):
+            break
+        k *= 4
+    best = hits[: request.top_k]
+    dates = store.taken_for(i for _, i, _, _ in best)
     if request.sort != "score":
         sign = 1 if request.sort == "date" else -1  # undated ones last either way
-        found.sort(key=lambda hit: (hit[1] not in dates, sign * dates[hit[1]].when if hit[1] in dates else 0.0))
+        best.sort(key=lambda hit: (hit[1] not in dates, sign * dates[hit[1]].when if hit[1] in dates else 0.0))
     return tuple(
-        Hit(rank, paths[i], sc, dates[i].iso() if i in dates else None, dates[i].source if i in dates else None)
-        for rank, (sc, i) in enumerate(found, start=1)
+        Hit(rank, path, t, sc, dates[i].iso() if i in dates else None, dates[i].source if i in dates else None)
+        for rank, (sc, i, path, t) in enumerate(best, start=1)
     )
+
+
+def _below(scores: np.ndarray, request: SearchRequest) -> bool:
+    """Have the scores fetched gone under the threshold (nothing further can qualify)?"""
+    return len(scores) > 0 and float(scores[-1]) < float(request.threshold or 0.0)
+
+
+def _distinct(
+    store: Store, scores: np.ndarray, ids: np.ndarray, request: SearchRequest, excluded: set[str]
+) -> list[tuple[float, int, str, float | None]]:
+    """(score, vector id, path, moment) of the hits that pass the threshold, a video once unless
+    ``all_moments``, the query's own images left out."""
+    cut = request.threshold
+    keep = [(float(sc), int(i)) for sc, i in zip(scores, ids) if i >= 0 and (cut is None or sc >= cut)]
+    where = store.locate(i for _, i in keep)
+    hits, seen = [], set()
+    for sc, i in keep:
+        found = where.get(i)
+        if found is None or found.path in excluded:
+            continue
+        if found.time is not None and not request.all_moments:
+            if found.path in seen:
+                continue
+            seen.add(found.path)
+        hits.append((sc, i, found.path, found.time))
+    return hits
 
 
 def undated_notes(store: Store, request: SearchRequest) -> list[str]:

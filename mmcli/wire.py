@@ -63,6 +63,7 @@ class SearchBody(_Body):
     after: Annotated[StrictStr, Field(max_length=100)] | None = None
     before: Annotated[StrictStr, Field(max_length=100)] | None = None
     sort: Literal["score", "date", "-date"] = "score"
+    all_moments: bool = False
 
     @classmethod
     def of(cls, request: SearchRequest) -> SearchBody:
@@ -77,6 +78,7 @@ class SearchBody(_Body):
             after=None if request.after is None else as_text(request.after),  # instants: read back exactly
             before=None if request.before is None else as_text(request.before),
             sort=request.sort,
+            all_moments=request.all_moments,
         )
 
     def named_files(self) -> list[str]:
@@ -108,12 +110,14 @@ class SearchBody(_Body):
             after,
             before,
             self.sort,
+            self.all_moments,
         )
 
 
 class HitBody(_Body):
     rank: int
     path: str
+    time: float | None = None  # the moment of a video, in seconds
     score: float
     taken: str | None = None  # ISO 8601, see mmcli.taken
     taken_source: str | None = None  # "exif", "exif-local" or "mtime"
@@ -127,14 +131,16 @@ class SearchReply(_Body):
     def of(cls, result: SearchResult) -> SearchReply:
         return cls(
             hits=[
-                HitBody(rank=h.rank, path=h.path, score=h.score, taken=h.taken, taken_source=h.taken_source)
+                HitBody(
+                    rank=h.rank, path=h.path, time=h.time, score=h.score, taken=h.taken, taken_source=h.taken_source
+                )
                 for h in result.hits
             ],
             warnings=list(result.warnings),
         )
 
     def result(self) -> SearchResult:
-        hits = tuple(Hit(h.rank, h.path, h.score, h.taken, h.taken_source) for h in self.hits)
+        hits = tuple(Hit(h.rank, h.path, h.time, h.score, h.taken, h.taken_source) for h in self.hits)
         return SearchResult(hits, tuple(self.warnings))
 
 

@@ -245,10 +245,10 @@ def test_every_format_carries_the_date(runner, dated: tuple[Path, Path]) -> None
     base = ["search", "a red circle", "--index", str(index), "-k", "3", "--after", "2023-05", "--before", "2023-05"]
     rows = json.loads(runner.invoke(app, [*base, "-f", "json"]).stdout)
     assert [(r["taken"], r["taken_source"]) for r in rows] == [("2023-05-01T10:00:00+02:00", "exif")]
-    assert list(rows[0]) == ["rank", "path", "score", "taken", "taken_source"]
+    assert list(rows[0]) == ["rank", "path", "time", "score", "taken", "taken_source"]
     for fmt, sep in (("csv", ","), ("tsv", "\t")):
         out = runner.invoke(app, [*base, "-f", fmt]).stdout
-        assert out.splitlines()[0] == sep.join(["rank", "path", "score", "taken", "taken_source"])
+        assert out.splitlines()[0] == sep.join(["rank", "path", "time", "score", "taken", "taken_source"])
         (row,) = csv.DictReader(io.StringIO(out), delimiter=sep)
         assert (row["taken"], row["taken_source"]) == ("2023-05-01T10:00:00+02:00", "exif")
     table = runner.invoke(app, [*base, "-f", "table"]).stdout

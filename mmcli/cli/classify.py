@@ -19,7 +19,17 @@ from mmcli.cli.groups import (
     picture_options,
     run_options,
 )
-from mmcli.cli.options import FormatOpt, LabelsFileOpt, LabelsOpt, QuietOpt, ServerOpt, TemplateOpt, command
+from mmcli.cli.options import (
+    EveryOpt,
+    FormatOpt,
+    LabelsFileOpt,
+    LabelsOpt,
+    MaxFramesOpt,
+    QuietOpt,
+    ServerOpt,
+    TemplateOpt,
+    command,
+)
 from mmcli.errors import NoImagesError
 
 
@@ -28,6 +38,7 @@ from mmcli.errors import NoImagesError
         "mmcli classify photo.jpg --labels cat dog",
         "mmcli classify ./photos --labels-file labels.txt --templates imagenet -f csv > out.csv",
         "find . -name '*.jpg' -print0 | mmcli classify - -z --labels indoor outdoor | jq .labels[0]",
+        'mmcli classify talk.mp4 --labels "a person speaking" slides "an audience"   (a timeline of segments)',
     ),
     multi_value=True,
 )
@@ -66,6 +77,8 @@ def classify(
     top_k: Annotated[
         Optional[int], typer.Option("--top-k", "-k", min=1, help="Show at most K labels per image.", show_default=False)
     ] = None,
+    every: EveryOpt = 2.0,
+    max_frames: MaxFramesOpt = 2000,
     fmt: FormatOpt = None,
     quiet: QuietOpt = False,
     server: ServerOpt = None,
@@ -75,27 +88,32 @@ def classify(
     run: RunChoice,
     pictures: PictureChoice,
 ) -> None:
-    """Zero-shot classify images against labels."""
+    """Zero-shot classify images against labels; videos give a timeline of labelled segments."""
     with funnel():
-        from mmcli.cli.views import classifications
+        from mmcli.cli.views import classifications, timelines
         from mmcli.engine import LocalEngine, choose_engine
         from mmcli.inputs import check_inputs_given, choose_templates, collect_labels
         from mmcli.output import Progress, Renderer, choose_format
         from mmcli.queries import ClassifyRequest
-        from mmcli.results import FileFailure
+        from mmcli.results import FileFailure, Segment
+        from mmcli.video import is_video
 
-        view = classifications(top_k - 1 if top_k else None if multi_label else 1)  # what was asked for
-        out_format = choose_format(view, fmt, sys.stdout)
         check_inputs_given(source.inputs, labels)
+        paths = source.paths(videos=True)
+        more = top_k - 1 if top_k else None if multi_label else 1  # what was asked for
+        view = timelines(more) if any(is_video(p) for p in paths) else classifications(more)
+        out_format = choose_format(view, fmt, sys.stdout)
         cut = threshold if threshold is not None else (0.5 if multi_label else None)
         request = ClassifyRequest(
-            tuple(source.paths()),
+            tuple(paths),
             tuple(collect_labels(labels, labels_file)),
             tuple(choose_templates(template, templates)),
             multi_label,
             top_k,
             cut,
             run.pixel_limit,
+            every,
+            max_frames,
         )
         start = time.perf_counter()
         local = LocalEngine(None, *model_choice.args, batch_size=run.batch_size, workers=run.workers)
@@ -118,11 +136,20 @@ def classify(
             prompts.close()
             progress.close()
         renderer.close()
-        summary("classified", len(done), failed, time.perf_counter() - start, quiet)
+        files = len([d for d in done if not isinstance(d, Segment)]) + len(
+            {d.path for d in done if isinstance(d, Segment)}
+        )
+        summary("classified", files, failed, time.perf_counter() - start, quiet)
         if not done:
             raise NoImagesError(f"no image could be classified ({failed} failed)")
         if pictures.html or pictures.grid:
             from mmcli.pictures import Tile
+            from mmcli.video import format_time
 
-            tiles = [Tile(c.path, tuple(f"{ls.label} {ls.score:.3f}" for ls in c.labels[:2])) for c in done]
+            tiles = [
+                Tile(c.path, (f"{c.label} {c.score:.3f}", f"{format_time(c.start)} - {format_time(c.end)}"), c.start)
+                if isinstance(c, Segment)
+                else Tile(c.path, tuple(f"{ls.label} {ls.score:.3f}" for ls in c.labels[:2]))
+                for c in done
+            ]
             pictures.write(tiles, "mmcli classify", f"labels: {', '.join(request.labels[:12])}")

@@ -149,7 +149,7 @@ class InputChoice:
     old_null: bool
     include_hidden: bool
 
-    def paths(self) -> list[str]:
+    def paths(self, videos: bool = False) -> list[str]:
         import sys
 
         from mmcli.errors import UsageError
@@ -157,7 +157,9 @@ class InputChoice:
 
         if self.old_null:
             raise UsageError("-0 is NUL-separated output; NUL-separated paths on stdin are -z (--null-input)")
-        return gather_paths(self.inputs, getattr(sys.stdin, "buffer", None), self.null_input, self.include_hidden)
+        return gather_paths(
+            self.inputs, getattr(sys.stdin, "buffer", None), self.null_input, self.include_hidden, videos
+        )
 
 
 @dataclass(frozen=True)

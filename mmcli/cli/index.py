@@ -9,7 +9,7 @@ import typer
 
 from mmcli.cli.console import funnel, say, warn, warn_all
 from mmcli.cli.groups import ModelChoice, RunChoice, model_options, run_options
-from mmcli.cli.options import FormatOpt, HiddenOpt, IndexOpt, QuietOpt, command
+from mmcli.cli.options import EveryOpt, FormatOpt, HiddenOpt, IndexOpt, MaxFramesOpt, QuietOpt, command
 
 
 @command(
@@ -18,12 +18,13 @@ from mmcli.cli.options import FormatOpt, HiddenOpt, IndexOpt, QuietOpt, command
         "mmcli index ~/Pictures                      (again later: only new or changed files are embedded)",
         "mmcli index ./photos --index holiday --exclude '*.tmp.jpg' --model mmcli-tiny",
         "mmcli index ~/Pictures --rebuild --model vit-b-16",
+        "mmcli index ~/Videos --every 1 --max-frames 500       (videos: a frame every second, and at cuts)",
     ),
 )
 @model_options
 @run_options
 def index_cmd(
-    paths: Annotated[list[str], typer.Argument(help="Folders (walked recursively) or image files.")],
+    paths: Annotated[list[str], typer.Argument(help="Folders (walked recursively), image or video files.")],
     index: IndexOpt = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Forget every entry and embed everything again (needed to switch models).")
@@ -40,13 +41,15 @@ def index_cmd(
             "their vectors kept for when the files come back, e.g. a drive that was not mounted).",
         ),
     ] = False,
+    every: EveryOpt = 2.0,
+    max_frames: MaxFramesOpt = 2000,
     include_hidden: HiddenOpt = False,
     quiet: QuietOpt = False,
     *,
     model_choice: ModelChoice,
     run: RunChoice,
 ) -> None:
-    """Add folders of images to an index, incrementally (new, changed, renamed, deleted files)."""
+    """Add folders of images and videos to an index, incrementally (new, changed, renamed, deleted files)."""
     with funnel():
         from mmcli.index.open import index_folder
         from mmcli.index.sync import run_index
@@ -72,6 +75,8 @@ def index_cmd(
                 on_progress=progress.update,
                 on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
                 prune=prune,
+                every=every,
+                max_frames=max_frames,
             )
         finally:
             progress.close()
@@ -81,6 +86,7 @@ def index_cmd(
             back = f", {s.restored} back" if s.restored else ""
             dated = f", {s.dated} dates read" if s.dated else ""
             lazy = "" if s.model_loaded else " (no model loaded)"
+            back += f", {s.moments} video frames" if s.moments else ""
             say(
                 f"indexed {folder}: {s.scanned} scanned, {s.added} added, {s.updated} updated, {s.renamed} renamed, "
                 f"{s.copied} copied, {s.missing} missing{back}, {s.removed} removed, {s.failed} failed, "

@@ -73,7 +73,7 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="table | json | jsonl | csv | tsv | paths, as the command offers (default: table on a terminal, "
+        help="table | json | jsonl | csv | tsv | paths | urls, as the command offers (default: table on a terminal, "
         "jsonl when piped).",
         show_default=False,
     ),
@@ -115,3 +115,12 @@ ServerOpt = Annotated[
         show_default=False,
     ),
 ]
+EveryOpt = Annotated[
+    float,
+    typer.Option(
+        "--every",
+        min=0.01,
+        help="Videos: sample a frame every this many seconds (and where the picture changes sharply).",
+    ),
+]
+MaxFramesOpt = Annotated[int, typer.Option("--max-frames", min=1, help="Videos: at most this many frames per video.")]

@@ -21,6 +21,7 @@ TermsOpt = Optional[list[str]]
         "mmcli search 'a dog' --add 2:beach --sub indoors --in ~/Pictures/2024",
         "mmcli search 'sunset' -0 | xargs -0 open",
         "mmcli search 'snow' --after 2023-12 --before 2024-02 --sort date",
+        "mmcli search 'a person on stage' --all-moments -f urls   (file:///talk.mp4#t=12.0 for a player)",
     ),
     multi_value=True,
 )
@@ -79,6 +80,10 @@ def search(
             "Dates order the top-k matches; ranks follow the order shown.",
         ),
     ] = "score",
+    all_moments: Annotated[
+        bool,
+        typer.Option("--all-moments", help="Videos: every matching moment (default: each video once, its best)."),
+    ] = False,
     index: IndexOpt = None,
     fmt: FormatOpt = None,
     null: NulOutOpt = False,
@@ -100,7 +105,15 @@ def search(
         terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
         start, stop = period(after, before)
         request = SearchRequest(
-            terms, top_k, threshold, SearchRequest.folder(within), exact, after=start, before=stop, sort=sort
+            terms,
+            top_k,
+            threshold,
+            SearchRequest.folder(within),
+            exact,
+            after=start,
+            before=stop,
+            sort=sort,
+            all_moments=all_moments,
         )
         folder = index_folder(index)
         result = choose_engine(server, LocalEngine(folder, *model_choice.args)).search(request)
@@ -110,6 +123,14 @@ def search(
             say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))
         elif pictures.html or pictures.grid:
             from mmcli.pictures import Tile
+            from mmcli.video import format_time
 
-            tiles = [Tile(h.path, (f"#{h.rank}  {h.score:.4f}",)) for h in result.hits]
+            tiles = [
+                Tile(
+                    h.path,
+                    (f"#{h.rank}  {h.score:.4f}" + (f"  at {format_time(h.time)}" if h.time is not None else ""),),
+                    h.time,
+                )
+                for h in result.hits
+            ]
             pictures.write(tiles, f"mmcli search: {describe(terms)}", f"index {folder}")

@@ -7,12 +7,36 @@ from dataclasses import asdict
 from mmcli.output import View
 from mmcli.taken import short
 
+
+def _when(seconds: float | None) -> str:
+    from mmcli.video import format_time
+
+    return format_time(seconds)
+
+
+def _url(path: str, seconds: float | None) -> str:
+    from mmcli.video import media_url
+
+    return media_url(path, seconds)
+
+
 HITS = View(
-    columns=("rank", "score", "path", "taken"),
-    table_rows=lambda h: [(h.rank, f"{h.score:.4f}", h.path, short(h.taken))],
-    csv_header=("rank", "path", "score", "taken", "taken_source"),  # the order of the JSON fields
-    csv_rows=lambda h: [(h.rank, h.path, f"{h.score:.6f}", h.taken or "", h.taken_source or "")],
+    columns=("rank", "score", "path", "time", "taken"),
+    table_rows=lambda h: [(h.rank, f"{h.score:.4f}", h.path, _when(h.time), short(h.taken))],
+    csv_header=("rank", "path", "time", "score", "taken", "taken_source"),  # the order of the JSON fields
+    csv_rows=lambda h: [
+        (
+            h.rank,
+            h.path,
+            "" if h.time is None else f"{h.time:.3f}",
+            f"{h.score:.6f}",
+            h.taken or "",
+            h.taken_source or "",
+        )
+    ],
     paths=lambda h: [h.path],
+    urls=lambda h: [_url(h.path, h.time)],
+    right=frozenset({"time"}),
     dim=frozenset({"taken"}),
 )
 
@@ -37,6 +61,34 @@ def classifications(more: int | None = 1) -> View:
 
 
 CLASSIFICATIONS = classifications()
+
+
+def timelines(more: int | None = 1) -> View:
+    """Classifications of images and timelines of videos (``Segment``s) in one listing."""
+    from mmcli.results import Segment
+
+    images = classifications(more)
+
+    def rows(r: object) -> list[tuple[object, ...]]:
+        if isinstance(r, Segment):
+            return [(r.path, f"{_when(r.start)} - {_when(r.end)}", r.label, f"{r.score:.3f}", "")]
+        return [(row[0], "", *row[1:]) for row in images.table_rows(r)]
+
+    def csv_rows(r: object) -> list[tuple[object, ...]]:
+        if isinstance(r, Segment):
+            return [(r.path, f"{r.start:.3f}", f"{r.end:.3f}", r.label, f"{r.score:.6f}")]
+        assert images.csv_rows is not None
+        return [(p, "", "", label, sc) for p, label, sc in images.csv_rows(r)]
+
+    return View(
+        columns=(images.columns[0], "time", *images.columns[1:]),
+        table_rows=rows,
+        csv_header=("path", "start", "end", "label", "score"),
+        csv_rows=csv_rows,
+        right=images.right,
+        dim=images.dim,
+    )
+
 
 DUPES = View(
     columns=("group", "size", "min_score", "paths"),

@@ -25,7 +25,7 @@ from mmcli.taken import Taken, from_header
 
 @dataclass(frozen=True)
 class Changes:
-    scan: dict[str, tuple[int, int]]  # path -> (size, mtime_ns) of every image found
+    scan: dict[str, tuple[int, int]]  # path -> (size, mtime_ns) of every image and video found
     existing: dict[str, FileRow]  # the rows under the roots
     unchanged: frozenset[str]
     candidates: tuple[str, ...]  # new or changed: to hash
@@ -38,7 +38,7 @@ def find_changes(store: Store, roots: Sequence[Path], include_hidden: bool, excl
     unreadable: list[str] = []
     scan: dict[str, tuple[int, int]] = {}
     for root in roots:
-        files = [root] if root.is_file() else walk_images(root, include_hidden, exclude, unreadable)
+        files = [root] if root.is_file() else walk_images(root, include_hidden, exclude, unreadable, videos=True)
         for path in files:
             try:
                 st = path.stat()

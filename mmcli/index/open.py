@@ -116,7 +116,8 @@ def index_info(folder: Path) -> IndexInfo:
         def when(key: str) -> str:
             return _when(meta.get(key))
 
-        kind = "none" if ok == 0 else "flat (exact)" if ok < APPROX_MIN else "IVF-Flat (approximate)"
+        n = store.vector_count()
+        kind = "none" if n == 0 else "flat (exact)" if n < APPROX_MIN else "IVF-Flat (approximate)"
         oldest, newest, from_mtime, unknown = store.taken_range()
         return IndexInfo(
             folder=str(folder),

@@ -2,8 +2,9 @@
 
 Format history: 1, the first; 2 adds ``files.missing_since`` (vanished files keep their vectors);
 3 adds ``files.taken``, ``taken_source`` and ``taken_offset`` (when each picture was taken, see
-``mmcli.taken``) and an index on ``taken``. Older formats are brought up to date in place when opened
-for writing (no re-embedding); the next `mmcli index` reads the dates of rows that have none.
+``mmcli.taken``) and an index on ``taken``; 4 adds the ``frames`` table (the sampled moments of
+videos). Older formats are brought up to date in place when opened for writing (no re-embedding);
+the next `mmcli index` reads the dates of rows that have none.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from mmcli.errors import IndexReadOnly
 
-FORMAT_VERSION = 3  # 2: files.missing_since; 3: files.taken, taken_source, taken_offset
+FORMAT_VERSION = 4  # 2: files.missing_since; 3: files.taken, taken_source, taken_offset; 4: frames (video moments)
 DB_NAME = "index.sqlite"
 REBUILD_DB = "rebuild.sqlite"  # where `mmcli index --rebuild` builds the new index before the swap
 
@@ -39,6 +40,20 @@ CREATE INDEX IF NOT EXISTS files_hash ON files (hash);
 """
 # Made after SCHEMA, once the column exists (an older database gets it from the migration).
 TAKEN_INDEX = "CREATE INDEX IF NOT EXISTS files_taken ON files (taken)"
+
+# Format 4: the sampled moments of videos. A video's ``files`` row holds no vector (status 'ok', vector
+# NULL); each moment is a row here. FAISS ids of moments are ``FRAME_ID_BASE + frames.id``, a range
+# that files ids (SQLite rowids, counted from 1) never reach, so one FAISS index holds both.
+FRAMES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS frames (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    time REAL NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS frames_file ON frames (file_id);
+"""
+FRAME_ID_BASE = 1 << 40
 
 
 def remove(folder: Path, name: str) -> None:

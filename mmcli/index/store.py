@@ -12,6 +12,9 @@ Tables
         its UTC offset, seconds east), 'exif-local' (no offset: wall clock read as UTC) or 'mtime'; see
         ``mmcli.taken``. NULL: not read yet (an index of format 2 or older; the next `mmcli index`
         reads them, without the model). Indexed, for --after/--before.
+    frames(id, file_id, time, vector)  the sampled moments of a video (format 4): its files row is 'ok'
+      with no vector; each moment has FAISS id FRAME_ID_BASE + frames.id (see ``schema.py``). Every
+      read of vectors goes through ``_parts``: files' vectors, then present videos' moments.
 
 ``generation`` grows with every commit that changes vectors; the FAISS file derived from it
 carries the generation it was built from, so a stale one is never used.
@@ -25,13 +28,22 @@ import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmcli.errors import IndexCorrupt, IndexMissing, IndexTooNew
-from mmcli.index.schema import DB_NAME, FORMAT_VERSION, SCHEMA, TAKEN_INDEX, ensure_writable, read_only
+from mmcli.index.schema import (
+    DB_NAME,
+    FORMAT_VERSION,
+    FRAME_ID_BASE,
+    FRAMES_SCHEMA,
+    SCHEMA,
+    TAKEN_INDEX,
+    ensure_writable,
+    read_only,
+)
 from mmcli.taken import Taken
 
 if TYPE_CHECKING:
@@ -53,6 +65,14 @@ class FileRow:
     status: str
     missing: bool = False
     dated: bool = True  # taken is known (rows of an older format have none until the next index run)
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a vector came from: a file, and for a video the time of the moment in seconds."""
+
+    path: str
+    time: float | None
 
 
 def encode_path(path: str) -> bytes:
@@ -93,6 +113,7 @@ class Store:
             if mode != "wal" and create and not self.readonly:
                 self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")  # a video's moments go with its row
             if create:
                 self._create(model or {})
             self._check_version()
@@ -117,7 +138,7 @@ class Store:
     def _create(self, model: dict[str, str]) -> None:
         """Schema, format version and model in one transaction: no index exists without them."""
         with self.transaction(bump=False):
-            for statement in SCHEMA.split(";"):
+            for statement in (SCHEMA + FRAMES_SCHEMA).split(";"):
                 if statement.strip():
                     self.db.execute(statement)
             if "taken" in {r[1] for r in self.db.execute("PRAGMA table_info(files)")}:
@@ -133,6 +154,8 @@ class Store:
             if "missing_since" not in columns:
                 self.present = "status = 'ok'"
             self.dated = "taken" in columns
+            if version < 4:  # no moments: an empty stand-in (a temporary table: the file is not written)
+                self.db.execute(FRAMES_SCHEMA.split(";")[0].replace("TABLE IF", "TEMP TABLE IF"))
             return
         with self.transaction(bump=False):
             if "missing_since" not in columns:  # 1 -> 2
@@ -142,6 +165,10 @@ class Store:
                 self.db.execute("ALTER TABLE files ADD COLUMN taken_source TEXT")
                 self.db.execute("ALTER TABLE files ADD COLUMN taken_offset INTEGER")
                 self.db.execute(TAKEN_INDEX)
+            if version < 4:  # -> 4: video moments
+                for statement in FRAMES_SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),))
 
     def record_model(self, model: dict[str, str]) -> None:
@@ -157,8 +184,10 @@ class Store:
         try:
             with self.transaction():
                 newest = max(self.generation(), other.generation())
+                self.db.execute("DELETE FROM frames")
                 self.db.execute("DELETE FROM files")
                 self.db.execute(f"INSERT INTO files ({COLUMNS}) SELECT {COLUMNS} FROM fresh.files")
+                self.db.execute("INSERT INTO frames SELECT * FROM fresh.frames")
                 self.db.execute("DELETE FROM meta")
                 self.db.execute("INSERT INTO meta SELECT * FROM fresh.meta")
                 self.db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(newest),))
@@ -281,8 +310,41 @@ class Store:
         return {r[0] for r in self.db.execute("SELECT DISTINCT size FROM files WHERE status = 'ok'")}
 
     def vector_for_hash(self, digest: str) -> bytes | None:
-        row = self.db.execute("SELECT vector FROM files WHERE hash = ? AND status = 'ok' LIMIT 1", (digest,)).fetchone()
+        row = self.db.execute(
+            "SELECT vector FROM files WHERE hash = ? AND status = 'ok' AND vector IS NOT NULL LIMIT 1", (digest,)
+        ).fetchone()
         return row[0] if row else None
+
+    def frames_for_hash(self, digest: str) -> list[tuple[float, bytes]] | None:
+        """The moments (time, vector) of an embedded video with this content, or None."""
+        row = self.db.execute(
+            "SELECT id FROM files WHERE hash = ? AND status = 'ok' AND vector IS NULL "
+            "AND EXISTS (SELECT 1 FROM frames WHERE file_id = files.id) LIMIT 1",
+            (digest,),
+        ).fetchone()
+        if row is None:
+            return None
+        return self.db.execute("SELECT time, vector FROM frames WHERE file_id = ? ORDER BY time", (row[0],)).fetchall()
+
+    def _parts(self, columns: tuple[str, str], extra: str = "") -> tuple[str, str]:
+        """The two halves of every read of vectors, ``SELECT files-columns ...`` and ``SELECT frame-columns
+        ...``: files' own vectors, and the moments of present videos (ids from FRAME_ID_BASE, so the second
+        half follows the first in id order). Each is a plain indexed query: no sort, no blob is read
+        that is not asked for. ``extra`` (conditions on files' columns) goes into both."""
+        own, moment = columns
+        return (
+            f"SELECT {own} FROM files WHERE {self.present} AND vector IS NOT NULL{extra} ORDER BY id",
+            f"SELECT {moment} FROM frames CROSS JOIN files ON files.id = frames.file_id "  # frames first
+            f"WHERE {self.present}{extra} ORDER BY frames.id",
+        )
+
+    def vector_count(self) -> int:
+        """How many vectors searches see (images, and moments of videos): what FAISS must hold."""
+        return sum(int(self.db.execute(q).fetchone()[0]) for q in self._parts(("COUNT(*)", "COUNT(*)")))
+
+    def frame_count(self) -> int:
+        """How many moments of present videos searches see."""
+        return int(self.db.execute(self._parts(("0", "COUNT(*)"))[1]).fetchone()[0])
 
     def counts(self) -> tuple[int, int]:
         ok, failed = self.db.execute(
@@ -299,14 +361,13 @@ class Store:
     def _dated_sql(self) -> str:
         return "taken_source IS NOT NULL" if self.dated else "0"
 
-    def _where(self, under: str | None, after: float | None, before: float | None) -> tuple[str, list[object]]:
-        """The rows searches see, under a folder and taken in [after, before) (bounds: None = open)."""
-        sql = self.present
-        args: list[object] = []
+    def _filter(self, under: str | None, after: float | None, before: float | None) -> tuple[str, list[object]]:
+        """Conditions on files' columns (for ``_parts``): under a folder, taken in [after, before)
+        (bounds: None = open). A moment of a video has its video's date."""
+        sql, args = "", []
         if under is not None:
             prefix = encode_path(under).rstrip(b"/") + b"/"
-            sql += " AND path >= ? AND path < ?"
-            args += [prefix, prefix[:-1] + b"0"]
+            sql, args = " AND path >= ? AND path < ?", [prefix, prefix[:-1] + b"0"]
         if (after is not None or before is not None) and not self.dated:
             return sql + " AND 0", args  # an older index read as it is: no dates yet
         if after is not None:
@@ -316,12 +377,17 @@ class Store:
         return sql, args
 
     def count_where(self, under: str | None = None, after: float | None = None, before: float | None = None) -> int:
-        where, args = self._where(under, after, before)
-        return int(self.db.execute(f"SELECT COUNT(*) FROM files WHERE {where}", args).fetchone()[0])
+        """How many vectors (images, moments) lie under ``under`` and were taken in [after, before)."""
+        extra, args = self._filter(under, after, before)
+        return sum(int(self.db.execute(q, args).fetchone()[0]) for q in self._parts(("COUNT(*)", "COUNT(*)"), extra))
 
     def ids_where(self, under: str | None = None, after: float | None = None, before: float | None = None) -> set[int]:
-        where, args = self._where(under, after, before)
-        return {r[0] for r in self.db.execute(f"SELECT id FROM files WHERE {where}", args)}
+        """The vector ids (images, moments) under ``under`` taken in [after, before)."""
+        extra, args = self._filter(under, after, before)
+        ids: set[int] = set()
+        for q in self._parts(("id", f"frames.id + {FRAME_ID_BASE}"), extra):
+            ids.update(r[0] for r in self.db.execute(q, args))
+        return ids
 
     def vectors(
         self,
@@ -330,66 +396,116 @@ class Store:
         after: float | None = None,
         before: float | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of ok rows, in chunks; ``under`` restricts to a folder, ``after``/``before``
-        to the rows taken in [after, before)."""
+        """(ids, vectors) of images and moments in id order, in chunks; ``under`` restricts to a folder,
+        ``after``/``before`` to what was taken in [after, before)."""
         import numpy as np
 
         dim = int(self.meta().get("dim", "0"))
-        where, args = self._where(under, after, before)
-        cur = self.db.execute(f"SELECT id, vector FROM files WHERE {where} ORDER BY id", args)
-        while True:
-            rows = cur.fetchmany(batch)
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-            yield ids, vecs
+        extra, args = self._filter(under, after, before)
+        for sql in self._parts(("id, vector", f"frames.id + {FRAME_ID_BASE}, frames.vector"), extra):
+            cur = self.db.execute(sql, args)
+            while rows := cur.fetchmany(batch):
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+                yield ids, vecs
 
     def sample(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of up to ``k`` embedded files spread evenly over the ids (the same every time)."""
+        """(ids, vectors) of up to ``k`` vectors (images, moments) spread evenly over the ids (the same every
+        time). The ids are picked first, the vectors of those alone read after."""
         import numpy as np
 
         dim = int(self.meta().get("dim", "0"))
-        n = self.counts()[0]
+        n = self.vector_count()
         step = max(1, n // max(k, 1))
-        rows = self.db.execute(
-            "SELECT id, vector FROM (SELECT id, vector, ROW_NUMBER() OVER (ORDER BY id) - 1 AS i FROM files "
-            f"WHERE {self.present}) WHERE i % ? = 0 LIMIT ?",
-            (step, k),
-        ).fetchall()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        own, moments = self._parts(("id", f"frames.id + {FRAME_ID_BASE} AS id"))
+        picked = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) - 1 AS i FROM "
+                f"(SELECT * FROM ({own}) UNION ALL SELECT * FROM ({moments}))) WHERE i % ? = 0 LIMIT ?",
+                (step, k),
+            )
+        ]
+        found = self.vectors_by_id(picked)
+        ids = np.array(picked, dtype=np.int64)
+        vecs = np.frombuffer(b"".join(found[i] for i in picked), dtype=np.float32).reshape(len(picked), dim)
         return ids, vecs
 
     def vectors_by_id(self, ids: Iterable[int]) -> dict[int, bytes]:
+        """Vector ids -> vectors, of those searches see."""
         ids = list(ids)
-        marks = ",".join("?" * len(ids))
-        rows = self.db.execute(f"SELECT id, vector FROM files WHERE {self.present} AND id IN ({marks})", ids)
-        return dict(rows.fetchall())
-
-    def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
-        ids = list(ids)
-        out: dict[int, str] = {}
+        out: dict[int, bytes] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for rid, path in self.db.execute(f"SELECT id, path FROM files WHERE id IN ({marks})", chunk):
-                out[rid] = decode_path(path)
+            own = [i for i in chunk if i < FRAME_ID_BASE]
+            moments = [i - FRAME_ID_BASE for i in chunk if i >= FRAME_ID_BASE]
+            out.update(
+                self.db.execute(
+                    f"SELECT id, vector FROM files WHERE {self.present} AND vector IS NOT NULL "
+                    f"AND id IN ({','.join('?' * len(own))})",
+                    own,
+                ).fetchall()
+            )
+            out.update(
+                self.db.execute(
+                    f"SELECT frames.id + {FRAME_ID_BASE}, frames.vector FROM frames CROSS JOIN files "
+                    f"ON files.id = frames.file_id WHERE {self.present} "
+                    f"AND frames.id IN ({','.join('?' * len(moments))})",
+                    moments,
+                ).fetchall()
+            )
+        return out
+
+    def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
+        return {i: where.path for i, where in self.locate(ids).items()}
+
+    def locate(self, ids: Iterable[int]) -> dict[int, Located]:
+        """Vector ids -> their file and, for a moment of a video, its time."""
+        ids = list(ids)
+        out: dict[int, Located] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            files = [i for i in chunk if i < FRAME_ID_BASE]
+            frames = [i - FRAME_ID_BASE for i in chunk if i >= FRAME_ID_BASE]
+            for rid, path in self.db.execute(
+                f"SELECT id, path FROM files WHERE id IN ({','.join('?' * len(files))})", files
+            ):
+                out[rid] = Located(decode_path(path), None)
+            for rid, path, when in self.db.execute(
+                "SELECT frames.id, path, time FROM frames JOIN files ON files.id = frames.file_id "
+                f"WHERE frames.id IN ({','.join('?' * len(frames))})",
+                frames,
+            ):
+                out[rid + FRAME_ID_BASE] = Located(decode_path(path), float(when))
+        return out
+
+    def owners(self, ids: Iterable[int]) -> dict[int, int]:
+        """Vector ids -> the id of the file they belong to (a moment's video; an image itself)."""
+        ids = list(ids)
+        out = {i: i for i in ids if i < FRAME_ID_BASE}
+        frames = [i - FRAME_ID_BASE for i in ids if i >= FRAME_ID_BASE]
+        for start in range(0, len(frames), 500):
+            chunk = frames[start : start + 500]
+            for rid, owner in self.db.execute(
+                f"SELECT id, file_id FROM frames WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                out[rid + FRAME_ID_BASE] = owner
         return out
 
     def taken_for(self, ids: Iterable[int]) -> dict[int, Taken]:
-        """The capture times of these rows (rows without one are left out)."""
-        ids = list(ids)
-        out: dict[int, Taken] = {}
+        """The capture times of these vectors (a moment: its video's); those without one are left out."""
+        owner = self.owners(ids)
+        files = list(set(owner.values()))
+        found: dict[int, Taken] = {}
         if not self.dated:
-            return out
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+            return {}
+        for start in range(0, len(files), 500):
+            chunk = files[start : start + 500]
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT id, taken, taken_source, taken_offset FROM files WHERE id IN ({marks}) AND taken IS NOT NULL"
             for rid, when, source, offset in self.db.execute(sql, chunk):
-                out[rid] = Taken(when, source, offset)
-        return out
+                found[rid] = Taken(when, source, offset)
+        return {i: found[f] for i, f in owner.items() if f in found}
 
     def undated_count(self) -> int:
         """Rows searches see that have no capture time yet (an index made before format 3)."""
@@ -426,6 +542,36 @@ class Store:
             "taken = excluded.taken, taken_source = excluded.taken_source, taken_offset = excluded.taken_offset",
             (encode_path(path), size, mtime_ns, digest, vector, time.time(), *_taken_args(taken)),
         )
+        self._drop_frames(path)
+
+    def put_video(
+        self,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        digest: str | None,
+        moments: Sequence[tuple[float, bytes]],
+        taken: Taken | None = None,
+    ) -> None:
+        """A video and its moments (time, vector): the row holds no vector of its own."""
+        self.db.execute(
+            "INSERT INTO files (path, size, mtime_ns, hash, status, error, vector, indexed_at, taken, taken_source, "
+            "taken_offset) VALUES (?, ?, ?, ?, 'ok', NULL, NULL, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+            "size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'ok', error = NULL, "
+            "vector = NULL, indexed_at = excluded.indexed_at, missing_since = NULL, "
+            "taken = excluded.taken, taken_source = excluded.taken_source, taken_offset = excluded.taken_offset",
+            (encode_path(path), size, mtime_ns, digest, time.time(), *_taken_args(taken)),
+        )
+        self._drop_frames(path)
+        (file_id,) = self.db.execute("SELECT id FROM files WHERE path = ?", (encode_path(path),)).fetchone()
+        self.db.executemany(
+            "INSERT INTO frames (file_id, time, vector) VALUES (?, ?, ?)", ((file_id, t, v) for t, v in moments)
+        )
+
+    def _drop_frames(self, path: str) -> None:
+        self.db.execute(
+            "DELETE FROM frames WHERE file_id = (SELECT id FROM files WHERE path = ?)", (encode_path(path),)
+        )
 
     def put_failed(
         self, path: str, size: int, mtime_ns: int, digest: str | None, error: str, taken: Taken | None = None
@@ -438,6 +584,7 @@ class Store:
             "taken = excluded.taken, taken_source = excluded.taken_source, taken_offset = excluded.taken_offset",
             (encode_path(path), size, mtime_ns, digest, error, time.time(), *_taken_args(taken)),
         )
+        self._drop_frames(path)
 
     def set_taken(self, dates: Iterable[tuple[int, Taken]]) -> None:
         """Record the capture times of existing rows (the dates of an index made before format 3)."""
@@ -452,6 +599,8 @@ class Store:
         self.db.executemany("UPDATE files SET missing_since = ? WHERE id = ?", ((when, i) for i in ids))
 
     def delete(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        self.db.executemany("DELETE FROM frames WHERE file_id = ?", ((i,) for i in ids))
         self.db.executemany("DELETE FROM files WHERE id = ?", ((i,) for i in ids))
 
     def close(self) -> None:

@@ -9,11 +9,13 @@
    the capture time (EXIF, else mtime) from them, in parallel with the model; rows are committed
    in batches, so a killed run loses at most one batch and the next run resumes.
 5. The FAISS file is rebuilt from SQLite and written atomically.
-Unchanged rows without a capture time (an index made before format 3) get theirs from their
-file's header. When nothing needs embedding, no model is loaded. The model is recorded before any
-work, so even a first run killed at once leaves an index that knows its model. ``--rebuild`` loads
-the model first, builds a complete new database beside the old one and swaps it in in one
-transaction."""
+Videos (``mmcli.video``) go through the same steps: their content hash gives their moments back,
+and new ones are hashed, sampled (``every`` seconds, at most ``max_frames``) and embedded, one
+transaction per video. Unchanged rows without a capture time (an index made before format 3) get
+theirs from their file's header. When nothing needs embedding, no model is loaded. The model is
+recorded before any work, so even a first run killed at once leaves an index that knows its model.
+``--rebuild`` loads the model first, builds a complete new database beside the old one and swaps it
+in in one transaction."""
 
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ class IndexSummary:
     restored: int = 0  # missing files that came back
     dated: int = 0  # unchanged files whose capture time was read now (an index made before format 3)
     warnings: tuple[str, ...] = ()
+    moments: int = 0  # video frames sampled and embedded this time
 
     @property
     def images_per_second(self) -> float:
@@ -83,6 +86,8 @@ class IndexJob:
     on_progress: ProgressFn | None = None
     on_failure: Callable[[FileFailure], None] | None = None
     prune: bool = False
+    every: float = 2.0  # videos: seconds between sampled frames
+    max_frames: int = 2000  # videos: samples per video at most
 
 
 def run_index(
@@ -102,6 +107,8 @@ def run_index(
     on_progress: ProgressFn | None = None,
     on_failure: Callable[[FileFailure], None] | None = None,
     prune: bool = False,
+    every: float = 2.0,
+    max_frames: int = 2000,
 ) -> IndexSummary:
     """Bring the index at ``folder`` up to date with ``roots``; with ``rebuild``, embed everything again
     into a new database beside it and swap that in only when it is complete."""
@@ -110,9 +117,11 @@ def run_index(
     for r in root_paths:
         if not r.exists():
             raise UsageError(f"no such file or folder: {r}")
+    if every <= 0 or max_frames < 1:
+        raise UsageError("--every must be above 0 seconds and --max-frames at least 1")
     job = IndexJob(
         root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
-        on_progress, on_failure, prune,
+        on_progress, on_failure, prune, every, max_frames,
     )  # fmt: skip
     ensure_writable(folder)
     with IndexLock(folder):
@@ -204,22 +213,29 @@ def _open_for_writing(folder: Path, rebuild: bool) -> Store:
 
 
 def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder: Encoder | None = None) -> IndexSummary:
+    from mmcli.video import av_available, is_video
+
     found = find_changes(store, job.roots, job.include_hidden, job.exclude)
     fault_point("index.scanned")
     scan, existing = found.scan, found.existing
-    reads = changes.hash_files(_may_reuse(store, found.candidates, scan))
+    candidates = found.candidates
+    unplayable = [p for p in candidates if is_video(p)] if not av_available() else []
+    if unplayable:  # not recorded: indexed once PyAV is there
+        candidates = tuple(p for p in candidates if p not in set(unplayable))
+    reads = changes.hash_files(_may_reuse(store, candidates, scan))
     gone_hashes = {row.hash for row in found.gone if row.hash and row.status == "ok"}
     counts = {"added": 0, "updated": 0, "renamed": 0, "copied": 0, "failed": 0, "removed": 0, "missing": 0}
     renamed_from: set[str] = set()
     to_embed: list[str] = []
+    videos: list[str] = []
     back = [existing[p].id for p in found.unchanged if existing[p].missing]
-    with store.transaction() if found.candidates or found.gone or back else contextlib.nullcontext():
+    with store.transaction() if candidates or found.gone or back else contextlib.nullcontext():
         store.mark_missing(back, missing=False)
-        for path in found.candidates:
+        for path in candidates:
             read = reads.get(path)
             size, mtime = scan[path]
             if read is None:  # no stored file has its size: embedded, and hashed from the bytes decoded
-                to_embed.append(path)
+                (videos if is_video(path) else to_embed).append(path)
                 continue
             if isinstance(read, OSError):
                 store.put_failed(path, size, mtime, None, f"cannot read: {read.strerror or read}")
@@ -228,11 +244,18 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
                     job.on_failure(FileFailure(path, f"cannot read: {read.strerror or read}"))
                 continue
             digest = read.digest
-            vector = store.vector_for_hash(digest)
-            if vector is None:
-                to_embed.append(path)
-                continue
-            store.put_ok(path, size, mtime, digest, vector, read.taken)
+            if is_video(path):
+                moments = store.frames_for_hash(digest)
+                if moments is None:
+                    videos.append(path)
+                    continue
+                store.put_video(path, size, mtime, digest, moments, read.taken)
+            else:
+                vector = store.vector_for_hash(digest)
+                if vector is None:
+                    to_embed.append(path)
+                    continue
+                store.put_ok(path, size, mtime, digest, vector, read.taken)
             if path in existing:
                 counts["updated"] += 1
             elif digest in gone_hashes or _drop_vanished_twins(store, digest, scan):
@@ -251,14 +274,15 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
 
     embed_seconds = 0.0
     embedded = 0
-    if to_embed:
+    if to_embed or videos:
         t0 = time.perf_counter()
         encoder = _load_for_index(store, spec, job, encoder)
-        done = _embed_into(store, encoder, to_embed, scan, reads, existing, job)
+        done = _embed_into(store, encoder, to_embed, scan, reads, existing, job) if to_embed else {}
+        shot = _embed_videos_into(store, encoder, videos, scan, reads, existing, job) if videos else {}
         embed_seconds = time.perf_counter() - t0
-        embedded = done["added"] + done["updated"]
-        for key, value in done.items():
-            counts[key] += value
+        embedded = done.get("added", 0) + done.get("updated", 0)
+        for key, value in [*done.items(), *shot.items()]:
+            counts[key] = counts.get(key, 0) + value
     return IndexSummary(
         scanned=len(scan),
         unchanged=len(found.unchanged),
@@ -271,12 +295,22 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
         embedded=embedded,
         seconds=time.perf_counter() - start,
         embed_seconds=embed_seconds,
-        model_loaded=bool(to_embed),
+        model_loaded=bool(to_embed or videos),
         missing=counts["missing"],
         restored=len(back),
         dated=dated,
-        warnings=_warnings(found, counts["missing"], job.prune),
+        warnings=_warnings(found, counts["missing"], job.prune) + _no_av(unplayable),
+        moments=counts.get("moments", 0),
     )
+
+
+def _no_av(videos: Sequence[str]) -> tuple[str, ...]:
+    if not videos:
+        return ()
+    from mmcli.video import INSTALL_HINT
+
+    n = len(videos)
+    return (f"{n} video file{'s' if n != 1 else ''} not indexed: {INSTALL_HINT}",)
 
 
 def _may_reuse(store: Store, candidates: list[str], scan: dict[str, tuple[int, int]]) -> list[str]:
@@ -380,4 +414,39 @@ def _embed_into(
             commit()
     if pending:
         commit()
+    return counts
+
+
+def _embed_videos_into(
+    store: Store,
+    encoder: Encoder,
+    paths: list[str],
+    scan: dict[str, tuple[int, int]],
+    reads: dict[str, changes.Read | OSError],
+    existing: dict[str, FileRow],
+    job: IndexJob,
+) -> dict[str, int]:
+    """Sample and embed each video; one transaction per video (all a SIGKILL can cost)."""
+    from mmcli.video import VideoVectors, embed_videos
+
+    counts = {"added": 0, "updated": 0, "failed": 0, "moments": 0}
+    items = embed_videos(
+        encoder, paths, job.every, job.max_frames, job.max_pixels, job.batch_size, on_progress=job.on_progress
+    )
+    for item in items:
+        size, mtime = scan[item.path]
+        read = _known_read(reads, item.path)  # (a video is decoded from its file: hashed by a read of its own)
+        digest, taken = (read.digest, read.taken) if read is not None else (None, None)
+        with store.transaction():
+            if isinstance(item, VideoVectors):
+                moments = [(t, v.tobytes()) for t, v in zip(item.times, item.vectors)]
+                store.put_video(item.path, size, mtime, digest, moments, taken)
+                counts["updated" if item.path in existing else "added"] += 1
+                counts["moments"] += len(moments)
+            else:
+                store.put_failed(item.path, size, mtime, digest, item.reason, taken)
+                counts["failed"] += 1
+        if isinstance(item, FileFailure) and job.on_failure:
+            job.on_failure(item)
+        fault_point("index.commit")
     return counts

@@ -107,7 +107,7 @@ def load_or_rebuild(store: Store, write: bool = True, must_write: bool = False) 
     """
     with store.snapshot():
         generation = store.generation()
-        ok, _ = store.counts()
+        ok = store.vector_count()
         path = file_for(store.folder, generation)
         try:
             index = read(path)
@@ -142,7 +142,7 @@ def agrees(index: Any, store: Store, k: int = 16) -> bool:
 
 
 def load_all(store: Store) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of every embedded file: int64 (N,) and C-contiguous float32 (N, dim); N may be 0."""
+    """(ids, vectors) of every image and video moment: int64 (N,), C-contiguous float32 (N, dim); N may be 0."""
     dim = int(store.meta().get("dim", "0"))
     chunks = list(store.vectors())
     if not chunks:
