@@ -109,6 +109,8 @@ class IndexInfo:
     taken_newest: str | None = None
     taken_from_mtime: int = 0  # searchable images whose date is their file's mtime (no EXIF date)
     taken_unknown: int = 0  # searchable images with no date yet (an older index; `mmcli index` reads them)
+    videos: int = 0  # of ``ok``, the videos (their moments are searched, not the file)
+    moments: int = 0  # the sampled moments of those videos
 
 
 @dataclass(frozen=True)

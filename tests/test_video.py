@@ -129,6 +129,14 @@ def indexed(clips: dict[str, Path], shapes_dir: Path, tmp_path_factory: pytest.T
     return folder, index
 
 
+def test_info_counts_videos_and_their_moments(indexed: tuple[Path, Path]) -> None:
+    _, index = indexed
+    proc = run_mmcli("info", "--index", str(index), "-f", "json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert (info["ok"], info["videos"], info["moments"]) == (3, 2, 10)
+
+
 def _search(index: Path, query: str, **kw: object):  # noqa: ANN202
     from mmcli.engine import LocalEngine
     from mmcli.queries import SearchRequest, build_terms

@@ -136,6 +136,8 @@ def index_info(folder: Path) -> IndexInfo:
             taken_newest=newest.iso() if newest else None,
             taken_from_mtime=from_mtime,
             taken_unknown=unknown,
+            videos=store.video_count(),
+            moments=store.frame_count(),
         )
     finally:
         store.close()

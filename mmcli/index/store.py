@@ -342,6 +342,11 @@ class Store:
         """How many vectors searches see (images, and moments of videos): what FAISS must hold."""
         return sum(int(self.db.execute(q).fetchone()[0]) for q in self._parts(("COUNT(*)", "COUNT(*)")))
 
+    def video_count(self) -> int:
+        """How many present videos searches see (files rows that hold moments, not a vector)."""
+        sql = f"SELECT COUNT(*) FROM files WHERE {self.present} AND vector IS NULL"
+        return int(self.db.execute(sql).fetchone()[0])
+
     def frame_count(self) -> int:
         """How many moments of present videos searches see."""
         return int(self.db.execute(self._parts(("0", "COUNT(*)"))[1]).fetchone()[0])
