@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say, warn, warn_all
-from mmcli.cli.groups import ModelChoice, RunChoice, model_options, run_options
+from mmcli.cli.groups import ModelChoice, RayChoice, RunChoice, model_options, ray_options, run_options
 from mmcli.cli.options import FormatOpt, HiddenOpt, IndexOpt, QuietOpt, command
 
 
@@ -18,10 +18,12 @@ from mmcli.cli.options import FormatOpt, HiddenOpt, IndexOpt, QuietOpt, command
         "mmcli index ~/Pictures                      (again later: only new or changed files are embedded)",
         "mmcli index ./photos --index holiday --exclude '*.tmp.jpg' --model mmcli-tiny",
         "mmcli index ~/Pictures --rebuild --model vit-b-16",
+        "mmcli index /shared/photos --ray-address head:6379      (on a Ray cluster; see README, Large collections)",
     ),
 )
 @model_options
 @run_options
+@ray_options
 def index_cmd(
     paths: Annotated[list[str], typer.Argument(help="Folders (walked recursively) or image files.")],
     index: IndexOpt = None,
@@ -45,6 +47,7 @@ def index_cmd(
     *,
     model_choice: ModelChoice,
     run: RunChoice,
+    ray_choice: RayChoice,
 ) -> None:
     """Add folders of images to an index, incrementally (new, changed, renamed, deleted files)."""
     with funnel():
@@ -72,6 +75,7 @@ def index_cmd(
                 on_progress=progress.update,
                 on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
                 prune=prune,
+                ray=ray_choice.options,
             )
         finally:
             progress.close()

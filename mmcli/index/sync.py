@@ -5,8 +5,8 @@
 3. New and changed files are hashed (SHA-256). A hash already in the index gives its vector back
    without running the model: a renamed, moved or copied file costs one read.
 4. Rows under the roots whose files are gone are removed.
-5. The rest is embedded (decoding in parallel with the model) and committed in batches, so a
-   killed run loses at most one batch and the next run resumes.
+5. The rest is embedded (decoding in parallel with the model, or on a Ray cluster with ``ray``) and
+   committed in batches, so a killed run loses at most one batch and the next run resumes.
 6. The FAISS file is rebuilt from SQLite and written atomically.
 When nothing needs embedding, no model is loaded. The model is recorded before any work, so even a
 first run killed at once leaves an index that knows its model. ``--rebuild`` loads the model first,
@@ -37,7 +37,10 @@ from mmcli.index.store import FileRow, Store
 from mmcli.results import FileFailure, ImageVector
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from mmcli.models import Encoder, ModelSpec
+    from mmcli.ray_embed import RayOptions
 
 ProgressFn = Callable[[int, int], None]
 
@@ -80,6 +83,7 @@ class IndexJob:
     on_progress: ProgressFn | None = None
     on_failure: Callable[[FileFailure], None] | None = None
     prune: bool = False
+    ray: RayOptions | None = None  # embed on a Ray cluster (planning stays here)
 
 
 def run_index(
@@ -99,9 +103,11 @@ def run_index(
     on_progress: ProgressFn | None = None,
     on_failure: Callable[[FileFailure], None] | None = None,
     prune: bool = False,
+    ray: RayOptions | None = None,
 ) -> IndexSummary:
     """Bring the index at ``folder`` up to date with ``roots``; with ``rebuild``, embed everything again
-    into a new database beside it and swap that in only when it is complete."""
+    into a new database beside it and swap that in only when it is complete. With ``ray``, the files
+    that need the model are embedded on a Ray cluster; Ray is not started when none do."""
     start = time.perf_counter()
     root_paths = tuple(Path(r).expanduser().resolve() for r in roots)
     for r in root_paths:
@@ -109,7 +115,7 @@ def run_index(
             raise UsageError(f"no such file or folder: {r}")
     job = IndexJob(
         root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
-        on_progress, on_failure, prune,
+        on_progress, on_failure, prune, ray,
     )  # fmt: skip
     ensure_writable(folder)
     with IndexLock(folder):
@@ -155,7 +161,13 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
         spec = parse_model_spec(stored["model_name"], stored.get("model_weights") or None)
     else:
         spec = parse_model_spec(model, weights)
-    encoder = load_encoder(spec, device=job.device, precision=job.precision)
+    if job.ray is None:
+        encoder: Encoder | None = load_encoder(spec, device=job.device, precision=job.precision)
+    else:
+        from mmcli.models import describe_encoder
+
+        describe_encoder(spec)  # the weights resolve and the model builds (on meta), or nothing changes
+        encoder = None
     schema.remove(store.folder, REBUILD_DB)  # what a killed rebuild left
     side = Store(store.folder, create=True, name=REBUILD_DB, model=model_meta(spec))
     try:
@@ -237,8 +249,11 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     embedded = 0
     if to_embed:
         t0 = time.perf_counter()
-        encoder = _load_for_index(store, spec, job, encoder)
-        done = _embed_into(store, encoder, to_embed, scan, hashes, existing, job)
+        if job.ray is not None:
+            done = _embed_on_ray(store, spec, to_embed, scan, hashes, existing, job)
+        else:
+            encoder = _load_for_index(store, spec, job, encoder)
+            done = _embed_into(store, encoder, to_embed, scan, hashes, existing, job)
         embed_seconds = time.perf_counter() - t0
         embedded = done["added"] + done["updated"]
         for key, value in done.items():
@@ -305,6 +320,45 @@ def _embed_into(
 ) -> dict[str, int]:
     from mmcli.embed import embed_stream
 
+    stream = embed_stream(encoder, paths, job.batch_size, job.workers, job.max_pixels, on_progress=job.on_progress)
+    return _commit_stream(store, stream, scan, hashes, existing, job)
+
+
+def _embed_on_ray(
+    store: Store,
+    spec: ModelSpec,
+    paths: list[str],
+    scan: dict[str, tuple[int, int]],
+    hashes: dict[str, str | OSError],
+    existing: dict[str, FileRow],
+    job: IndexJob,
+) -> dict[str, int]:
+    """The files that need the model, embedded on a Ray cluster; results committed here as they arrive
+    (in whatever order the actors finish: each is keyed by its path)."""
+    from mmcli.models import describe_encoder
+    from mmcli.ray_embed import embed_on_ray, ray_session
+
+    assert job.ray is not None
+    shape = describe_encoder(spec)
+    if not store.meta().get("dim"):
+        store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), shape.dim, asdict(shape.preprocess))
+    with ray_session(job.ray):
+        stream = embed_on_ray(
+            spec, shape.preprocess, paths, job.ray, device=job.device, precision=job.precision,
+            batch_size=job.batch_size, max_pixels=job.max_pixels, ordered=False, on_progress=job.on_progress,
+        )  # fmt: skip
+        return _commit_stream(store, stream, scan, hashes, existing, job)
+
+
+def _commit_stream(
+    store: Store,
+    stream: Iterable[ImageVector | FileFailure],
+    scan: dict[str, tuple[int, int]],
+    hashes: dict[str, str | OSError],
+    existing: dict[str, FileRow],
+    job: IndexJob,
+) -> dict[str, int]:
+    """Commit embedding results to the store, one transaction per ``job.batch_size`` results."""
     counts = {"added": 0, "updated": 0, "failed": 0}
     pending: list[ImageVector | FileFailure] = []
 
@@ -323,7 +377,7 @@ def _embed_into(
         pending.clear()
         fault_point("index.commit")
 
-    for item in embed_stream(encoder, paths, job.batch_size, job.workers, job.max_pixels, on_progress=job.on_progress):
+    for item in stream:
         if isinstance(item, FileFailure) and job.on_failure:
             job.on_failure(item)
         pending.append(item)

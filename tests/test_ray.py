@@ -1,0 +1,174 @@
+"""`--ray`: the same vectors and index rows as a local run, from a local Ray instance; kills; no Ray when
+nothing needs the model. The tests that run Ray are marked ``ray`` (they run in a plain ``pytest``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY
+from hostile import MAX_PIXELS, Corpus, make_corpus
+from killing import assert_kept, check_complete, check_index, draw_pngs, index_command, run_killed, run_to_the_end
+
+import mmcli.models
+import mmcli.ray_embed
+from mmcli.cli import app
+from mmcli.errors import MmcliError, UsageError
+from mmcli.index.sync import run_index
+from mmcli.ray_embed import RayOptions, complain, plan_actors
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> str:
+    """One small local Ray instance for the module (2 CPUs, a 200 MB object store); `--ray` uses it."""
+    ray = pytest.importorskip("ray")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        object_store_memory=200 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    return make_corpus(tmp_path_factory.mktemp("hostile"))
+
+
+def _rows(index: Path) -> dict[str, tuple]:
+    db = sqlite3.connect(index / "index.sqlite")
+    try:
+        rows = db.execute("SELECT path, size, mtime_ns, hash, status, error, vector FROM files").fetchall()
+    finally:
+        db.close()
+    return {os.fsdecode(r[0]): r[1:] for r in rows}
+
+
+@pytest.mark.ray
+def test_embed_on_ray_gives_the_local_vectors_in_order(ray_address, hostile: Corpus, runner, tmp_path: Path) -> None:
+    common = ["embed", str(Path(hostile.good[0]).parent), "--model", TINY, "--max-pixels", str(MAX_PIXELS)]
+    local = runner.invoke(app, [*common, "-o", str(tmp_path / "local.npy"), "--workers", "1"])
+    assert local.exit_code == 0, local.stderr
+    on_ray = runner.invoke(app, [*common, "-o", str(tmp_path / "ray.npy"), "--ray", "--batch-size", "4"])
+    assert on_ray.exit_code == 0, on_ray.stderr
+    assert on_ray.stdout == ""
+    keys = [
+        json.loads((tmp_path / f"{n}.paths.json").read_bytes().decode("utf-8", "surrogateescape"))["paths"]
+        for n in ("local", "ray")
+    ]
+    assert keys[0] == keys[1] and sorted(keys[1]) == sorted(hostile.good)
+    a, b = np.load(tmp_path / "local.npy"), np.load(tmp_path / "ray.npy")
+    assert a.shape == b.shape and float((a * b).sum(axis=1).min()) >= 0.9999
+    skipped = sorted(line for line in on_ray.stderr.splitlines() if "skipped" in line)
+    assert skipped == sorted(line for line in local.stderr.splitlines() if "skipped" in line)
+    assert len(skipped) == len(hostile.bad)
+
+
+@pytest.mark.ray
+def test_index_on_ray_gives_the_local_rows_and_a_second_run_starts_no_ray(
+    ray_address, hostile: Corpus, runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = str(Path(hostile.good[0]).parent)
+    run_index(tmp_path / "local", [folder], model=TINY, workers=1, max_pixels=MAX_PIXELS)
+    args = ["index", folder, "--index", str(tmp_path / "ray"), "--model", TINY, "--max-pixels", str(MAX_PIXELS)]
+    done = runner.invoke(app, [*args, "--ray", "-b", "4"])
+    assert done.exit_code == 0, done.stderr
+    local, on_ray = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
+    assert set(local) == set(on_ray) == set(hostile.good) | set(hostile.bad)
+    for path, row in local.items():
+        assert on_ray[path][:5] == row[:5], path  # size, mtime, hash, status, error
+        if row[3] == "ok":
+            assert float(np.frombuffer(row[5], np.float32) @ np.frombuffer(on_ray[path][5], np.float32)) >= 0.9999
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray or the model was started")
+
+    monkeypatch.setattr(mmcli.ray_embed, "ray_session", refuse)
+    monkeypatch.setattr(mmcli.ray_embed, "embed_on_ray", refuse)
+    monkeypatch.setattr(mmcli.models, "load_encoder", refuse)
+    monkeypatch.setattr(mmcli.models, "describe_encoder", refuse)
+    again = runner.invoke(app, [*args, "--ray"])
+    assert again.exit_code == 0, again.stderr
+    assert "(no model loaded)" in again.stderr and f"{len(on_ray)} unchanged" in again.stderr
+    assert _rows(tmp_path / "ray") == on_ray
+
+
+@pytest.mark.ray
+def test_a_killed_actor_loses_nothing_and_duplicates_nothing(
+    ray_address, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = draw_pngs(tmp_path / "photos", 40)
+    bad = tmp_path / "photos" / "bad.png"
+    bad.write_text("not a png")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("MMCLI_FAULT", "ray.embed:3")  # the actor SIGKILLs itself before its 3rd batch
+    monkeypatch.setenv("MMCLI_FAULT_MARKS", str(marks))  # once: the restarted actor runs on
+    s = run_index(tmp_path / "idx", [str(tmp_path / "photos")], model=TINY, batch_size=8, ray=RayOptions())
+    assert (marks / "ray.embed").exists(), "the actor was never killed"
+    assert (s.added, s.failed) == (40, 1)
+    check_complete(tmp_path / "idx", good, [bad])
+
+
+@pytest.mark.ray
+def test_a_killed_driver_resumes_without_redoing_committed_work(ray_address, tmp_path: Path) -> None:
+    good = draw_pngs(tmp_path / "photos", 40)
+    index = tmp_path / "idx"
+    cmd = index_command(tmp_path / "photos", index, "--model", TINY, "-b", "4", "--ray-address", ray_address)
+    run_killed(cmd, "index.commit:3")  # SIGKILLed after its third commit
+    before = check_index(index)
+    assert len(before) == 12
+    run_to_the_end(cmd)
+    assert_kept(before, check_complete(index, good))
+
+
+def test_without_ray_one_line_says_how_to_install_it(runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    draw_pngs(tmp_path / "photos", 2)
+    result = runner.invoke(app, ["index", str(tmp_path / "photos"), "--index", str(tmp_path / "i"), "--ray"])
+    assert result.exit_code == 2
+    assert result.stderr == 'mmcli: error: --ray needs Ray Data, which is not installed: pip install "mmcli[ray]"\n'
+    assert not (tmp_path / "i").exists()
+
+
+def test_the_actor_pool_fits_the_cluster() -> None:
+    gpus = plan_actors({"CPU": 64, "GPU": 8}, RayOptions())
+    assert (gpus.actors, gpus.gpus, gpus.cpus) == (8, 1.0, 1.0)
+    assert plan_actors({"CPU": 64, "GPU": 8}, RayOptions(gpus_per_actor=0.5)).actors == 16
+    cpus = plan_actors({"CPU": 32}, RayOptions())
+    assert (cpus.actors, cpus.gpus, cpus.cpus, cpus.threads) == (4, 0.0, 4.0, 4)
+    small = plan_actors({"CPU": 2}, RayOptions(actors=2))
+    assert small.actors == 2 and small.actors * small.cpus <= 1  # one CPU is left to decode on
+    with pytest.raises(UsageError, match="no GPUs"):
+        plan_actors({"CPU": 8}, RayOptions(gpus_per_actor=1))
+    with pytest.raises(UsageError, match="more than the cluster"):
+        plan_actors({"CPU": 8, "GPU": 2}, RayOptions(actors=3))
+
+
+def test_a_node_that_cannot_read_the_files_is_named() -> None:
+    complain({"10.0.0.1": [], "10.0.0.2": []})
+    with pytest.raises(MmcliError, match=r"worker on 10\.0\.0\.2 cannot read /data/a\.jpg \(No such file"):
+        complain({"10.0.0.1": [], "10.0.0.2": [(b"/data/a.jpg", "No such file or directory")]})
+
+
+def test_ray_is_not_imported_by_a_local_run(tmp_path: Path) -> None:
+    draw_pngs(tmp_path / "photos", 2)
+    code = (
+        "import sys; from pathlib import Path; from mmcli.index.sync import run_index; "
+        "run_index(Path(sys.argv[1]), [sys.argv[2]], model=sys.argv[3], workers=1); "
+        "assert 'ray' not in sys.modules, 'ray was imported'"
+    )
+    args = [sys.executable, "-c", code, str(tmp_path / "i"), str(tmp_path / "photos"), TINY]
+    done = subprocess.run(args, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
