@@ -23,6 +23,7 @@ from mmcli.cli import app
 from mmcli.errors import MmcliError, UsageError
 from mmcli.index.sync import run_index
 from mmcli.ray_embed import RayOptions, complain, plan_actors
+from mmcli.shards import read_shards
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +61,38 @@ def test_embed_on_ray_gives_the_local_vectors_in_order(ray_address, hostile: Cor
     common = ["embed", str(Path(hostile.good[0]).parent), "--model", TINY, "--max-pixels", str(MAX_PIXELS)]
     local = runner.invoke(app, [*common, "-o", str(tmp_path / "local.npy"), "--workers", "1"])
     assert local.exit_code == 0, local.stderr
-    on_ray = runner.invoke(app, [*common, "-o", str(tmp_path / "ray.npy"), "--ray", "--batch-size", "4"])
+    shards = tmp_path / "shards"
+    on_ray = runner.invoke(app, [*common, "-o", str(shards), "--shard-rows", "7", "--ray", "--batch-size", "4"])
     assert on_ray.exit_code == 0, on_ray.stderr
     assert on_ray.stdout == ""
-    keys = [
-        json.loads((tmp_path / f"{n}.paths.json").read_bytes().decode("utf-8", "surrogateescape"))["paths"]
-        for n in ("local", "ray")
-    ]
-    assert keys[0] == keys[1] and sorted(keys[1]) == sorted(hostile.good)
-    a, b = np.load(tmp_path / "local.npy"), np.load(tmp_path / "ray.npy")
+    b, keys = read_shards(shards)
+    meta = json.loads((tmp_path / "local.paths.json").read_bytes().decode("utf-8", "surrogateescape"))
+    assert keys == meta["paths"] and sorted(keys) == sorted(hostile.good)
+    a = np.load(tmp_path / "local.npy")
     assert a.shape == b.shape and float((a * b).sum(axis=1).min()) >= 0.9999
+    manifest = json.loads((shards / "manifest.json").read_text())
+    assert [s["rows"] for s in manifest["shards"]] == [7, 7, 7, len(keys) - 21]
+    assert (manifest["rows"], manifest["dim"]) == (len(keys), a.shape[1])
     skipped = sorted(line for line in on_ray.stderr.splitlines() if "skipped" in line)
     assert skipped == sorted(line for line in local.stderr.splitlines() if "skipped" in line)
     assert len(skipped) == len(hostile.bad)
+
+
+def test_a_folder_of_shards_replaces_an_earlier_one_and_nothing_else(runner, tmp_path: Path) -> None:
+    pngs = [str(p) for p in draw_pngs(tmp_path / "photos", 5)]
+    out = tmp_path / "out"
+    args = ["embed", *pngs, "--model", TINY, "-o", str(out), "--workers", "1"]
+    assert runner.invoke(app, [*args, "--shard-rows", "2"]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir())[-2:] == ["00002.paths.json", "manifest.json"]
+    assert runner.invoke(app, [*args, "--shard-rows", "5"]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["00000.npy", "00000.paths.json", "manifest.json"]
+    vectors, keys = read_shards(out)
+    assert keys == pngs and vectors.shape[0] == 5
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    refused = runner.invoke(app, [*args[:-4], "-o", str(tmp_path / "other")])
+    assert refused.exit_code == 2 and "not empty" in refused.stderr
+    assert [p.name for p in (tmp_path / "other").iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.ray
