@@ -178,7 +178,8 @@ def embed_on_ray(
     check_shared_files(paths, env)
     plan = plan_actors(ray.cluster_resources(), options)
     total, done = len(paths), 0
-    for batch in _pipeline(spec, preprocess, paths, plan, env, device, precision, batch_size, max_pixels, ordered):
+    batches = _pipeline(spec, preprocess, paths, plan, env, device, precision, batch_size, max_pixels, ordered)
+    for batch in _reported(batches):
         for raw, vector, error in zip(batch["path"], batch["vector"], batch["error"]):
             path = os.fsdecode(bytes(raw))
             if error:
@@ -188,6 +189,31 @@ def embed_on_ray(
         done += len(batch["path"])
         if on_progress:
             on_progress(done, total)
+
+
+def _reported(batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    """The batches; a failed job becomes an MmcliError: the mmcli error an actor raised (a model that
+    cannot load there, say), or the first line of Ray's."""
+    from ray.data.exceptions import SystemException
+    from ray.exceptions import RayError
+
+    try:
+        yield from batches
+    except (RayError, SystemException) as exc:
+        raise _job_error(exc) from None
+
+
+def _job_error(exc: BaseException) -> MmcliError:
+    seen: BaseException | None = exc
+    for _ in range(10):  # Ray wraps an actor's exception in its own, sometimes twice
+        if seen is None:
+            break
+        if isinstance(seen, MmcliError):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return MmcliError(f"the Ray job failed: {(lines[-1] if lines else type(exc).__name__)[:300]}")
 
 
 def _forwarded_env() -> dict[str, str]:
@@ -228,7 +254,7 @@ def _pipeline(
         batch_size=batch_size,
         batch_format="numpy",
         fn_constructor_kwargs={"spec": spec, "device": device, "precision": precision, "threads": plan.threads},
-        compute=ray.data.ActorPoolStrategy(size=plan.actors),
+        compute=ray.data.ActorPoolStrategy(size=min(plan.actors, blocks)),  # no idle models for a small job
         num_gpus=plan.gpus or None,
         num_cpus=plan.cpus,
         **_remote_args(env),
