@@ -99,14 +99,16 @@ def plan_actors(resources: dict[str, float], options: RayOptions) -> ActorPlan:
 @contextlib.contextmanager
 def ray_session(options: RayOptions) -> Iterator[None]:
     """Ray, connected: the cluster at ``options.address`` (or $RAY_ADDRESS), else a new local instance,
-    shut down afterwards. A Ray already initialised in this process (a script, a notebook) is used as is."""
+    shut down afterwards. A Ray already initialised in this process (a script, a notebook) is used as is
+    (an address that answers is then not used: one process, one Ray)."""
     require_ray()
     import ray
 
+    address = options.address or os.environ.get("RAY_ADDRESS") or "local"
+    _check_reachable(address)
     if ray.is_initialized():
         yield
         return
-    address = options.address or os.environ.get("RAY_ADDRESS") or "local"
     local = address == "local"
     try:
         ray.init(
@@ -126,6 +128,22 @@ def ray_session(options: RayOptions) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT that does not answer is an error in seconds (Ray itself retries for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit() or not host:
+        return  # local, auto, ray://...: Ray's own resolution
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as exc:
+        raise MmcliError(
+            f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}",
+            hint="start one with `ray start --head`, or leave out the address for a local instance",
+        ) from None
 
 
 def embed_files_on_ray(
@@ -175,8 +193,14 @@ def embed_on_ray(
     import ray
 
     env = _forwarded_env()
-    check_shared_files(paths, env)
     plan = plan_actors(ray.cluster_resources(), options)
+    model_check = ray.remote(check_model).options(num_cpus=0, num_gpus=plan.gpus or None, **_remote_args(env))
+    model_ok = model_check.remote(spec, device, precision)  # runs while the files are checked
+    check_shared_files(paths, env)
+    try:
+        ray.get(model_ok, timeout=600)
+    except Exception as exc:  # noqa: BLE001 - Ray's wrapper of the worker's error
+        raise _job_error(exc) from None
     total, done = len(paths), 0
     batches = _pipeline(spec, preprocess, paths, plan, env, device, precision, batch_size, max_pixels, ordered)
     for batch in _reported(batches):
@@ -203,14 +227,28 @@ def _reported(batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np
         raise _job_error(exc) from None
 
 
+def check_model(spec: ModelSpec, device: str, precision: str) -> None:
+    """On a worker with an actor's resources: the device, the precision and the weights resolve there
+    (else the mmcli error, before any actor starts)."""
+    from mmcli.models import resolve_device, resolve_precision
+    from mmcli.models.weights import resolve
+
+    resolve_precision(precision, resolve_device(device))
+    resolve(spec)
+
+
 def _job_error(exc: BaseException) -> MmcliError:
+    """The mmcli error a worker raised, found inside Ray's wrappers, else Ray's last line."""
     seen: BaseException | None = exc
-    for _ in range(10):  # Ray wraps an actor's exception in its own, sometimes twice
+    for _ in range(10):  # Ray wraps a worker's exception in its own, sometimes twice
         if seen is None:
             break
-        if isinstance(seen, MmcliError):
-            return seen
-        seen = getattr(seen, "cause", None) or seen.__cause__
+        cause = getattr(seen, "cause", None)
+        if isinstance(seen, MmcliError) and isinstance(getattr(seen, "message", None), str) and cause is None:
+            found = MmcliError(seen.message, getattr(seen, "hint", None))
+            found.exit_code = seen.exit_code
+            return found
+        seen = cause or seen.__cause__
     text = str(exc).strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return MmcliError(f"the Ray job failed: {(lines[-1] if lines else type(exc).__name__)[:300]}")
@@ -263,7 +301,7 @@ def _pipeline(
     ctx.enable_progress_bars = False  # mmcli's own bar on stderr, as for a local run
     ctx.print_on_execution_start = False
     ctx.execution_options.preserve_order = ordered
-    with _quiet_logger("ray.data"):  # its start and finish lines: the summary says it
+    with _quiet_logger("ray.data"):  # its start and finish lines, and its account of a failure: mmcli says it
         yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2)
 
 
@@ -271,7 +309,7 @@ def _pipeline(
 def _quiet_logger(name: str) -> Iterator[None]:
     logger = logging.getLogger(name)
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:

@@ -153,6 +153,26 @@ def test_a_killed_driver_resumes_without_redoing_committed_work(ray_address, tmp
     assert_kept(before, check_complete(index, good))
 
 
+@pytest.mark.ray
+def test_a_model_that_cannot_load_on_the_workers_is_one_error_line(ray_address, runner, tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    pngs = [str(p) for p in draw_pngs(tmp_path / "photos", 2)]
+    result = runner.invoke(app, ["embed", *pngs, "--model", TINY, "--ray", "--device", "cuda"])
+    assert result.exit_code == 1
+    assert result.stderr == "mmcli: error: --device cuda: no CUDA device is available\nhint: use --device cpu\n"
+
+
+def test_an_address_where_no_cluster_answers_fails_in_seconds(runner, tmp_path: Path) -> None:
+    draw_pngs(tmp_path / "photos", 2)
+    args = ["index", str(tmp_path / "photos"), "--index", str(tmp_path / "i"), "--model", TINY]
+    result = runner.invoke(app, [*args, "--ray-address", "127.0.0.1:1"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("mmcli: error: cannot connect to the Ray cluster at 127.0.0.1:1")
+
+
 def test_without_ray_one_line_says_how_to_install_it(runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     draw_pngs(tmp_path / "photos", 2)

@@ -44,10 +44,10 @@ if TYPE_CHECKING:
     ),
     multi_value=True,
 )
+@ray_options
 @input_options
 @model_options
 @run_options
-@ray_options
 def embed(
     text: Annotated[
         Optional[list[str]],

@@ -21,9 +21,9 @@ from mmcli.cli.options import FormatOpt, HiddenOpt, IndexOpt, QuietOpt, command
         "mmcli index /shared/photos --ray-address head:6379      (on a Ray cluster; see README, Large collections)",
     ),
 )
+@ray_options
 @model_options
 @run_options
-@ray_options
 def index_cmd(
     paths: Annotated[list[str], typer.Argument(help="Folders (walked recursively) or image files.")],
     index: IndexOpt = None,
