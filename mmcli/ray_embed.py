@@ -2,8 +2,9 @@
 
 The driver (this process) plans; Ray Data does the work in a streaming pipeline:
 
-1. the paths become a dataset of small blocks (``--batch-size`` paths each), as bytes (file names
-   need not be UTF-8);
+1. the paths become a dataset of small blocks (``--batch-size`` paths each): absolute (a worker's
+   working folder is not the driver's), as bytes (file names need not be UTF-8), with their
+   position in the driver's list, which maps each result back to the path as given;
 2. decoding tasks, one CPU each, run the same safe decoder as a local run (``images.load_image``:
    bomb limit, scan bombs, EXIF, every mode) and resize to the model's input as uint8 (a quarter of
    the bytes of float32 through the object store); a bad file becomes a row with its reason;
@@ -160,6 +161,8 @@ def embed_files_on_ray(
     """``embed.embed_stream`` on a Ray cluster: connect (or start one), embed, results in input order."""
     from mmcli.models import describe_encoder
 
+    if not paths:
+        return
     shape = describe_encoder(spec)
     with ray_session(options):
         yield from embed_on_ray(
@@ -204,13 +207,13 @@ def embed_on_ray(
     total, done = len(paths), 0
     batches = _pipeline(spec, preprocess, paths, plan, env, device, precision, batch_size, max_pixels, ordered)
     for batch in _reported(batches):
-        for raw, vector, error in zip(batch["path"], batch["vector"], batch["error"]):
-            path = os.fsdecode(bytes(raw))
+        for i, vector, error in zip(batch["i"], batch["vector"], batch["error"]):
+            path = paths[int(i)]  # as given (a worker got it made absolute)
             if error:
                 yield FileFailure(path, bytes(error).decode("utf-8", "surrogateescape"))
             else:
                 yield ImageVector(path, np.ascontiguousarray(vector, dtype=np.float32))
-        done += len(batch["path"])
+        done += len(batch["i"])
         if on_progress:
             on_progress(done, total)
 
@@ -277,7 +280,8 @@ def _pipeline(
     import ray.data
 
     blocks = max(1, min(-(-len(paths) // batch_size), 20_000))
-    ds = ray.data.from_items([{"path": os.fsencode(p)} for p in paths], override_num_blocks=blocks)
+    items = [{"i": i, "path": os.fsencode(os.path.abspath(p))} for i, p in enumerate(paths)]
+    ds = ray.data.from_items(items, override_num_blocks=blocks)
     ds = ds.map_batches(
         decode_batch,
         batch_size=batch_size,
@@ -317,7 +321,8 @@ def _quiet_logger(name: str) -> Iterator[None]:
 
 
 def decode_batch(batch: dict[str, np.ndarray], preprocess: Preprocess, max_pixels: int) -> dict[str, np.ndarray]:
-    """A Ray Data task: paths -> model-sized uint8 pixels (zeros for a bad file) and reasons (b"" if ok)."""
+    """A Ray Data task: paths (absolute, bytes) -> model-sized uint8 pixels (zeros for a bad file) and
+    reasons (b"" if ok); ``i``, the position in the driver's list, goes along."""
     h, w = preprocess.size
     names = [bytes(p) for p in batch["path"]]
     pixels = np.zeros((len(names), h, w, 3), dtype=np.uint8)
@@ -330,7 +335,7 @@ def decode_batch(batch: dict[str, np.ndarray], preprocess: Preprocess, max_pixel
             errors.append(exc.reason.encode("utf-8", "surrogateescape"))
         except Exception as exc:  # noqa: BLE001 - a decoder bug must not kill the job
             errors.append(f"unexpected decoder error: {type(exc).__name__}: {exc}".encode("utf-8", "surrogateescape"))
-    return {"path": np.array(names, dtype=object), "pixels": pixels, "error": np.array(errors, dtype=object)}
+    return {"i": batch["i"], "pixels": pixels, "error": np.array(errors, dtype=object)}
 
 
 def _resized(path: bytes, preprocess: Preprocess, max_pixels: int) -> np.ndarray:
@@ -374,7 +379,7 @@ class Embedder:
         vectors = np.zeros((len(errors), dim), dtype=np.float32)
         if good.any():
             vectors[good] = self.encoder.encode_images(normalise(batch["pixels"][good], self.encoder.preprocess))
-        return {"path": batch["path"], "vector": vectors, "error": errors}
+        return {"i": batch["i"], "vector": vectors, "error": errors}
 
 
 # ------------------------------------------------------------------------------ shared files
@@ -417,9 +422,10 @@ def complain(problems: dict[str, list[tuple[bytes, str]]]) -> None:
 def _samples(paths: Sequence[str]) -> list[bytes]:
     """Up to SAMPLES paths that this process can stat: the first, the last, one between."""
     picks = sorted({0, len(paths) // 2, len(paths) - 1})
-    found = [os.fsencode(paths[i]) for i in picks if _can_stat(paths[i])]
+    found = [os.fsencode(os.path.abspath(paths[i])) for i in picks if _can_stat(paths[i])]
     if len(found) < min(SAMPLES, len(paths)):
-        found += [os.fsencode(p) for p in paths[:50] if _can_stat(p) and os.fsencode(p) not in found]
+        more = (os.fsencode(os.path.abspath(p)) for p in paths[:50] if _can_stat(p))
+        found += [p for p in more if p not in found]
     return found[:SAMPLES]
 
 

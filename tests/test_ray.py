@@ -78,6 +78,22 @@ def test_embed_on_ray_gives_the_local_vectors_in_order(ray_address, hostile: Cor
     assert len(skipped) == len(hostile.bad)
 
 
+@pytest.mark.ray
+def test_embed_on_ray_takes_relative_paths_and_repeats(
+    ray_address, runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draw_pngs(tmp_path / "photos", 3)
+    monkeypatch.chdir(tmp_path)  # the workers' working folder is another: they get absolute paths
+    names = ["photos/0001.png", "./photos/0002.png", "photos/0001.png"]
+    local = runner.invoke(app, ["embed", *names, "--model", TINY, "--workers", "1"])
+    on_ray = runner.invoke(app, ["embed", *names, "--model", TINY, "--ray"])
+    assert on_ray.exit_code == 0, on_ray.stderr
+    rows = [[json.loads(line) for line in r.stdout.splitlines()] for r in (local, on_ray)]
+    assert [r["path"] for r in rows[1]] == [r["path"] for r in rows[0]] == [str(Path(n)) for n in names]
+    for a, b in zip(*rows):
+        assert float(np.dot(a["embedding"], b["embedding"])) >= 0.9999
+
+
 def test_a_folder_of_shards_replaces_an_earlier_one_and_nothing_else(runner, tmp_path: Path) -> None:
     pngs = [str(p) for p in draw_pngs(tmp_path / "photos", 5)]
     out = tmp_path / "out"
