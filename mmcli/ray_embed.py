@@ -237,7 +237,17 @@ def check_model(spec: ModelSpec, device: str, precision: str) -> None:
     from mmcli.models.weights import resolve
 
     resolve_precision(precision, resolve_device(device))
-    resolve(spec)
+    resolve(worker_spec(spec))
+
+
+def worker_spec(spec: ModelSpec) -> ModelSpec:
+    """``spec`` as this machine resolves it: an alias (``mmcli-tiny``) names a folder inside mmcli's
+    installation, which need not be where the driver's is; every other spec is absolute already."""
+    from mmcli.models import aliases, parse_model_spec
+
+    if spec.name in aliases():
+        return parse_model_spec(spec.name, str(spec.weights) if spec.weights else None)
+    return spec
 
 
 def _job_error(exc: BaseException) -> MmcliError:
@@ -369,7 +379,7 @@ class Embedder:
             import torch
 
             torch.set_num_threads(threads)
-        self.encoder = load_encoder(spec, device=device, precision=precision)
+        self.encoder = load_encoder(worker_spec(spec), device=device, precision=precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         fault_point("ray.embed")  # inside the actor, before its batch is embedded

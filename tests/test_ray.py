@@ -212,6 +212,19 @@ def test_the_actor_pool_fits_the_cluster() -> None:
         plan_actors({"CPU": 8, "GPU": 2}, RayOptions(actors=3))
 
 
+def test_a_worker_finds_a_bundled_model_in_its_own_installation() -> None:
+    from dataclasses import replace
+
+    from mmcli.models import parse_model_spec
+    from mmcli.ray_embed import worker_spec
+
+    here = parse_model_spec(TINY)
+    elsewhere = replace(here, source="local-dir:/opt/other-install/mmcli/configs/mmcli-tiny")  # the driver's
+    assert worker_spec(elsewhere) == here
+    hub = parse_model_spec("hf-hub:org/repo")
+    assert worker_spec(hub) is hub
+
+
 def test_a_node_that_cannot_read_the_files_is_named() -> None:
     complain({"10.0.0.1": [], "10.0.0.2": []})
     with pytest.raises(MmcliError, match=r"worker on 10\.0\.0\.2 cannot read /data/a\.jpg \(No such file"):
