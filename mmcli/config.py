@@ -12,6 +12,7 @@ Every ``MMCLI_*`` variable is read here, in ``settings()``, and nowhere else:
     MMCLI_DEVICE_DECODE   0: never decode JPEGs on the GPU
     MMCLI_CPU_BF16        0: never pick bf16 on a CPU for --precision auto
     MMCLI_FAULT           test-only fault points (see ``mmcli.faults``)
+    MMCLI_FAULT_MARKS     test-only: a folder that makes each fault point fire once across processes
 
 ``configs/`` (model aliases, prompt templates, mmcli-tiny) is data shipped with the package.
 """
@@ -50,6 +51,7 @@ class Settings:
     device_decode: bool
     cpu_bf16: bool
     fault: str
+    fault_marks: str = ""
 
 
 def _env_int(name: str, env: dict[str, str] | os._Environ[str]) -> int | None:
@@ -92,6 +94,7 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         device_decode=e.get("MMCLI_DEVICE_DECODE", "1") != "0",
         cpu_bf16=e.get("MMCLI_CPU_BF16", "1") != "0",
         fault=e.get("MMCLI_FAULT", ""),
+        fault_marks=e.get("MMCLI_FAULT_MARKS", ""),
     )
 
 

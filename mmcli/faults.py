@@ -6,6 +6,9 @@ can act while it is paused at a known moment (holding the index lock, say) and t
 Kill tests use it instead of sleeping and hoping the kill lands mid-work. With the variable unset a
 fault point costs one dictionary lookup.
 
+With ``MMCLI_FAULT_MARKS=DIR`` a point fires only in the process that first creates the file
+``DIR/NAME`` (once across all processes: a Ray actor that is restarted after the kill runs on).
+
 Named points (grep ``fault_point(`` for the list):
     index.scanned       after the folders are walked, before anything is hashed or embedded
     index.commit        after a batch of embeddings (or one video's moments) is committed to SQLite
@@ -14,6 +17,7 @@ Named points (grep ``fault_point(`` for the list):
     index.faiss-write   after the FAISS file's temporary copy is written, before it replaces the old one
     index.rebuild-swap  `--rebuild`: the new database is complete, just before it replaces the old one
     index.rebuild-swapped  `--rebuild`: just after the swap, before the leftovers are removed
+    ray.embed           in a Ray actor (`--ray`), before it embeds a batch (each actor counts its own)
 """
 
 from __future__ import annotations
@@ -45,5 +49,19 @@ def fault_point(name: str) -> None:
         return
     nth, sig = armed
     _seen[name] = _seen.get(name, 0) + 1
-    if _seen[name] == nth:  # once: a stopped process that is continued runs on
+    if _seen[name] == nth and _first_here(name):  # once: a stopped process that is continued runs on
         os.kill(os.getpid(), sig)
+
+
+def _first_here(name: str) -> bool:
+    """True unless ``MMCLI_FAULT_MARKS`` is set and another process already fired this point."""
+    from mmcli.config import settings
+
+    marks = settings().fault_marks
+    if not marks:
+        return True
+    try:
+        os.close(os.open(os.path.join(marks, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    return True

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say, warn, warn_all
-from mmcli.cli.groups import ModelChoice, RunChoice, model_options, run_options
+from mmcli.cli.groups import ModelChoice, RayChoice, RunChoice, model_options, ray_options, run_options
 from mmcli.cli.options import EveryOpt, FormatOpt, HiddenOpt, IndexOpt, MaxFramesOpt, QuietOpt, command
 
 
@@ -19,8 +19,10 @@ from mmcli.cli.options import EveryOpt, FormatOpt, HiddenOpt, IndexOpt, MaxFrame
         "mmcli index ./photos --index holiday --exclude '*.tmp.jpg' --model mmcli-tiny",
         "mmcli index ~/Pictures --rebuild --model vit-b-16",
         "mmcli index ~/Videos --every 1 --max-frames 500       (videos: a frame every second, and at cuts)",
+        "mmcli index /shared/photos --ray-address head:6379      (on a Ray cluster; see README, Large collections)",
     ),
 )
+@ray_options
 @model_options
 @run_options
 def index_cmd(
@@ -48,6 +50,7 @@ def index_cmd(
     *,
     model_choice: ModelChoice,
     run: RunChoice,
+    ray_choice: RayChoice,
 ) -> None:
     """Add folders of images and videos to an index, incrementally (new, changed, renamed, deleted files)."""
     with funnel():
@@ -77,6 +80,7 @@ def index_cmd(
                 prune=prune,
                 every=every,
                 max_frames=max_frames,
+                ray=ray_choice.options,
             )
         finally:
             progress.close()

@@ -6,8 +6,9 @@
    the index gives its vector back without running the model (a renamed, moved or copied file
    costs one read). Vanished files are kept as missing (or removed with ``prune``).
 4. The rest is embedded: each file is read once, by the decoder, which hashes those bytes and reads
-   the capture time (EXIF, else mtime) from them, in parallel with the model; rows are committed
-   in batches, so a killed run loses at most one batch and the next run resumes.
+   the capture time (EXIF, else mtime) from them, in parallel with the model (or on a Ray cluster
+   with ``ray``); rows are committed in batches, so a killed run loses at most one batch and the
+   next run resumes.
 5. The FAISS file is rebuilt from SQLite and written atomically.
 Videos (``mmcli.video``) go through the same steps: their content hash gives their moments back,
 and new ones are hashed, sampled (``every`` seconds, at most ``max_frames``) and embedded, one
@@ -41,7 +42,10 @@ from mmcli.index.store import FileRow, Store
 from mmcli.results import FileFailure, ImageVector
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from mmcli.models import Encoder, ModelSpec
+    from mmcli.ray_embed import RayOptions
 
 ProgressFn = Callable[[int, int], None]
 
@@ -88,6 +92,7 @@ class IndexJob:
     prune: bool = False
     every: float = 2.0  # videos: seconds between sampled frames
     max_frames: int = 2000  # videos: samples per video at most
+    ray: RayOptions | None = None  # embed on a Ray cluster (planning stays here)
 
 
 def run_index(
@@ -109,9 +114,11 @@ def run_index(
     prune: bool = False,
     every: float = 2.0,
     max_frames: int = 2000,
+    ray: RayOptions | None = None,
 ) -> IndexSummary:
     """Bring the index at ``folder`` up to date with ``roots``; with ``rebuild``, embed everything again
-    into a new database beside it and swap that in only when it is complete."""
+    into a new database beside it and swap that in only when it is complete. With ``ray``, the files
+    that need the model are embedded on a Ray cluster; Ray is not started when none do."""
     start = time.perf_counter()
     root_paths = tuple(Path(r).expanduser().resolve() for r in roots)
     for r in root_paths:
@@ -121,7 +128,7 @@ def run_index(
         raise UsageError("--every must be above 0 seconds and --max-frames at least 1")
     job = IndexJob(
         root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
-        on_progress, on_failure, prune, every, max_frames,
+        on_progress, on_failure, prune, every, max_frames, ray,
     )  # fmt: skip
     ensure_writable(folder)
     with IndexLock(folder):
@@ -167,7 +174,13 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
         spec = parse_model_spec(stored["model_name"], stored.get("model_weights") or None)
     else:
         spec = parse_model_spec(model, weights)
-    encoder = load_encoder(spec, device=job.device, precision=job.precision)
+    if job.ray is None:
+        encoder: Encoder | None = load_encoder(spec, device=job.device, precision=job.precision)
+    else:
+        from mmcli.models import describe_encoder
+
+        describe_encoder(spec)  # the weights resolve and the model builds (on meta), or nothing changes
+        encoder = None
     schema.remove(store.folder, REBUILD_DB)  # what a killed rebuild left
     side = Store(store.folder, create=True, name=REBUILD_DB, model=model_meta(spec))
     try:
@@ -276,9 +289,18 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     embedded = 0
     if to_embed or videos:
         t0 = time.perf_counter()
-        encoder = _load_for_index(store, spec, job, encoder)
-        done = _embed_into(store, encoder, to_embed, scan, reads, existing, job) if to_embed else {}
-        shot = _embed_videos_into(store, encoder, videos, scan, reads, existing, job) if videos else {}
+        if to_embed and job.ray is not None:
+            done = _embed_on_ray(store, spec, to_embed, scan, reads, existing, job)
+        elif to_embed:
+            encoder = _load_for_index(store, spec, job, encoder)
+            done = _embed_into(store, encoder, to_embed, scan, reads, existing, job)
+        else:
+            done = {}
+        if videos:  # (sampled and embedded here, also with --ray)
+            encoder = _load_for_index(store, spec, job, encoder)
+            shot = _embed_videos_into(store, encoder, videos, scan, reads, existing, job)
+        else:
+            shot = {}
         embed_seconds = time.perf_counter() - t0
         embedded = done.get("added", 0) + done.get("updated", 0)
         for key, value in [*done.items(), *shot.items()]:
@@ -379,11 +401,54 @@ def _embed_into(
     existing: dict[str, FileRow],
     job: IndexJob,
 ) -> dict[str, int]:
-    """Embed ``paths`` and commit them in batches; each row's hash is the one the decoder computed
-    from the bytes it embedded (or, for a stream that gives none, from a read here)."""
+    """Embed ``paths`` here and commit them in batches."""
     from mmcli.embed import default_batch_size, embed_stream
 
-    batch_size = job.batch_size or default_batch_size(str(encoder.device))
+    stream = embed_stream(
+        encoder, paths, job.batch_size, job.workers, job.max_pixels, on_progress=job.on_progress, reads=True
+    )
+    return _commit_stream(store, stream, scan, reads, existing, job, default_batch_size(str(encoder.device)))
+
+
+def _embed_on_ray(
+    store: Store,
+    spec: ModelSpec,
+    paths: list[str],
+    scan: dict[str, tuple[int, int]],
+    reads: dict[str, changes.Read | OSError],
+    existing: dict[str, FileRow],
+    job: IndexJob,
+) -> dict[str, int]:
+    """The files that need the model, embedded on a Ray cluster; results committed here as they arrive
+    (in whatever order the actors finish: each is keyed by its path). The driver hashes them."""
+    from mmcli.models import describe_encoder
+    from mmcli.ray_embed import embed_on_ray, ray_session
+
+    assert job.ray is not None
+    shape = describe_encoder(spec)
+    if not store.meta().get("dim"):
+        store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), shape.dim, asdict(shape.preprocess))
+    with ray_session(job.ray):
+        stream = embed_on_ray(
+            spec, shape.preprocess, paths, job.ray, device=job.device, precision=job.precision,
+            batch_size=job.batch_size, max_pixels=job.max_pixels, ordered=False, on_progress=job.on_progress,
+        )  # fmt: skip
+        return _commit_stream(store, stream, scan, reads, existing, job, 32)
+
+
+def _commit_stream(
+    store: Store,
+    stream: Iterable[ImageVector | FileFailure],
+    scan: dict[str, tuple[int, int]],
+    reads: dict[str, changes.Read | OSError],
+    existing: dict[str, FileRow],
+    job: IndexJob,
+    default_batch: int,
+) -> dict[str, int]:
+    """Commit embedding results to the store, one transaction per model batch (``job.batch_size``, else
+    ``default_batch``) results: all a SIGKILL can cost. Each row's hash and date are those the stream
+    read with the bytes it embedded, or, for a stream that gives none, from a read here."""
+    batch_size = job.batch_size or default_batch
     counts = {"added": 0, "updated": 0, "failed": 0}
     pending: list[ImageVector | FileFailure] = []
 
@@ -403,9 +468,6 @@ def _embed_into(
         pending.clear()
         fault_point("index.commit")
 
-    stream = embed_stream(
-        encoder, paths, batch_size, job.workers, job.max_pixels, on_progress=job.on_progress, reads=True
-    )
     for item in stream:
         if isinstance(item, FileFailure) and job.on_failure:
             job.on_failure(item)

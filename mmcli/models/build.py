@@ -127,6 +127,14 @@ def _on_meta(resolved: Resolved, what: str, dtype: torch.dtype) -> torch.nn.Modu
     return None if _left_on_meta(model) else model
 
 
+def build_shapes(resolved: Resolved, what: str) -> torch.nn.Module:
+    """The model of ``resolved`` on the meta device: its configuration and shapes, no weights read."""
+    import torch
+
+    with torch.device("meta"):
+        return _create(resolved, what, "meta")
+
+
 def build_model(resolved: Resolved, what: str, dtype: torch.dtype) -> torch.nn.Module:
     """The model of ``resolved`` with its checkpoint loaded, on the CPU; floating weights in ``dtype``
     where they come from a safetensors file that fits as it is (else float32, cast by the caller)."""

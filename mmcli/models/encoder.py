@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,38 @@ def resolve_precision(precision: str, device: str) -> str:
     from mmcli.config import settings
 
     return "bf16" if cpu_has_bf16() and settings().cpu_bf16 else "fp32"
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    """What a driver that sends the images elsewhere needs of a model: its input transform and vector size."""
+
+    preprocess: Preprocess
+    dim: int
+
+
+def describe_encoder(spec: ModelSpec) -> EncoderShape:
+    """The input transform and vector size of ``spec``'s model, from its configuration, built on the
+    meta device: no weights are loaded (they are resolved, so a missing checkpoint fails here, early)."""
+    from mmcli.models.build import build_shapes
+    from mmcli.models.weights import resolve
+
+    resolved = resolve(spec)
+    try:
+        model = build_shapes(resolved, spec.canonical)
+    except ModelError:
+        model = None
+    projection = getattr(model, "text_projection", None)
+    out = getattr(getattr(model, "visual", None), "output_dim", None)
+    if projection is not None and getattr(projection, "ndim", 0) == 2:
+        dim = int(projection.shape[1])
+    elif isinstance(out, int):
+        dim = out
+    else:  # not built on meta, or no vector size in its shapes: the ordinary load says it (or why not)
+        encoder = load_encoder(spec, device="cpu", precision="fp32")
+        return EncoderShape(encoder.preprocess, encoder.dim)
+    cfg = getattr(model.visual, "preprocess_cfg", None) or {}
+    return EncoderShape(Preprocess.from_open_clip(cfg, model.visual.image_size), dim)
 
 
 def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Encoder:

@@ -1,0 +1,461 @@
+"""Embedding on a Ray cluster (``--ray``): the same results as ``embed.embed_stream``, from many machines.
+
+The driver (this process) plans; Ray Data does the work in a streaming pipeline:
+
+1. the paths become a dataset of small blocks (``--batch-size`` paths each): absolute (a worker's
+   working folder is not the driver's), as bytes (file names need not be UTF-8), with their
+   position in the driver's list, which maps each result back to the path as given;
+2. decoding tasks, one CPU each, run the same safe decoder as a local run (``images.load_image``:
+   bomb limit, scan bombs, EXIF, every mode) and resize to the model's input as uint8 (a quarter of
+   the bytes of float32 through the object store); a bad file becomes a row with its reason;
+3. an actor pool embeds: one model per actor (``--ray-actors``, ``--ray-gpus-per-actor``), which
+   normalises the pixels exactly as ``Preprocess.to_array`` does and skips the failed rows;
+4. the driver iterates over the results as they are produced (``iter_batches``: streaming, nothing is
+   materialised) and yields ``ImageVector`` / ``FileFailure`` items, in input order when asked.
+
+Ray restarts a dead actor and retries its task (Ray Data's defaults for actor pools), so a worker
+that dies loses nothing and duplicates nothing. Every worker must read the files at the paths the
+driver sees (a shared filesystem): a tiny task on each node stats a few sample paths first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mmcli.config import DEFAULT_MAX_PIXELS
+from mmcli.errors import ImageLoadError, MmcliError, UsageError
+from mmcli.faults import fault_point
+from mmcli.results import FileFailure, ImageVector
+
+if TYPE_CHECKING:
+    from mmcli.models import ModelSpec
+    from mmcli.preprocess import Preprocess
+
+ProgressFn = Callable[[int, int], None]
+INSTALL = 'pip install "mmcli[ray]"'
+SAMPLES = 3  # paths each node stats before the job
+CPUS_PER_CPU_ACTOR = 8  # on a cluster without GPUs: one model per this many CPUs (at least one)
+DECODE_MEMORY = 256 * 2**20  # reserved per decoding task: a large photo decodes to a few hundred MB
+FORWARDED_ENV = ("MMCLI_FAULT", "MMCLI_FAULT_MARKS", "MMCLI_CPU_BF16")  # to the workers, when set here
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide a ``--ray`` job runs."""
+
+    address: str | None = None  # None: $RAY_ADDRESS, else a new local instance
+    actors: int | None = None  # None: from the cluster's resources
+    gpus_per_actor: float | None = None  # None: 1 on a cluster with GPUs, else 0
+
+
+@dataclass(frozen=True)
+class ActorPlan:
+    """How many model actors, and what each reserves."""
+
+    actors: int
+    gpus: float
+    cpus: float
+    threads: int  # torch threads per actor on the CPU
+
+
+def require_ray() -> None:
+    """A usage error (one line, with the install command) unless Ray Data can be imported."""
+    try:
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise UsageError(f"--ray needs Ray Data, which is not installed: {INSTALL}") from None
+
+
+def plan_actors(resources: dict[str, float], options: RayOptions) -> ActorPlan:
+    """The actor pool for a cluster with ``resources`` (``ray.cluster_resources()``)."""
+    cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+    per = options.gpus_per_actor if options.gpus_per_actor is not None else (1.0 if gpus >= 1 else 0.0)
+    if per > 0 and gpus <= 0:
+        raise UsageError(f"--ray-gpus-per-actor {per:g}: the Ray cluster has no GPUs")
+    if options.actors is not None:
+        actors = options.actors
+    elif per > 0:
+        actors = max(1, int(gpus // per))
+    else:
+        actors = max(1, int(cpus) // CPUS_PER_CPU_ACTOR)
+    if per > 0 and actors * per > gpus + 1e-9:
+        raise UsageError(f"{actors} actors x {per:g} GPUs each need more than the cluster's {gpus:g} GPUs")
+    if per > 0:
+        want = 1.0
+    else:
+        want = float(max(1, int(cpus) // (2 * actors)))  # the model's threads; the rest decodes
+    if actors * want > cpus - 1:  # leave at least one CPU to the decoding tasks, or nothing decodes
+        want = max(0.1, (cpus - 1) / actors) if cpus > 1 else 0.1
+    return ActorPlan(actors, per, round(want, 3), max(1, int(want)))
+
+
+@contextlib.contextmanager
+def ray_session(options: RayOptions) -> Iterator[None]:
+    """Ray, connected: the cluster at ``options.address`` (or $RAY_ADDRESS), else a new local instance,
+    shut down afterwards. A Ray already initialised in this process (a script, a notebook) is used as is
+    (an address that answers is then not used: one process, one Ray)."""
+    require_ray()
+    import ray
+
+    address = options.address or os.environ.get("RAY_ADDRESS") or "local"
+    _check_reachable(address)
+    if ray.is_initialized():
+        yield
+        return
+    local = address == "local"
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False if local else None,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+            configure_logging=True,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise MmcliError(
+            f"cannot connect to the Ray cluster at {address}: {first}",
+            hint="start one with `ray start --head`, or leave out the address for a local instance",
+        ) from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT that does not answer is an error in seconds (Ray itself retries for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit() or not host:
+        return  # local, auto, ray://...: Ray's own resolution
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as exc:
+        raise MmcliError(
+            f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}",
+            hint="start one with `ray start --head`, or leave out the address for a local instance",
+        ) from None
+
+
+def embed_files_on_ray(
+    spec: ModelSpec,
+    paths: Sequence[str],
+    options: RayOptions,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_progress: ProgressFn | None = None,
+) -> Iterator[ImageVector | FileFailure]:
+    """``embed.embed_stream`` on a Ray cluster: connect (or start one), embed, results in input order."""
+    from mmcli.models import describe_encoder
+
+    if not paths:
+        return
+    shape = describe_encoder(spec)
+    with ray_session(options):
+        yield from embed_on_ray(
+            spec, shape.preprocess, paths, options, device=device, precision=precision,
+            batch_size=batch_size, max_pixels=max_pixels, ordered=True, on_progress=on_progress,
+        )  # fmt: skip
+
+
+def embed_on_ray(
+    spec: ModelSpec,
+    preprocess: Preprocess,
+    paths: Sequence[str],
+    options: RayOptions,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    ordered: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> Iterator[ImageVector | FileFailure]:
+    """Embed ``paths`` on the Ray cluster of the current session (see ``ray_session``).
+
+    Yields one item per path: in input order when ``ordered``, else as results arrive (faster when
+    actors differ in speed). ``preprocess`` must be the model's (``models.describe_encoder``).
+    """
+    if batch_size is not None and batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if not paths:
+        return
+    import ray
+
+    from mmcli.embed import default_batch_size
+
+    env = _forwarded_env()
+    plan = plan_actors(ray.cluster_resources(), options)
+    batch_size = batch_size or default_batch_size("cuda" if plan.gpus else "cpu")  # per actor, for its device
+    model_check = ray.remote(check_model).options(num_cpus=0, num_gpus=plan.gpus or None, **_remote_args(env))
+    model_ok = model_check.remote(spec, device, precision)  # runs while the files are checked
+    check_shared_files(paths, env)
+    try:
+        ray.get(model_ok, timeout=600)
+    except Exception as exc:  # noqa: BLE001 - Ray's wrapper of the worker's error
+        raise _job_error(exc) from None
+    total, done = len(paths), 0
+    batches = _pipeline(spec, preprocess, paths, plan, env, device, precision, batch_size, max_pixels, ordered)
+    for batch in _reported(batches):
+        for i, vector, error in zip(batch["i"], batch["vector"], batch["error"]):
+            path = paths[int(i)]  # as given (a worker got it made absolute)
+            if error:
+                yield FileFailure(path, bytes(error).decode("utf-8", "surrogateescape"))
+            else:
+                yield ImageVector(path, np.ascontiguousarray(vector, dtype=np.float32))
+        done += len(batch["i"])
+        if on_progress:
+            on_progress(done, total)
+
+
+def _reported(batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    """The batches; a failed job becomes an MmcliError: the mmcli error an actor raised (a model that
+    cannot load there, say), or the first line of Ray's."""
+    from ray.data.exceptions import SystemException
+    from ray.exceptions import RayError
+
+    try:
+        yield from batches
+    except (RayError, SystemException) as exc:
+        raise _job_error(exc) from None
+
+
+def check_model(spec: ModelSpec, device: str, precision: str) -> None:
+    """On a worker with an actor's resources: the device, the precision and the weights resolve there
+    (else the mmcli error, before any actor starts)."""
+    from mmcli.models import resolve_device, resolve_precision
+    from mmcli.models.weights import resolve
+
+    resolve_precision(precision, resolve_device(device))
+    resolve(worker_spec(spec))
+
+
+def worker_spec(spec: ModelSpec) -> ModelSpec:
+    """``spec`` as this machine resolves it: an alias (``mmcli-tiny``) names a folder inside mmcli's
+    installation, which need not be where the driver's is; every other spec is absolute already."""
+    from mmcli.models import aliases, parse_model_spec
+
+    if spec.name in aliases():
+        return parse_model_spec(spec.name, str(spec.weights) if spec.weights else None)
+    return spec
+
+
+def _job_error(exc: BaseException) -> MmcliError:
+    """The mmcli error a worker raised, found inside Ray's wrappers, else Ray's last line."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # Ray wraps a worker's exception in its own, sometimes twice
+        if seen is None:
+            break
+        cause = getattr(seen, "cause", None)
+        if isinstance(seen, MmcliError) and isinstance(getattr(seen, "message", None), str) and cause is None:
+            found = MmcliError(seen.message, getattr(seen, "hint", None))
+            found.exit_code = seen.exit_code
+            return found
+        seen = cause or seen.__cause__
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return MmcliError(f"the Ray job failed: {(lines[-1] if lines else type(exc).__name__)[:300]}")
+
+
+def _forwarded_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+
+
+def _remote_args(env: dict[str, str]) -> dict[str, Any]:
+    return {"runtime_env": {"env_vars": env}} if env else {}
+
+
+def _pipeline(
+    spec: ModelSpec,
+    preprocess: Preprocess,
+    paths: Sequence[str],
+    plan: ActorPlan,
+    env: dict[str, str],
+    device: str,
+    precision: str,
+    batch_size: int,
+    max_pixels: int,
+    ordered: bool,
+) -> Iterator[dict[str, np.ndarray]]:
+    import ray.data
+
+    blocks = max(1, min(-(-len(paths) // batch_size), 20_000))
+    items = [{"i": i, "path": os.fsencode(os.path.abspath(p))} for i, p in enumerate(paths)]
+    ds = ray.data.from_items(items, override_num_blocks=blocks)
+    ds = ds.map_batches(
+        decode_batch,
+        batch_size=batch_size,
+        batch_format="numpy",
+        fn_kwargs={"preprocess": preprocess, "max_pixels": max_pixels},
+        num_cpus=1,
+        memory=DECODE_MEMORY,  # (also keeps Ray from fusing the decoding into the model actors)
+        **_remote_args(env),
+    )
+    ds = ds.map_batches(
+        Embedder,
+        batch_size=batch_size,
+        batch_format="numpy",
+        fn_constructor_kwargs={"spec": spec, "device": device, "precision": precision, "threads": plan.threads},
+        compute=ray.data.ActorPoolStrategy(size=min(plan.actors, blocks)),  # no idle models for a small job
+        num_gpus=plan.gpus or None,
+        num_cpus=plan.cpus,
+        **_remote_args(env),
+    )
+    ctx = ds.context
+    ctx.enable_progress_bars = False  # mmcli's own bar on stderr, as for a local run
+    ctx.print_on_execution_start = False
+    ctx.execution_options.preserve_order = ordered
+    with _quiet_logger("ray.data"):  # its start and finish lines, and its account of a failure: mmcli says it
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2)
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def decode_batch(batch: dict[str, np.ndarray], preprocess: Preprocess, max_pixels: int) -> dict[str, np.ndarray]:
+    """A Ray Data task: paths (absolute, bytes) -> model-sized uint8 pixels (zeros for a bad file) and
+    reasons (b"" if ok); ``i``, the position in the driver's list, goes along."""
+    h, w = preprocess.size
+    names = [bytes(p) for p in batch["path"]]
+    pixels = np.zeros((len(names), h, w, 3), dtype=np.uint8)
+    errors = []
+    for i, name in enumerate(names):
+        try:
+            pixels[i] = _resized(name, preprocess, max_pixels)
+            errors.append(b"")
+        except ImageLoadError as exc:
+            errors.append(exc.reason.encode("utf-8", "surrogateescape"))
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not kill the job
+            errors.append(f"unexpected decoder error: {type(exc).__name__}: {exc}".encode("utf-8", "surrogateescape"))
+    return {"i": batch["i"], "pixels": pixels, "error": np.array(errors, dtype=object)}
+
+
+def _resized(path: bytes, preprocess: Preprocess, max_pixels: int) -> np.ndarray:
+    """``images.load_pixels`` up to the resize: the same decoder and geometry, uint8 (H, W, 3)."""
+    from mmcli.images import load_image
+
+    img = load_image(path, max_pixels, preprocess.min_side)
+    try:
+        arr = np.asarray(preprocess.resize(img), dtype=np.uint8)
+    except (OSError, ValueError, MemoryError) as exc:
+        raise ImageLoadError(os.fsdecode(path), f"cannot preprocess: {exc}") from None
+    if arr.shape != (*preprocess.size, 3):
+        raise ImageLoadError(os.fsdecode(path), f"cannot preprocess: got {arr.shape}")
+    return arr
+
+
+def normalise(pixels: np.ndarray, preprocess: Preprocess) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32: the arithmetic of ``Preprocess.to_array``, per image."""
+    arr = pixels.astype(np.float32) / np.float32(255)
+    arr = (arr - np.asarray(preprocess.mean, dtype=np.float32)) / np.asarray(preprocess.std, dtype=np.float32)
+    return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
+
+
+class Embedder:
+    """A Ray Data actor: one model, loaded once; decoded batches in, unit vectors out."""
+
+    def __init__(self, spec: ModelSpec, device: str, precision: str, threads: int) -> None:
+        from mmcli.models import load_encoder
+
+        if device in ("auto", "cpu"):
+            import torch
+
+            torch.set_num_threads(threads)
+        self.encoder = load_encoder(worker_spec(spec), device=device, precision=precision)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        fault_point("ray.embed")  # inside the actor, before its batch is embedded
+        errors = batch["error"]
+        good = np.array([not e for e in errors], dtype=bool)
+        dim = self.encoder.dim
+        vectors = np.zeros((len(errors), dim), dtype=np.float32)
+        if good.any():
+            vectors[good] = self.encoder.encode_images(normalise(batch["pixels"][good], self.encoder.preprocess))
+        return {"i": batch["i"], "vector": vectors, "error": errors}
+
+
+# ------------------------------------------------------------------------------ shared files
+def check_shared_files(paths: Sequence[str], env: dict[str, str] | None = None) -> None:
+    """Fail early, with a clear message, when a node of the cluster cannot read sample paths that
+    this process can read: the files must be on a filesystem every worker mounts at the same path."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    samples = _samples(paths)
+    if not samples:
+        return
+    probe = ray.remote(stat_paths)
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    refs = {
+        n.get("NodeManagerAddress", n["NodeID"]): probe.options(
+            num_cpus=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
+            **_remote_args(env or {}),
+        ).remote(samples)
+        for n in nodes
+    }
+    problems = {node: ray.get(ref, timeout=300) for node, ref in refs.items()}
+    complain(problems)
+
+
+def complain(problems: dict[str, list[tuple[bytes, str]]]) -> None:
+    """The error for the first node that could not read a sample path, if any."""
+    for node, missing in problems.items():
+        if missing:
+            path, reason = missing[0]
+            raise MmcliError(
+                f"a Ray worker on {node} cannot read {os.fsdecode(path)} ({reason}): every node must see "
+                "the files at the same paths",
+                hint="put the images on a filesystem every Ray node mounts at the same place (NFS, a "
+                "cluster filesystem); see the README, 'Large collections'",
+            )
+
+
+def _samples(paths: Sequence[str]) -> list[bytes]:
+    """Up to SAMPLES paths that this process can stat: the first, the last, one between."""
+    picks = sorted({0, len(paths) // 2, len(paths) - 1})
+    found = [os.fsencode(os.path.abspath(paths[i])) for i in picks if _can_stat(paths[i])]
+    if len(found) < min(SAMPLES, len(paths)):
+        more = (os.fsencode(os.path.abspath(p)) for p in paths[:50] if _can_stat(p))
+        found += [p for p in more if p not in found]
+    return found[:SAMPLES]
+
+
+def _can_stat(path: str) -> bool:
+    try:
+        os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def stat_paths(paths: list[bytes]) -> list[tuple[bytes, str]]:
+    """On a worker node: the sample paths it cannot stat, with the reason."""
+    missing = []
+    for path in paths:
+        try:
+            os.stat(path)
+        except OSError as exc:
+            missing.append((path, exc.strerror or type(exc).__name__))
+    return missing
