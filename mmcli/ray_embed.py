@@ -32,6 +32,7 @@ import numpy as np
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError, MmcliError, UsageError
 from mmcli.faults import fault_point
+from mmcli.ray_files import check_shared_files
 from mmcli.results import FileFailure, ImageVector
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 ProgressFn = Callable[[int, int], None]
 INSTALL = 'pip install "mmcli[ray]"'
-SAMPLES = 3  # paths each node stats before the job
 CPUS_PER_CPU_ACTOR = 8  # on a cluster without GPUs: one model per this many CPUs (at least one)
 DECODE_MEMORY = 256 * 2**20  # reserved per decoding task: a large photo decodes to a few hundred MB
 FORWARDED_ENV = ("MMCLI_FAULT", "MMCLI_FAULT_MARKS", "MMCLI_CPU_BF16")  # to the workers, when set here
@@ -202,7 +202,7 @@ def embed_on_ray(
     batch_size = batch_size or default_batch_size("cuda" if plan.gpus else "cpu")  # per actor, for its device
     model_check = ray.remote(check_model).options(num_cpus=0, num_gpus=plan.gpus or None, **_remote_args(env))
     model_ok = model_check.remote(spec, device, precision)  # runs while the files are checked
-    check_shared_files(paths, env)
+    check_shared_files(paths, _remote_args(env))
     try:
         ray.get(model_ok, timeout=600)
     except Exception as exc:  # noqa: BLE001 - Ray's wrapper of the worker's error
@@ -393,69 +393,3 @@ class Embedder:
         if good.any():
             vectors[good] = self.encoder.encode_images(normalise(batch["pixels"][good], self.encoder.preprocess))
         return {"i": batch["i"], "vector": vectors, "error": errors}
-
-
-# ------------------------------------------------------------------------------ shared files
-def check_shared_files(paths: Sequence[str], env: dict[str, str] | None = None) -> None:
-    """Fail early, with a clear message, when a node of the cluster cannot read sample paths that
-    this process can read: the files must be on a filesystem every worker mounts at the same path."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    samples = _samples(paths)
-    if not samples:
-        return
-    probe = ray.remote(stat_paths)
-    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
-    refs = {
-        n.get("NodeManagerAddress", n["NodeID"]): probe.options(
-            num_cpus=0,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
-            **_remote_args(env or {}),
-        ).remote(samples)
-        for n in nodes
-    }
-    problems = {node: ray.get(ref, timeout=300) for node, ref in refs.items()}
-    complain(problems)
-
-
-def complain(problems: dict[str, list[tuple[bytes, str]]]) -> None:
-    """The error for the first node that could not read a sample path, if any."""
-    for node, missing in problems.items():
-        if missing:
-            path, reason = missing[0]
-            raise MmcliError(
-                f"a Ray worker on {node} cannot read {os.fsdecode(path)} ({reason}): every node must see "
-                "the files at the same paths",
-                hint="put the images on a filesystem every Ray node mounts at the same place (NFS, a "
-                "cluster filesystem); see the README, 'Large collections'",
-            )
-
-
-def _samples(paths: Sequence[str]) -> list[bytes]:
-    """Up to SAMPLES paths that this process can stat: the first, the last, one between."""
-    picks = sorted({0, len(paths) // 2, len(paths) - 1})
-    found = [os.fsencode(os.path.abspath(paths[i])) for i in picks if _can_stat(paths[i])]
-    if len(found) < min(SAMPLES, len(paths)):
-        more = (os.fsencode(os.path.abspath(p)) for p in paths[:50] if _can_stat(p))
-        found += [p for p in more if p not in found]
-    return found[:SAMPLES]
-
-
-def _can_stat(path: str) -> bool:
-    try:
-        os.stat(path)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def stat_paths(paths: list[bytes]) -> list[tuple[bytes, str]]:
-    """On a worker node: the sample paths it cannot stat, with the reason."""
-    missing = []
-    for path in paths:
-        try:
-            os.stat(path)
-        except OSError as exc:
-            missing.append((path, exc.strerror or type(exc).__name__))
-    return missing

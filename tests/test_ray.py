@@ -22,7 +22,8 @@ import mmcli.ray_embed
 from mmcli.cli import app
 from mmcli.errors import MmcliError, UsageError
 from mmcli.index.sync import run_index
-from mmcli.ray_embed import RayOptions, complain, plan_actors
+from mmcli.ray_embed import RayOptions, plan_actors
+from mmcli.ray_files import complain
 from mmcli.shards import read_shards
 
 
