@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,18 +80,38 @@ def _hub_candidates(filename: str) -> list[str]:
 
 
 def hub_cached(repo: str, filename: str) -> Path | None:
-    """The file from the local Hugging Face cache (safetensors preferred), or None. No network."""
-    from huggingface_hub import try_to_load_from_cache
-
+    """The file from the local Hugging Face cache (safetensors preferred), or None. No network, and
+    no import of huggingface_hub (0.13 s): the cache's layout is read directly (``hub_cache_dir``:
+    ``models--ORG--NAME/refs/main`` names a commit, ``snapshots/COMMIT/FILE`` is the file)."""
+    if not _REPO_ID.match(repo) or "--" in repo or ".." in repo:
+        return None  # not a valid repo id: nothing of it can be cached
+    folder = hub_cache_dir() / ("models--" + repo.replace("/", "--"))
+    if not folder.is_dir():
+        return None
+    try:
+        commit = (folder / "refs" / "main").read_text().strip() or "main"
+    except OSError:
+        commit = "main"
     for name in _hub_candidates(filename):
-        try:
-            found = try_to_load_from_cache(repo, name)
-        except ValueError:  # not a valid repo id or file name: nothing of it can be cached
-            return None
-        # A path when cached; None when not; a sentinel when the hub said the file does not exist.
-        if isinstance(found, str):
-            return Path(found)
+        if (folder / ".no_exist" / commit / name).is_file():
+            continue  # the hub said this file does not exist at that commit
+        found = folder / "snapshots" / commit / name
+        if found.is_file():
+            return found
     return None
+
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$")
+
+
+def hub_cache_dir() -> Path:
+    """Where huggingface_hub caches downloads: $HF_HUB_CACHE, else $HF_HOME/hub, else
+    $XDG_CACHE_HOME/huggingface/hub (~/.cache/huggingface/hub)."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"
 
 
 def pretrained_location(arch: str, tag: str) -> tuple[str, str, str] | None:
