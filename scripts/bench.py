@@ -186,6 +186,7 @@ def synthetic_index(folder: Path, files_dir: Path | None, n: int, weights: Path,
     from mmcli.index.store import Store
     from mmcli.index.vectors import load_or_rebuild
     from mmcli.preprocess import Preprocess
+    from mmcli.taken import Taken
 
     rng = np.random.default_rng(n)
     vecs = rng.normal(size=(n, dim)).astype(np.float32)
@@ -203,7 +204,8 @@ def synthetic_index(folder: Path, files_dir: Path | None, n: int, weights: Path,
                 p = sub / f"img_{i:05d}.jpg"
                 p.write_bytes(tiny)
                 st = p.stat()
-                store.put_ok(str(p), st.st_size, st.st_mtime_ns, f"h{i}", vecs[i].tobytes())
+                taken = Taken(st.st_mtime, "mtime")  # as `mmcli index` records a file without EXIF
+                store.put_ok(str(p), st.st_size, st.st_mtime_ns, f"h{i}", vecs[i].tobytes(), taken)
             else:
                 store.put_ok(f"/bench/img_{i:06d}.jpg", 1, 1, f"h{i}", vecs[i].tobytes())
     load_or_rebuild(store, write=True)
