@@ -154,7 +154,8 @@ def classify_stream(
     """Classify image files (a Classification each) and videos (their Segments); yields in input order,
     a FileFailure for each file that failed."""
     from mmcli.embed import embed_stream
-    from mmcli.video import VideoVectors, embed_video, is_video
+    from mmcli.video import VideoVectors, is_video
+    from mmcli.video_embed import embed_video
 
     def images(run: list[str | Path]) -> Iterator[Classification | FileFailure]:
         for item in embed_stream(encoder, run, **embed_options):

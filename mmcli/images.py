@@ -194,17 +194,30 @@ def read_whole(path: str | os.PathLike[str]) -> bytes | None:
     return read_whole_stat(path)[0]
 
 
+def media_stat(path: str | os.PathLike[str]) -> os.stat_result:
+    """The stat of a non-empty regular file (images and videos), or ImageLoadError saying what it is.
+    Called before open(): opening a FIFO would wait for a writer."""
+    name = os.fsdecode(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ImageLoadError(name, "no such file") from None
+    except OSError as exc:
+        raise ImageLoadError(name, exc.strerror or str(exc)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageLoadError(name, "is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageLoadError(name, "not a regular file")
+    if st.st_size == 0:
+        raise ImageLoadError(name, "empty file")
+    return st
+
+
 def read_whole_stat(path: str | os.PathLike[str]) -> tuple[bytes | None, os.stat_result]:
     """``read_whole``, and the file's stat (its mtime dates a picture without EXIF)."""
     name = os.fsdecode(path)
+    st = media_stat(path)
     try:
-        st = os.stat(path)  # before open(): opening a FIFO would wait for a writer
-        if stat.S_ISDIR(st.st_mode):
-            raise ImageLoadError(name, "is a directory")
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageLoadError(name, "not a regular file")
-        if st.st_size == 0:
-            raise ImageLoadError(name, "empty file")
         if st.st_size > WHOLE_READ_LIMIT:
             return None, st
         with open(path, "rb") as f:

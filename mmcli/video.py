@@ -1,4 +1,4 @@
-"""Video files: sampling frames (PyAV, imported lazily) and embedding them as moments.
+"""Video files: sampling frames (PyAV, imported lazily); ``video_embed`` embeds them as moments.
 
 Sampling rules (documented in the README):
 - A frame every ``every`` seconds of presentation time (the first frame at or after 0, every, 2 x
@@ -21,8 +21,7 @@ Sampling rules (documented in the README):
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -31,13 +30,11 @@ import numpy as np
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
-from mmcli.images import VIDEO_EXTENSIONS, oversize
-from mmcli.results import FileFailure
+from mmcli.images import VIDEO_EXTENSIONS, media_stat, oversize
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from mmcli.models import Encoder
 
 DEFAULT_EVERY = 2.0  # seconds between samples
 DEFAULT_MAX_FRAMES = 2000  # samples per video
@@ -84,18 +81,7 @@ def _av(name: str) -> Any:
 
 
 def _check_file(name: str) -> None:
-    try:
-        st = os.stat(name)
-    except FileNotFoundError:
-        raise ImageLoadError(name, "no such file") from None
-    except OSError as exc:
-        raise ImageLoadError(name, exc.strerror or str(exc)) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageLoadError(name, "is a directory")
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageLoadError(name, "not a regular file")
-    if st.st_size == 0:
-        raise ImageLoadError(name, "empty file")
+    media_stat(name)
 
 
 def sample_video(
@@ -343,57 +329,6 @@ def _cut_between(reader: _Reader, prev: tuple[float, np.ndarray], t: float) -> A
             best, best_jump = frame, jump
         last = thumb
     return best if best_jump > CUT else None
-
-
-def embed_video(
-    encoder: Encoder,
-    path: str,
-    every: float = DEFAULT_EVERY,
-    max_frames: int = DEFAULT_MAX_FRAMES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    batch_size: int | None = None,
-) -> VideoVectors | FileFailure:
-    """Sample and embed one video; a FileFailure with the reason if it cannot be used (nothing half-used).
-
-    Decoding and the model take turns in this thread. Decoding in a helper thread while the model runs
-    was measured slower on 2 CPU cores (both already busy: FFmpeg's threads and torch's); FFmpeg decodes
-    with its own frame threads either way."""
-    from mmcli.embed import default_batch_size
-
-    batch_size = batch_size or default_batch_size(str(encoder.device))
-    times: list[float] = []
-    chunks: list[np.ndarray] = []
-    batch: list[np.ndarray] = []
-    pre = encoder.preprocess
-    try:
-        for moment in sample_video(path, every, max_frames, max_pixels, pre.min_side):
-            times.append(moment.time)
-            batch.append(pre.to_array(moment.image))
-            if len(batch) >= batch_size:
-                chunks.append(encoder.encode_images(np.stack(batch)))
-                batch.clear()
-        if batch:
-            chunks.append(encoder.encode_images(np.stack(batch)))
-    except ImageLoadError as exc:
-        return FileFailure(exc.path, exc.reason)
-    vectors = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
-    return VideoVectors(path, tuple(times), vectors)
-
-
-def embed_videos(
-    encoder: Encoder,
-    paths: Sequence[str],
-    every: float = DEFAULT_EVERY,
-    max_frames: int = DEFAULT_MAX_FRAMES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    batch_size: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> Iterator[VideoVectors | FileFailure]:
-    """Each video's moments (or its failure), in input order."""
-    for n, path in enumerate(paths, start=1):
-        yield embed_video(encoder, path, every, max_frames, max_pixels, batch_size)
-        if on_progress:
-            on_progress(n, len(paths))
 
 
 def frame_picture(path: str, time: float, size: int = 256) -> Image.Image | None:

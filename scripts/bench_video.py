@@ -88,7 +88,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from mmcli.models import load_encoder, parse_model_spec
-    from mmcli.video import embed_video, sample_video
+    from mmcli.video import sample_video
+    from mmcli.video_embed import embed_video
 
     cache = Path(tempfile.gettempdir()) / "mmcli-bench-video"
     cache.mkdir(exist_ok=True)

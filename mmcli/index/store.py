@@ -438,12 +438,8 @@ class Store:
 
     def vectors_by_id(self, ids: Iterable[int]) -> dict[int, bytes]:
         """Vector ids -> vectors, of those searches see."""
-        ids = list(ids)
         out: dict[int, bytes] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            own = [i for i in chunk if i < FRAME_ID_BASE]
-            moments = [i - FRAME_ID_BASE for i in chunk if i >= FRAME_ID_BASE]
+        for own, moments in _split_ids(ids):
             out.update(
                 self.db.execute(
                     f"SELECT id, vector FROM files WHERE {self.present} AND vector IS NOT NULL "
@@ -466,12 +462,8 @@ class Store:
 
     def locate(self, ids: Iterable[int]) -> dict[int, Located]:
         """Vector ids -> their file and, for a moment of a video, its time."""
-        ids = list(ids)
         out: dict[int, Located] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            files = [i for i in chunk if i < FRAME_ID_BASE]
-            frames = [i - FRAME_ID_BASE for i in chunk if i >= FRAME_ID_BASE]
+        for files, frames in _split_ids(ids):
             for rid, path in self.db.execute(
                 f"SELECT id, path FROM files WHERE id IN ({','.join('?' * len(files))})", files
             ):
@@ -610,6 +602,15 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _split_ids(ids: Iterable[int], size: int = 500) -> Iterator[tuple[list[int], list[int]]]:
+    """Vector ids in chunks of ``size`` (SQLite's bound-parameter budget), each split into files ids
+    and frames ids (moments: FAISS id - FRAME_ID_BASE)."""
+    ids = list(ids)
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        yield [i for i in chunk if i < FRAME_ID_BASE], [i - FRAME_ID_BASE for i in chunk if i >= FRAME_ID_BASE]
 
 
 def _taken_args(taken: Taken | None) -> tuple[float | None, str | None, int | None]:

@@ -26,7 +26,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,15 +35,14 @@ from mmcli.errors import DiskFull, IndexCorrupt, IndexReadOnly, IndexStoreError,
 from mmcli.faults import fault_point
 from mmcli.index import changes, schema
 from mmcli.index.changes import Changes, find_changes
+from mmcli.index.embedding import embed_into, embed_on_ray_into, embed_videos_into, load_for_index
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
 from mmcli.index.schema import REBUILD_DB, ensure_writable
 from mmcli.index.store import FileRow, Store
-from mmcli.results import FileFailure, ImageVector
+from mmcli.results import FileFailure
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from mmcli.models import Encoder, ModelSpec
     from mmcli.ray_embed import RayOptions
 
@@ -194,14 +193,6 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
     return summary
 
 
-def _known_read(reads: dict[str, changes.Read | OSError], path: str) -> changes.Read | None:
-    """The hash and capture time of a file embedded by a stream that gave none (one read here)."""
-    read = reads.get(path)
-    if read is None:
-        read = changes.hash_file(path)
-    return read if isinstance(read, changes.Read) else None
-
-
 def _is_disk_full(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
     return code == sqlite3.SQLITE_FULL if code is not None else "full" in str(exc)
@@ -290,15 +281,15 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     if to_embed or videos:
         t0 = time.perf_counter()
         if to_embed and job.ray is not None:
-            done = _embed_on_ray(store, spec, to_embed, scan, reads, existing, job)
+            done = embed_on_ray_into(store, spec, to_embed, scan, reads, existing, job)
         elif to_embed:
-            encoder = _load_for_index(store, spec, job, encoder)
-            done = _embed_into(store, encoder, to_embed, scan, reads, existing, job)
+            encoder = load_for_index(store, spec, job, encoder)
+            done = embed_into(store, encoder, to_embed, scan, reads, existing, job)
         else:
             done = {}
         if videos:  # (sampled and embedded here, also with --ray)
-            encoder = _load_for_index(store, spec, job, encoder)
-            shot = _embed_videos_into(store, encoder, videos, scan, reads, existing, job)
+            encoder = load_for_index(store, spec, job, encoder)
+            shot = embed_videos_into(store, encoder, videos, scan, reads, existing, job)
         else:
             shot = {}
         embed_seconds = time.perf_counter() - t0
@@ -339,6 +330,8 @@ def _may_reuse(store: Store, candidates: list[str], scan: dict[str, tuple[int, i
     """The candidates that may share content with a stored vector (the same size as one): only these
     are hashed before embedding, to reuse that vector. The others are read once, by the decoder,
     which hashes the bytes it decodes."""
+    if not candidates:
+        return []  # (a no-op run reads no sizes)
     sizes = store.ok_sizes()
     return [p for p in candidates if scan[p][0] in sizes]
 
@@ -380,135 +373,3 @@ def _warnings(found: Changes, missing: int, prune: bool) -> tuple[str, ...]:
             "vectors kept for when they come back); `mmcli index --prune` drops them"
         )
     return tuple(notes)
-
-
-def _load_for_index(store: Store, spec: ModelSpec, job: IndexJob, encoder: Encoder | None) -> Encoder:
-    if encoder is None:
-        from mmcli.models import load_encoder
-
-        encoder = load_encoder(spec, device=job.device, precision=job.precision)
-    if not store.meta().get("dim"):
-        store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), encoder.dim, asdict(encoder.preprocess))
-    return encoder
-
-
-def _embed_into(
-    store: Store,
-    encoder: Encoder,
-    paths: list[str],
-    scan: dict[str, tuple[int, int]],
-    reads: dict[str, changes.Read | OSError],
-    existing: dict[str, FileRow],
-    job: IndexJob,
-) -> dict[str, int]:
-    """Embed ``paths`` here and commit them in batches."""
-    from mmcli.embed import default_batch_size, embed_stream
-
-    stream = embed_stream(
-        encoder, paths, job.batch_size, job.workers, job.max_pixels, on_progress=job.on_progress, reads=True
-    )
-    return _commit_stream(store, stream, scan, reads, existing, job, default_batch_size(str(encoder.device)))
-
-
-def _embed_on_ray(
-    store: Store,
-    spec: ModelSpec,
-    paths: list[str],
-    scan: dict[str, tuple[int, int]],
-    reads: dict[str, changes.Read | OSError],
-    existing: dict[str, FileRow],
-    job: IndexJob,
-) -> dict[str, int]:
-    """The files that need the model, embedded on a Ray cluster; results committed here as they arrive
-    (in whatever order the actors finish: each is keyed by its path). The driver hashes them."""
-    from mmcli.models import describe_encoder
-    from mmcli.ray_embed import embed_on_ray, ray_session
-
-    assert job.ray is not None
-    shape = describe_encoder(spec)
-    if not store.meta().get("dim"):
-        store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), shape.dim, asdict(shape.preprocess))
-    with ray_session(job.ray):
-        stream = embed_on_ray(
-            spec, shape.preprocess, paths, job.ray, device=job.device, precision=job.precision,
-            batch_size=job.batch_size, max_pixels=job.max_pixels, ordered=False, on_progress=job.on_progress,
-        )  # fmt: skip
-        return _commit_stream(store, stream, scan, reads, existing, job, 32)
-
-
-def _commit_stream(
-    store: Store,
-    stream: Iterable[ImageVector | FileFailure],
-    scan: dict[str, tuple[int, int]],
-    reads: dict[str, changes.Read | OSError],
-    existing: dict[str, FileRow],
-    job: IndexJob,
-    default_batch: int,
-) -> dict[str, int]:
-    """Commit embedding results to the store, one transaction per model batch (``job.batch_size``, else
-    ``default_batch``) results: all a SIGKILL can cost. Each row's hash and date are those the stream
-    read with the bytes it embedded, or, for a stream that gives none, from a read here."""
-    batch_size = job.batch_size or default_batch
-    counts = {"added": 0, "updated": 0, "failed": 0}
-    pending: list[ImageVector | FileFailure] = []
-
-    def commit() -> None:
-        with store.transaction():
-            for item in pending:
-                size, mtime = scan[item.path]
-                read = item.read or _known_read(reads, item.path)
-                digest, taken = (read.digest, read.taken) if read is not None else (None, None)
-                if isinstance(item, ImageVector):
-                    vector = item.vector.astype("float32").tobytes()
-                    store.put_ok(item.path, size, mtime, digest, vector, taken)
-                    counts["updated" if item.path in existing else "added"] += 1
-                else:
-                    store.put_failed(item.path, size, mtime, digest, item.reason, taken)
-                    counts["failed"] += 1
-        pending.clear()
-        fault_point("index.commit")
-
-    for item in stream:
-        if isinstance(item, FileFailure) and job.on_failure:
-            job.on_failure(item)
-        pending.append(item)
-        if len(pending) >= batch_size:  # one transaction per model batch: all a SIGKILL can cost
-            commit()
-    if pending:
-        commit()
-    return counts
-
-
-def _embed_videos_into(
-    store: Store,
-    encoder: Encoder,
-    paths: list[str],
-    scan: dict[str, tuple[int, int]],
-    reads: dict[str, changes.Read | OSError],
-    existing: dict[str, FileRow],
-    job: IndexJob,
-) -> dict[str, int]:
-    """Sample and embed each video; one transaction per video (all a SIGKILL can cost)."""
-    from mmcli.video import VideoVectors, embed_videos
-
-    counts = {"added": 0, "updated": 0, "failed": 0, "moments": 0}
-    items = embed_videos(
-        encoder, paths, job.every, job.max_frames, job.max_pixels, job.batch_size, on_progress=job.on_progress
-    )
-    for item in items:
-        size, mtime = scan[item.path]
-        read = _known_read(reads, item.path)  # (a video is decoded from its file: hashed by a read of its own)
-        digest, taken = (read.digest, read.taken) if read is not None else (None, None)
-        with store.transaction():
-            if isinstance(item, VideoVectors):
-                moments = [(t, v.tobytes()) for t, v in zip(item.times, item.vectors)]
-                store.put_video(item.path, size, mtime, digest, moments, taken)
-                counts["updated" if item.path in existing else "added"] += 1
-                counts["moments"] += len(moments)
-            else:
-                store.put_failed(item.path, size, mtime, digest, item.reason, taken)
-                counts["failed"] += 1
-        if isinstance(item, FileFailure) and job.on_failure:
-            job.on_failure(item)
-        fault_point("index.commit")
-    return counts

@@ -1,0 +1,162 @@
+"""Embedding for `mmcli index`: the files the plan (``sync``) could not serve from stored vectors go
+through the model here (locally, on a Ray cluster, or as video moments) and are committed in batches,
+one SQLite transaction per model batch (fault point ``index.commit``): all a SIGKILL can cost. Each
+row's hash and date are those read with the bytes embedded (one read of the file), or, for a stream
+that gives none (Ray), read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from mmcli.faults import fault_point
+from mmcli.index import changes
+from mmcli.index.store import FileRow, Store
+from mmcli.results import FileFailure, ImageVector
+
+if TYPE_CHECKING:
+    from mmcli.index.sync import IndexJob
+    from mmcli.models import Encoder, ModelSpec
+
+
+def known_read(reads: dict[str, changes.Read | OSError], path: str) -> changes.Read | None:
+    """The hash and capture time of a file embedded by a stream that gave none (one read here)."""
+    read = reads.get(path)
+    if read is None:
+        read = changes.hash_file(path)
+    return read if isinstance(read, changes.Read) else None
+
+
+def load_for_index(store: Store, spec: ModelSpec, job: IndexJob, encoder: Encoder | None) -> Encoder:
+    if encoder is None:
+        from mmcli.models import load_encoder
+
+        encoder = load_encoder(spec, device=job.device, precision=job.precision)
+    if not store.meta().get("dim"):
+        store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), encoder.dim, asdict(encoder.preprocess))
+    return encoder
+
+
+def embed_into(
+    store: Store,
+    encoder: Encoder,
+    paths: list[str],
+    scan: dict[str, tuple[int, int]],
+    reads: dict[str, changes.Read | OSError],
+    existing: dict[str, FileRow],
+    job: IndexJob,
+) -> dict[str, int]:
+    """Embed ``paths`` here and commit them in batches."""
+    from mmcli.embed import default_batch_size, embed_stream
+
+    stream = embed_stream(
+        encoder, paths, job.batch_size, job.workers, job.max_pixels, on_progress=job.on_progress, reads=True
+    )
+    return commit_stream(store, stream, scan, reads, existing, job, default_batch_size(str(encoder.device)))
+
+
+def embed_on_ray_into(
+    store: Store,
+    spec: ModelSpec,
+    paths: list[str],
+    scan: dict[str, tuple[int, int]],
+    reads: dict[str, changes.Read | OSError],
+    existing: dict[str, FileRow],
+    job: IndexJob,
+) -> dict[str, int]:
+    """The files that need the model, embedded on a Ray cluster; results committed here as they arrive
+    (in whatever order the actors finish: each is keyed by its path). The driver hashes them."""
+    from mmcli.models import describe_encoder
+    from mmcli.ray_embed import embed_on_ray, ray_session
+
+    assert job.ray is not None
+    shape = describe_encoder(spec)
+    if not store.meta().get("dim"):
+        store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), shape.dim, asdict(shape.preprocess))
+    with ray_session(job.ray):
+        stream = embed_on_ray(
+            spec, shape.preprocess, paths, job.ray, device=job.device, precision=job.precision,
+            batch_size=job.batch_size, max_pixels=job.max_pixels, ordered=False, on_progress=job.on_progress,
+        )  # fmt: skip
+        return commit_stream(store, stream, scan, reads, existing, job, 32)
+
+
+def commit_stream(
+    store: Store,
+    stream: Iterable[ImageVector | FileFailure],
+    scan: dict[str, tuple[int, int]],
+    reads: dict[str, changes.Read | OSError],
+    existing: dict[str, FileRow],
+    job: IndexJob,
+    default_batch: int,
+) -> dict[str, int]:
+    """Commit embedding results to the store, one transaction per model batch (``job.batch_size``, else
+    ``default_batch``) results: all a SIGKILL can cost. Each row's hash and date are those the stream
+    read with the bytes it embedded, or, for a stream that gives none, from a read here."""
+    batch_size = job.batch_size or default_batch
+    counts = {"added": 0, "updated": 0, "failed": 0}
+    pending: list[ImageVector | FileFailure] = []
+
+    def commit() -> None:
+        with store.transaction():
+            for item in pending:
+                size, mtime = scan[item.path]
+                read = item.read or known_read(reads, item.path)
+                digest, taken = (read.digest, read.taken) if read is not None else (None, None)
+                if isinstance(item, ImageVector):
+                    vector = item.vector.astype("float32").tobytes()
+                    store.put_ok(item.path, size, mtime, digest, vector, taken)
+                    counts["updated" if item.path in existing else "added"] += 1
+                else:
+                    store.put_failed(item.path, size, mtime, digest, item.reason, taken)
+                    counts["failed"] += 1
+        pending.clear()
+        fault_point("index.commit")
+
+    for item in stream:
+        if isinstance(item, FileFailure) and job.on_failure:
+            job.on_failure(item)
+        pending.append(item)
+        if len(pending) >= batch_size:  # one transaction per model batch: all a SIGKILL can cost
+            commit()
+    if pending:
+        commit()
+    return counts
+
+
+def embed_videos_into(
+    store: Store,
+    encoder: Encoder,
+    paths: list[str],
+    scan: dict[str, tuple[int, int]],
+    reads: dict[str, changes.Read | OSError],
+    existing: dict[str, FileRow],
+    job: IndexJob,
+) -> dict[str, int]:
+    """Sample and embed each video; one transaction per video (all a SIGKILL can cost)."""
+    from mmcli.video import VideoVectors
+    from mmcli.video_embed import embed_videos
+
+    counts = {"added": 0, "updated": 0, "failed": 0, "moments": 0}
+    items = embed_videos(
+        encoder, paths, job.every, job.max_frames, job.max_pixels, job.batch_size, on_progress=job.on_progress
+    )
+    for item in items:
+        size, mtime = scan[item.path]
+        read = known_read(reads, item.path)  # (a video is decoded from its file: hashed by a read of its own)
+        digest, taken = (read.digest, read.taken) if read is not None else (None, None)
+        with store.transaction():
+            if isinstance(item, VideoVectors):
+                moments = [(t, v.tobytes()) for t, v in zip(item.times, item.vectors)]
+                store.put_video(item.path, size, mtime, digest, moments, taken)
+                counts["updated" if item.path in existing else "added"] += 1
+                counts["moments"] += len(moments)
+            else:
+                store.put_failed(item.path, size, mtime, digest, item.reason, taken)
+                counts["failed"] += 1
+        if isinstance(item, FileFailure) and job.on_failure:
+            job.on_failure(item)
+        fault_point("index.commit")
+    return counts
