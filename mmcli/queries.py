@@ -93,7 +93,7 @@ SORTS = ("score", "date", "-date")
 @dataclass(frozen=True)
 class SearchRequest:
     """A search against one index. ``within`` is an absolute folder or None; ``after``/``before``
-    keep what was taken in [after, before) (unix seconds; ``mmcli.taken.period`` reads the dates
+    keep what was taken in [after, before) (unix seconds; ``mmcli.media.taken.period`` reads the dates
     users give); ``sort``: "score" (best first), "date" (oldest first) or "-date" (newest first),
     of the ``top_k`` best matches."""
 

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from mmcli.index.changes import Read
+ProgressFn = Callable[[int, int], None]  # (done, total): progress callbacks of long jobs
+
+
+@dataclass(frozen=True)
+class Taken:
+    """When a picture was taken: unix seconds, where that came from, and the camera's UTC offset
+    (seconds east of UTC; ``exif`` only)."""
+
+    when: float
+    source: str
+    offset: int | None = None
+
+    def iso(self) -> str:
+        return iso(self.when, self.source, self.offset)
+
+
+def iso(when: float, source: str | None, offset: int | None = None) -> str:
+    """The ISO 8601 form of a stored date (the table in ``mmcli.media.taken``)."""
+    if source == "exif" and offset is not None:
+        tz = dt.timezone(dt.timedelta(seconds=offset))
+        return dt.datetime.fromtimestamp(when, tz).isoformat(timespec="seconds")
+    stamp = dt.datetime.fromtimestamp(when, dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+    return stamp if source == "exif-local" else stamp + "Z"
+
+
+@dataclass(frozen=True)
+class Read:
+    """What one read of a file gives: its content hash (SHA-256) and when it was taken."""
+
+    digest: str
+    taken: Taken
 
 
 @dataclass(frozen=True)
@@ -46,7 +78,7 @@ class Classification:
 @dataclass(frozen=True)
 class Hit:
     """One search result. ``time``: the moment of a video in seconds (None for an image).
-    ``taken``: when the picture was taken, ISO 8601 (``mmcli.taken``: with the camera's offset,
+    ``taken``: when the picture was taken, ISO 8601 (``mmcli.media.taken``: with the camera's offset,
     without one when it recorded none, ``Z`` for a file's mtime); ``taken_source``: "exif",
     "exif-local" or "mtime"; both None when the index has no date for it."""
 

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mmcli.shapes import photo_like  # noqa: E402
+from mmcli.demo.shapes import photo_like  # noqa: E402
 
 ARCH = "ViT-B-32-256"
 MMCLI = [sys.executable, "-m", "mmcli"]
@@ -125,7 +125,7 @@ def model_only(weights: Path, precision: str, batch: int, batches: int) -> float
 
 def precision_agreement(weights: Path, paths: list[Path], precision: str) -> float:
     """Minimum cosine between fp32 and ``precision`` embeddings of the same images."""
-    from mmcli.images import load_pixels
+    from mmcli.media.images import load_pixels
     from mmcli.models import load_encoder, parse_model_spec
 
     vecs = []
@@ -137,8 +137,8 @@ def precision_agreement(weights: Path, paths: list[Path], precision: str) -> flo
 
 def decode_rates(paths: list[Path]) -> dict[str, float]:
     """Images/s of one process decoding + preprocessing, with and without JPEG draft mode."""
-    from mmcli.images import load_pixels
-    from mmcli.preprocess import Preprocess
+    from mmcli.media.images import load_pixels
+    from mmcli.media.preprocess import Preprocess
 
     pre = Preprocess(size=(256, 256))
     out = {}
@@ -168,8 +168,8 @@ def naive_loop(weights: Path, paths: list[Path], batch: int = 32) -> float:
 
 
 def decode_only(paths: list[Path]) -> float:
-    from mmcli.embed import decode_stream
-    from mmcli.preprocess import Preprocess
+    from mmcli.embedding.batch import decode_stream
+    from mmcli.media.preprocess import Preprocess
 
     t = time.perf_counter()
     for _ in decode_stream([str(p) for p in paths], Preprocess(size=(256, 256))):
@@ -185,8 +185,8 @@ def synthetic_index(folder: Path, files_dir: Path | None, n: int, weights: Path,
     """
     from mmcli.index.store import Store
     from mmcli.index.vectors import load_or_rebuild
-    from mmcli.preprocess import Preprocess
-    from mmcli.taken import Taken
+    from mmcli.media.preprocess import Preprocess
+    from mmcli.media.taken import Taken
 
     rng = np.random.default_rng(n)
     vecs = rng.normal(size=(n, dim)).astype(np.float32)

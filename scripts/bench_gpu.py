@@ -40,7 +40,7 @@ def log(*a):
 
 def _base(args):
     w, h, seed = args
-    from mmcli.shapes import photo_like
+    from mmcli.demo.shapes import photo_like
 
     b = io.BytesIO()
     photo_like(w, h, seed=seed).save(b, "JPEG", quality=90)

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from mmcli.shapes import photo_like  # noqa: E402
+from mmcli.demo.shapes import photo_like  # noqa: E402
 
 
 def make_corpus(folder: Path, n: int) -> list[str]:
@@ -48,7 +48,7 @@ def make_corpus(folder: Path, n: int) -> list[str]:
 
 def local_run(spec: Any, paths: list[str], batch: int, workers: int) -> tuple[float, np.ndarray]:
     """Seconds to embed ``paths`` here (the model loaded before), and the vectors."""
-    from mmcli.embed import embed_stream
+    from mmcli.embedding.batch import embed_stream
     from mmcli.models import load_encoder
 
     encoder = load_encoder(spec, device="cpu", precision="fp32")
@@ -61,7 +61,7 @@ def ray_run(spec: Any, paths: list[str], batch: int, actors: int) -> tuple[float
     """Seconds for the whole job on the running Ray (actor start and model loads included), seconds to
     its first result, and the vectors."""
     from mmcli.models import describe_encoder
-    from mmcli.ray_embed import RayOptions, embed_on_ray
+    from mmcli.embedding.ray_driver import RayOptions, embed_on_ray
 
     t0 = time.perf_counter()
     shape = describe_encoder(spec)
@@ -110,7 +110,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     from mmcli.models import parse_model_spec
-    from mmcli.ray_embed import RayOptions, ray_session
+    from mmcli.embedding.ray_driver import RayOptions, ray_session
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     res: dict[str, Any] = {"batch": args.batch, "cpus": cpus, "machine": platform.machine(), "models": {}}

@@ -6,7 +6,7 @@
 
 The clip is generated (photo-like pictures panning, a new scene every 10 s) and cached in the temp
 folder. Measured, with ViT-B-32-256 and random stand-in weights (same cost as real ones):
-  (a) sampling only (``mmcli.video.sample_video``, every 2 s): wall time, frames decoded (counted
+  (a) sampling only (``mmcli.media.video.sample_video``, every 2 s): wall time, frames decoded (counted
       inside the reader), moments kept;
   (b) embedding those moments alone (model only, on ready pictures);
   (c) ``embed_video`` end to end (decoding + preprocessing + model): wall time and x real time.
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import ARCH, cpu_name, make_weights  # noqa: E402
 
-from mmcli.shapes import photo_like  # noqa: E402
+from mmcli.demo.shapes import photo_like  # noqa: E402
 
 
 def make_clip(path: Path, seconds: int, fps: int, size: tuple[int, int], gop: int) -> Path:
@@ -62,7 +62,7 @@ def make_clip(path: Path, seconds: int, fps: int, size: tuple[int, int], gop: in
 
 def count_decoded() -> dict[str, int]:
     """Count the frames the reader decodes (a wrapper around ``_Reader.next``)."""
-    import mmcli.video as video
+    import mmcli.media.video as video
 
     counter = {"decoded": 0}
     real = video._Reader.next
@@ -88,8 +88,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from mmcli.models import load_encoder, parse_model_spec
-    from mmcli.video import sample_video
-    from mmcli.video_embed import embed_video
+    from mmcli.media.video import sample_video
+    from mmcli.embedding.video import embed_video
 
     cache = Path(tempfile.gettempdir()) / "mmcli-bench-video"
     cache.mkdir(exist_ok=True)

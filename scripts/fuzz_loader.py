@@ -26,7 +26,7 @@ def main() -> None:
     from test_reliability import SEEDS
 
     from mmcli.errors import ImageLoadError
-    from mmcli.images import load_image
+    from mmcli.media.images import load_image
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fuzz.img"

@@ -3,7 +3,7 @@
     python scripts/train_tiny_model.py            # writes configs/mmcli-tiny/
     python scripts/train_tiny_model.py --steps 50 --out /tmp/tiny   # a quick smoke run
 
-The images come from ``mmcli.shapes`` (four shapes x eight colours, random size, position,
+The images come from ``mmcli.demo.shapes`` (four shapes x eight colours, random size, position,
 rotation and background); captions from several templates, some naming only the shape or only
 the colour. The loss is CLIP's symmetric contrastive loss with multiple positives: a caption is a
 positive for every image in the batch it describes ("a red shape" matches every red image).
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mmcli.shapes import COLOURS, SHAPES, ShapeSpec, draw_shape  # noqa: E402
+from mmcli.demo.shapes import COLOURS, SHAPES, ShapeSpec, draw_shape  # noqa: E402
 
 MODEL_CFG = {
     "embed_dim": 64,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mmcli.shapes import ShapeSpec, all_specs, draw_shape, write_corpus
+from mmcli.demo.shapes import ShapeSpec, all_specs, draw_shape, write_corpus
 
 TINY = "mmcli-tiny"
 

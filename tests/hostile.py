@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmcli.shapes import ShapeSpec, draw_shape, photo_like
+from mmcli.demo.shapes import ShapeSpec, draw_shape, photo_like
 
 
 @dataclass

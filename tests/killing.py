@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from conftest import TINY
 
-from mmcli.shapes import all_specs, draw_shape
+from mmcli.demo.shapes import all_specs, draw_shape
 
 Row = tuple[Any, ...]  # (id, path, size, mtime_ns, hash, status, error, vector) as stored
 
@@ -136,7 +136,7 @@ def _tiny_encoder() -> Any:
 def check_complete(index: Path, good: Sequence[Path], bad: Sequence[Path] = ()) -> dict[str, Row]:
     """After a finished run: every file exactly once, ``bad`` ones failed, and each stored vector
     equal to a fresh embedding of its file (cosine > 0.9999)."""
-    from mmcli.embed import embed_stream
+    from mmcli.embedding.batch import embed_stream
 
     rows = check_index(index)
     assert set(rows) == {str(p) for p in good} | {str(p) for p in bad}

@@ -254,7 +254,7 @@ def test_garbage_weights_file_is_one_clear_line(runner, shapes_dir: Path, tmp_pa
 
 @pytest.fixture(scope="module")
 def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mmcli.shapes import write_corpus
+    from mmcli.demo.shapes import write_corpus
 
     base = tmp_path_factory.mktemp("outputs")
     write_corpus(base / "photos", 8, seed=5)

@@ -15,15 +15,15 @@ import pytest
 from conftest import TINY, run_mmcli
 
 import mmcli.models
-import mmcli.search
+import mmcli.engine.search
 from mmcli.cli import app
-from mmcli.engine import LocalEngine
+from mmcli.engine.local import LocalEngine
 from mmcli.index.open import index_info
 from mmcli.index.schema import FORMAT_VERSION
 from mmcli.index.sync import run_index
 from mmcli.queries import SearchRequest, build_terms
-from mmcli.shapes import ShapeSpec, draw_shape
-from mmcli.taken import exif_date, parse_date, period
+from mmcli.demo.shapes import ShapeSpec, draw_shape
+from mmcli.media.taken import exif_date, parse_date, period
 
 UTC = dt.timezone.utc
 
@@ -198,7 +198,7 @@ def test_the_faiss_path_of_a_wide_filter_gives_the_exact_answer(
         start, stop = period(after, before)
         request = SearchRequest(terms, top_k=k, after=start, before=stop)
         exact = engine.search(request).hits
-        monkeypatch.setattr(mmcli.search, "BRUTE_MAX", 0)  # FAISS, asked for more until k pass the filter
+        monkeypatch.setattr(mmcli.engine.search, "BRUTE_MAX", 0)  # FAISS, asked for more until k pass the filter
         approx = engine.search(request).hits
         assert [(h.rank, h.path, h.taken) for h in approx] == [(h.rank, h.path, h.taken) for h in exact]
         assert [h.score for h in approx] == pytest.approx([h.score for h in exact], abs=1e-5)

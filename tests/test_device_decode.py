@@ -10,11 +10,11 @@ import torch
 from conftest import TINY
 from PIL import Image
 
-from mmcli.gpu_decode import decode_batch, resize_crop_normalise
-from mmcli.images import load_pixels
+from mmcli.media.gpu_decode import decode_batch, resize_crop_normalise
+from mmcli.media.images import load_pixels
 from mmcli.models import load_encoder, parse_model_spec
-from mmcli.preprocess import Preprocess
-from mmcli.shapes import photo_like
+from mmcli.media.preprocess import Preprocess
+from mmcli.demo.shapes import photo_like
 
 
 @pytest.mark.parametrize("mode", ["shortest", "squash", "longest"])
@@ -49,7 +49,7 @@ def test_device_batch_embeds_like_the_cpu_path(tmp_path: Path, shapes_dir: Path)
 def test_embed_stream_device_path_keeps_order_and_failures(
     monkeypatch: pytest.MonkeyPatch, random_corpus, tmp_path: Path
 ) -> None:
-    import mmcli.embed as embed
+    import mmcli.embedding.batch as embed
     from mmcli.results import FileFailure
 
     enc = load_encoder(parse_model_spec(TINY), device="cpu", precision="fp32")

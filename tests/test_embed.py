@@ -10,10 +10,10 @@ import pytest
 from conftest import TINY
 
 from mmcli.cli import app
-from mmcli.embed import embed_stream
+from mmcli.embedding.batch import embed_stream
 from mmcli.models import load_encoder, parse_model_spec
 from mmcli.results import FileFailure, ImageVector
-from mmcli.textcache import TextCache, encode_texts_cached
+from mmcli.embedding.textcache import TextCache, encode_texts_cached
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_a_damaged_text_cache_row_is_recomputed(tiny, tmp_path: Path, damage: st
 
 
 def test_label_embedding_reports_progress_in_batches(tiny, tmp_path: Path) -> None:
-    from mmcli.classify import build_label_set
+    from mmcli.engine.classify import build_label_set
 
     seen: list[tuple[int, int]] = []
     labels = [f"label number {i}" for i in range(600)]

@@ -14,7 +14,7 @@ import pytest
 from conftest import TINY, run_mmcli
 from hostile import MAX_PIXELS, Corpus, exif_jpeg, make_corpus
 
-from mmcli.shapes import ShapeSpec, draw_shape
+from mmcli.demo.shapes import ShapeSpec, draw_shape
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_index_and_search_image_over_the_folder(corpus: Corpus, tmp_path: Path) 
 
 
 def test_exif_rotated_photos_embed_like_their_upright_twin(tmp_path: Path) -> None:
-    from mmcli.embed import embed_stream
+    from mmcli.embedding.batch import embed_stream
     from mmcli.models import load_encoder, parse_model_spec
 
     upright = draw_shape(ShapeSpec("green", "triangle"), size=160, seed=3)

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from mmcli.errors import ImageLoadError
-from mmcli.images import expand_inputs, load_image, walk_images
-from mmcli.shapes import photo_like
+from mmcli.media.images import expand_inputs, load_image, walk_images
+from mmcli.demo.shapes import photo_like
 
 
 def _png_with_header_only(path: Path, width: int, height: int) -> None:

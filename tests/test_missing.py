@@ -13,7 +13,7 @@ from conftest import TINY, run_mmcli
 import mmcli.models
 from mmcli.index.schema import FORMAT_VERSION
 from mmcli.index.sync import run_index
-from mmcli.shapes import write_corpus
+from mmcli.demo.shapes import write_corpus
 
 
 def _no_model(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,7 +105,7 @@ def test_prune_drops_what_is_missing(indexed) -> None:
 
 def test_an_unreadable_folder_keeps_its_entries(indexed, monkeypatch: pytest.MonkeyPatch) -> None:
     """Root can read any folder, so the refusal is made where mmcli lists folders (os.scandir)."""
-    import mmcli.images
+    import mmcli.media.images
 
     photos, index = indexed
     sub = photos / "sub"
@@ -119,7 +119,7 @@ def test_an_unreadable_folder_keeps_its_entries(indexed, monkeypatch: pytest.Mon
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(mmcli.images.os, "scandir", scandir)
+    monkeypatch.setattr(mmcli.media.images.os, "scandir", scandir)
     s = run_index(index, [str(photos)], workers=1)
     assert (s.missing, s.removed, s.unchanged) == (0, 0, 10)
     assert any("cannot read the folder" in w and str(sub) in w for w in s.warnings)

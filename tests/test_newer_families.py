@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mmcli.cli import app
-from mmcli.shapes import photo_like
+from mmcli.demo.shapes import photo_like
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mmcli.cli import app
-from mmcli.shapes import photo_like
+from mmcli.demo.shapes import photo_like
 
 ARCH = "ViT-B-32-256"
 pytestmark = pytest.mark.slow
@@ -147,7 +147,7 @@ def test_text_embeddings_match_open_clip(runner, reference) -> None:
 
 def test_jpeg_draft_decoding_agrees_with_full_decoding(reference, tmp_path: Path) -> None:
     """A 12 MP JPEG decoded with DCT scaling embeds like the fully decoded image (cosine >= 0.99)."""
-    from mmcli.images import load_pixels
+    from mmcli.media.images import load_pixels
     from mmcli.models import load_encoder, parse_model_spec
 
     _, _, _, weights = reference
@@ -217,7 +217,7 @@ def test_onnx_towers_match_open_clip(reference, real_size_images: list[Path], tm
     """The towers that small jobs and new queries use without torch give open_clip's embeddings."""
     import torch
 
-    from mmcli.images import load_pixels
+    from mmcli.media.images import load_pixels
     from mmcli.models import parse_model_spec
     from mmcli.models.onnx_towers import OnnxImageEncoder, OnnxTextEncoder, export_tower
 

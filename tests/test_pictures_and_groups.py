@@ -13,7 +13,7 @@ from conftest import TINY
 from PIL import Image
 
 from mmcli.cli import app
-from mmcli.shapes import SHAPES, ShapeSpec, draw_shape, photo_like
+from mmcli.demo.shapes import SHAPES, ShapeSpec, draw_shape, photo_like
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-output"
@@ -127,7 +127,7 @@ def test_classify_html_and_grid(runner, indexed, tmp_path: Path) -> None:
     sheet = Image.open(grid)
     assert sheet.size == (2 * 204, 192 + 12 + 3 * 14) and sheet.mode == "RGB"  # two cells: 2 labels + the name
     assert all(_dark_pixels(strip) >= 20 for strip in _caption_strips(sheet, lines=3))  # text under each
-    from mmcli.pictures import Tile, write_grid
+    from mmcli.cli.pictures import Tile, write_grid
 
     blank = tmp_path / "blank.png"  # the same sheet with empty captions: the check above sees no text
     write_grid(blank, [Tile(str(folder / n), ("", "", "")) for n in ("red_star.png", "blue_circle.png")])

@@ -18,13 +18,13 @@ from hostile import MAX_PIXELS, Corpus, make_corpus
 from killing import assert_kept, check_complete, check_index, draw_pngs, index_command, run_killed, run_to_the_end
 
 import mmcli.models
-import mmcli.ray_embed
+import mmcli.embedding.ray_driver
 from mmcli.cli import app
 from mmcli.errors import MmcliError, UsageError
 from mmcli.index.sync import run_index
-from mmcli.ray_embed import RayOptions, plan_actors
-from mmcli.ray_files import complain
-from mmcli.shards import read_shards
+from mmcli.embedding.ray_driver import RayOptions, plan_actors
+from mmcli.embedding.ray_files import complain
+from mmcli.embedding.shards import read_shards
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,8 @@ def test_index_on_ray_gives_the_local_rows_and_a_second_run_starts_no_ray(
     def refuse(*args, **kwargs):
         raise AssertionError("Ray or the model was started")
 
-    monkeypatch.setattr(mmcli.ray_embed, "ray_session", refuse)
-    monkeypatch.setattr(mmcli.ray_embed, "embed_on_ray", refuse)
+    monkeypatch.setattr(mmcli.embedding.ray_driver, "ray_session", refuse)
+    monkeypatch.setattr(mmcli.embedding.ray_driver, "embed_on_ray", refuse)
     monkeypatch.setattr(mmcli.models, "load_encoder", refuse)
     monkeypatch.setattr(mmcli.models, "describe_encoder", refuse)
     again = runner.invoke(app, [*args, "--ray"])
@@ -217,7 +217,7 @@ def test_a_worker_finds_a_bundled_model_in_its_own_installation() -> None:
     from dataclasses import replace
 
     from mmcli.models import parse_model_spec
-    from mmcli.ray_embed import worker_spec
+    from mmcli.embedding.ray_driver import worker_spec
 
     here = parse_model_spec(TINY)
     elsewhere = replace(here, source="local-dir:/opt/other-install/mmcli/configs/mmcli-tiny")  # the driver's

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from mmcli.embed import default_batch_size, embed_stream
-from mmcli.gpu_decode import CPU_SCALE, device_decode_stream
-from mmcli.images import load_pixels
+from mmcli.embedding.batch import default_batch_size, embed_stream
+from mmcli.media.gpu_decode import CPU_SCALE, device_decode_stream
+from mmcli.media.images import load_pixels
 from mmcli.index.sync import run_index
 from mmcli.models import load_encoder, parse_model_spec
-from mmcli.shapes import photo_like
+from mmcli.demo.shapes import photo_like
 
 OPENS: Counter[str] = Counter()
 WATCHING: list[Path] = []
@@ -96,7 +96,7 @@ def test_device_stream_overlaps_batches_and_decodes_large_jpegs_at_reduced_size(
 
 
 def test_embed_stream_reads_on_both_paths(monkeypatch: pytest.MonkeyPatch, random_corpus, tmp_path: Path) -> None:
-    import mmcli.embed as embed
+    import mmcli.embedding.batch as embed
 
     enc = load_encoder(parse_model_spec(TINY), device="cpu", precision="fp32")
     bad = tmp_path / "bad.jpg"

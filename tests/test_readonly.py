@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run_mmcli
 
-from mmcli.shapes import write_corpus
+from mmcli.demo.shapes import write_corpus
 
 
 def _read_only(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -33,8 +33,8 @@ from killing import (
 
 from mmcli.cli import app
 from mmcli.errors import ImageLoadError, IndexStoreError
-from mmcli.images import load_image
-from mmcli.shapes import all_specs, draw_shape, photo_like
+from mmcli.media.images import load_image
+from mmcli.demo.shapes import all_specs, draw_shape, photo_like
 
 BATCH = 4
 

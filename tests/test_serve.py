@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run_mmcli
 
-from mmcli.shapes import write_corpus
+from mmcli.demo.shapes import write_corpus
 
 JAN_2020 = 1577880000  # 2020-01-01T12:00:00Z
 
@@ -221,7 +221,7 @@ def test_unreachable_server_falls_back(server) -> None:
 
 
 def test_found_server_refusing_a_path_falls_back(server) -> None:
-    from mmcli.shapes import ShapeSpec, draw_shape
+    from mmcli.demo.shapes import ShapeSpec, draw_shape
 
     outside = server["base"] / "outside.png"
     draw_shape(ShapeSpec("blue", "star"), size=96, seed=1).save(outside)
@@ -425,8 +425,8 @@ def test_endpoints_run_off_the_event_loop() -> None:
     """Blocking model work in an ``async def`` endpoint would stall /health for every client."""
     import inspect
 
-    from mmcli.engine import LocalEngine
-    from mmcli.server import ServerConfig, create_app
+    from mmcli.engine.local import LocalEngine
+    from mmcli.serve.app import ServerConfig, create_app
 
     app = create_app(LocalEngine(None), ServerConfig((Path.cwd(),)))
     endpoints = {
@@ -486,6 +486,6 @@ def test_health_answers_while_a_long_classification_runs(server, tmp_path: Path)
     ],
 )
 def test_listening_beyond_loopback_is_recognised(host: str, beyond: bool) -> None:
-    from mmcli.server import beyond_loopback
+    from mmcli.serve.app import beyond_loopback
 
     assert beyond_loopback(host) is beyond

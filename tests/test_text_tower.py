@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from mmcli.tokenizer import Tokenizer
+from mmcli.models.tokenizer import Tokenizer
 
 STRINGS = [
     "a red car",
@@ -77,7 +77,7 @@ def test_onnx_text_tower_equals_open_clip(tiny_tower) -> None:
 
 
 def test_search_rankings_are_the_same_with_either_text_encoder(tiny_tower, shapes_dir: Path, tmp_path: Path) -> None:
-    from mmcli.engine import LocalEngine
+    from mmcli.engine.local import LocalEngine
     from mmcli.index.sync import run_index
     from mmcli.queries import SearchRequest, build_terms
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import TINY
 
 from mmcli.cli import app
-from mmcli.shapes import COLOURS, SHAPES, all_specs
+from mmcli.demo.shapes import COLOURS, SHAPES, all_specs
 
 
 def _top_labels(runner, shapes_dir: Path, labels: list[str], template: str) -> dict[str, str]:

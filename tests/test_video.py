@@ -22,7 +22,7 @@ pytest.importorskip("av")
 
 from videos import lie_about_duration, rotate_mp4, write_audio_only, write_video  # noqa: E402
 
-from mmcli.shapes import ShapeSpec  # noqa: E402
+from mmcli.demo.shapes import ShapeSpec  # noqa: E402
 
 VFR_TIMES = (0.0, 0.05, 0.3, 0.35, 1.2, 2.9, 3.0, 3.9, 4.1, 4.15, 5.5, 7.9, 8.05, 9.0, 9.7)
 
@@ -41,7 +41,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _times(path: Path, **kw: object) -> list[float]:
-    from mmcli.video import sample_video
+    from mmcli.media.video import sample_video
 
     return [round(m.time, 3) for m in sample_video(path, **kw)]  # type: ignore[arg-type]
 
@@ -60,7 +60,7 @@ def test_only_the_frames_needed_are_decoded(
 ) -> None:
     """Keyframes every second: the first step is decoded through (which shows the keyframe spacing), then a
     seek per sample, a few frames each (50 + 5 x ~3 of 300). One keyframe: one sequential pass, never more."""
-    import mmcli.video as video
+    import mmcli.media.video as video
 
     clip = write_video(tmp_path / "long.mp4", seconds=30, gop=gop, scenes=((0.0, ShapeSpec("red", "circle")),))
     decoded = []
@@ -91,7 +91,7 @@ def test_a_sharp_change_between_samples_is_sampled_too(gop: int, tmp_path: Path)
 def test_rotation_metadata_is_applied(clips: dict[str, Path]) -> None:
     from PIL import Image
 
-    from mmcli.video import sample_video
+    from mmcli.media.video import sample_video
 
     upright = next(iter(sample_video(clips["mp4"]))).image
     turned = next(iter(sample_video(clips["rot"]))).image
@@ -101,13 +101,13 @@ def test_rotation_metadata_is_applied(clips: dict[str, Path]) -> None:
 
 
 def test_non_square_pixels_are_shown_at_their_aspect(clips: dict[str, Path]) -> None:
-    from mmcli.video import sample_video
+    from mmcli.media.video import sample_video
 
     assert next(iter(sample_video(clips["sar"]))).image.size == (320, 120)
 
 
 def test_formats() -> None:
-    from mmcli.video import format_time, media_url
+    from mmcli.media.video import format_time, media_url
 
     assert [format_time(t) for t in (None, 0.0, 12.04, 62.0, 3723.9)] == ["", "0.0 s", "12.0 s", "1:02", "1:02:03"]
     assert media_url("/a b/talk.mp4", 12.0) == "file:///a%20b/talk.mp4#t=12.0"
@@ -138,7 +138,7 @@ def test_info_counts_videos_and_their_moments(indexed: tuple[Path, Path]) -> Non
 
 
 def _search(index: Path, query: str, **kw: object):  # noqa: ANN202
-    from mmcli.engine import LocalEngine
+    from mmcli.engine.local import LocalEngine
     from mmcli.queries import SearchRequest, build_terms
 
     engine = LocalEngine(index, None, None, "cpu", "fp32", workers=1)
@@ -174,9 +174,9 @@ def test_images_and_videos_rank_together(indexed: tuple[Path, Path]) -> None:
 
 
 def test_image_query_and_add_sub_reach_video_moments(indexed: tuple[Path, Path], tmp_path: Path) -> None:
-    from mmcli.engine import LocalEngine
+    from mmcli.engine.local import LocalEngine
     from mmcli.queries import SearchRequest, build_terms
-    from mmcli.video import sample_video
+    from mmcli.media.video import sample_video
 
     folder, index = indexed
     still = tmp_path / "still.png"
@@ -209,7 +209,7 @@ def test_cli_json_fields_urls_paths_and_table(indexed: tuple[Path, Path]) -> Non
 def test_server_reply_carries_time() -> None:
     from mmcli.queries import SearchRequest, build_terms
     from mmcli.results import Hit, SearchResult
-    from mmcli.wire import SearchBody, SearchReply
+    from mmcli.serve.wire import SearchBody, SearchReply
 
     result = SearchResult((Hit(1, "/v.mp4", 12.0, 0.5), Hit(2, "/i.jpg", None, 0.4)))
     assert SearchReply.model_validate_json(SearchReply.of(result).model_dump_json()).result() == result
@@ -343,7 +343,7 @@ def test_hostile_videos_each_reported_once_rest_indexed(hostile: tuple[Path, dic
 def test_without_pyav_one_clear_line(clips: dict[str, Path], shapes_dir: Path, tmp_path: Path, monkeypatch) -> None:
     from mmcli.errors import ImageLoadError
     from mmcli.index.sync import run_index
-    from mmcli.video import sample_video
+    from mmcli.media.video import sample_video
 
     folder = tmp_path / "m"
     folder.mkdir()
@@ -385,7 +385,7 @@ def test_classify_gives_a_timeline_images_and_videos_mixed(clips: dict[str, Path
 
 
 def test_timeline_merging_and_multi_label_segments() -> None:
-    from mmcli.classify import timeline
+    from mmcli.engine.classify import timeline
 
     times = [0.0, 2.0, 4.0, 6.0, 8.0]
     scores = np.array([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.55, 0.6]])
@@ -419,11 +419,11 @@ def test_pictures_show_the_moment_and_link_to_it(indexed: tuple[Path, Path], tmp
 
 
 def test_dupes_and_cluster_over_moments(clips: dict[str, Path], shapes_dir: Path, tmp_path: Path) -> None:
-    from mmcli.cluster import cluster_index
-    from mmcli.dupes import find_dupes
-    from mmcli.engine import LocalEngine
+    from mmcli.explore.cluster import cluster_index
+    from mmcli.explore.dupes import find_dupes
+    from mmcli.engine.local import LocalEngine
     from mmcli.index.sync import run_index
-    from mmcli.video import sample_video
+    from mmcli.media.video import sample_video
 
     folder = tmp_path / "d"
     folder.mkdir()

@@ -19,7 +19,7 @@ from PIL import Image
 from test_pictures_and_groups import SCREENSHOTS, _browser
 from test_serve import _free_port, _wait_until_serving
 
-from mmcli.shapes import ShapeSpec, draw_shape
+from mmcli.demo.shapes import ShapeSpec, draw_shape
 
 COLOURS = ("red", "blue", "green", "yellow")
 SHAPES = ("circle", "square", "triangle", "star")

@@ -1,6 +1,6 @@
 """Test videos written with PyAV: shapes the tiny model knows, shown one after another.
 
-``write_video`` draws each scene with ``mmcli.shapes.draw_shape`` on a canvas of its background
+``write_video`` draws each scene with ``mmcli.demo.shapes.draw_shape`` on a canvas of its background
 colour, so the picture changes only at the scene boundaries.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcli.shapes import ShapeSpec, draw_shape
+from mmcli.demo.shapes import ShapeSpec, draw_shape
 
 # (start second, what shows): red circle 0-4 s, blue square 4-8 s, green star 8-10 s
 SCENES: tuple[tuple[float, ShapeSpec], ...] = (

@@ -90,13 +90,14 @@ def classify(
 ) -> None:
     """Zero-shot classify images against labels; videos give a timeline of labelled segments."""
     with funnel():
+        from mmcli.cli.inputs import check_inputs_given, choose_templates, collect_labels
+        from mmcli.cli.output import Progress, Renderer, choose_format
         from mmcli.cli.views import classifications, timelines
-        from mmcli.engine import LocalEngine, choose_engine
-        from mmcli.inputs import check_inputs_given, choose_templates, collect_labels
-        from mmcli.output import Progress, Renderer, choose_format
+        from mmcli.engine.local import LocalEngine
+        from mmcli.media.video import is_video
         from mmcli.queries import ClassifyRequest
         from mmcli.results import FileFailure, Segment
-        from mmcli.video import is_video
+        from mmcli.serve.client import choose_engine
 
         check_inputs_given(source.inputs, labels)
         paths = source.paths(videos=True)
@@ -143,8 +144,8 @@ def classify(
         if not done:
             raise NoImagesError(f"no image could be classified ({failed} failed)")
         if pictures.html or pictures.grid:
-            from mmcli.pictures import Tile
-            from mmcli.video import format_time
+            from mmcli.cli.pictures import Tile
+            from mmcli.media.video import format_time
 
             tiles = [
                 Tile(c.path, (f"{c.label} {c.score:.3f}", f"{format_time(c.start)} - {format_time(c.end)}"), c.start)

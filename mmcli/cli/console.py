@@ -16,7 +16,7 @@ from mmcli.errors import ExitCode, MmcliError
 
 def say(message: str) -> None:
     """A line for people, on stderr."""
-    from mmcli.output import stdout_safe
+    from mmcli.cli.output import stdout_safe
 
     print(stdout_safe(message), file=sys.stderr, flush=True)
 

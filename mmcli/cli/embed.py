@@ -24,16 +24,14 @@ from mmcli.cli.groups import (
 from mmcli.cli.options import QuietOpt, command
 from mmcli.errors import NoImagesError, UsageError
 
-ProgressFn = Callable[[int, int], None]
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import numpy as np
 
-    from mmcli.engine import LocalEngine
-    from mmcli.ray_embed import RayOptions
-    from mmcli.results import FileFailure, ImageVector
+    from mmcli.embedding.ray_driver import RayOptions
+    from mmcli.engine.local import LocalEngine
+    from mmcli.results import FileFailure, ImageVector, ProgressFn
 
 
 @command(
@@ -79,8 +77,8 @@ def embed(
 ) -> None:
     """L2-normalised embeddings of images or texts."""
     with funnel():
-        from mmcli.engine import LocalEngine
-        from mmcli.shards import check_folder, is_shard_folder
+        from mmcli.embedding.shards import check_folder, is_shard_folder
+        from mmcli.engine.local import LocalEngine
 
         if text and source.inputs:
             raise UsageError("give images or --text, not both")
@@ -103,8 +101,8 @@ def embed(
 
 def _texts(engine: LocalEngine, texts: list[str], output: Path | None, quiet: bool) -> None:
     from mmcli.atomic import write_embeddings
-    from mmcli.embed import embed_texts
-    from mmcli.output import json_line
+    from mmcli.cli.output import json_line
+    from mmcli.embedding.batch import embed_texts
 
     vectors, notes = embed_texts(engine.text_encoder(), texts)
     notes = list(engine.notes) + notes
@@ -146,7 +144,7 @@ def _images_to_shards(
     output: Path,
     shard_rows: int,
 ) -> None:
-    from mmcli.shards import ShardWriter
+    from mmcli.embedding.shards import ShardWriter
 
     writer = ShardWriter(output, shard_rows, engine.spec.canonical)
     _images(engine, paths, run, ray, quiet, writer.add)
@@ -160,10 +158,10 @@ def _image_stream(
 ) -> Iterator[ImageVector | FileFailure]:
     """Here (decoding processes + the model in this process), or on a Ray cluster."""
     if ray is None:
-        from mmcli.embed import embed_stream
+        from mmcli.embedding.batch import embed_stream
 
         return embed_stream(engine.encoder(), paths, run.batch_size, run.workers, run.pixel_limit, on_progress)
-    from mmcli.ray_embed import embed_files_on_ray
+    from mmcli.embedding.ray_driver import embed_files_on_ray
 
     return embed_files_on_ray(
         engine.spec, paths, ray, device=engine.device, precision=engine.precision, batch_size=run.batch_size,
@@ -172,7 +170,7 @@ def _image_stream(
 
 
 def _stdout(key: str, vector: np.ndarray) -> None:
-    from mmcli.output import json_line
+    from mmcli.cli.output import json_line
 
     sys.stdout.write(json_line({"path": key, "embedding": vector.tolist()}) + "\n")
 
@@ -186,7 +184,7 @@ def _images(
     sink: Callable[[str, np.ndarray], None],
 ) -> None:
     """Each embedded image to ``sink`` in input order; one stderr line per file skipped."""
-    from mmcli.output import Progress
+    from mmcli.cli.output import Progress
     from mmcli.results import FileFailure
 
     start = time.perf_counter()

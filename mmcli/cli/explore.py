@@ -33,16 +33,16 @@ def dupes(
 ) -> None:
     """Groups of near-duplicate images in an index, largest first (exact copies always group)."""
     with funnel():
+        from mmcli.cli.output import choose_format, render
         from mmcli.cli.views import DUPES
-        from mmcli.dupes import find_dupes
+        from mmcli.explore.dupes import find_dupes
         from mmcli.index.open import index_folder
-        from mmcli.output import choose_format, render
 
         out_format = choose_format(DUPES, fmt, sys.stdout, nul=null)
         groups = find_dupes(index_folder(index), threshold)
         render(groups, DUPES, out_format, nul=null)
         if pictures.html or pictures.grid:
-            from mmcli.pictures import Tile
+            from mmcli.cli.pictures import Tile
 
             tiles = [
                 Tile(p, (f"group {g.group} ({len(g.paths)} images)", f"min score {g.min_score:.3f}"))
@@ -78,12 +78,12 @@ def cluster(
 ) -> None:
     """k-means over an index: each cluster's size, sample images and best-matching labels."""
     with funnel():
+        from mmcli.cli.inputs import choose_templates, collect_labels
+        from mmcli.cli.output import choose_format, render
         from mmcli.cli.views import CLUSTERS
-        from mmcli.cluster import cluster_index
-        from mmcli.engine import LocalEngine
+        from mmcli.engine.local import LocalEngine
+        from mmcli.explore.cluster import cluster_index
         from mmcli.index.open import index_folder
-        from mmcli.inputs import choose_templates, collect_labels
-        from mmcli.output import choose_format, render
 
         out_format = choose_format(CLUSTERS, fmt, sys.stdout, nul=null)
         tags = collect_labels(labels, labels_file) if labels or labels_file else []
@@ -91,7 +91,7 @@ def cluster(
         clusters = cluster_index(engine, k, tags, choose_templates(template, None), samples=samples, seed=seed)
         render(clusters, CLUSTERS, out_format, nul=null)
         if pictures.html or pictures.grid:
-            from mmcli.pictures import Tile
+            from mmcli.cli.pictures import Tile
 
             tiles = [
                 Tile(p, (f"cluster {c.cluster} ({c.size} images)", ", ".join(ls.label for ls in c.labels[:2])))

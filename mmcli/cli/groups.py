@@ -21,8 +21,8 @@ import typer
 from mmcli.cli.console import funnel
 
 if TYPE_CHECKING:
-    from mmcli.pictures import Tile
-    from mmcli.ray_embed import RayOptions
+    from mmcli.cli.pictures import Tile
+    from mmcli.embedding.ray_driver import RayOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -154,8 +154,8 @@ class InputChoice:
     def paths(self, videos: bool = False) -> list[str]:
         import sys
 
+        from mmcli.cli.inputs import gather_paths
         from mmcli.errors import UsageError
-        from mmcli.inputs import gather_paths
 
         if self.old_null:
             raise UsageError("-0 is NUL-separated output; NUL-separated paths on stdin are -z (--null-input)")
@@ -180,7 +180,7 @@ class PictureChoice:
 
     def write(self, tiles: Sequence[Tile], title: str, subtitle: str) -> None:
         from mmcli.cli.console import say
-        from mmcli.pictures import write_pictures
+        from mmcli.cli.pictures import write_pictures
 
         for path in write_pictures(tiles, self.html, self.grid, title, subtitle):
             say(f"wrote {path}")
@@ -237,7 +237,7 @@ class RayChoice:
         """What the core takes: None for a local run (Ray is then never imported)."""
         if not (self.ray or self.ray_address or self.ray_actors is not None or self.ray_gpus_per_actor is not None):
             return None
-        from mmcli.ray_embed import RayOptions, require_ray
+        from mmcli.embedding.ray_driver import RayOptions, require_ray
 
         require_ray()  # before any work: one line saying how to install it
         return RayOptions(self.ray_address, self.ray_actors, self.ray_gpus_per_actor)

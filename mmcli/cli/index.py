@@ -54,9 +54,9 @@ def index_cmd(
 ) -> None:
     """Add folders of images and videos to an index, incrementally (new, changed, renamed, deleted files)."""
     with funnel():
+        from mmcli.cli.output import Progress
         from mmcli.index.open import index_folder
         from mmcli.index.sync import run_index
-        from mmcli.output import Progress
 
         folder = index_folder(index)
         model, weights, device, precision = model_choice.args
@@ -102,9 +102,9 @@ def index_cmd(
 def indexes(fmt: FormatOpt = None) -> None:
     """The indexes under $MMCLI_HOME/indexes: name, folders indexed, model, images, size, last update."""
     with funnel():
+        from mmcli.cli.output import choose_format, render
         from mmcli.cli.views import INDEXES
         from mmcli.index.open import list_indexes
-        from mmcli.output import choose_format, render
 
         render(list_indexes(), INDEXES, choose_format(INDEXES, fmt, sys.stdout))
 
@@ -113,9 +113,9 @@ def indexes(fmt: FormatOpt = None) -> None:
 def info(index: IndexOpt = None, fmt: FormatOpt = None) -> None:
     """Where an index lives, its model, counts, size and last update."""
     with funnel():
+        from mmcli.cli.output import choose_format, render
         from mmcli.cli.views import INFO
         from mmcli.index.open import index_folder, index_info
-        from mmcli.output import choose_format, render
 
         out_format = choose_format(INFO, fmt, sys.stdout)
         render([index_info(index_folder(index))], INFO, out_format)

@@ -19,9 +19,9 @@ def models(
 ) -> None:
     """List model aliases and which weights are already on this machine (loads no model)."""
     with funnel():
+        from mmcli.cli.output import choose_format, render
         from mmcli.cli.views import MODELS
         from mmcli.models.catalog import list_models
-        from mmcli.output import choose_format, render
 
         render(list_models(include_all=all_), MODELS, choose_format(MODELS, fmt, sys.stdout))
 
@@ -44,10 +44,10 @@ def demo(
         import os
         from dataclasses import replace
 
+        from mmcli.cli.output import render
         from mmcli.cli.views import CLASSIFICATIONS, HITS
         from mmcli.config import cache_dir
-        from mmcli.demo import DEMO_QUERY, run_demo
-        from mmcli.output import render
+        from mmcli.demo.run import DEMO_QUERY, run_demo
 
         target = (folder or cache_dir() / "demo").resolve()
         if folder is None and target.is_dir():

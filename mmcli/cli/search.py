@@ -94,12 +94,13 @@ def search(
 ) -> None:
     """Search an index by text, by example image, or both combined."""
     with funnel():
+        from mmcli.cli.output import choose_format, render
         from mmcli.cli.views import HITS
-        from mmcli.engine import LocalEngine, choose_engine
+        from mmcli.engine.local import LocalEngine
         from mmcli.index.open import index_folder
-        from mmcli.output import choose_format, render
+        from mmcli.media.taken import period
         from mmcli.queries import SearchRequest, build_terms, describe
-        from mmcli.taken import period
+        from mmcli.serve.client import choose_engine
 
         out_format = choose_format(HITS, fmt, sys.stdout, nul=null)
         terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
@@ -122,8 +123,8 @@ def search(
         if not result.hits:
             say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))
         elif pictures.html or pictures.grid:
-            from mmcli.pictures import Tile
-            from mmcli.video import format_time
+            from mmcli.cli.pictures import Tile
+            from mmcli.media.video import format_time
 
             tiles = [
                 Tile(

@@ -63,7 +63,7 @@ def serve(
     """Keep the model and index in memory behind a local HTTP JSON API (/search, /classify, /health)
     and a search page (/)."""
     with funnel():
-        from mmcli.engine import LocalEngine
+        from mmcli.engine.local import LocalEngine
         from mmcli.errors import UsageError
         from mmcli.index.open import index_folder, open_index
 
@@ -72,7 +72,7 @@ def serve(
             import uvicorn  # noqa: F401
         except ImportError:
             raise UsageError("mmcli serve needs FastAPI and uvicorn", hint='pip install "mmcli[serve]"') from None
-        from mmcli.server import ServerConfig, beyond_loopback, run_server
+        from mmcli.serve.app import ServerConfig, beyond_loopback, run_server
 
         folder = index_folder(index)
         open_index(folder).close()  # a missing or empty index is an error now, not at the first request

@@ -1,21 +1,21 @@
-"""How each kind of result looks in each output format (see ``mmcli.output.View``)."""
+"""How each kind of result looks in each output format (see ``mmcli.cli.output.View``)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
-from mmcli.output import View
-from mmcli.taken import short
+from mmcli.cli.output import View
+from mmcli.media.taken import short
 
 
 def _when(seconds: float | None) -> str:
-    from mmcli.video import format_time
+    from mmcli.media.video import format_time
 
     return format_time(seconds)
 
 
 def _url(path: str, seconds: float | None) -> str:
-    from mmcli.video import media_url
+    from mmcli.media.video import media_url
 
     return media_url(path, seconds)
 

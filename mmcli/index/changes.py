@@ -11,16 +11,13 @@ EXIF header lies in the first chunk), so dates cost no second read.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmcli.images import walk_images
 from mmcli.index.store import FileRow, Store
-from mmcli.taken import Taken, from_header
+from mmcli.media.images import walk_images
 
 
 @dataclass(frozen=True)
@@ -60,35 +57,3 @@ def find_changes(store: Store, roots: Sequence[Path], include_hidden: bool, excl
             empty.append((os.fsdecode(root), held))
     candidates = tuple(p for p in scan if p not in unchanged)
     return Changes(scan, existing, unchanged, candidates, gone, tuple(unreadable), tuple(empty))
-
-
-@dataclass(frozen=True)
-class Read:
-    """What one read of a file gives: its content hash (SHA-256) and when it was taken."""
-
-    digest: str
-    taken: Taken
-
-
-def hash_file(path: str) -> Read | OSError:
-    h = hashlib.sha256()
-    head = b""
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                head = head or chunk
-                h.update(chunk)
-            st = os.fstat(f.fileno())
-    except OSError as exc:
-        return exc
-    return Read(h.hexdigest(), from_header(head, st.st_mtime, path, st.st_size))
-
-
-def read_of(data: bytes, mtime: float) -> Read:
-    """The Read of a file whose bytes are in hand (the decoder's): no second read."""
-    return Read(hashlib.sha256(data).hexdigest(), from_header(data, mtime, None, len(data)))
-
-
-def hash_files(paths: Sequence[str]) -> dict[str, Read | OSError]:
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(paths, pool.map(hash_file, paths)))

@@ -8,25 +8,37 @@ that gives none (Ray), read here.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from mmcli.faults import fault_point
-from mmcli.index import changes
+from mmcli.index.job import IndexJob
 from mmcli.index.store import FileRow, Store
-from mmcli.results import FileFailure, ImageVector
+from mmcli.media.files import hash_file
+from mmcli.results import FileFailure, ImageVector, Read
 
 if TYPE_CHECKING:
-    from mmcli.index.sync import IndexJob
     from mmcli.models import Encoder, ModelSpec
 
 
-def known_read(reads: dict[str, changes.Read | OSError], path: str) -> changes.Read | None:
+@dataclass(frozen=True)
+class Target:
+    """Where embedding results go, and what the plan knows of each file: the store, what the walk found
+    (path -> size, mtime_ns), the reads made while planning (hash and date), the rows before this run."""
+
+    store: Store
+    scan: dict[str, tuple[int, int]]
+    reads: dict[str, Read | OSError]
+    existing: dict[str, FileRow]
+    job: IndexJob
+
+
+def known_read(reads: dict[str, Read | OSError], path: str) -> Read | None:
     """The hash and capture time of a file embedded by a stream that gave none (one read here)."""
     read = reads.get(path)
     if read is None:
-        read = changes.hash_file(path)
-    return read if isinstance(read, changes.Read) else None
+        read = hash_file(path)
+    return read if isinstance(read, Read) else None
 
 
 def load_for_index(store: Store, spec: ModelSpec, job: IndexJob, encoder: Encoder | None) -> Encoder:
@@ -39,37 +51,23 @@ def load_for_index(store: Store, spec: ModelSpec, job: IndexJob, encoder: Encode
     return encoder
 
 
-def embed_into(
-    store: Store,
-    encoder: Encoder,
-    paths: list[str],
-    scan: dict[str, tuple[int, int]],
-    reads: dict[str, changes.Read | OSError],
-    existing: dict[str, FileRow],
-    job: IndexJob,
-) -> dict[str, int]:
+def embed_into(target: Target, encoder: Encoder, paths: list[str]) -> dict[str, int]:
     """Embed ``paths`` here and commit them in batches."""
-    from mmcli.embed import default_batch_size, embed_stream
+    job = target.job
+    from mmcli.embedding.batch import default_batch_size, embed_stream
 
     stream = embed_stream(
         encoder, paths, job.batch_size, job.workers, job.max_pixels, on_progress=job.on_progress, reads=True
     )
-    return commit_stream(store, stream, scan, reads, existing, job, default_batch_size(str(encoder.device)))
+    return commit_stream(target, stream, default_batch_size(str(encoder.device)))
 
 
-def embed_on_ray_into(
-    store: Store,
-    spec: ModelSpec,
-    paths: list[str],
-    scan: dict[str, tuple[int, int]],
-    reads: dict[str, changes.Read | OSError],
-    existing: dict[str, FileRow],
-    job: IndexJob,
-) -> dict[str, int]:
+def embed_on_ray_into(target: Target, spec: ModelSpec, paths: list[str]) -> dict[str, int]:
     """The files that need the model, embedded on a Ray cluster; results committed here as they arrive
     (in whatever order the actors finish: each is keyed by its path). The driver hashes them."""
+    store, job = target.store, target.job
+    from mmcli.embedding.ray_driver import embed_on_ray, ray_session
     from mmcli.models import describe_encoder
-    from mmcli.ray_embed import embed_on_ray, ray_session
 
     assert job.ray is not None
     shape = describe_encoder(spec)
@@ -80,21 +78,14 @@ def embed_on_ray_into(
             spec, shape.preprocess, paths, job.ray, device=job.device, precision=job.precision,
             batch_size=job.batch_size, max_pixels=job.max_pixels, ordered=False, on_progress=job.on_progress,
         )  # fmt: skip
-        return commit_stream(store, stream, scan, reads, existing, job, 32)
+        return commit_stream(target, stream, 32)
 
 
-def commit_stream(
-    store: Store,
-    stream: Iterable[ImageVector | FileFailure],
-    scan: dict[str, tuple[int, int]],
-    reads: dict[str, changes.Read | OSError],
-    existing: dict[str, FileRow],
-    job: IndexJob,
-    default_batch: int,
-) -> dict[str, int]:
+def commit_stream(target: Target, stream: Iterable[ImageVector | FileFailure], default_batch: int) -> dict[str, int]:
     """Commit embedding results to the store, one transaction per model batch (``job.batch_size``, else
     ``default_batch``) results: all a SIGKILL can cost. Each row's hash and date are those the stream
     read with the bytes it embedded, or, for a stream that gives none, from a read here."""
+    store, scan, reads, existing, job = target.store, target.scan, target.reads, target.existing, target.job
     batch_size = job.batch_size or default_batch
     counts = {"added": 0, "updated": 0, "failed": 0}
     pending: list[ImageVector | FileFailure] = []
@@ -126,18 +117,11 @@ def commit_stream(
     return counts
 
 
-def embed_videos_into(
-    store: Store,
-    encoder: Encoder,
-    paths: list[str],
-    scan: dict[str, tuple[int, int]],
-    reads: dict[str, changes.Read | OSError],
-    existing: dict[str, FileRow],
-    job: IndexJob,
-) -> dict[str, int]:
+def embed_videos_into(target: Target, encoder: Encoder, paths: list[str]) -> dict[str, int]:
     """Sample and embed each video; one transaction per video (all a SIGKILL can cost)."""
-    from mmcli.video import VideoVectors
-    from mmcli.video_embed import embed_videos
+    store, scan, reads, existing, job = target.store, target.scan, target.reads, target.existing, target.job
+    from mmcli.embedding.video import embed_videos
+    from mmcli.media.video import VideoVectors
 
     counts = {"added": 0, "updated": 0, "failed": 0, "moments": 0}
     items = embed_videos(

@@ -2,8 +2,9 @@
 
 The OS releases a flock when the last descriptor of it closes, so a SIGKILLed indexer leaves no
 lock behind, provided no other process shares the descriptor. Decoding helpers are forked while
-the lock is held: they close it first thing (``close_held_locks``, called by ``mmcli.embed``) and
-die with their parent. A lock still held although the pid written in it is dead (helpers of an
+the lock is held: every process forked by a lock holder closes it first thing (``close_held_locks``,
+registered with ``os.register_at_fork`` when a lock is first taken), and decoding helpers die with
+their parent. A lock still held although the pid written in it is dead (helpers of an
 older mmcli, orphaned by a kill) is stale: the file is replaced and the lock taken on the new one.
 Readers (search) take no lock.
 """
@@ -17,6 +18,7 @@ from types import TracebackType
 from mmcli.errors import IndexLocked
 
 _held: set[int] = set()  # descriptors of locks this process holds
+_fork_hook = False  # close_held_locks registered to run in forked children
 
 
 def close_held_locks() -> None:
@@ -27,6 +29,14 @@ def close_held_locks() -> None:
         except OSError:
             pass
     _held.clear()
+
+
+def _hold(fd: int) -> None:
+    global _fork_hook
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=close_held_locks)
+        _fork_hook = True
+    _held.add(fd)
 
 
 def _owner(fd: int) -> int | None:
@@ -79,7 +89,7 @@ class IndexLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
             self.fd = fd
-            _held.add(fd)
+            _hold(fd)
             return self
         raise IndexLocked(f"cannot take the lock of the index at {self.path.parent}", hint="try again")
 

@@ -2,7 +2,7 @@
 
 Format history: 1, the first; 2 adds ``files.missing_since`` (vanished files keep their vectors);
 3 adds ``files.taken``, ``taken_source`` and ``taken_offset`` (when each picture was taken, see
-``mmcli.taken``) and an index on ``taken``; 4 adds the ``frames`` table (the sampled moments of
+``mmcli.media.taken``) and an index on ``taken``; 4 adds the ``frames`` table (the sampled moments of
 videos). Older formats are brought up to date in place when opened for writing (no re-embedding);
 the next `mmcli index` reads the dates of rows that have none.
 """

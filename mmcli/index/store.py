@@ -10,7 +10,7 @@ Tables
         `mmcli index --prune` drops it. Format 1 had no such column: it is added in place.
       taken, taken_source, taken_offset: when the picture was taken (unix seconds), from 'exif' (with
         its UTC offset, seconds east), 'exif-local' (no offset: wall clock read as UTC) or 'mtime'; see
-        ``mmcli.taken``. NULL: not read yet (an index of format 2 or older; the next `mmcli index`
+        ``mmcli.media.taken``. NULL: not read yet (an index of format 2 or older; the next `mmcli index`
         reads them, without the model). Indexed, for --after/--before.
     frames(id, file_id, time, vector)  the sampled moments of a video (format 4): its files row is 'ok'
       with no vector; each moment has FAISS id FRAME_ID_BASE + frames.id (see ``schema.py``). Every
@@ -44,7 +44,7 @@ from mmcli.index.schema import (
     ensure_writable,
     read_only,
 )
-from mmcli.taken import Taken
+from mmcli.media.taken import Taken
 
 if TYPE_CHECKING:
     import numpy as np

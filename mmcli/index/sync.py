@@ -10,7 +10,7 @@
    with ``ray``); rows are committed in batches, so a killed run loses at most one batch and the
    next run resumes.
 5. The FAISS file is rebuilt from SQLite and written atomically.
-Videos (``mmcli.video``) go through the same steps: their content hash gives their moments back,
+Videos (``mmcli.media.video``) go through the same steps: their content hash gives their moments back,
 and new ones are hashed, sampled (``every`` seconds, at most ``max_frames``) and embedded, one
 transaction per video. Unchanged rows without a capture time (an index made before format 3) get
 theirs from their file's header. When nothing needs embedding, no model is loaded. The model is
@@ -33,20 +33,20 @@ from typing import TYPE_CHECKING
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import DiskFull, IndexCorrupt, IndexReadOnly, IndexStoreError, UsageError
 from mmcli.faults import fault_point
-from mmcli.index import changes, schema
+from mmcli.index import schema
 from mmcli.index.changes import Changes, find_changes
-from mmcli.index.embedding import embed_into, embed_on_ray_into, embed_videos_into, load_for_index
+from mmcli.index.embedding import Target, embed_into, embed_on_ray_into, embed_videos_into, load_for_index
+from mmcli.index.job import IndexJob
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
 from mmcli.index.schema import REBUILD_DB, ensure_writable
 from mmcli.index.store import FileRow, Store
-from mmcli.results import FileFailure
+from mmcli.media.files import hash_files
+from mmcli.results import FileFailure, ProgressFn
 
 if TYPE_CHECKING:
+    from mmcli.embedding.ray_driver import RayOptions
     from mmcli.models import Encoder, ModelSpec
-    from mmcli.ray_embed import RayOptions
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -72,26 +72,6 @@ class IndexSummary:
     @property
     def images_per_second(self) -> float:
         return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class IndexJob:
-    """What one `mmcli index` run was asked to do, besides the index and the model."""
-
-    roots: tuple[Path, ...]
-    device: str = "auto"
-    precision: str = "auto"
-    include_hidden: bool = False
-    exclude: tuple[str, ...] = ()
-    batch_size: int | None = None  # None: chosen for the device
-    workers: int | None = None
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    on_progress: ProgressFn | None = None
-    on_failure: Callable[[FileFailure], None] | None = None
-    prune: bool = False
-    every: float = 2.0  # videos: seconds between sampled frames
-    max_frames: int = 2000  # videos: samples per video at most
-    ray: RayOptions | None = None  # embed on a Ray cluster (planning stays here)
 
 
 def run_index(
@@ -217,7 +197,7 @@ def _open_for_writing(folder: Path, rebuild: bool) -> Store:
 
 
 def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder: Encoder | None = None) -> IndexSummary:
-    from mmcli.video import av_available, is_video
+    from mmcli.media.video import av_available, is_video
 
     found = find_changes(store, job.roots, job.include_hidden, job.exclude)
     fault_point("index.scanned")
@@ -226,7 +206,7 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     unplayable = [p for p in candidates if is_video(p)] if not av_available() else []
     if unplayable:  # not recorded: indexed once PyAV is there
         candidates = tuple(p for p in candidates if p not in set(unplayable))
-    reads = changes.hash_files(_may_reuse(store, candidates, scan))
+    reads = hash_files(_may_reuse(store, candidates, scan))
     gone_hashes = {row.hash for row in found.gone if row.hash and row.status == "ok"}
     counts = {"added": 0, "updated": 0, "renamed": 0, "copied": 0, "failed": 0, "removed": 0, "missing": 0}
     renamed_from: set[str] = set()
@@ -280,16 +260,17 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
     embedded = 0
     if to_embed or videos:
         t0 = time.perf_counter()
+        target = Target(store, scan, reads, existing, job)
         if to_embed and job.ray is not None:
-            done = embed_on_ray_into(store, spec, to_embed, scan, reads, existing, job)
+            done = embed_on_ray_into(target, spec, to_embed)
         elif to_embed:
             encoder = load_for_index(store, spec, job, encoder)
-            done = embed_into(store, encoder, to_embed, scan, reads, existing, job)
+            done = embed_into(target, encoder, to_embed)
         else:
             done = {}
         if videos:  # (sampled and embedded here, also with --ray)
             encoder = load_for_index(store, spec, job, encoder)
-            shot = embed_videos_into(store, encoder, videos, scan, reads, existing, job)
+            shot = embed_videos_into(target, encoder, videos)
         else:
             shot = {}
         embed_seconds = time.perf_counter() - t0
@@ -320,7 +301,7 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
 def _no_av(videos: Sequence[str]) -> tuple[str, ...]:
     if not videos:
         return ()
-    from mmcli.video import INSTALL_HINT
+    from mmcli.media.video import INSTALL_HINT
 
     n = len(videos)
     return (f"{n} video file{'s' if n != 1 else ''} not indexed: {INSTALL_HINT}",)
@@ -341,7 +322,7 @@ def _date_old_rows(store: Store, rows: list[FileRow]) -> int:
     per file, no model, no new generation (the vectors are the same)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from mmcli.taken import read_taken
+    from mmcli.media.taken import read_taken
 
     todo = [row for row in rows if not row.dated and row.status == "ok"]
     if not todo:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmcli.errors import ModelError, UsageError
+from mmcli.media.preprocess import Preprocess
 from mmcli.models.spec import ModelSpec, model_fingerprint
-from mmcli.preprocess import Preprocess
 
 if TYPE_CHECKING:
     import torch

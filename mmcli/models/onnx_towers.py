@@ -3,7 +3,7 @@
 Importing torch and open_clip costs more than a whole query. So the first time a model's text
 tower (or, for small image jobs, its image tower) is needed, with torch at hand, it is exported in
 fp32 to ``$MMCLI_CACHE/onnx/<tower>-<key>.onnx`` (written atomically, stored as ONNX Runtime
-optimises it) with a JSON sidecar: how to tokenize (``mmcli.tokenizer``, open_clip's ids without
+optimises it) with a JSON sidecar: how to tokenize (``mmcli.models.tokenizer``, open_clip's ids without
 torch) or preprocess, and the model's logit scale and bias. From then on ``OnnxTextEncoder`` and
 ``OnnxImageEncoder`` embed in a process that never imports torch. A model whose tokenizer is not
 open_clip's plain BPE (SigLIP's, Hugging Face's), or whose export fails, keeps the torch path; the
@@ -104,7 +104,7 @@ class OnnxTextEncoder(_Tower):
     """Texts in, unit float32 vectors out, like ``Encoder.encode_texts``, with no torch in the process."""
 
     def __init__(self, spec: ModelSpec) -> None:
-        from mmcli.tokenizer import Tokenizer
+        from mmcli.models.tokenizer import Tokenizer
 
         super().__init__(spec, "text")
         self.context_length = int(self.meta["context_length"])
@@ -123,7 +123,7 @@ class OnnxImageEncoder(_Tower):
     device = "cpu"
 
     def __init__(self, spec: ModelSpec) -> None:
-        from mmcli.preprocess import Preprocess
+        from mmcli.media.preprocess import Preprocess
 
         super().__init__(spec, "image")
         p = self.meta["preprocess"]

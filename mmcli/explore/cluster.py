@@ -18,7 +18,7 @@ from mmcli.queries import DEFAULT_TEMPLATE
 from mmcli.results import Cluster, LabelScore
 
 if TYPE_CHECKING:
-    from mmcli.engine import LocalEngine
+    from mmcli.engine.local import LocalEngine
 
 
 def cluster_index(
@@ -80,8 +80,8 @@ def _label_scores(
 ) -> list[list[LabelScore]]:
     if not labels:
         return []
-    from mmcli.classify import build_label_set, score
-    from mmcli.textcache import TextCache
+    from mmcli.embedding.textcache import TextCache
+    from mmcli.engine.classify import build_label_set, score
 
     encoder = engine.text_encoder()  # the ONNX text tower where there is one: no torch for labels
     label_set = build_label_set(encoder, labels, templates, TextCache())

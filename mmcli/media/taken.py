@@ -31,9 +31,9 @@ import functools
 import io
 import os
 import re
-from dataclasses import dataclass
 
 from mmcli.errors import UsageError
+from mmcli.results import Taken, iso  # noqa: F401 (the dates' types live with the results)
 
 SOURCES = ("exif", "exif-local", "mtime")
 EXIF_IFD = 0x8769
@@ -46,28 +46,6 @@ _EXIF_DATE = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
 _EXIF_OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
 _PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 UTC = dt.timezone.utc
-
-
-@dataclass(frozen=True)
-class Taken:
-    """When a picture was taken: unix seconds, where that came from, and the camera's UTC offset
-    (seconds east of UTC; ``exif`` only)."""
-
-    when: float
-    source: str
-    offset: int | None = None
-
-    def iso(self) -> str:
-        return iso(self.when, self.source, self.offset)
-
-
-def iso(when: float, source: str | None, offset: int | None = None) -> str:
-    """The ISO 8601 form of a stored date (see the table above)."""
-    if source == "exif" and offset is not None:
-        tz = dt.timezone(dt.timedelta(seconds=offset))
-        return dt.datetime.fromtimestamp(when, tz).isoformat(timespec="seconds")
-    stamp = dt.datetime.fromtimestamp(when, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
-    return stamp if source == "exif-local" else stamp + "Z"
 
 
 def short(value: str | None) -> str:
@@ -118,9 +96,9 @@ def _quiet_pillow() -> None:
     process, never undone (``warnings.catch_warnings`` is not safe from the hashing threads)."""
     import warnings
 
-    from mmcli.images import _register_heif, take_over_pixel_limit
+    from mmcli.media.limits import register_heif, take_over_pixel_limit
 
-    _register_heif()  # HEIC/AVIF headers too, when pillow-heif is installed
+    register_heif()  # HEIC/AVIF headers too, when pillow-heif is installed
     take_over_pixel_limit()  # no decompression-bomb warning or error from merely opening a header
     warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 

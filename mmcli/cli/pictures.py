@@ -17,14 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmcli.atomic import write_output
-from mmcli.config import DEFAULT_MAX_PIXELS
-from mmcli.errors import ImageLoadError
-from mmcli.images import load_image
+from mmcli.media.thumbnail import THUMB, render_thumbnail, thumbnail  # noqa: F401 (render_thumbnail re-exported)
 
 if TYPE_CHECKING:
     from PIL import Image
-
-THUMB = 256
 
 
 @dataclass(frozen=True)
@@ -36,29 +32,6 @@ class Tile:
     time: float | None = None  # a moment of a video: its frame is shown, and linked with #t=SECONDS
 
 
-def render_thumbnail(path: str, size: int = THUMB, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """``path`` decoded safely (bomb limit, EXIF orientation) and shrunk to fit ``size`` x ``size``;
-    raises ImageLoadError."""
-    img = load_image(path, max_pixels, min_side=size // 2)
-    img.thumbnail((size, size))
-    return img
-
-
-def thumbnail(path: str, size: int = THUMB, time: float | None = None) -> Image.Image | None:
-    """A picture's thumbnail, or a video's frame at ``time``; None when it cannot be shown."""
-    from mmcli.video import frame_picture, is_video
-
-    if time is not None or is_video(path):
-        img = frame_picture(path, time or 0.0, size)
-        if img is not None:
-            img.thumbnail((size, size))
-        return img
-    try:
-        return render_thumbnail(path, size)
-    except ImageLoadError:
-        return None
-
-
 def _data_uri(img: Image.Image) -> str:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=82)
@@ -68,7 +41,7 @@ def _data_uri(img: Image.Image) -> str:
 def _file_url(path: str, time: float | None = None) -> str:
     if not (os.path.isabs(path) or os.path.exists(path)):
         return path
-    from mmcli.video import media_url
+    from mmcli.media.video import media_url
 
     return media_url(path, time)  # with a media fragment (#t=SECONDS) for a moment: players start there
 

@@ -1,7 +1,7 @@
 """Pictures for the search page of `mmcli serve`: cached thumbnails, full images a browser can show,
 and uploaded query images.
 
-Everything is decoded by ``mmcli.images.load_image`` (decompression-bomb limit, EXIF orientation,
+Everything is decoded by ``mmcli.media.images.load_image`` (decompression-bomb limit, EXIF orientation,
 typed errors). Thumbnails are cached under the cache folder, keyed by the file's real path, the
 size, its mtime and its byte size (a changed file gets a new key), and written atomically. An
 uploaded image lives in a private temporary file under the cache folder for one search, never in
@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 from mmcli.atomic import atomic_write_bytes
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
-from mmcli.images import load_image, oversize, take_over_pixel_limit
-from mmcli.pictures import render_thumbnail
+from mmcli.media.images import load_image
+from mmcli.media.limits import oversize, take_over_pixel_limit
+from mmcli.media.thumbnail import render_thumbnail
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -9,11 +9,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmcli.engine import LocalEngine
+from mmcli.demo.shapes import all_specs, write_corpus
+from mmcli.engine.local import LocalEngine
 from mmcli.index.sync import IndexSummary, run_index
 from mmcli.queries import ClassifyRequest, SearchRequest, build_terms
 from mmcli.results import Classification, Hit
-from mmcli.shapes import all_specs, write_corpus
 
 DEMO_MODEL = "mmcli-tiny"
 DEMO_QUERY = "a red circle"

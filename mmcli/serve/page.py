@@ -2,7 +2,7 @@
 CDN), GET /thumb and GET /image (pictures of files under the allowed roots), POST /search/upload
 (search by an example image the browser sends).
 
-``mmcli.guards`` has already refused foreign hosts and origins, and other sites' embeds, before any
+``mmcli.serve.guards`` has already refused foreign hosts and origins, and other sites' embeds, before any
 of these run; every path is checked against the allowed roots here (``PathGuard``).
 """
 
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, get_origin
 from fastapi import Request, Response  # module level: FastAPI reads the endpoints' annotations
 
 from mmcli.errors import ImageLoadError
-from mmcli.guards import PathGuard
-from mmcli.wire import SearchBody, SearchReply, TermBody
+from mmcli.serve.guards import PathGuard
+from mmcli.serve.wire import SearchBody, SearchReply, TermBody
 
 if TYPE_CHECKING:
-    from mmcli.thumbs import Picture
+    from mmcli.serve.thumbs import Picture
 
 WEB = Path(__file__).parent / "web"
 ASSETS = {
@@ -65,7 +65,7 @@ def add_page(
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import FileResponse
 
-    from mmcli.thumbs import browser_image, cached_thumbnail, uploaded_image
+    from mmcli.serve.thumbs import browser_image, cached_thumbnail, uploaded_image
 
     assets = {route: ((WEB / name).read_bytes(), kind) for route, (name, kind) in ASSETS.items()}
 

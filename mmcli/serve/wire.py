@@ -16,9 +16,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from mmcli.config import DEFAULT_MAX_PIXELS
+from mmcli.media.taken import as_text, period
 from mmcli.queries import DEFAULT_TEMPLATE, WEIGHT_RE, ClassifyRequest, SearchRequest, Term, build_terms
 from mmcli.results import Classification, FileFailure, Health, Hit, LabelScore, SearchResult
-from mmcli.taken import as_text, period
 
 MAX_PATHS = 10_000  # per /classify request
 MAX_LABELS = 10_000
@@ -119,7 +119,7 @@ class HitBody(_Body):
     path: str
     time: float | None = None  # the moment of a video, in seconds
     score: float
-    taken: str | None = None  # ISO 8601, see mmcli.taken
+    taken: str | None = None  # ISO 8601, see mmcli.media.taken
     taken_source: str | None = None  # "exif", "exif-local" or "mtime"
 
 

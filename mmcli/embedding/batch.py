@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,16 +19,16 @@ import numpy as np
 
 from mmcli.errors import ImageLoadError
 from mmcli.faults import fault_point
-from mmcli.images import DEFAULT_MAX_PIXELS, display_path, load_pixels, read_whole_stat
-from mmcli.results import FileFailure, ImageVector
+from mmcli.media.files import read_facts, read_whole_stat
+from mmcli.media.images import DEFAULT_MAX_PIXELS, display_path, load_pixels
+from mmcli.results import FileFailure, ImageVector, ProgressFn
 
 if TYPE_CHECKING:
-    from mmcli.index.changes import Read
+    from mmcli.media.preprocess import Preprocess
     from mmcli.models import Encoder
     from mmcli.models.spec import TextEncoder
-    from mmcli.preprocess import Preprocess
+    from mmcli.results import Read
 
-ProgressFn = Callable[[int, int], None]
 Decoded = tuple[str, "np.ndarray | ImageLoadError", "Read | None"]  # path, pixels or why not, hash + date
 INLINE_BELOW = 8  # fewer files than this are decoded in-process: a pool costs more than it saves
 
@@ -57,16 +57,6 @@ def _decode_one(path: str, preprocess: Preprocess, max_pixels: int, fast_decode:
         return path, ImageLoadError(path, f"unexpected decoder error: {type(exc).__name__}: {exc}"), read
 
 
-def read_facts(path: str, data: bytes | None, mtime: float) -> Read | None:
-    """Content hash and capture time of bytes in hand; a file too large to hold is read in chunks."""
-    from mmcli.index.changes import Read, hash_file, read_of
-
-    if data is not None:
-        return read_of(data, mtime)
-    read = hash_file(path)
-    return read if isinstance(read, Read) else None
-
-
 def _pool(workers: int) -> ProcessPoolExecutor:
     """Decoding processes. On Linux they are forked, as PyTorch's DataLoader does: instant, and a
     script using mmcli needs no ``if __name__ == "__main__"`` guard. The children only run
@@ -79,13 +69,11 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _helper_start(parent: int) -> None:
-    """First thing in a decoding helper: hold none of the parent's locks, die with the parent
-    (SIGKILL, SIGTERM or a crash: Linux's parent-death signal), leave Ctrl-C to the parent."""
+    """First thing in a decoding helper: die with the parent (SIGKILL, SIGTERM or a crash: Linux's
+    parent-death signal), leave Ctrl-C to the parent. (A forked helper holds none of the parent's
+    index locks: ``mmcli.index.lock`` closes them in every forked child.)"""
     import signal
 
-    from mmcli.index.lock import close_held_locks
-
-    close_held_locks()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
@@ -209,7 +197,7 @@ def _device_stream(
     on_progress: ProgressFn | None,
     reads: bool,
 ) -> Iterator[ImageVector | FileFailure]:
-    from mmcli.gpu_decode import device_decode_stream
+    from mmcli.media.gpu_decode import device_decode_stream
 
     done = 0
     for out in device_decode_stream(encoder, names, batch_size, max_pixels, reads):

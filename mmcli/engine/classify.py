@@ -29,9 +29,9 @@ from mmcli.errors import UsageError
 from mmcli.results import Classification, FileFailure, ImageVector, LabelScore, Segment
 
 if TYPE_CHECKING:
+    from mmcli.embedding.textcache import TextCache
     from mmcli.models import Encoder
     from mmcli.models.spec import TextEncoder
-    from mmcli.textcache import TextCache
 
 NEUTRAL_LABEL = "something"
 
@@ -84,7 +84,7 @@ def build_label_set(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> LabelSet:
     """Embed every (label, template) prompt, average per label, renormalise."""
-    from mmcli.textcache import encode_texts_cached
+    from mmcli.embedding.textcache import encode_texts_cached
 
     clean, notes = clean_labels(labels)
     if not clean:
@@ -153,9 +153,9 @@ def classify_stream(
 ) -> Iterator[Classification | Segment | FileFailure]:
     """Classify image files (a Classification each) and videos (their Segments); yields in input order,
     a FileFailure for each file that failed."""
-    from mmcli.embed import embed_stream
-    from mmcli.video import VideoVectors, is_video
-    from mmcli.video_embed import embed_video
+    from mmcli.embedding.batch import embed_stream
+    from mmcli.embedding.video import embed_video
+    from mmcli.media.video import VideoVectors, is_video
 
     def images(run: list[str | Path]) -> Iterator[Classification | FileFailure]:
         for item in embed_stream(encoder, run, **embed_options):

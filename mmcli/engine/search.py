@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -19,7 +19,21 @@ from mmcli.queries import SearchRequest, Term
 from mmcli.results import Hit
 
 if TYPE_CHECKING:
-    from mmcli.engine import LocalEngine
+    from mmcli.models import Encoder
+    from mmcli.models.onnx_towers import OnnxImageEncoder
+    from mmcli.models.spec import TextEncoder
+
+
+class Encoders(Protocol):
+    """What a search needs of an engine: the fingerprint its cached texts are filed under, and encoders
+    loaded on first need (``mmcli.engine.local.LocalEngine`` is one)."""
+
+    @property
+    def text_fingerprint(self) -> str: ...
+
+    def text_encoder(self) -> TextEncoder: ...
+
+    def image_encoder(self, images: int) -> Encoder | OnnxImageEncoder: ...
 
 
 def _stored_vector(store: Store, path: str) -> np.ndarray | None:
@@ -33,12 +47,12 @@ def _stored_vector(store: Store, path: str) -> np.ndarray | None:
 
 
 def query_vector(
-    store: Store, terms: Sequence[Term], engine: LocalEngine, max_pixels: int, notes: list[str] | None = None
+    store: Store, terms: Sequence[Term], engine: Encoders, max_pixels: int, notes: list[str] | None = None
 ) -> np.ndarray:
     """The combined query vector. Cached texts and indexed images need no model; other texts need
     only the engine's text encoder (no torch where the model has an ONNX text tower)."""
-    from mmcli.images import load_pixels
-    from mmcli.textcache import TextCache, encode_texts_cached
+    from mmcli.embedding.textcache import TextCache, encode_texts_cached
+    from mmcli.media.images import load_pixels
 
     total = None
     cache = TextCache()

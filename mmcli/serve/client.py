@@ -32,7 +32,8 @@ from mmcli.results import Health, SearchResult
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from mmcli.engine import ClassifyRun, LocalEngine, ProgressFn
+    from mmcli.engine.local import ClassifyRun, Engine, LocalEngine
+    from mmcli.results import ProgressFn
 
 DISCOVERY = "server.json"
 NONCE_HEADER = "X-Mmcli-Nonce"
@@ -123,7 +124,7 @@ class RemoteEngine:
         return (f"the mmcli server at {self.url} {why or 'does not answer'}; working in-process",)
 
     def search(self, request: SearchRequest) -> SearchResult:
-        from mmcli.wire import SearchBody, SearchReply
+        from mmcli.serve.wire import SearchBody, SearchReply
 
         try:
             served = self.health().index
@@ -140,9 +141,9 @@ class RemoteEngine:
     def classify(
         self, request: ClassifyRequest, on_progress: ProgressFn | None = None, on_labels: ProgressFn | None = None
     ) -> ClassifyRun:
-        from mmcli.engine import ClassifyRun
-        from mmcli.video import is_video
-        from mmcli.wire import ClassifyBody, ClassifyReply
+        from mmcli.engine.local import ClassifyRun
+        from mmcli.media.video import is_video
+        from mmcli.serve.wire import ClassifyBody, ClassifyReply
 
         if any(is_video(p) for p in request.paths):  # the wire carries one result per path: timelines run here
             return self.local.classify(request, on_progress, on_labels)
@@ -165,7 +166,7 @@ class RemoteEngine:
 
     def health(self) -> Health:
         """The server's /health, checked: it answers in time, validly, and knows the token."""
-        from mmcli.wire import HealthReply
+        from mmcli.serve.wire import HealthReply
 
         nonce = secrets.token_hex(16)
         req = urllib.request.Request(self.url + "/health", headers={NONCE_HEADER: nonce})
@@ -210,3 +211,22 @@ def _error_detail(exc: urllib.error.HTTPError) -> dict[str, Any]:
     if not isinstance(detail, dict):
         return {}
     return {k: v for k, v in detail.items() if k in ("error", "hint") and isinstance(v, str)}
+
+
+def choose_engine(server: str | None, local: LocalEngine, *, for_classify: bool = False) -> Engine:
+    """A running server when one is named or found and holds what ``local`` would use; else ``local``.
+
+    Searches use a server only when no ``--model``/``--weights`` is given (the server holds the
+    index's model). Classification uses it only when it holds the very model ``local`` would load.
+    """
+    if local.weights is not None or (local.model is not None and not for_classify):
+        return local
+    found = find_server(server, None if for_classify else local.index)
+    if found is None:
+        return local
+    wanted = None
+    if for_classify:
+        from mmcli.config import default_model
+
+        wanted = local.model or default_model()
+    return RemoteEngine(found, local, wanted_model=wanted)

@@ -2,10 +2,10 @@
 
 FastAPI + uvicorn (the ``serve`` extra; only that command imports this module). GET /health,
 POST /search, POST /classify, and the search page (GET /, /thumb, /image, POST /search/upload:
-``mmcli.webapp``); bodies are the pydantic models of ``mmcli.wire`` (a wrong type is a
+``mmcli.serve.page``); bodies are the pydantic models of ``mmcli.serve.wire`` (a wrong type is a
 422 naming the field), documented at /openapi.json and /docs. Endpoints are plain functions, so
 FastAPI runs them in its thread pool: model work never blocks the event loop, and /health answers
-while a search runs. Model work is serialised by one lock. ``mmcli.guards`` refuses foreign hosts
+while a search runs. Model work is serialised by one lock. ``mmcli.serve.guards`` refuses foreign hosts
 and origins, oversized bodies and files outside the allowed roots.
 
 While it runs, ``$MMCLI_HOME/server.json`` (mode 0600) tells `mmcli search` and `mmcli classify`
@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request, Response  # module level: FastAPI reads the endpoints' annotations
 
 from mmcli.errors import MmcliError, UsageError
-from mmcli.guards import BodyLimit, HostOriginGuard, PathGuard, Refused
-from mmcli.remote import NONCE_HEADER, PROOF_HEADER, discovery_file, proof, read_discovery
-from mmcli.wire import ClassifyBody, ClassifyItem, ClassifyReply, ErrorReply, HealthReply, SearchBody, SearchReply
+from mmcli.serve.client import NONCE_HEADER, PROOF_HEADER, discovery_file, proof, read_discovery
+from mmcli.serve.guards import BodyLimit, HostOriginGuard, PathGuard, Refused
+from mmcli.serve.wire import ClassifyBody, ClassifyItem, ClassifyReply, ErrorReply, HealthReply, SearchBody, SearchReply
 
 if TYPE_CHECKING:
-    from mmcli.engine import LocalEngine
+    from mmcli.engine.local import LocalEngine
 
 DEFAULT_MAX_BODY = 1_000_000
 DEFAULT_MAX_UPLOAD = 50_000_000  # an example image dropped on the search page
@@ -60,7 +60,7 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
 
     from mmcli import __version__
     from mmcli.config import cache_dir
-    from mmcli.webapp import add_page
+    from mmcli.serve.page import add_page
 
     class AsciiJSON(JSONResponse):
         def render(self, content: Any) -> bytes:  # names that are not UTF-8 travel as \udcXX escapes

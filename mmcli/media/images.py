@@ -15,9 +15,7 @@ Decoding rules (documented in the README):
 from __future__ import annotations
 
 import fnmatch
-import functools
 import os
-import stat
 import struct
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,37 +26,23 @@ import numpy as np
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
+from mmcli.media.files import file_error, read_whole
+from mmcli.media.limits import heif_available, oversize, register_heif, take_over_pixel_limit, too_many_scans
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from mmcli.preprocess import Preprocess
+    from mmcli.media.preprocess import Preprocess
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".avif"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})  # see mmcli.video
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})  # see mmcli.media.video
 DRAFT_MARGIN = 2  # JPEG DCT scaling keeps the shorter side >= this x the model side
 SKIP_DIRS = frozenset({"@eaDir", ".git", "node_modules", "__pycache__"})
 
 
-def _heif_available() -> bool:
-    try:
-        import pillow_heif  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def image_extensions() -> frozenset[str]:
-    return IMAGE_EXTENSIONS | HEIF_EXTENSIONS if _heif_available() else IMAGE_EXTENSIONS
-
-
-def _register_heif() -> None:
-    try:
-        import pillow_heif
-    except ImportError:
-        return
-    pillow_heif.register_heif_opener()
+    return IMAGE_EXTENSIONS | HEIF_EXTENSIONS if heif_available() else IMAGE_EXTENSIONS
 
 
 def _excluded(name: str, path: str, exclude: Sequence[str]) -> bool:
@@ -142,99 +126,6 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-@functools.cache
-def take_over_pixel_limit() -> None:
-    """Switch Pillow's own decompression-bomb check off, once per process; ``oversize`` replaces it.
-
-    Pillow's limit is one process-wide setting, ``Image.MAX_IMAGE_PIXELS``: above it a warning,
-    above twice it ``DecompressionBombError`` inside ``Image.open``, before the caller sees the size
-    (89 MP and 179 MP by default, below our default of 256 MP). It cannot be given per call, and
-    setting it around each call races between threads (one restores it while another is inside
-    ``Image.open``). So mmcli owns the limit: Pillow's is set to None here, the first time mmcli
-    decodes an image (not at import), and never touched again, which is safe from any thread; every
-    ``Image.open`` in mmcli then checks ``max_pixels`` against the header's size before any pixel is
-    decoded, with one message for every format. Should other code set Pillow's limit again, its
-    error is still caught below and the image refused.
-    """
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = None
-
-
-def oversize(name: str, w: int, h: int, max_pixels: int) -> ImageLoadError | None:
-    """The error for a ``w`` x ``h`` image above ``max_pixels`` (width x height), or None."""
-    if w * h <= max_pixels:
-        return None
-    return ImageLoadError(
-        name, f"too large: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)"
-    )
-
-
-MAX_JPEG_SCANS = 256  # a progressive JPEG has about 10; thousands make a "scan bomb" (seconds per scan)
-
-
-def too_many_scans(name: str, data: bytes) -> ImageLoadError | None:
-    """The error for a JPEG with an absurd number of scans, or None. Each scan of a progressive JPEG is
-    a pass over the whole image, so a small file of thousands of scans costs minutes to decode.
-    Start-of-scan markers (FF DA) cannot occur inside entropy-coded data (FF is stuffed there)."""
-    scans = data.count(b"\xff\xda")
-    if scans <= MAX_JPEG_SCANS:
-        return None
-    return ImageLoadError(
-        name, f"a JPEG with {scans} scans (the limit is {MAX_JPEG_SCANS}): decoding it would take minutes"
-    )
-
-
-WHOLE_READ_LIMIT = 256 << 20  # files up to this size are read once into memory (hash + decode)
-
-
-def read_whole(path: str | os.PathLike[str]) -> bytes | None:
-    """The bytes of an image file, read once, or None for a file above ``WHOLE_READ_LIMIT`` (then
-    decoded from the file). Raises ImageLoadError for what cannot be an image file."""
-    return read_whole_stat(path)[0]
-
-
-def media_stat(path: str | os.PathLike[str]) -> os.stat_result:
-    """The stat of a non-empty regular file (images and videos), or ImageLoadError saying what it is.
-    Called before open(): opening a FIFO would wait for a writer."""
-    name = os.fsdecode(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ImageLoadError(name, "no such file") from None
-    except OSError as exc:
-        raise ImageLoadError(name, exc.strerror or str(exc)) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageLoadError(name, "is a directory")
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageLoadError(name, "not a regular file")
-    if st.st_size == 0:
-        raise ImageLoadError(name, "empty file")
-    return st
-
-
-def read_whole_stat(path: str | os.PathLike[str]) -> tuple[bytes | None, os.stat_result]:
-    """``read_whole``, and the file's stat (its mtime dates a picture without EXIF)."""
-    name = os.fsdecode(path)
-    st = media_stat(path)
-    try:
-        if st.st_size > WHOLE_READ_LIMIT:
-            return None, st
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ImageLoadError(name, "no such file") from None
-    except IsADirectoryError:
-        raise ImageLoadError(name, "is a directory") from None
-    except PermissionError:
-        raise ImageLoadError(name, "permission denied") from None
-    except OSError as exc:
-        raise ImageLoadError(name, exc.strerror or str(exc)) from None
-    if not data:
-        raise ImageLoadError(name, "empty file")
-    return data, st
-
-
 def load_image(
     path: str | os.PathLike[str],
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -251,7 +142,7 @@ def load_image(
 
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    _register_heif()
+    register_heif()
     name = os.fsdecode(path)
     if data is None:
         data = read_whole(path)
@@ -291,12 +182,8 @@ def load_image(
         raise ImageLoadError(name, f"too large (decompression bomb): {exc}") from None
     except UnidentifiedImageError:
         raise ImageLoadError(name, "not an image, or a format Pillow cannot read") from None
-    except FileNotFoundError:
-        raise ImageLoadError(name, "vanished while being read") from None
-    except IsADirectoryError:
-        raise ImageLoadError(name, "is a directory") from None
-    except PermissionError:
-        raise ImageLoadError(name, "permission denied") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise file_error(name, exc, vanished=True) from None
     except MemoryError:
         raise ImageLoadError(name, "out of memory while decoding") from None
     except (

@@ -10,8 +10,8 @@ import numpy as np
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
+from mmcli.media.video import DEFAULT_EVERY, DEFAULT_MAX_FRAMES, VideoVectors, sample_video
 from mmcli.results import FileFailure
-from mmcli.video import DEFAULT_EVERY, DEFAULT_MAX_FRAMES, VideoVectors, sample_video
 
 if TYPE_CHECKING:
     from mmcli.models import Encoder
@@ -30,7 +30,7 @@ def embed_video(
     Decoding and the model take turns in this thread. Decoding in a helper thread while the model runs
     was measured slower on 2 CPU cores (both already busy: FFmpeg's threads and torch's); FFmpeg decodes
     with its own frame threads either way."""
-    from mmcli.embed import default_batch_size
+    from mmcli.embedding.batch import default_batch_size
 
     batch_size = batch_size or default_batch_size(str(encoder.device))
     times: list[float] = []

@@ -52,7 +52,7 @@ def gather_paths(
 ) -> list[str]:
     """Image files named by ``inputs``: files, folders (walked; ``videos``: for videos too), and ``-`` for
     the paths on ``stdin``."""
-    from mmcli.images import expand_inputs
+    from mmcli.media.images import expand_inputs
 
     if not inputs:
         raise UsageError("no inputs given", hint="pass image files or folders, or - to read paths from stdin")
@@ -123,8 +123,8 @@ def collect_labels(labels: Sequence[str] | None, labels_file: Path | None) -> li
 
 def choose_templates(template: Sequence[str] | None, templates: str | None) -> list[str]:
     """``--template`` values, or the ``--templates`` set by name (default: "default")."""
-    from mmcli.classify import check_templates
     from mmcli.config import templates_named
+    from mmcli.engine.classify import check_templates
 
     if template and templates:
         raise UsageError("give --template or --templates, not both")

@@ -30,7 +30,9 @@ import numpy as np
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
-from mmcli.images import VIDEO_EXTENSIONS, media_stat, oversize
+from mmcli.media.files import media_stat
+from mmcli.media.images import VIDEO_EXTENSIONS
+from mmcli.media.limits import oversize
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -23,23 +23,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mmcli.config import DEFAULT_MAX_PIXELS
+from mmcli.embedding.ray_files import check_shared_files
 from mmcli.errors import ImageLoadError, MmcliError, UsageError
 from mmcli.faults import fault_point
-from mmcli.ray_files import check_shared_files
-from mmcli.results import FileFailure, ImageVector
+from mmcli.results import FileFailure, ImageVector, ProgressFn
 
 if TYPE_CHECKING:
+    from mmcli.media.preprocess import Preprocess
     from mmcli.models import ModelSpec
-    from mmcli.preprocess import Preprocess
 
-ProgressFn = Callable[[int, int], None]
 INSTALL = 'pip install "mmcli[ray]"'
 CPUS_PER_CPU_ACTOR = 8  # on a cluster without GPUs: one model per this many CPUs (at least one)
 DECODE_MEMORY = 256 * 2**20  # reserved per decoding task: a large photo decodes to a few hundred MB
@@ -195,7 +194,7 @@ def embed_on_ray(
         return
     import ray
 
-    from mmcli.embed import default_batch_size
+    from mmcli.embedding.batch import default_batch_size
 
     env = _forwarded_env()
     plan = plan_actors(ray.cluster_resources(), options)
@@ -353,7 +352,7 @@ def decode_batch(batch: dict[str, np.ndarray], preprocess: Preprocess, max_pixel
 
 def _resized(path: bytes, preprocess: Preprocess, max_pixels: int) -> np.ndarray:
     """``images.load_pixels`` up to the resize: the same decoder and geometry, uint8 (H, W, 3)."""
-    from mmcli.images import load_image
+    from mmcli.media.images import load_image
 
     img = load_image(path, max_pixels, preprocess.min_side)
     try:

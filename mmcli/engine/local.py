@@ -2,28 +2,27 @@
 
 ``LocalEngine`` runs it here: the model is loaded on first need (a cached query needs none), the
 index is opened per call. ``mmcli serve`` keeps one LocalEngine warm behind HTTP, and
-``mmcli.remote.RemoteEngine`` talks to it with the same methods. ``choose_engine`` picks one, once,
-for a command: a server that holds the right index and model, else this process.
+``mmcli.serve.client.RemoteEngine`` talks to it with the same methods (``mmcli.serve.client.choose_engine``
+picks one, once, for a command: a server that holds the right index and model, else this process).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mmcli.queries import ClassifyRequest, SearchRequest
-from mmcli.results import Classification, FileFailure, Health, SearchResult, Segment
+from mmcli.results import Classification, FileFailure, Health, ProgressFn, SearchResult, Segment
 
 if TYPE_CHECKING:
     from mmcli.models import Encoder, ModelSpec
     from mmcli.models.onnx_towers import OnnxImageEncoder
     from mmcli.models.spec import TextEncoder
 
-ProgressFn = Callable[[int, int], None]
 SMALL_JOB = 16  # images: fewer are embedded by the ONNX image tower when it can be used (see image_encoder)
 
 
@@ -164,9 +163,9 @@ class LocalEngine:
 
     # ------------------------------------------------------------------------------------- work
     def search(self, request: SearchRequest) -> SearchResult:
+        from mmcli.engine.search import query_vector, top_hits, undated_notes
         from mmcli.errors import UsageError
         from mmcli.index.open import open_index
-        from mmcli.search import query_vector, top_hits, undated_notes
 
         if self.index is None:
             raise UsageError("no index to search")
@@ -198,8 +197,8 @@ class LocalEngine:
     def classify(
         self, request: ClassifyRequest, on_progress: ProgressFn | None = None, on_labels: ProgressFn | None = None
     ) -> ClassifyRun:
-        from mmcli.classify import build_label_set, classify_stream
-        from mmcli.textcache import TextCache
+        from mmcli.embedding.textcache import TextCache
+        from mmcli.engine.classify import build_label_set, classify_stream
 
         self.served["classify"] += 1
         label_set = build_label_set(self.text_encoder(), request.labels, request.templates, TextCache(), on_labels)
@@ -224,24 +223,3 @@ class LocalEngine:
         from mmcli import __version__
 
         return Health("ok", self.spec.name, str(self.index or ""), os.getpid(), __version__, dict(self.served))
-
-
-def choose_engine(server: str | None, local: LocalEngine, *, for_classify: bool = False) -> Engine:
-    """A running server when one is named or found and holds what ``local`` would use; else ``local``.
-
-    Searches use a server only when no ``--model``/``--weights`` is given (the server holds the
-    index's model). Classification uses it only when it holds the very model ``local`` would load.
-    """
-    from mmcli.remote import RemoteEngine, find_server
-
-    if local.weights is not None or (local.model is not None and not for_classify):
-        return local
-    found = find_server(server, None if for_classify else local.index)
-    if found is None:
-        return local
-    wanted = None
-    if for_classify:
-        from mmcli.config import default_model
-
-        wanted = local.model or default_model()
-    return RemoteEngine(found, local, wanted_model=wanted)

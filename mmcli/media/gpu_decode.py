@@ -26,20 +26,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmcli.errors import ImageLoadError
-from mmcli.images import (
-    DEFAULT_MAX_PIXELS,
-    load_pixels,
-    oversize,
-    read_whole_stat,
-    take_over_pixel_limit,
-    too_many_scans,
-)
+from mmcli.media.files import read_facts, read_whole_stat
+from mmcli.media.images import DEFAULT_MAX_PIXELS, load_pixels
+from mmcli.media.limits import oversize, take_over_pixel_limit, too_many_scans
 
 if TYPE_CHECKING:
     import torch
 
-    from mmcli.index.changes import Read
-    from mmcli.preprocess import Preprocess
+    from mmcli.media.preprocess import Preprocess
+    from mmcli.results import Read
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 CPU_SCALE = 4  # JPEGs whose shorter side is >= this x the model's input side go to the scaled CPU decode
@@ -60,8 +55,6 @@ def _read(path: str, max_pixels: int, preprocess: Preprocess, facts: bool) -> _R
     """Read ``path`` once; decide who decodes it: the device (a JPEG within limits, not far larger than
     the model input), the CPU path (anything else, which gives the precise reason for a bad file)."""
     from PIL import Image
-
-    from mmcli.embed import read_facts
 
     try:
         data, st = read_whole_stat(path)

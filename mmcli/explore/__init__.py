@@ -1,0 +1,1 @@
+"""Looking across an index: near-duplicate groups and clusters."""
