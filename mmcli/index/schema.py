@@ -91,3 +91,17 @@ def read_only(folder: Path, path: Path) -> bool:
         return not (os.access(path, os.W_OK) and os.access(folder, os.W_OK))
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     return existing is not None and existing.is_dir() and not os.access(existing, os.W_OK)
+
+
+COLUMNS = (
+    "id, path, size, mtime_ns, hash, status, error, vector, indexed_at, missing_since, "
+    "taken, taken_source, taken_offset"
+)
+
+
+def encode_path(path: str) -> bytes:
+    return os.fsencode(path)
+
+
+def decode_path(raw: bytes) -> str:
+    return os.fsdecode(raw)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import time
 import urllib.parse
@@ -33,26 +32,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmcli.errors import IndexCorrupt, IndexMissing, IndexTooNew
+from mmcli.errors import IndexCorrupt, IndexMissing
+from mmcli.index.migrate import adopt, check_version, create_schema
+from mmcli.index.reads import Located, VectorReads  # noqa: F401 (Located: re-exported)
 from mmcli.index.schema import (
     DB_NAME,
     FORMAT_VERSION,
-    FRAME_ID_BASE,
-    FRAMES_SCHEMA,
-    SCHEMA,
-    TAKEN_INDEX,
+    decode_path,
+    encode_path,
     ensure_writable,
     read_only,
 )
-from mmcli.media.taken import Taken
+from mmcli.results import Taken
 
 if TYPE_CHECKING:
-    import numpy as np
-
-COLUMNS = (
-    "id, path, size, mtime_ns, hash, status, error, vector, indexed_at, missing_since, "
-    "taken, taken_source, taken_offset"
-)
+    pass
 
 
 @dataclass(frozen=True)
@@ -67,23 +61,7 @@ class FileRow:
     dated: bool = True  # taken is known (rows of an older format have none until the next index run)
 
 
-@dataclass(frozen=True)
-class Located:
-    """Where a vector came from: a file, and for a video the time of the moment in seconds."""
-
-    path: str
-    time: float | None
-
-
-def encode_path(path: str) -> bytes:
-    return os.fsencode(path)
-
-
-def decode_path(raw: bytes) -> str:
-    return os.fsdecode(raw)
-
-
-class Store:
+class Store(VectorReads):
     """A connection to one index database. Writers take the index lock (see ``lock.py``) first.
 
     ``create=True`` (the indexer) makes the folder, the database and its schema when missing;
@@ -115,8 +93,8 @@ class Store:
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")  # a video's moments go with its row
             if create:
-                self._create(model or {})
-            self._check_version()
+                create_schema(self, model or {})
+            check_version(self)
         except sqlite3.DatabaseError as exc:
             raise IndexCorrupt(
                 f"the index database {self.path} is unreadable or corrupt ({exc})",
@@ -135,41 +113,9 @@ class Store:
             db.close()
             return sqlite3.connect(uri + "?immutable=1", uri=True, timeout=30, isolation_level=None)
 
-    def _create(self, model: dict[str, str]) -> None:
-        """Schema, format version and model in one transaction: no index exists without them."""
-        with self.transaction(bump=False):
-            for statement in (SCHEMA + FRAMES_SCHEMA).split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
-            if "taken" in {r[1] for r in self.db.execute("PRAGMA table_info(files)")}:
-                self.db.execute(TAKEN_INDEX)  # else an older database: the migration adds both
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
-            for key, value in model.items():
-                self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
-
-    def _migrate(self, version: int) -> None:
-        """Bring an older index to this format in place (no re-embedding); read-only: read it as it is."""
-        columns = {r[1] for r in self.db.execute("PRAGMA table_info(files)")}
-        if self.readonly:
-            if "missing_since" not in columns:
-                self.present = "status = 'ok'"
-            self.dated = "taken" in columns
-            if version < 4:  # no moments: an empty stand-in (a temporary table: the file is not written)
-                self.db.execute(FRAMES_SCHEMA.split(";")[0].replace("TABLE IF", "TEMP TABLE IF"))
-            return
-        with self.transaction(bump=False):
-            if "missing_since" not in columns:  # 1 -> 2
-                self.db.execute("ALTER TABLE files ADD COLUMN missing_since REAL")
-            if "taken" not in columns:  # 2 -> 3; the dates are read by the next `mmcli index`
-                self.db.execute("ALTER TABLE files ADD COLUMN taken REAL")
-                self.db.execute("ALTER TABLE files ADD COLUMN taken_source TEXT")
-                self.db.execute("ALTER TABLE files ADD COLUMN taken_offset INTEGER")
-                self.db.execute(TAKEN_INDEX)
-            if version < 4:  # -> 4: video moments
-                for statement in FRAMES_SCHEMA.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-            self.db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),))
+    def adopt(self, other: Store) -> None:
+        """Replace every row and all meta with ``other``'s, in one transaction (the end of a rebuild)."""
+        adopt(self, other)
 
     def record_model(self, model: dict[str, str]) -> None:
         """Record the model of an index that has none yet (made by an older mmcli, or killed at once)."""
@@ -177,36 +123,6 @@ class Store:
             with self.transaction(bump=False):
                 for key, value in model.items():
                     self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
-    def adopt(self, other: Store) -> None:
-        """Replace every row and all meta with ``other``'s, in one transaction (the end of a rebuild)."""
-        self.db.execute("ATTACH DATABASE ? AS fresh", (str(other.path),))
-        try:
-            with self.transaction():
-                newest = max(self.generation(), other.generation())
-                self.db.execute("DELETE FROM frames")
-                self.db.execute("DELETE FROM files")
-                self.db.execute(f"INSERT INTO files ({COLUMNS}) SELECT {COLUMNS} FROM fresh.files")
-                self.db.execute("INSERT INTO frames SELECT * FROM fresh.frames")
-                self.db.execute("DELETE FROM meta")
-                self.db.execute("INSERT INTO meta SELECT * FROM fresh.meta")
-                self.db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(newest),))
-        finally:
-            self.db.execute("DETACH DATABASE fresh")
-
-    def _check_version(self) -> None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
-        if row is None:
-            return
-        version = int(row[0])
-        if version < FORMAT_VERSION:
-            self._migrate(version)
-        if version > FORMAT_VERSION:
-            raise IndexTooNew(
-                f"the index at {self.folder} has format {version}, newer than this mmcli understands "
-                f"({FORMAT_VERSION})",
-                hint="upgrade mmcli (pip install -U mmcli)",
-            )
 
     # ------------------------------------------------------------------------------------ meta
     def meta(self) -> dict[str, str]:
@@ -326,207 +242,6 @@ class Store:
             return None
         return self.db.execute("SELECT time, vector FROM frames WHERE file_id = ? ORDER BY time", (row[0],)).fetchall()
 
-    def _parts(self, columns: tuple[str, str], extra: str = "") -> tuple[str, str]:
-        """The two halves of every read of vectors, ``SELECT files-columns ...`` and ``SELECT frame-columns
-        ...``: files' own vectors, and the moments of present videos (ids from FRAME_ID_BASE, so the second
-        half follows the first in id order). Each is a plain indexed query: no sort, no blob is read
-        that is not asked for. ``extra`` (conditions on files' columns) goes into both."""
-        own, moment = columns
-        return (
-            f"SELECT {own} FROM files WHERE {self.present} AND vector IS NOT NULL{extra} ORDER BY id",
-            f"SELECT {moment} FROM frames CROSS JOIN files ON files.id = frames.file_id "  # frames first
-            f"WHERE {self.present}{extra} ORDER BY frames.id",
-        )
-
-    def vector_count(self) -> int:
-        """How many vectors searches see (images, and moments of videos): what FAISS must hold."""
-        return sum(int(self.db.execute(q).fetchone()[0]) for q in self._parts(("COUNT(*)", "COUNT(*)")))
-
-    def video_count(self) -> int:
-        """How many present videos searches see (files rows that hold moments, not a vector)."""
-        sql = f"SELECT COUNT(*) FROM files WHERE {self.present} AND vector IS NULL"
-        return int(self.db.execute(sql).fetchone()[0])
-
-    def frame_count(self) -> int:
-        """How many moments of present videos searches see."""
-        return int(self.db.execute(self._parts(("0", "COUNT(*)"))[1]).fetchone()[0])
-
-    def counts(self) -> tuple[int, int]:
-        ok, failed = self.db.execute(
-            f"SELECT COALESCE(SUM({self.present}), 0), COALESCE(SUM(status = 'failed'), 0) FROM files"
-        ).fetchone()
-        return int(ok), int(failed)
-
-    def missing_count(self) -> int:
-        if "missing_since" not in self.present:
-            return 0
-        return int(self.db.execute("SELECT COUNT(*) FROM files WHERE missing_since IS NOT NULL").fetchone()[0])
-
-    @property
-    def _dated_sql(self) -> str:
-        return "taken_source IS NOT NULL" if self.dated else "0"
-
-    def _filter(self, under: str | None, after: float | None, before: float | None) -> tuple[str, list[object]]:
-        """Conditions on files' columns (for ``_parts``): under a folder, taken in [after, before)
-        (bounds: None = open). A moment of a video has its video's date."""
-        sql, args = "", []
-        if under is not None:
-            prefix = encode_path(under).rstrip(b"/") + b"/"
-            sql, args = " AND path >= ? AND path < ?", [prefix, prefix[:-1] + b"0"]
-        if (after is not None or before is not None) and not self.dated:
-            return sql + " AND 0", args  # an older index read as it is: no dates yet
-        if after is not None:
-            sql, args = sql + " AND taken >= ?", [*args, after]
-        if before is not None:
-            sql, args = sql + " AND taken < ?", [*args, before]
-        return sql, args
-
-    def count_where(self, under: str | None = None, after: float | None = None, before: float | None = None) -> int:
-        """How many vectors (images, moments) lie under ``under`` and were taken in [after, before)."""
-        extra, args = self._filter(under, after, before)
-        return sum(int(self.db.execute(q, args).fetchone()[0]) for q in self._parts(("COUNT(*)", "COUNT(*)"), extra))
-
-    def ids_where(self, under: str | None = None, after: float | None = None, before: float | None = None) -> set[int]:
-        """The vector ids (images, moments) under ``under`` taken in [after, before)."""
-        extra, args = self._filter(under, after, before)
-        ids: set[int] = set()
-        for q in self._parts(("id", f"frames.id + {FRAME_ID_BASE}"), extra):
-            ids.update(r[0] for r in self.db.execute(q, args))
-        return ids
-
-    def vectors(
-        self,
-        under: str | None = None,
-        batch: int = 65536,
-        after: float | None = None,
-        before: float | None = None,
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of images and moments in id order, in chunks; ``under`` restricts to a folder,
-        ``after``/``before`` to what was taken in [after, before)."""
-        import numpy as np
-
-        dim = int(self.meta().get("dim", "0"))
-        extra, args = self._filter(under, after, before)
-        for sql in self._parts(("id, vector", f"frames.id + {FRAME_ID_BASE}, frames.vector"), extra):
-            cur = self.db.execute(sql, args)
-            while rows := cur.fetchmany(batch):
-                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-                yield ids, vecs
-
-    def sample(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of up to ``k`` vectors (images, moments) spread evenly over the ids (the same every
-        time). The ids are picked first, the vectors of those alone read after."""
-        import numpy as np
-
-        dim = int(self.meta().get("dim", "0"))
-        n = self.vector_count()
-        step = max(1, n // max(k, 1))
-        own, moments = self._parts(("id", f"frames.id + {FRAME_ID_BASE} AS id"))
-        picked = [
-            r[0]
-            for r in self.db.execute(
-                "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) - 1 AS i FROM "
-                f"(SELECT * FROM ({own}) UNION ALL SELECT * FROM ({moments}))) WHERE i % ? = 0 LIMIT ?",
-                (step, k),
-            )
-        ]
-        found = self.vectors_by_id(picked)
-        ids = np.array(picked, dtype=np.int64)
-        vecs = np.frombuffer(b"".join(found[i] for i in picked), dtype=np.float32).reshape(len(picked), dim)
-        return ids, vecs
-
-    def vectors_by_id(self, ids: Iterable[int]) -> dict[int, bytes]:
-        """Vector ids -> vectors, of those searches see."""
-        out: dict[int, bytes] = {}
-        for own, moments in _split_ids(ids):
-            out.update(
-                self.db.execute(
-                    f"SELECT id, vector FROM files WHERE {self.present} AND vector IS NOT NULL "
-                    f"AND id IN ({','.join('?' * len(own))})",
-                    own,
-                ).fetchall()
-            )
-            out.update(
-                self.db.execute(
-                    f"SELECT frames.id + {FRAME_ID_BASE}, frames.vector FROM frames CROSS JOIN files "
-                    f"ON files.id = frames.file_id WHERE {self.present} "
-                    f"AND frames.id IN ({','.join('?' * len(moments))})",
-                    moments,
-                ).fetchall()
-            )
-        return out
-
-    def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
-        return {i: where.path for i, where in self.locate(ids).items()}
-
-    def locate(self, ids: Iterable[int]) -> dict[int, Located]:
-        """Vector ids -> their file and, for a moment of a video, its time."""
-        out: dict[int, Located] = {}
-        for files, frames in _split_ids(ids):
-            for rid, path in self.db.execute(
-                f"SELECT id, path FROM files WHERE id IN ({','.join('?' * len(files))})", files
-            ):
-                out[rid] = Located(decode_path(path), None)
-            for rid, path, when in self.db.execute(
-                "SELECT frames.id, path, time FROM frames JOIN files ON files.id = frames.file_id "
-                f"WHERE frames.id IN ({','.join('?' * len(frames))})",
-                frames,
-            ):
-                out[rid + FRAME_ID_BASE] = Located(decode_path(path), float(when))
-        return out
-
-    def owners(self, ids: Iterable[int]) -> dict[int, int]:
-        """Vector ids -> the id of the file they belong to (a moment's video; an image itself)."""
-        ids = list(ids)
-        out = {i: i for i in ids if i < FRAME_ID_BASE}
-        frames = [i - FRAME_ID_BASE for i in ids if i >= FRAME_ID_BASE]
-        for start in range(0, len(frames), 500):
-            chunk = frames[start : start + 500]
-            for rid, owner in self.db.execute(
-                f"SELECT id, file_id FROM frames WHERE id IN ({','.join('?' * len(chunk))})", chunk
-            ):
-                out[rid + FRAME_ID_BASE] = owner
-        return out
-
-    def taken_for(self, ids: Iterable[int]) -> dict[int, Taken]:
-        """The capture times of these vectors (a moment: its video's); those without one are left out."""
-        owner = self.owners(ids)
-        files = list(set(owner.values()))
-        found: dict[int, Taken] = {}
-        if not self.dated:
-            return {}
-        for start in range(0, len(files), 500):
-            chunk = files[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, taken, taken_source, taken_offset FROM files WHERE id IN ({marks}) AND taken IS NOT NULL"
-            for rid, when, source, offset in self.db.execute(sql, chunk):
-                found[rid] = Taken(when, source, offset)
-        return {i: found[f] for i, f in owner.items() if f in found}
-
-    def undated_count(self) -> int:
-        """Rows searches see that have no capture time yet (an index made before format 3)."""
-        if not self.dated:
-            return self.counts()[0]
-        return int(self.db.execute(f"SELECT COUNT(*) FROM files WHERE {self.present} AND taken IS NULL").fetchone()[0])
-
-    def taken_range(self) -> tuple[Taken | None, Taken | None, int, int]:
-        """(oldest, newest, how many dates are mtimes, how many rows have none) of the rows searches see."""
-        if not self.dated:
-            return None, None, 0, self.undated_count()
-        ends = []
-        for order in ("ASC", "DESC"):
-            row = self.db.execute(
-                f"SELECT taken, taken_source, taken_offset FROM files WHERE {self.present} AND taken IS NOT NULL "
-                f"ORDER BY taken {order}, id LIMIT 1"
-            ).fetchone()
-            ends.append(Taken(*row) if row else None)
-        mtimes, undated = self.db.execute(
-            "SELECT COALESCE(SUM(taken_source = 'mtime'), 0), COALESCE(SUM(taken IS NULL), 0) "
-            f"FROM files WHERE {self.present}"
-        ).fetchone()
-        return ends[0], ends[1], int(mtimes), int(undated)
-
     # ----------------------------------------------------------------------------------- writes
     def put_ok(
         self, path: str, size: int, mtime_ns: int, digest: str | None, vector: bytes, taken: Taken | None = None
@@ -602,15 +317,6 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
-
-
-def _split_ids(ids: Iterable[int], size: int = 500) -> Iterator[tuple[list[int], list[int]]]:
-    """Vector ids in chunks of ``size`` (SQLite's bound-parameter budget), each split into files ids
-    and frames ids (moments: FAISS id - FRAME_ID_BASE)."""
-    ids = list(ids)
-    for start in range(0, len(ids), size):
-        chunk = ids[start : start + size]
-        yield [i for i in chunk if i < FRAME_ID_BASE], [i - FRAME_ID_BASE for i in chunk if i >= FRAME_ID_BASE]
 
 
 def _taken_args(taken: Taken | None) -> tuple[float | None, str | None, int | None]:
