@@ -8,7 +8,7 @@
 Measures, in this process, with the same calls the commands make, each on N and 2N images:
   local      embed.embed_stream (decoding processes + the model here), after the model is loaded;
   start-up   ray_session(): a new local Ray instance, as `--ray` without an address starts one;
-  ray A      ray_embed.embed_on_ray with A actors: the whole job (actor start and model loads included),
+  ray A      ray_driver.embed_on_ray with A actors: the whole job (actor start and model loads included),
              and the time to its first result;
   steady     N / (t(2N) - t(N)): the rate without start-up; fixed cost t(N) - N / steady;
   Ray adds   1000 / steady(ray) - 1000 / steady(local): milliseconds per image, start-up apart.
@@ -60,8 +60,8 @@ def local_run(spec: Any, paths: list[str], batch: int, workers: int) -> tuple[fl
 def ray_run(spec: Any, paths: list[str], batch: int, actors: int) -> tuple[float, float, np.ndarray]:
     """Seconds for the whole job on the running Ray (actor start and model loads included), seconds to
     its first result, and the vectors."""
-    from mmcli.models import describe_encoder
     from mmcli.embedding.ray_driver import RayOptions, embed_on_ray
+    from mmcli.models import describe_encoder
 
     t0 = time.perf_counter()
     shape = describe_encoder(spec)
@@ -109,8 +109,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    from mmcli.models import parse_model_spec
     from mmcli.embedding.ray_driver import RayOptions, ray_session
+    from mmcli.models import parse_model_spec
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     res: dict[str, Any] = {"batch": args.batch, "cpus": cpus, "machine": platform.machine(), "models": {}}

@@ -87,9 +87,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
-    from mmcli.models import load_encoder, parse_model_spec
-    from mmcli.media.video import sample_video
     from mmcli.embedding.video import embed_video
+    from mmcli.media.video import sample_video
+    from mmcli.models import load_encoder, parse_model_spec
 
     cache = Path(tempfile.gettempdir()) / "mmcli-bench-video"
     cache.mkdir(exist_ok=True)

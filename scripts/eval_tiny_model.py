@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mmcli.demo.shapes import COLOURS, SHAPES, all_specs, write_corpus  # noqa: E402
 from mmcli.engine.classify import build_label_set, classify_stream  # noqa: E402
 from mmcli.models import load_encoder, parse_model_spec  # noqa: E402
 from mmcli.results import Classification  # noqa: E402
-from mmcli.demo.shapes import COLOURS, SHAPES, all_specs, write_corpus  # noqa: E402
 
 TASKS = {
     "colour": (list(COLOURS), "a photo of a {} shape.", lambda spec: spec.colour),

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmcli.engine.classify import LabelSet, clean_labels, fill, rank, score, sigmoid, softmax
-from mmcli.config import template_sets
-from mmcli.errors import UsageError
 from mmcli.cli.inputs import collect_labels, read_labels_file
+from mmcli.config import template_sets
+from mmcli.engine.classify import LabelSet, clean_labels, fill, rank, score, sigmoid, softmax
+from mmcli.errors import UsageError
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

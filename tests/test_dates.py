@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run_mmcli
 
-import mmcli.models
 import mmcli.engine.search
+import mmcli.models
 from mmcli.cli import app
+from mmcli.demo.shapes import ShapeSpec, draw_shape
 from mmcli.engine.local import LocalEngine
 from mmcli.index.open import index_info
 from mmcli.index.schema import FORMAT_VERSION
 from mmcli.index.sync import run_index
-from mmcli.queries import SearchRequest, build_terms
-from mmcli.demo.shapes import ShapeSpec, draw_shape
 from mmcli.media.taken import exif_date, parse_date, period
+from mmcli.queries import SearchRequest, build_terms
 
 UTC = dt.timezone.utc
 

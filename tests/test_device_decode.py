@@ -10,11 +10,11 @@ import torch
 from conftest import TINY
 from PIL import Image
 
+from mmcli.demo.shapes import photo_like
 from mmcli.media.gpu_decode import decode_batch, resize_crop_normalise
 from mmcli.media.images import load_pixels
-from mmcli.models import load_encoder, parse_model_spec
 from mmcli.media.preprocess import Preprocess
-from mmcli.demo.shapes import photo_like
+from mmcli.models import load_encoder, parse_model_spec
 
 
 @pytest.mark.parametrize("mode", ["shortest", "squash", "longest"])

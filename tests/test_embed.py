@@ -11,9 +11,9 @@ from conftest import TINY
 
 from mmcli.cli import app
 from mmcli.embedding.batch import embed_stream
+from mmcli.embedding.textcache import TextCache, encode_texts_cached
 from mmcli.models import load_encoder, parse_model_spec
 from mmcli.results import FileFailure, ImageVector
-from mmcli.embedding.textcache import TextCache, encode_texts_cached
 
 
 @pytest.fixture(scope="module")

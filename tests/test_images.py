@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmcli.demo.shapes import photo_like
 from mmcli.errors import ImageLoadError
 from mmcli.media.images import expand_inputs, load_image, walk_images
-from mmcli.demo.shapes import photo_like
 
 
 def _png_with_header_only(path: Path, width: int, height: int) -> None:

@@ -16,11 +16,11 @@ from conftest import TINY, run_mmcli
 
 import mmcli.models
 from mmcli.cli import app
+from mmcli.demo.shapes import ShapeSpec, all_specs, draw_shape, write_corpus
 from mmcli.engine.local import LocalEngine
 from mmcli.index.store import Store
 from mmcli.index.sync import run_index
 from mmcli.queries import SearchRequest, build_terms
-from mmcli.demo.shapes import ShapeSpec, all_specs, draw_shape, write_corpus
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 from conftest import TINY, run_mmcli
 
 import mmcli.models
+from mmcli.demo.shapes import write_corpus
 from mmcli.index.schema import FORMAT_VERSION
 from mmcli.index.sync import run_index
-from mmcli.demo.shapes import write_corpus
 
 
 def _no_model(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmcli.media.preprocess import Preprocess
 from mmcli.demo.shapes import photo_like
+from mmcli.media.preprocess import Preprocess
 
 
 @pytest.mark.parametrize("mode", ["shortest", "squash", "longest"])

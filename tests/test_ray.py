@@ -17,14 +17,14 @@ from conftest import TINY
 from hostile import MAX_PIXELS, Corpus, make_corpus
 from killing import assert_kept, check_complete, check_index, draw_pngs, index_command, run_killed, run_to_the_end
 
-import mmcli.models
 import mmcli.embedding.ray_driver
+import mmcli.models
 from mmcli.cli import app
-from mmcli.errors import MmcliError, UsageError
-from mmcli.index.sync import run_index
 from mmcli.embedding.ray_driver import RayOptions, plan_actors
 from mmcli.embedding.ray_files import complain
 from mmcli.embedding.shards import read_shards
+from mmcli.errors import MmcliError, UsageError
+from mmcli.index.sync import run_index
 
 
 @pytest.fixture(scope="module")
@@ -216,8 +216,8 @@ def test_the_actor_pool_fits_the_cluster() -> None:
 def test_a_worker_finds_a_bundled_model_in_its_own_installation() -> None:
     from dataclasses import replace
 
+    from mmcli.embedding.ray_workers import worker_spec
     from mmcli.models import parse_model_spec
-    from mmcli.embedding.ray_driver import worker_spec
 
     here = parse_model_spec(TINY)
     elsewhere = replace(here, source="local-dir:/opt/other-install/mmcli/configs/mmcli-tiny")  # the driver's

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from conftest import TINY
 
+from mmcli.demo.shapes import photo_like
 from mmcli.embedding.batch import default_batch_size, embed_stream
+from mmcli.index.sync import run_index
 from mmcli.media.gpu_decode import CPU_SCALE, device_decode_stream
 from mmcli.media.images import load_pixels
-from mmcli.index.sync import run_index
 from mmcli.models import load_encoder, parse_model_spec
-from mmcli.demo.shapes import photo_like
 
 OPENS: Counter[str] = Counter()
 WATCHING: list[Path] = []

@@ -32,9 +32,9 @@ from killing import (
 )
 
 from mmcli.cli import app
+from mmcli.demo.shapes import all_specs, draw_shape, photo_like
 from mmcli.errors import ImageLoadError, IndexStoreError
 from mmcli.media.images import load_image
-from mmcli.demo.shapes import all_specs, draw_shape, photo_like
 
 BATCH = 4
 

@@ -175,8 +175,8 @@ def test_images_and_videos_rank_together(indexed: tuple[Path, Path]) -> None:
 
 def test_image_query_and_add_sub_reach_video_moments(indexed: tuple[Path, Path], tmp_path: Path) -> None:
     from mmcli.engine.local import LocalEngine
-    from mmcli.queries import SearchRequest, build_terms
     from mmcli.media.video import sample_video
+    from mmcli.queries import SearchRequest, build_terms
 
     folder, index = indexed
     still = tmp_path / "still.png"
@@ -419,9 +419,9 @@ def test_pictures_show_the_moment_and_link_to_it(indexed: tuple[Path, Path], tmp
 
 
 def test_dupes_and_cluster_over_moments(clips: dict[str, Path], shapes_dir: Path, tmp_path: Path) -> None:
+    from mmcli.engine.local import LocalEngine
     from mmcli.explore.cluster import cluster_index
     from mmcli.explore.dupes import find_dupes
-    from mmcli.engine.local import LocalEngine
     from mmcli.index.sync import run_index
     from mmcli.media.video import sample_video
 

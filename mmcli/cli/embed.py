@@ -11,17 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say, summary, warn, warn_all
-from mmcli.cli.groups import (
-    InputChoice,
-    ModelChoice,
-    RayChoice,
-    RunChoice,
-    input_options,
-    model_options,
-    ray_options,
-    run_options,
-)
+from mmcli.cli.groups import InputChoice, ModelChoice, RunChoice, input_options, model_options, run_options
 from mmcli.cli.options import QuietOpt, command
+from mmcli.cli.ray_group import RayChoice, ray_options
 from mmcli.errors import NoImagesError, UsageError
 
 if TYPE_CHECKING:

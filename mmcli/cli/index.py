@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say, warn, warn_all
-from mmcli.cli.groups import ModelChoice, RayChoice, RunChoice, model_options, ray_options, run_options
+from mmcli.cli.groups import ModelChoice, RunChoice, model_options, run_options
 from mmcli.cli.options import EveryOpt, FormatOpt, HiddenOpt, IndexOpt, MaxFramesOpt, QuietOpt, command
+from mmcli.cli.ray_group import RayChoice, ray_options
 
 
 @command(

@@ -31,8 +31,8 @@ import numpy as np
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.embedding.ray_files import check_shared_files
-from mmcli.errors import ImageLoadError, MmcliError, UsageError
-from mmcli.faults import fault_point
+from mmcli.embedding.ray_workers import Embedder, check_model, decode_task
+from mmcli.errors import MmcliError, UsageError
 from mmcli.results import FileFailure, ImageVector, ProgressFn
 
 if TYPE_CHECKING:
@@ -232,26 +232,6 @@ def _reported(batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np
         raise _job_error(exc) from None
 
 
-def check_model(spec: ModelSpec, device: str, precision: str) -> None:
-    """On a worker with an actor's resources: the device, the precision and the weights resolve there
-    (else the mmcli error, before any actor starts)."""
-    from mmcli.models import resolve_device, resolve_precision
-    from mmcli.models.weights import resolve
-
-    resolve_precision(precision, resolve_device(device))
-    resolve(worker_spec(spec))
-
-
-def worker_spec(spec: ModelSpec) -> ModelSpec:
-    """``spec`` as this machine resolves it: an alias (``mmcli-tiny``) names a folder inside mmcli's
-    installation, which need not be where the driver's is; every other spec is absolute already."""
-    from mmcli.models import aliases, parse_model_spec
-
-    if spec.name in aliases():
-        return parse_model_spec(spec.name, str(spec.weights) if spec.weights else None)
-    return spec
-
-
 def _job_error(exc: BaseException) -> MmcliError:
     """The mmcli error a worker raised, found inside Ray's wrappers, else Ray's last line."""
     seen: BaseException | None = exc
@@ -295,7 +275,7 @@ def _pipeline(
     items = [{"i": i, "path": os.fsencode(os.path.abspath(p))} for i, p in enumerate(paths)]
     ds = ray.data.from_items(items, override_num_blocks=blocks)
     ds = ds.map_batches(
-        decode_batch,
+        decode_task,
         batch_size=batch_size,
         batch_format="numpy",
         fn_kwargs={"preprocess": preprocess, "max_pixels": max_pixels},
@@ -330,65 +310,3 @@ def _quiet_logger(name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-
-
-def decode_batch(batch: dict[str, np.ndarray], preprocess: Preprocess, max_pixels: int) -> dict[str, np.ndarray]:
-    """A Ray Data task: paths (absolute, bytes) -> model-sized uint8 pixels (zeros for a bad file) and
-    reasons (b"" if ok); ``i``, the position in the driver's list, goes along."""
-    h, w = preprocess.size
-    names = [bytes(p) for p in batch["path"]]
-    pixels = np.zeros((len(names), h, w, 3), dtype=np.uint8)
-    errors = []
-    for i, name in enumerate(names):
-        try:
-            pixels[i] = _resized(name, preprocess, max_pixels)
-            errors.append(b"")
-        except ImageLoadError as exc:
-            errors.append(exc.reason.encode("utf-8", "surrogateescape"))
-        except Exception as exc:  # noqa: BLE001 - a decoder bug must not kill the job
-            errors.append(f"unexpected decoder error: {type(exc).__name__}: {exc}".encode("utf-8", "surrogateescape"))
-    return {"i": batch["i"], "pixels": pixels, "error": np.array(errors, dtype=object)}
-
-
-def _resized(path: bytes, preprocess: Preprocess, max_pixels: int) -> np.ndarray:
-    """``images.load_pixels`` up to the resize: the same decoder and geometry, uint8 (H, W, 3)."""
-    from mmcli.media.images import load_image
-
-    img = load_image(path, max_pixels, preprocess.min_side)
-    try:
-        arr = np.asarray(preprocess.resize(img), dtype=np.uint8)
-    except (OSError, ValueError, MemoryError) as exc:
-        raise ImageLoadError(os.fsdecode(path), f"cannot preprocess: {exc}") from None
-    if arr.shape != (*preprocess.size, 3):
-        raise ImageLoadError(os.fsdecode(path), f"cannot preprocess: got {arr.shape}")
-    return arr
-
-
-def normalise(pixels: np.ndarray, preprocess: Preprocess) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32: the arithmetic of ``Preprocess.to_array``, per image."""
-    arr = pixels.astype(np.float32) / np.float32(255)
-    arr = (arr - np.asarray(preprocess.mean, dtype=np.float32)) / np.asarray(preprocess.std, dtype=np.float32)
-    return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
-
-
-class Embedder:
-    """A Ray Data actor: one model, loaded once; decoded batches in, unit vectors out."""
-
-    def __init__(self, spec: ModelSpec, device: str, precision: str, threads: int) -> None:
-        from mmcli.models import load_encoder
-
-        if device in ("auto", "cpu"):
-            import torch
-
-            torch.set_num_threads(threads)
-        self.encoder = load_encoder(worker_spec(spec), device=device, precision=precision)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        fault_point("ray.embed")  # inside the actor, before its batch is embedded
-        errors = batch["error"]
-        good = np.array([not e for e in errors], dtype=bool)
-        dim = self.encoder.dim
-        vectors = np.zeros((len(errors), dim), dtype=np.float32)
-        if good.any():
-            vectors[good] = self.encoder.encode_images(normalise(batch["pixels"][good], self.encoder.preprocess))
-        return {"i": batch["i"], "vector": vectors, "error": errors}

@@ -205,6 +205,28 @@ def load_image(
         raise ImageLoadError(name, reason[:300]) from None
 
 
+def load_resized(
+    path: str | os.PathLike[str],
+    preprocess: Preprocess,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    data: bytes | None = None,
+) -> np.ndarray:
+    """Decode one file and resize it to the model input: (H, W, 3) uint8, not yet normalised (what the
+    Ray workers send on; ``load_pixels`` normalises)."""
+    img = load_image(path, max_pixels, preprocess.min_side, data)
+    return _resized(path, img, preprocess)
+
+
+def _resized(path: str | os.PathLike[str], img: Image.Image, preprocess: Preprocess) -> np.ndarray:
+    try:
+        arr = np.asarray(preprocess.resize(img), dtype=np.uint8)
+    except (OSError, ValueError, MemoryError) as exc:
+        raise ImageLoadError(os.fsdecode(path), f"cannot preprocess: {exc}") from None
+    if arr.shape != (*preprocess.size, 3):
+        raise ImageLoadError(os.fsdecode(path), f"cannot preprocess: got {arr.shape}")
+    return arr
+
+
 def load_pixels(
     path: str | os.PathLike[str],
     preprocess: Preprocess,
@@ -214,10 +236,7 @@ def load_pixels(
 ) -> np.ndarray:
     """Decode and preprocess one file into model input: (3, H, W) float32 (``data``: its bytes, if read)."""
     img = load_image(path, max_pixels, preprocess.min_side if fast_decode else None, data)
-    try:
-        return preprocess.to_array(img)
-    except (OSError, ValueError, MemoryError) as exc:
-        raise ImageLoadError(os.fsdecode(path), f"cannot preprocess: {exc}") from None
+    return preprocess.normalise(_resized(path, img, preprocess))
 
 
 def display_path(path: str | os.PathLike[str]) -> str:

@@ -130,6 +130,11 @@ class Preprocess:
 
     def to_array(self, img: Image.Image) -> np.ndarray:
         """An RGB image -> (3, H, W) float32, normalised."""
-        arr = np.asarray(self.resize(img), dtype=np.float32) / np.float32(255)
+        return self.normalise(np.asarray(self.resize(img), dtype=np.uint8))
+
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """Resized uint8 pixels, (H, W, 3) or (N, H, W, 3) -> float32 (3, H, W) or (N, 3, H, W): scaled to
+        [0, 1], less the mean, over the std (one arithmetic for local, Ray and single images)."""
+        arr = pixels.astype(np.float32) / np.float32(255)
         arr = (arr - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
-        return np.ascontiguousarray(arr.transpose(2, 0, 1))
+        return np.ascontiguousarray(np.moveaxis(arr, -1, -3))

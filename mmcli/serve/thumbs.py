@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from mmcli.atomic import atomic_write_bytes
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
+from mmcli.media.files import media_stat
 from mmcli.media.images import load_image
 from mmcli.media.limits import oversize, take_over_pixel_limit
 from mmcli.media.thumbnail import render_thumbnail
@@ -52,15 +53,6 @@ def thumb_size(asked: int) -> int:
     return next((s for s in THUMB_SIZES if s >= asked), THUMB_SIZES[-1])
 
 
-def _stat(path: str) -> os.stat_result:
-    try:
-        return os.stat(path)
-    except FileNotFoundError:
-        raise ImageLoadError(path, "no such file") from None
-    except OSError as exc:
-        raise ImageLoadError(path, exc.strerror or str(exc)) from None
-
-
 def _key(*parts: object) -> str:
     text = "\0".join(str(p) for p in (THUMB_FORMAT, *parts))
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
@@ -77,7 +69,7 @@ def cached_thumbnail(path: str, size: int, cache: Path, max_pixels: int = DEFAUL
     cache when the file is unchanged; raises ImageLoadError for a file that is not a readable image."""
     real = os.path.realpath(path)
     side = thumb_size(size)
-    st = _stat(real)
+    st = media_stat(real)
     key = _key(real, side, st.st_mtime_ns, st.st_size)
     file = cache / "thumbs" / key[:2] / f"{key}.jpg"
     try:
@@ -98,7 +90,7 @@ def browser_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     from PIL import Image
 
     real = os.path.realpath(path)
-    st = _stat(real)
+    st = media_stat(real)
     key = _key("full", real, st.st_mtime_ns, st.st_size)
     take_over_pixel_limit()
     try:
