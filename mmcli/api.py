@@ -1,1 +1,229 @@
-"""The Python API."""
+"""The Python API: what the command line does, from your own code.
+
+    import mmcli
+
+    index = mmcli.Index("photos")                   # a name under $MMCLI_HOME/indexes, or a folder path
+    index.add(["~/Pictures"], model="mmcli-tiny")   # as `mmcli index`; returns the run's IndexSummary
+    for hit in index.search("a red car", k=5):      # Hit: .rank .path .score .time .taken .taken_source
+        print(hit.score, hit.path)
+    results = mmcli.classify(["a.jpg"], labels=["cat", "dog"], model="mmcli-tiny")
+    results[0].labels[0].label                      # Classification: .path, .labels (.label, .score) best first
+
+Errors are ``mmcli.MmcliError`` subclasses (``UsageError`` for bad arguments, ``IndexMissing``, ...), the
+same the CLI turns into ``mmcli: error:`` lines; warnings for people (a query longer than the model's
+context, say) are Python warnings (``MmcliWarning``). Nothing is printed. The model and the index are
+loaded on first need and kept by the ``Index`` object, so repeated searches from one process are warm.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from mmcli.errors import ImageLoadError, MmcliError, UsageError
+
+if TYPE_CHECKING:
+    from mmcli.engine.local import LocalEngine
+    from mmcli.index.sync import IndexSummary
+    from mmcli.results import Classification, FileFailure, Hit, IndexInfo, ProgressFn, Segment
+
+PathLike = str | os.PathLike[str]
+
+
+class MmcliWarning(UserWarning):
+    """What the CLI would say on stderr about a result that is still given (a truncated query, say)."""
+
+
+def _warn(messages: Iterable[str]) -> None:
+    for message in messages:
+        warnings.warn(message, MmcliWarning, stacklevel=3)
+
+
+class Index:
+    """One index: ``name`` is a name under ``$MMCLI_HOME/indexes`` (letters, digits, ``.``, ``_``, ``-``),
+    or a folder path (a ``Path``, or text with a path separator or starting with ``.`` or ``~``)."""
+
+    def __init__(self, name: PathLike = "default") -> None:
+        from mmcli.index.open import index_folder
+
+        if isinstance(name, os.PathLike):
+            self.folder = Path(name).expanduser().resolve()
+        else:
+            self.folder = index_folder(name)
+        self._engine: LocalEngine | None = None
+
+    def __repr__(self) -> str:
+        return f"mmcli.Index({str(self.folder)!r})"
+
+    @property
+    def exists(self) -> bool:
+        """Has ``add`` made this index (it holds a database)?"""
+        return (self.folder / "index.sqlite").exists()
+
+    def add(
+        self,
+        paths: PathLike | Sequence[PathLike],
+        *,
+        model: str | None = None,
+        weights: PathLike | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        prune: bool = False,
+        exclude: Sequence[str] = (),
+        include_hidden: bool = False,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        every: float = 2.0,
+        max_frames: int = 2000,
+        on_progress: ProgressFn | None = None,
+    ) -> IndexSummary:
+        """Bring the index up to date with ``paths`` (folders and files), as `mmcli index` does: new and
+        changed files embedded, renamed and copied ones reused without the model, vanished ones kept as
+        missing (``prune=True`` drops them). ``model``: for a new index (default: the configured model);
+        an existing index keeps its own. Files that cannot be read are counted in ``.failed``."""
+        from mmcli.index.sync import run_index
+
+        roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        if not roots:
+            raise UsageError("Index.add: no paths given")
+        summary = run_index(
+            self.folder,
+            [os.fspath(Path(os.fspath(r)).expanduser()) for r in roots],
+            model=model,
+            weights=os.fspath(weights) if weights is not None else None,
+            device=device,
+            precision=precision,
+            include_hidden=include_hidden,
+            exclude=tuple(exclude),
+            batch_size=batch_size,
+            workers=workers,
+            on_progress=on_progress,
+            prune=prune,
+            every=every,
+            max_frames=max_frames,
+        )
+        _warn(summary.warnings)
+        return summary
+
+    def search(
+        self,
+        query: str | None = None,
+        *,
+        k: int = 10,
+        image: PathLike | None = None,
+        add: Sequence[str] = (),
+        sub: Sequence[str] = (),
+        after: str | None = None,
+        before: str | None = None,
+        within: PathLike | None = None,
+        threshold: float | None = None,
+        sort: Literal["score", "date", "-date"] = "score",
+        all_moments: bool = False,
+        exact: bool = False,
+    ) -> list[Hit]:
+        """The ``k`` best matches of a text ``query``, an example ``image``, or both, as `mmcli search`:
+        ``add``/``sub`` terms (``"[WEIGHT:]TEXT-OR-IMAGE-PATH"``), dates ``after``/``before`` (``YYYY``,
+        ``YYYY-MM``, ``YYYY-MM-DD`` or ISO date-times; ``before`` includes all of its day, month or year),
+        ``within`` a folder, ``threshold`` a minimum score, ``sort`` by score or date. A video gives one
+        hit (its best moment, ``.time`` in seconds) unless ``all_moments``."""
+        from mmcli.media.taken import period
+        from mmcli.queries import SearchRequest, build_terms
+
+        if k < 1:
+            raise UsageError(f"k must be at least 1, not {k}")
+        terms = build_terms(query, os.fspath(image) if image is not None else None, list(add), list(sub))
+        start, stop = period(after, before)
+        request = SearchRequest(
+            terms,
+            k,
+            threshold,
+            SearchRequest.folder(os.fspath(within) if within is not None else None),
+            exact,
+            after=start,
+            before=stop,
+            sort=sort,
+            all_moments=all_moments,
+        )
+        result = self._local().search(request)
+        _warn(result.warnings)
+        return list(result.hits)
+
+    def info(self) -> IndexInfo:
+        """What `mmcli info` shows: model, counts, size, dates."""
+        from mmcli.index.open import index_info
+
+        return index_info(self.folder)
+
+    def _local(self) -> LocalEngine:
+        from mmcli.engine.local import LocalEngine
+
+        if self._engine is None:
+            self._engine = LocalEngine(self.folder, warm=True)  # kept: later searches reuse the model
+        return self._engine
+
+
+def classify(
+    paths: PathLike | Sequence[PathLike],
+    labels: Sequence[str],
+    *,
+    model: str | None = None,
+    weights: PathLike | None = None,
+    templates: Sequence[str] | str = "default",
+    multi_label: bool = False,
+    top_k: int | None = None,
+    threshold: float | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    errors: Literal["raise", "skip"] = "raise",
+    every: float = 2.0,
+    max_frames: int = 2000,
+) -> list[Classification | Segment]:
+    """Zero-shot classify images (files, or folders walked) against ``labels``, as `mmcli classify`:
+    one ``Classification`` per image, in input order, its ``.labels`` best first (a softmax over the
+    labels, or with ``multi_label`` an independent score each, kept above ``threshold``, default 0.5).
+    A video gives its timeline: ``Segment`` items (``.start``, ``.end``, ``.label``, ``.score``).
+    ``templates``: a set's name (``"default"``, ``"single"``, ...) or prompt templates with ``{}``.
+    ``errors="raise"`` (default) raises ``ImageLoadError`` naming the files that could not be read,
+    after the others are done; ``"skip"`` leaves them out."""
+    from mmcli.config import templates_named
+    from mmcli.engine.classify import check_templates
+    from mmcli.engine.local import LocalEngine
+    from mmcli.media.images import expand_inputs
+    from mmcli.queries import ClassifyRequest
+    from mmcli.results import FileFailure
+
+    if errors not in ("raise", "skip"):
+        raise UsageError(f"errors={errors!r}: use 'raise' or 'skip'")
+    inputs = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    files = [os.fspath(p) for p in expand_inputs([os.fspath(i) for i in inputs], videos=True)]
+    if not files:
+        raise UsageError("classify: no image files in the paths given")
+    if isinstance(labels, str) or not [label for label in labels if label.strip()]:
+        raise UsageError("classify: labels must be a list of label texts, e.g. labels=['cat', 'dog']")
+    chosen = templates_named(templates) if isinstance(templates, str) else list(templates)
+    cut = threshold if threshold is not None else (0.5 if multi_label else None)
+    request = ClassifyRequest(
+        tuple(files), tuple(labels), tuple(check_templates(chosen)), multi_label, top_k, cut, every=every,
+        max_frames=max_frames,
+    )  # fmt: skip
+    engine = LocalEngine(None, model, os.fspath(weights) if weights is not None else None, device, precision)
+    run = engine.classify(request)
+    _warn(run.warnings)
+    results: list[Classification | Segment] = []
+    failures: list[FileFailure] = []
+    for item in run.items:
+        if isinstance(item, FileFailure):
+            failures.append(item)
+        else:
+            results.append(item)
+    if failures and errors == "raise":
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise ImageLoadError(first.path, first.reason + more)
+    return results
+
+
+__all__ = ["Index", "MmcliError", "MmcliWarning", "classify"]

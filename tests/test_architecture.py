@@ -1,13 +1,17 @@
-"""The shape of the package, from its source: no import cycles, and a CLI that starts without the
-heavy libraries (torch, open_clip, faiss, PIL, numpy), whatever the module layout.
+"""The shape of the package, from its source: no import cycles (imports inside functions and under
+``if TYPE_CHECKING:`` count), the layers of pyproject.toml's import-linter contract, at most 10 modules
+at the root, none over 400 lines, and a CLI that starts without the heavy libraries (torch, open_clip,
+faiss, PIL, numpy), whatever the module layout.
 
-Only imports run at import time count: module level, including inside ``if``/``try``/``with``
-blocks and class bodies, but not inside functions and not under ``if TYPE_CHECKING:``.
+For what ``mmcli --help`` loads, only imports run at import time count: module level, including inside
+``if``/``try``/``with`` blocks and class bodies, but not inside functions and not under TYPE_CHECKING.
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -44,6 +48,12 @@ def _import_time_nodes(body: list[ast.stmt]) -> Iterator[ast.Import | ast.Import
                 yield from _import_time_nodes(getattr(node, field, []))
 
 
+def _all_import_nodes(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement of ``body``: inside functions and under TYPE_CHECKING too."""
+    for node in body:
+        yield from (n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom)))
+
+
 def _imported_names(module: str, is_package: bool, node: ast.Import | ast.ImportFrom) -> Iterator[str]:
     """Absolute names of what ``node`` imports: modules, and ``package.name`` for each from-import."""
     if isinstance(node, ast.Import):
@@ -61,15 +71,17 @@ def _imported_names(module: str, is_package: bool, node: ast.Import | ast.Import
 class Graph:
     """mmcli's modules, their import-time imports of each other, and of everything else."""
 
-    def __init__(self, package: Path = PACKAGE) -> None:
+    def __init__(self, package: Path = PACKAGE, every_import: bool = False) -> None:
+        """``every_import``: imports inside functions and under TYPE_CHECKING count too."""
         self.files = {_module_name(p, package): p for p in sorted(package.rglob("*.py"))}
+        nodes = _all_import_nodes if every_import else _import_time_nodes
         self.internal: dict[str, set[str]] = {}
         self.external: dict[str, set[str]] = {}
         for module, path in self.files.items():
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
             is_package = path.name == "__init__.py"
             internal, external = set(), set()
-            for node in _import_time_nodes(tree.body):
+            for node in nodes(tree.body):
                 for name in _imported_names(module, is_package, node):
                     if name.split(".")[0] != "mmcli":
                         external.add(name.split(".")[0])
@@ -189,11 +201,48 @@ def test_graph_rules_on_a_made_up_package(tmp_path: Path) -> None:
     assert g.internal["mmcli.sub.b"] == {"mmcli.c"}
     assert g.cycles() == [["mmcli.a", "mmcli.sub.b", "mmcli.c", "mmcli.a"]]  # the shortest, named
     assert g.imported_by("mmcli.sub.b") == {"mmcli", "mmcli.sub", "mmcli.sub.b", "mmcli.c", "mmcli.a"}
+    every = Graph(pkg, every_import=True)  # the deferred and type-only imports count here
+    assert every.internal["mmcli.a"] == {"mmcli.sub", "mmcli.sub.b", "mmcli.c"}
+    assert every.external["mmcli.a"] == {"typing", "numpy", "torch"}
 
 
 def test_no_import_cycles(graph: Graph) -> None:
     cycles = graph.cycles()
     assert not cycles, "import cycles at import time:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_import_cycles_counting_every_import() -> None:
+    """Not even through imports inside functions or for type checking: each would be a layer climbing
+    back up (the contract below says which way is down)."""
+    cycles = Graph(every_import=True).cycles()
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_layers_contract_holds() -> None:
+    """pyproject.toml declares the layers (import-linter); `lint-imports` checks every import against them."""
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = config["contracts"]
+    assert contract["type"] == "layers" and contract["layers"][0].startswith("mmcli.cli")
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    named = {part.strip().removeprefix("mmcli.") for layer in contract["layers"] for part in layer.split("|")}
+    assert packages <= named, f"sub-packages outside every layer: {packages - named}"
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    if lint is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    out = subprocess.run([lint], cwd=PACKAGE.parent, capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "1 kept, 0 broken" in out.stdout, out.stdout[-3000:]
+
+
+def test_a_small_root_and_small_modules() -> None:
+    root = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(root) <= 10, f"{len(root)} modules directly in mmcli/: {root}"
+    long = {
+        str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert not long, f"modules over 400 lines: {long}"
 
 
 def test_cli_imports_no_heavy_library_at_import_time(graph: Graph) -> None:

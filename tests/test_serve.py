@@ -308,7 +308,7 @@ def test_foreign_pages_are_refused(server, headers: dict[str, str], status: int)
     got, reply = _post(server["url"] + "/search", body, headers)
     assert got == status, reply
     if status == 403:
-        assert "hits" not in reply and "refused" in reply["error"] or "not served" in reply["error"]
+        assert "hits" not in reply and ("refused" in reply["error"] or "not served" in reply["error"]), reply
     same_origin = {"Origin": server["url"]}
     assert _post(server["url"] + "/search", body, same_origin)[0] == 200  # the server's own pages
 
