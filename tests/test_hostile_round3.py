@@ -343,6 +343,50 @@ def test_many_requests_for_a_fifo_never_stop_the_server(served) -> None:
     assert _request(f"{url}/thumb?{_q(served['photos'] / 'red_circle.jpg')}")[0] == 200
 
 
+def test_a_fifo_swapped_in_after_the_check_is_never_waited_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check-then-open race: a file that was regular when stat'ed and is a FIFO when opened (here: the
+    stat is of another file). Each reader must refuse it at once, not wait for a writer forever."""
+    from mmcli.errors import ImageLoadError
+    from mmcli.media import files, taken
+    from mmcli.serve import thumbs
+
+    photo = _shapes(tmp_path, {"real.png": ShapeSpec("red", "circle")})[0]
+    fifo = tmp_path / "swapped.jpg"
+    os.mkfifo(fifo)
+    regular = os.stat(photo)
+    monkeypatch.setattr(files, "media_stat", lambda _path: regular)
+    monkeypatch.setattr(thumbs, "media_stat", lambda _path: regular)
+
+    def outcome(work) -> str:
+        result: list[str] = []
+
+        def run() -> None:
+            try:
+                work()
+                result.append("no error")
+            except ImageLoadError as exc:
+                result.append(exc.reason)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(10)
+        if thread.is_alive():  # it waits for a writer: give it one, so the test can end
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            thread.join(10)
+            return "waited on the FIFO"
+        return result[0]
+
+    for work in (
+        lambda: files.read_whole(fifo),
+        lambda: thumbs.browser_image(str(fifo)),
+        lambda: thumbs.cached_thumbnail(str(fifo), 128, thumbs.PictureCache(tmp_path / "cache")),
+    ):
+        assert outcome(work) == "not a regular file"
+    assert isinstance(files.hash_file(str(fifo)), OSError)  # the index's hashing: an error, at once
+    assert files.read_taken(str(fifo)) is None
+    assert taken.from_header(b"", 0.0, str(fifo), 10).source == "mtime"  # a header read elsewhere: none
+
+
 # ---------------------------------------------------------------------------------------- 8. existence oracles
 def test_outside_the_roots_the_answer_does_not_depend_on_existence(served) -> None:
     url, outside = served["url"], served["outside"]
