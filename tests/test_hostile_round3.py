@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -39,10 +41,12 @@ def _shapes(folder: Path, names: dict[str, ShapeSpec], seed: int = 0) -> list[Pa
 
 
 def _tmpfs_folder() -> Path | None:
-    """A folder on a filesystem that keeps any 64-bit mtime (tmpfs), or None (then that case is skipped)."""
-    if not os.path.isdir("/dev/shm"):
+    """A folder on a filesystem that keeps any 64-bit mtime (tmpfs), or None (then that case is skipped).
+    Removed when the test session ends."""
+    if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
         return None
     folder = Path(tempfile.mkdtemp(prefix="mmcli-h19-", dir="/dev/shm"))
+    atexit.register(shutil.rmtree, folder, True)
     probe = folder / "probe"
     probe.write_bytes(b"x")
     os.utime(probe, (1e14, 1e14))
