@@ -14,7 +14,8 @@ Videos (``mmcli.media.video``) go through the same steps: their content hash giv
 and new ones are hashed, sampled (``every`` seconds, at most ``max_frames``) and embedded, one
 transaction per video. Unchanged rows without a capture time (an index made before format 3) get
 theirs from their file's header. When nothing needs embedding, no model is loaded. The model is
-recorded before any work, so even a first run killed at once leaves an index that knows its model.
+recorded before any work, so even a first run killed at once leaves an index that knows its model;
+it binds later runs only once the index holds a vector (a run whose model never loaded binds nothing).
 ``--rebuild`` loads the model first, builds a complete new database beside the old one and swaps it
 in in one transaction."""
 
