@@ -10,9 +10,10 @@ thing in a server started in another folder.
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mmcli.config import DEFAULT_MAX_PIXELS
@@ -29,22 +30,40 @@ class Term:
     weight: float
     value: str
     is_image: bool
+    time: float | None = None  # a moment of a video, in seconds: its indexed vector (else its frame there)
 
 
-def image_term(path: str, weight: float = 1.0) -> Term:
-    return Term(weight, os.path.abspath(os.path.expanduser(path)), True)
+def image_term(path: str, weight: float = 1.0, time: float | None = None) -> Term:
+    return Term(weight, os.path.abspath(os.path.expanduser(path)), True, time)
+
+
+Visible = Callable[[str], bool]  # may this absolute path be looked at? (a server: only under its roots)
+
+
+def _everywhere(_path: str) -> bool:
+    return True
+
+
+def looks_like_path(value: str) -> bool:
+    """A term that names a file rather than a text: a slash, or an image file's suffix."""
+    return os.sep in value or value.lower().endswith(IMAGE_SUFFIXES)
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
 
 
-def parse_term(raw: str, sign: float = 1.0) -> Term:
+def parse_term(raw: str, sign: float = 1.0, visible: Visible = _everywhere) -> Term:
     """``2:sunset`` -> weight 2, text "sunset"; ``photo.jpg`` (an existing file) -> an image term;
     ``text:a/b`` -> the text "a/b". A term that looks like a path (a slash, an image suffix) but names
-    no file is an error rather than quietly a text query."""
+    no file is an error rather than quietly a text query. A path ``visible`` refuses is never looked
+    at (as if it did not exist), so the answer cannot tell whether it does."""
+
+    def exists(path: str, test: Callable[[str], bool] = os.path.exists) -> bool:
+        return visible(os.path.abspath(os.path.expanduser(path))) and test(path)
+
     weight, value = 1.0, raw
     m = WEIGHT_RE.match(raw)
-    if m and not os.path.exists(raw):
+    if m and not exists(raw):
         weight, value = float(m.group(1)), m.group(2)
     if value.startswith("text:"):
         value = value[5:]
@@ -53,15 +72,19 @@ def parse_term(raw: str, sign: float = 1.0) -> Term:
         return Term(sign * weight, value, False)
     if not value.strip():
         raise UsageError(f"empty query term {raw!r}")
-    if os.path.isfile(value):
+    if exists(value, os.path.isfile):
         return image_term(value, sign * weight)
-    if os.sep in value or value.lower().endswith(IMAGE_SUFFIXES):
+    if looks_like_path(value):
         raise UsageError(f"no such image file: {value}", hint=f"to search for it as text, write text:{value}")
     return Term(sign * weight, value, False)
 
 
 def build_terms(
-    query: str | None, image: str | None, add: Sequence[str] = (), sub: Sequence[str] = ()
+    query: str | None,
+    image: str | None,
+    add: Sequence[str] = (),
+    sub: Sequence[str] = (),
+    visible: Visible = _everywhere,
 ) -> tuple[Term, ...]:
     terms: list[Term] = []
     if query is not None:
@@ -69,10 +92,10 @@ def build_terms(
             raise UsageError("empty query")
         terms.append(Term(1.0, query, False))
     if image is not None:
-        if not os.path.isfile(image):
+        if not (visible(os.path.abspath(os.path.expanduser(image))) and os.path.isfile(image)):
             raise UsageError(f"--image: no such file: {image}")
         terms.append(image_term(image))
-    terms += [parse_term(t) for t in add] + [parse_term(t, -1.0) for t in sub]
+    terms += [parse_term(t, 1.0, visible) for t in add] + [parse_term(t, -1.0, visible) for t in sub]
     if not terms:
         raise UsageError("nothing to search for", hint='give a query ("a red car"), --image PATH or --add TERM')
     return tuple(terms)
@@ -113,11 +136,16 @@ class SearchRequest:
             raise UsageError(f"--sort {self.sort}: not one of {', '.join(SORTS)}")
 
     @staticmethod
-    def folder(within: str | None) -> str | None:
-        """``--in``: an absolute folder, which must exist."""
+    def folder(within: str | None, visible: Visible = _everywhere) -> str | None:
+        """``--in``: an absolute folder, which must exist (one ``visible`` refuses is not looked at: it
+        only narrows the index's paths)."""
         if not within:
             return None
+        if "\0" in within:
+            raise UsageError(f"--in {within!r}: not a folder name (a NUL character)")
         folder = os.path.abspath(os.path.expanduser(within))
+        if not visible(folder):
+            return folder
         if not os.path.isdir(folder):
             raise UsageError(f"--in {within}: no such folder")
         return folder
@@ -136,3 +164,7 @@ class ClassifyRequest:
     max_pixels: int = DEFAULT_MAX_PIXELS
     every: float = 2.0  # videos: seconds between samples
     max_frames: int = 2000  # videos: samples per video at most
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.every) and self.every > 0) or self.max_frames < 1:
+            raise UsageError("--every must be a number of seconds above 0 and --max-frames at least 1")

@@ -6,6 +6,7 @@ NUL-separated *input* (paths read from stdin).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
@@ -115,11 +116,21 @@ ServerOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _finite_seconds(value: float) -> float:
+    """``--every``: a number of seconds (``inf`` would sample one frame of nothing, ``nan`` no time)."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 EveryOpt = Annotated[
     float,
     typer.Option(
         "--every",
         min=0.01,
+        callback=_finite_seconds,
         help="Videos: sample a frame every this many seconds (and where the picture changes sharply).",
     ),
 ]

@@ -74,11 +74,21 @@ def serve(
             raise UsageError("mmcli serve needs FastAPI and uvicorn", hint='pip install "mmcli[serve]"') from None
         from mmcli.serve.app import ServerConfig, beyond_loopback, run_server
 
+        roots = tuple(root.expanduser() for root in allow_root or [Path.cwd()])
+        for root in roots:
+            if not root.is_dir():  # (every file under it would be refused, without a word)
+                raise UsageError(f"--allow-root {root}: {'not a folder' if root.exists() else 'no such folder'}")
         folder = index_folder(index)
         open_index(folder).close()  # a missing or empty index is an error now, not at the first request
-        roots = tuple(allow_root or [Path.cwd()])
         config = ServerConfig(
-            roots, host, port, max_body, tuple(allow_host or ()), tuple(allow_origin or ()), max_upload=max_upload
+            roots,
+            host,
+            port,
+            max_body,
+            tuple(allow_host or ()),
+            tuple(allow_origin or ()),
+            max_upload=max_upload,
+            warn=warn,
         )
         engine = LocalEngine(folder, *model_choice.args, workers=1, warm=True)
         engine.encoder()  # load the model and the towers small jobs use before saying the server is ready

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -36,14 +35,30 @@ class Encoders(Protocol):
     def image_encoder(self, images: int) -> Encoder | OnnxImageEncoder: ...
 
 
-def _stored_vector(store: Store, path: str) -> np.ndarray | None:
-    """The indexed vector of ``path`` if the file is unchanged since it was indexed."""
+def _stored_vector(store: Store, path: str, time: float | None = None) -> np.ndarray | None:
+    """The indexed vector of ``path`` (with ``time``: of the video's moment nearest it) if the file is
+    unchanged since it was indexed."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):
         return None
-    raw = store.vector_if_unchanged(path, st.st_size, st.st_mtime_ns)
+    if time is None:
+        raw = store.vector_if_unchanged(path, st.st_size, st.st_mtime_ns)
+    else:
+        raw = store.moment_if_unchanged(path, st.st_size, st.st_mtime_ns, time)
     return np.frombuffer(raw, dtype=np.float32) if raw is not None else None
+
+
+def _frame_vector(term: Term, engine: Encoders) -> np.ndarray:
+    """The vector of a video's frame at ``term.time`` (a video not in the index, or changed since)."""
+    from mmcli.media.video import frame_picture
+
+    encoder = engine.image_encoder(1)
+    pre = encoder.preprocess
+    img = frame_picture(term.value, term.time or 0.0, 2 * pre.min_side)
+    if img is None:
+        raise UsageError(f"query video {term.value}: no picture at {term.time} s")
+    return encoder.encode_images(pre.to_array(img)[None])[0]
 
 
 def query_vector(
@@ -59,10 +74,12 @@ def query_vector(
     cached = cache.get(engine.text_fingerprint, [t.value for t in terms if not t.is_image])
     for term in terms:
         if term.is_image:
-            vec = _stored_vector(store, os.path.realpath(term.value))
+            vec = _stored_vector(store, os.path.realpath(term.value), term.time)
         else:
             vec = cached.get(term.value)
-        if vec is None and term.is_image:
+        if vec is None and term.is_image and term.time is not None:
+            vec = _frame_vector(term, engine)
+        elif vec is None and term.is_image:
             encoder = engine.image_encoder(1)
             try:
                 pixels = load_pixels(term.value, encoder.preprocess, max_pixels)
@@ -97,7 +114,7 @@ def top_hits(store: Store, index: Any, q: np.ndarray, request: SearchRequest) ->
 
     excluded = {os.path.realpath(t.value) for t in request.terms if t.is_image}
     want = request.top_k + len(excluded)
-    under = str(Path(request.within).resolve()) if request.within is not None else None
+    under = os.path.realpath(request.within) if request.within is not None else None  # (a loop: as it is)
     after, before = request.after, request.before
     dated = after is not None or before is not None
     brute = under is not None or index is None or (dated and store.count_where(None, after, before) <= BRUTE_MAX)

@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmcli.index.schema import stat_int
 from mmcli.index.store import FileRow, Store
 from mmcli.media.images import walk_images
 
 
 @dataclass(frozen=True)
 class Changes:
-    scan: dict[str, tuple[int, int]]  # path -> (size, mtime_ns) of every image and video found
+    scan: dict[str, tuple[int, int]]  # path -> (size, mtime_ns) of every image and video found (``stat_int``)
     existing: dict[str, FileRow]  # the rows under the roots
     unchanged: frozenset[str]
     candidates: tuple[str, ...]  # new or changed: to hash
@@ -41,7 +42,7 @@ def find_changes(store: Store, roots: Sequence[Path], include_hidden: bool, excl
                 st = path.stat()
             except OSError:
                 continue
-            scan[os.fsdecode(path)] = (st.st_size, st.st_mtime_ns)
+            scan[os.fsdecode(path)] = (stat_int(st.st_size), stat_int(st.st_mtime_ns))  # as the store holds them
     existing = store.rows_under([os.fsdecode(r) for r in roots])
     unchanged = frozenset(
         p for p, st in scan.items() if p in existing and (existing[p].size, existing[p].mtime_ns) == st

@@ -43,7 +43,9 @@ def open_index(folder: Path) -> Store:
 
 
 def model_spec_for(store_meta: dict[str, str], model: str | None, weights: str | os.PathLike[str] | None) -> ModelSpec:
-    """The model to use with an index: the one it was built with, unless the user asks for another."""
+    """The model to use with an index: the one it was built with, unless the user asks for another.
+    An index that holds no vector yet (``dim`` unset: its model never loaded, or nothing was embedded)
+    is bound to no model: one asked for wins, else the one it names is tried again."""
     from mmcli.models import parse_model_spec
 
     stored_name = store_meta.get("model_name")
@@ -52,6 +54,8 @@ def model_spec_for(store_meta: dict[str, str], model: str | None, weights: str |
     stored_weights = store_meta.get("model_weights") or None
     if model is None and weights is None:
         return parse_model_spec(stored_name, stored_weights)
+    if not store_meta.get("dim"):
+        return parse_model_spec(model or stored_name, weights)
     wanted = parse_model_spec(model or stored_name, weights)
     stored = parse_model_spec(stored_name, stored_weights)
     if wanted.canonical != stored.canonical:

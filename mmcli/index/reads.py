@@ -216,10 +216,11 @@ class VectorReads:
         return {i: found[f] for i, f in owner.items() if f in found}
 
     def undated_count(self) -> int:
-        """Rows searches see that have no capture time yet (an index made before format 3)."""
+        """Rows searches see whose capture time was not read yet (an index made before format 3)."""
         if not self.dated:
             return self.counts()[0]
-        return int(self.db.execute(f"SELECT COUNT(*) FROM files WHERE {self.present} AND taken IS NULL").fetchone()[0])
+        sql = f"SELECT COUNT(*) FROM files WHERE {self.present} AND taken_source IS NULL"
+        return int(self.db.execute(sql).fetchone()[0])
 
     def taken_range(self) -> tuple[Taken | None, Taken | None, int, int]:
         """(oldest, newest, how many dates are mtimes, how many rows have none) of the rows searches see."""
@@ -233,7 +234,7 @@ class VectorReads:
             ).fetchone()
             ends.append(Taken(*row) if row else None)
         mtimes, undated = self.db.execute(
-            "SELECT COALESCE(SUM(taken_source = 'mtime'), 0), COALESCE(SUM(taken IS NULL), 0) "
+            "SELECT COALESCE(SUM(taken_source = 'mtime'), 0), COALESCE(SUM(taken_source IS NULL), 0) "
             f"FROM files WHERE {self.present}"
         ).fetchone()
         return ends[0], ends[1], int(mtimes), int(undated)

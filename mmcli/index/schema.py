@@ -99,6 +99,14 @@ COLUMNS = (
 )
 
 
+def stat_int(value: int) -> int:
+    """A stat number (size, mtime_ns) as SQLite's 64-bit INTEGER can hold it: wrapped into
+    [-2**63, 2**63). An mtime after 2262 (``touch -d 2300-01-01``) has more nanoseconds than that;
+    the columns only tell a changed file from an unchanged one, which the wrapped number still does
+    (the same for numbers in range, so older rows compare as before)."""
+    return (int(value) + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
 def encode_path(path: str) -> bytes:
     return os.fsencode(path)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sqlite3
 import time
 import urllib.parse
@@ -42,6 +43,7 @@ from mmcli.index.schema import (
     encode_path,
     ensure_writable,
     read_only,
+    stat_int,
 )
 from mmcli.results import Taken
 
@@ -118,8 +120,11 @@ class Store(VectorReads):
         adopt(self, other)
 
     def record_model(self, model: dict[str, str]) -> None:
-        """Record the model of an index that has none yet (made by an older mmcli, or killed at once)."""
-        if not self.meta().get("model_name"):
+        """Record the model of an index that holds no vector yet (new, made by an older mmcli, killed at
+        once, or left by a run whose model never loaded): until a vector is stored (``dim``), it only
+        names the model to try, and a run asking for another records that one instead."""
+        meta = self.meta()
+        if not meta.get("dim") and any(meta.get(key) != value for key, value in model.items()):
             with self.transaction(bump=False):
                 for key, value in model.items():
                     self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
@@ -214,7 +219,17 @@ class Store(VectorReads):
         row = self.db.execute(
             "SELECT size, mtime_ns, vector FROM files WHERE path = ? AND status = 'ok'", (encode_path(path),)
         ).fetchone()
-        return row[2] if row and (row[0], row[1]) == (size, mtime_ns) else None
+        return row[2] if row and (row[0], row[1]) == (stat_int(size), stat_int(mtime_ns)) else None
+
+    def moment_if_unchanged(self, path: str, size: int, mtime_ns: int, time: float) -> bytes | None:
+        """The stored vector of the video ``path``'s moment nearest ``time``, if it was indexed with this
+        size and mtime."""
+        row = self.db.execute(
+            "SELECT frames.vector FROM frames JOIN files ON files.id = frames.file_id WHERE files.path = ? "
+            "AND files.status = 'ok' AND files.size = ? AND files.mtime_ns = ? ORDER BY abs(frames.time - ?) LIMIT 1",
+            (encode_path(path), stat_int(size), stat_int(mtime_ns), time),
+        ).fetchone()
+        return row[0] if row else None
 
     def ok_hashes(self) -> Iterator[tuple[int, str]]:
         """(id, content hash) of every embedded file."""
@@ -252,7 +267,7 @@ class Store(VectorReads):
             "size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'ok', error = NULL, "
             "vector = excluded.vector, indexed_at = excluded.indexed_at, missing_since = NULL, "
             "taken = excluded.taken, taken_source = excluded.taken_source, taken_offset = excluded.taken_offset",
-            (encode_path(path), size, mtime_ns, digest, vector, time.time(), *_taken_args(taken)),
+            (encode_path(path), stat_int(size), stat_int(mtime_ns), digest, vector, time.time(), *_taken_args(taken)),
         )
         self._drop_frames(path)
 
@@ -272,7 +287,7 @@ class Store(VectorReads):
             "size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'ok', error = NULL, "
             "vector = NULL, indexed_at = excluded.indexed_at, missing_since = NULL, "
             "taken = excluded.taken, taken_source = excluded.taken_source, taken_offset = excluded.taken_offset",
-            (encode_path(path), size, mtime_ns, digest, time.time(), *_taken_args(taken)),
+            (encode_path(path), stat_int(size), stat_int(mtime_ns), digest, time.time(), *_taken_args(taken)),
         )
         self._drop_frames(path)
         (file_id,) = self.db.execute("SELECT id FROM files WHERE path = ?", (encode_path(path),)).fetchone()
@@ -294,7 +309,7 @@ class Store(VectorReads):
             "size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash, status = 'failed', "
             "error = excluded.error, vector = NULL, indexed_at = excluded.indexed_at, missing_since = NULL, "
             "taken = excluded.taken, taken_source = excluded.taken_source, taken_offset = excluded.taken_offset",
-            (encode_path(path), size, mtime_ns, digest, error, time.time(), *_taken_args(taken)),
+            (encode_path(path), stat_int(size), stat_int(mtime_ns), digest, error, time.time(), *_taken_args(taken)),
         )
         self._drop_frames(path)
 
@@ -320,7 +335,10 @@ class Store(VectorReads):
 
 
 def _taken_args(taken: Taken | None) -> tuple[float | None, str | None, int | None]:
-    return (taken.when, taken.source, taken.offset) if taken is not None else (None, None, None)
+    """None: not read yet; a date that is no number (``NO_DATE``): NULL, with its source ("none")."""
+    if taken is None:
+        return None, None, None
+    return (taken.when if math.isfinite(taken.when) else None), taken.source, taken.offset
 
 
 class _Transaction:

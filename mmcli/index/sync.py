@@ -14,7 +14,8 @@ Videos (``mmcli.media.video``) go through the same steps: their content hash giv
 and new ones are hashed, sampled (``every`` seconds, at most ``max_frames``) and embedded, one
 transaction per video. Unchanged rows without a capture time (an index made before format 3) get
 theirs from their file's header. When nothing needs embedding, no model is loaded. The model is
-recorded before any work, so even a first run killed at once leaves an index that knows its model.
+recorded before any work, so even a first run killed at once leaves an index that knows its model;
+it binds later runs only once the index holds a vector (a run whose model never loaded binds nothing).
 ``--rebuild`` loads the model first, builds a complete new database beside the old one and swaps it
 in in one transaction."""
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import sqlite3
 import time
@@ -103,7 +105,7 @@ def run_index(
     for r in root_paths:
         if not r.exists():
             raise UsageError(f"no such file or folder: {r}")
-    if every <= 0 or max_frames < 1:
+    if not (math.isfinite(every) and every > 0) or max_frames < 1:
         raise UsageError("--every must be above 0 seconds and --max-frames at least 1")
     job = IndexJob(
         root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
@@ -322,13 +324,13 @@ def _date_old_rows(store: Store, rows: list[FileRow]) -> int:
     per file, no model, no new generation (the vectors are the same)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from mmcli.media.taken import read_taken
+    from mmcli.media.files import read_taken
 
     todo = [row for row in rows if not row.dated and row.status == "ok"]
     if not todo:
         return 0
     with ThreadPoolExecutor(max_workers=4) as pool:
-        dates = list(zip(todo, pool.map(lambda row: read_taken(row.path, row.mtime_ns / 1e9), todo)))
+        dates = list(zip(todo, pool.map(lambda row: read_taken(row.path), todo)))
     with store.transaction(bump=False):
         store.set_taken((row.id, taken) for row, taken in dates if taken is not None)
     return sum(taken is not None for _, taken in dates)

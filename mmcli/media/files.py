@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from mmcli.errors import ImageLoadError
-from mmcli.media.taken import from_header
-from mmcli.results import Read
+from mmcli.media.regular import open_file, open_regular  # noqa: F401 (open_regular: re-exported)
+from mmcli.media.taken import HEAD_BYTES, from_header
+from mmcli.results import Read, Taken
 
 WHOLE_READ_LIMIT = 256 << 20  # files up to this size are read once into memory (hash + decode)
 
@@ -57,7 +58,7 @@ def read_whole_stat(path: str | os.PathLike[str]) -> tuple[bytes | None, os.stat
     if st.st_size > WHOLE_READ_LIMIT:
         return None, st
     try:
-        with open(path, "rb") as f:
+        with open_file(path) as f:
             data = f.read()
     except OSError as exc:
         raise file_error(name, exc) from None
@@ -71,7 +72,7 @@ def hash_file(path: str) -> Read | OSError:
     h = hashlib.sha256()
     head = b""
     try:
-        with open(path, "rb") as f:
+        with open_file(path) as f:
             while chunk := f.read(1 << 20):
                 head = head or chunk
                 h.update(chunk)
@@ -79,6 +80,18 @@ def hash_file(path: str) -> Read | OSError:
     except OSError as exc:
         return exc
     return Read(h.hexdigest(), from_header(head, st.st_mtime, path, st.st_size))
+
+
+def read_taken(path: str) -> Taken | None:
+    """The capture time of the regular file at ``path`` (one read of its first MiB); None if it cannot
+    be read."""
+    try:
+        with open_file(path) as f:
+            head = f.read(HEAD_BYTES)
+            st = os.fstat(f.fileno())
+    except OSError:
+        return None
+    return from_header(head, st.st_mtime, path, st.st_size)
 
 
 def read_of(data: bytes, mtime: float) -> Read:

@@ -26,7 +26,7 @@ import numpy as np
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
-from mmcli.media.files import file_error, read_whole
+from mmcli.media.files import file_error, open_file, read_whole
 from mmcli.media.limits import heif_available, oversize, register_heif, take_over_pixel_limit, too_many_scans
 
 if TYPE_CHECKING:
@@ -146,10 +146,14 @@ def load_image(
     name = os.fsdecode(path)
     if data is None:
         data = read_whole(path)
-    source = io.BytesIO(data) if data is not None else path
     take_over_pixel_limit()
     try:
-        with warnings.catch_warnings():
+        # a file too large to hold is decoded from a descriptor of the regular file read_whole checked
+        source = io.BytesIO(data) if data is not None else open_file(path)
+    except OSError as exc:
+        raise file_error(name, exc, vanished=True) from None
+    try:
+        with source, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's chatter about odd files; real failures raise
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as img:  # parses the header only
@@ -161,7 +165,7 @@ def load_image(
                     raise ImageLoadError(name, f"invalid size {w}x{h}")
                 if img.format == "JPEG":
                     if data is None:
-                        with open(path, "rb") as f:
+                        with open_file(path) as f:
                             data = f.read()
                     bomb = too_many_scans(name, data)
                     if bomb is not None:

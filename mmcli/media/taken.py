@@ -11,6 +11,10 @@ taken_source   taken (unix seconds, for filtering and ordering)            ISO 8
 ``mtime``      the file's modification time                                 ``2024-05-01T08:00:00Z`` (UTC)
 =============  ==========================================================  ===========================
 
+A file whose header has no usable date and whose mtime no calendar can show (years outside
+1-9999) has none: ``taken`` NULL, ``taken_source`` ``none`` (read, not to be read again), left
+out of ``--after``/``--before`` and last in ``--sort date``.
+
 The rule: an offset is written when the moment is known (the camera's own offset, or UTC for an
 mtime), none when the camera recorded only its wall clock. A date that cannot be used
 (``0000:00:00 00:00:00``, out of range, not text) counts as absent: the mtime is used instead.
@@ -26,16 +30,20 @@ No heavy imports at module level (PIL is imported where a header is read).
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
 import io
-import os
+import math
 import re
+from typing import BinaryIO
 
 from mmcli.errors import UsageError
+from mmcli.media.regular import open_file
 from mmcli.results import Taken, iso  # noqa: F401 (the dates' types live with the results)
 
 SOURCES = ("exif", "exif-local", "mtime")
+NO_DATE = Taken(math.nan, "none")  # read, and no date to be had: stored as NULL with source "none"
 EXIF_IFD = 0x8769
 DATE_TIME_ORIGINAL = 36867
 OFFSET_TIME_ORIGINAL = 36881
@@ -46,6 +54,11 @@ _EXIF_DATE = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
 _EXIF_OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
 _PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 UTC = dt.timezone.utc
+DAY = 86400
+EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
+# the instants every offset can show as a date of years 1-9999 (a day's margin either side)
+MIN_STAMP = (dt.date.min.toordinal() + 1 - EPOCH_DAY) * DAY
+MAX_STAMP = (dt.date.max.toordinal() - EPOCH_DAY) * DAY
 
 
 def short(value: str | None) -> str:
@@ -103,7 +116,7 @@ def _quiet_pillow() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
-def _exif_of(source: io.BytesIO | str) -> tuple[float, int | None] | None:
+def _exif_of(source: BinaryIO) -> tuple[float, int | None] | None:
     from PIL import Image
 
     with Image.open(source) as im:  # the header only: no pixel is decoded
@@ -119,9 +132,18 @@ def _exif_of(source: io.BytesIO | str) -> tuple[float, int | None] | None:
         return exif_date(ifd.get(DATE_TIME_ORIGINAL), ifd.get(OFFSET_TIME_ORIGINAL))
 
 
+def mtime_taken(mtime: float) -> Taken:
+    """A file's mtime as its date; ``NO_DATE`` for one no calendar date can show (a clock set
+    centuries off: years outside 1-9999, as ``touch -d @99999999999999`` leaves on tmpfs)."""
+    if not (math.isfinite(mtime) and MIN_STAMP <= mtime <= MAX_STAMP):
+        return NO_DATE
+    return Taken(mtime, "mtime")
+
+
 def from_header(head: bytes, mtime: float, path: str | None = None, size: int | None = None) -> Taken:
-    """The capture time from the first bytes of an image file (``head``), else ``mtime``. When the
-    header does not fit in ``head`` and ``path`` is given, the file's header is opened itself."""
+    """The capture time from the first bytes of an image file (``head``), else ``mtime`` (``NO_DATE``
+    when neither is a date). When the header does not fit in ``head`` and ``path`` is given, the
+    file's header is opened itself (a regular file only)."""
     _quiet_pillow()
     found = None
     try:
@@ -129,30 +151,21 @@ def from_header(head: bytes, mtime: float, path: str | None = None, size: int | 
     except Exception:  # noqa: BLE001  any failure of a foreign parser on a foreign file: no date
         if path is not None and (size is None or size > len(head)):
             try:
-                found = _exif_of(path)
+                with open_file(path) as f:
+                    found = _exif_of(f)
             except Exception:  # noqa: BLE001
                 found = None
     if found is None:
-        return Taken(mtime, "mtime")
+        return mtime_taken(mtime)
     when, offset = found
     return Taken(when, "exif" if offset is not None else "exif-local", offset)
-
-
-def read_taken(path: str, mtime: float | None = None) -> Taken | None:
-    """The capture time of the file at ``path`` (one read of its first MiB); None if unreadable."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(HEAD_BYTES)
-            st = os.fstat(f.fileno())
-    except OSError:
-        return None
-    return from_header(head, st.st_mtime if mtime is None else mtime, path, st.st_size)
 
 
 # ------------------------------------------------------------------------------ dates users give
 def parse_date(value: str, end: bool = False, what: str = "date") -> float:
     """Unix seconds of the start (or with ``end``, the end) of ``value``: ``YYYY``, ``YYYY-MM``,
-    ``YYYY-MM-DD``, or an ISO 8601 date and time (an instant: start and end are the same)."""
+    ``YYYY-MM-DD``, or an ISO 8601 date and time (an instant: start and end are the same). Years
+    0001-9999 (the end of 9999 is an instant no ``datetime`` holds: counted in days here)."""
     text = value.strip()
     m = _PERIOD.match(text)
     try:
@@ -160,16 +173,16 @@ def parse_date(value: str, end: bool = False, what: str = "date") -> float:
             year = int(m.group(1))
             month = int(m.group(2) or 1)
             day = int(m.group(3) or 1)
-            start = dt.datetime(year, month, day, tzinfo=UTC)
+            first = dt.date(year, month, day).toordinal()
             if not end:
-                return start.timestamp()
-            if m.group(3):
-                stop = start + dt.timedelta(days=1)
+                length = 0
+            elif m.group(3):
+                length = 1
             elif m.group(2):
-                stop = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+                length = calendar.monthrange(year, month)[1]
             else:
-                stop = dt.datetime(year + 1, 1, 1, tzinfo=UTC)
-            return stop.timestamp()
+                length = 366 if calendar.isleap(year) else 365
+            return float((first + length - EPOCH_DAY) * DAY)
         if len(text) < 11 or text[10] not in "Tt " or not _PERIOD.match(text[:10]):
             raise ValueError(text)
         moment = dt.datetime.fromisoformat(text)
@@ -185,13 +198,28 @@ def parse_date(value: str, end: bool = False, what: str = "date") -> float:
 
 def period(after: str | None, before: str | None) -> tuple[float | None, float | None]:
     """``--after`` / ``--before`` as unix seconds: taken >= start of ``after``, < end of ``before``."""
-    start = parse_date(after, what="--after") if after else None
-    stop = parse_date(before, end=True, what="--before") if before else None
+    start = parse_date(after, what="--after") if after is not None else None  # "" is not a date: an error
+    stop = parse_date(before, end=True, what="--before") if before is not None else None
     if start is not None and stop is not None and start >= stop:
         raise UsageError(f"--after {after} --before {before} leaves no time between them")
     return start, stop
 
 
 def as_text(seconds: float) -> str:
-    """An instant as an ISO 8601 string that ``parse_date`` reads back to the same seconds."""
-    return dt.datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    """An instant as an ISO 8601 string that ``parse_date`` reads back to the same seconds. Instants
+    just past the years ``datetime`` holds (the end of 9999, what a date with an offset gives) are
+    written with the offset that brings them inside."""
+    try:
+        return dt.datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        pass
+    for offset in (-FAR_OFFSET, FAR_OFFSET):
+        try:
+            wall = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds + offset)
+        except OverflowError:
+            continue
+        return wall.replace(tzinfo=dt.timezone(dt.timedelta(seconds=offset))).isoformat()
+    raise UsageError(f"{seconds} is beyond the dates mmcli can name")
+
+
+FAR_OFFSET = 24 * 3600 - 60  # the largest UTC offset an ISO date and time can carry (23:59)

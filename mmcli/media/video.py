@@ -20,6 +20,7 @@ Sampling rules (documented in the README):
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from mmcli.errors import ImageLoadError
 from mmcli.media.files import media_stat
 from mmcli.media.images import VIDEO_EXTENSIONS
 from mmcli.media.limits import oversize
+from mmcli.media.regular import pinned
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -96,13 +98,14 @@ def sample_video(
     """The sampled moments of a video, in time order; raises ImageLoadError with the reason (before the
     first moment for a file that cannot be opened, later for data that turns out corrupt)."""
     name = os.fsdecode(path)
-    if every <= 0:
-        raise ValueError("every must be > 0")
+    if not (math.isfinite(every) and every > 0):
+        raise ValueError("every must be a number of seconds above 0")
     av = _av(name)
     _check_file(name)
     errors = (getattr(av, "FFmpegError", None) or av.AVError, OSError, ValueError, MemoryError)
     try:
-        container = av.open(name, metadata_errors="ignore")
+        with pinned(name) as safe:  # the regular file media_stat saw, never a FIFO swapped in since
+            container = av.open(safe, metadata_errors="ignore")
     except errors as exc:
         raise ImageLoadError(name, f"not a video, or a truncated or corrupt one ({_text(exc)})") from None
     try:
@@ -338,7 +341,7 @@ def frame_picture(path: str, time: float, size: int = 256) -> Image.Image | None
     try:
         av = _av(path)
         _check_file(path)
-        with av.open(path, metadata_errors="ignore") as container:
+        with pinned(path) as safe, av.open(safe, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             cc = stream.codec_context
             if oversize(path, cc.width, cc.height, DEFAULT_MAX_PIXELS) or not cc.width or not cc.height:

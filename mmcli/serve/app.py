@@ -29,7 +29,7 @@ from fastapi import Request, Response  # module level: FastAPI reads the endpoin
 
 from mmcli.errors import MmcliError, UsageError
 from mmcli.serve.client import NONCE_HEADER, PROOF_HEADER, discovery_file, proof, read_discovery
-from mmcli.serve.guards import BodyLimit, HostOriginGuard, PathGuard, Refused
+from mmcli.serve.guards import BadPath, BodyLimit, HostOriginGuard, PathGuard, Refused
 from mmcli.serve.wire import ClassifyBody, ClassifyItem, ClassifyReply, ErrorReply, HealthReply, SearchBody, SearchReply
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class ServerConfig:
     token: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
     max_upload: int = DEFAULT_MAX_UPLOAD
     cache: Path | None = None  # thumbnails and uploads; None: the cache folder (MMCLI_CACHE)
+    warn: Callable[[str], None] | None = field(default=None, repr=False, compare=False)  # None: uvicorn's log
 
 
 def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
@@ -60,7 +61,9 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
 
     from mmcli import __version__
     from mmcli.config import cache_dir
+    from mmcli.serve.asgi import HeadAsGet, JsonBodies
     from mmcli.serve.page import add_page
+    from mmcli.serve.thumbs import PictureCache
 
     class AsciiJSON(JSONResponse):
         def render(self, content: Any) -> bytes:  # names that are not UTF-8 travel as \udcXX escapes
@@ -74,6 +77,9 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
         version=__version__,
         default_response_class=AsciiJSON,
     )
+    # (the last added runs first: the guards see every request as it came)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(JsonBodies, paths=("/search", "/classify"))
     app.add_middleware(BodyLimit, max_body=config.max_body, limits={"/search/upload": config.max_upload})
     app.add_middleware(
         HostOriginGuard, port=config.port, allow_hosts=config.allow_hosts, allow_origins=config.allow_origins
@@ -82,6 +88,10 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
 
     def error(status: int, message: str, hint: str | None = None) -> Any:
         return AsciiJSON(ErrorReply(error=message, hint=hint).model_dump(), status_code=status)
+
+    @app.exception_handler(Exception)
+    def unexpected(_request: Any, exc: Exception) -> Any:  # the answer; ``NoTracebacks`` tells the terminal
+        return error(500, f"internal error ({type(exc).__name__}: {exc})"[:300])
 
     @app.exception_handler(RequestValidationError)
     def invalid(_request: Any, exc: RequestValidationError) -> Any:
@@ -101,6 +111,10 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
     def refused(_request: Any, exc: Refused) -> Any:
         return error(403, str(exc))
 
+    @app.exception_handler(BadPath)
+    def bad_path(_request: Any, exc: BadPath) -> Any:
+        return error(400, str(exc))
+
     @app.exception_handler(MmcliError)
     def failed(_request: Any, exc: MmcliError) -> Any:
         return error(400, exc.message, exc.hint)
@@ -117,10 +131,13 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
         return HealthReply.of(engine.health())
 
     def run_search(body: SearchBody, upload: str | None = None) -> SearchReply:
-        for path in body.named_files():
+        for path in body.named_files():  # before anything looks at them: the same 403 whether they exist or not
             if path != upload:
                 paths.check(path)
-        request = body.request()
+        if body.within is not None:
+            paths.resolve(body.within)  # a NUL: 400
+        # paths outside the roots are never looked up (``within`` there only narrows the index's paths)
+        request = body.request(lambda path: path == upload or paths.contains(path))
         for term in request.terms:
             if term.is_image and term.value != upload:
                 paths.check(term.value)
@@ -142,7 +159,7 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
 
         return locked(work)
 
-    add_page(app, run_search, paths, config.cache or cache_dir(), error)
+    add_page(app, run_search, paths, PictureCache(config.cache or cache_dir(), config.warn), error)
     return app
 
 
@@ -180,10 +197,19 @@ def run_server(engine: LocalEngine, config: ServerConfig) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: exit through Python so the
     # discovery file is removed below
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    from mmcli.serve.asgi import NoTracebacks
+
+    app = NoTracebacks(create_app(engine, config), config.warn or _log_warning)
     try:
-        uvicorn.run(create_app(engine, config), host=config.host, port=config.port, log_level="warning")
+        uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
     finally:
         release_discovery(path, config)
+
+
+def _log_warning(message: str) -> None:
+    import logging
+
+    logging.getLogger("uvicorn.error").warning(message)
 
 
 def beyond_loopback(host: str) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,39 @@ class Refused(Exception):
     """A request names a file outside the allowed roots (403)."""
 
 
+class BadPath(Exception):
+    """A request names something that cannot be a path at all (a NUL character): 400."""
+
+
 class PathGuard:
     """The folders whose images requests may name. A missing file and an existing one outside the
-    roots get the same answer, so the server does not reveal which files exist."""
+    roots get the same answer, so the server does not reveal which files exist.
+
+    Every path a request names goes through ``check`` before anything opens it: a NUL character is a
+    400; a symbolic-link loop resolves to itself (the file's own read then says what it is: a 4xx);
+    whether a regular file is there is for the reader to find out (``mmcli.media.files.media_stat``
+    and ``open_regular``: a FIFO or a device is never opened for reading)."""
 
     def __init__(self, roots: Sequence[Path]) -> None:
-        self.roots = [Path(r).resolve() for r in roots]
+        self.roots = [Path(os.path.realpath(r)) for r in roots]
+
+    def resolve(self, path: str) -> Path:
+        """``path`` with its symbolic links resolved as far as they go (never an error for a loop)."""
+        if "\0" in path:
+            raise BadPath(f"{path!r} is not a path (a NUL character)")
+        return Path(os.path.realpath(path))
+
+    def contains(self, path: str) -> bool:
+        """Is ``path`` (resolved) under an allowed root? False for what cannot be a path."""
+        try:
+            resolved = self.resolve(path)
+        except (BadPath, ValueError, OSError):
+            return False
+        return any(resolved == root or root in resolved.parents for root in self.roots)
 
     def check(self, path: str) -> None:
-        resolved = Path(path).resolve()
-        if not any(resolved == root or root in resolved.parents for root in self.roots):
+        self.resolve(path)  # BadPath first: a 400 says the request is malformed, wherever it points
+        if not self.contains(path):
             raise Refused(f"{path} is outside the allowed roots")
 
 
@@ -111,7 +135,8 @@ def _embedded_elsewhere(scope: dict[str, Any], headers: Mapping[str, str]) -> bo
 
 class BodyLimit:
     """ASGI middleware: 413 for a body over ``max_body`` bytes (``limits[path]`` for the paths named
-    there, e.g. image uploads), declared or streamed, before parsing."""
+    there, e.g. image uploads), declared or streamed (chunked), before parsing. A streamed body is cut
+    off where it passes the limit: the 413 is sent then, and the endpoint sees the client gone."""
 
     def __init__(self, app: Any, max_body: int, limits: Mapping[str, int] | None = None) -> None:
         self.app, self.max_body, self.limits = app, max_body, dict(limits or {})
@@ -125,21 +150,30 @@ class BodyLimit:
         if declared.isdigit() and int(declared) > limit:
             await _reply(send, 413, f"body over {limit} bytes")
             return
-        seen = 0
+        seen, over, started = 0, False, False
 
         async def limited() -> dict[str, Any]:
-            nonlocal seen
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise _TooLarge
+                over = True
+                if not started:
+                    await _reply(send, 413, f"body over {limit} bytes")
+                return {"type": "http.disconnect"}
             return message
 
+        async def answer(message: dict[str, Any]) -> None:
+            nonlocal started
+            if over:
+                return  # the 413 has been sent: whatever the endpoint makes of the cut-off body is dropped
+            started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _reply(send, 413, f"body over {limit} bytes")
-
-
-class _TooLarge(Exception):
-    pass
+            await self.app(scope, limited, answer)
+        except Exception:
+            if not over:
+                raise  # (the endpoint's complaint about a body that stopped short: answered already)

@@ -8,18 +8,21 @@ of these run; every path is checked against the allowed roots here (``PathGuard`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Optional, get_origin
 
-from fastapi import Request, Response  # module level: FastAPI reads the endpoints' annotations
+from fastapi import Query, Request, Response  # module level: FastAPI reads the endpoints' annotations
 
 from mmcli.errors import ImageLoadError
 from mmcli.serve.guards import PathGuard
 from mmcli.serve.wire import SearchBody, SearchReply, TermBody
 
 if TYPE_CHECKING:
-    from mmcli.serve.thumbs import Picture
+    from mmcli.serve.thumbs import Picture, PictureCache
+
+Seconds = Annotated[Optional[float], Query(ge=0, le=1e9, allow_inf_nan=False)]  # a video's moment
 
 WEB = Path(__file__).parent / "web"
 ASSETS = {
@@ -53,19 +56,42 @@ def _upload_body(request: Request) -> SearchBody:
         raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
 
 
+def _file_response(path: str, media_type: str, headers: dict[str, str]) -> Response:
+    """The file at ``path`` as it is, streamed from a descriptor of the regular file that was really
+    opened (a FIFO or a device put in its place since it was checked is refused, never waited on)."""
+    from starlette.responses import StreamingResponse
+
+    from mmcli.media.files import file_error, open_file
+
+    try:
+        f = open_file(path)
+        size = os.fstat(f.fileno()).st_size
+    except OSError as exc:
+        raise file_error(path, exc, vanished=True) from None
+
+    def chunks() -> Iterator[bytes]:
+        left = size
+        with f:
+            while left > 0 and (block := f.read(min(left, 1 << 16))):
+                left -= len(block)
+                yield block
+
+    return StreamingResponse(chunks(), media_type=media_type, headers={**headers, "Content-Length": str(size)})
+
+
 def add_page(
     app: Any,
     search: Callable[[SearchBody, str | None], SearchReply],
     paths: PathGuard,
-    cache: Path,
+    cache: PictureCache,
     error: Callable[..., Any],
 ) -> None:
     """Register the page's routes on ``app``. ``search(body, upload)`` checks the body's paths against
     the roots (all but ``upload``, the server's own temporary file) and runs it under the model lock."""
     from starlette.concurrency import run_in_threadpool
-    from starlette.responses import FileResponse
+    from starlette.exceptions import HTTPException
 
-    from mmcli.serve.thumbs import browser_image, cached_thumbnail, uploaded_image
+    from mmcli.serve.thumbs import NotStored, browser_image, cached_thumbnail, uploaded_image
 
     assets = {route: ((WEB / name).read_bytes(), kind) for route, (name, kind) in ASSETS.items()}
 
@@ -90,20 +116,22 @@ def add_page(
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)
         if found.path is not None:
-            return FileResponse(found.path, media_type=found.media_type, headers=headers)
+            return _file_response(found.path, found.media_type, headers)
         return Response(found.data, media_type=found.media_type, headers=headers)
 
-    @app.get("/thumb", responses={403: {}, 404: {}, 415: {}})
-    def thumb(request: Request, path: str, size: int = 256) -> Response:
-        """A JPEG thumbnail (128, 256, 512 or 1024 pixels) of an image under the allowed roots."""
+    @app.get("/thumb", responses={400: {}, 403: {}, 404: {}, 415: {}})
+    def thumb(request: Request, path: str, size: int = 256, t: Seconds = None) -> Response:
+        """A JPEG thumbnail (128, 256, 512 or 1024 pixels) of an image under the allowed roots, or of a
+        video's frame at ``t`` seconds (a hit's ``time``)."""
         paths.check(path)
-        return picture(request, cached_thumbnail(path, size, cache))
+        return picture(request, cached_thumbnail(path, size, cache, t))
 
-    @app.get("/image", responses={403: {}, 404: {}, 415: {}})
-    def image(request: Request, path: str) -> Response:
-        """An image under the allowed roots as a browser can show it (TIFF, HEIC: as a JPEG)."""
+    @app.get("/image", responses={400: {}, 403: {}, 404: {}, 415: {}})
+    def image(request: Request, path: str, t: Seconds = None) -> Response:
+        """An image under the allowed roots as a browser can show it (TIFF, HEIC: as a JPEG); a video's
+        frame at ``t`` seconds as a JPEG."""
         paths.check(path)
-        return picture(request, browser_image(path))
+        return picture(request, browser_image(path, t))
 
     @app.post("/search/upload", response_model=SearchReply, responses={400: {}, 403: {}, 413: {}, 415: {}})
     async def upload(request: Request) -> SearchReply:
@@ -113,7 +141,10 @@ def add_page(
         data = await request.body()
 
         def work() -> SearchReply:
-            with uploaded_image(data, cache, body.max_pixels) as tmp:
-                return search(body.model_copy(update={"terms": [*body.terms, TermBody(image=tmp)]}), tmp)
+            try:
+                with uploaded_image(data, cache, body.max_pixels) as tmp:
+                    return search(body.model_copy(update={"terms": [*body.terms, TermBody(image=tmp)]}), tmp)
+            except NotStored as exc:  # neither the cache nor the system's temporary folder can hold it
+                raise HTTPException(503, str(exc)) from None
 
         return await run_in_threadpool(work)

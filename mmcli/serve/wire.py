@@ -17,7 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.media.taken import as_text, period
-from mmcli.queries import DEFAULT_TEMPLATE, WEIGHT_RE, ClassifyRequest, SearchRequest, Term, build_terms
+from mmcli.queries import (
+    DEFAULT_TEMPLATE,
+    WEIGHT_RE,
+    ClassifyRequest,
+    SearchRequest,
+    Term,
+    Visible,
+    build_terms,
+    looks_like_path,
+)
 from mmcli.results import Classification, FileFailure, Health, Hit, LabelScore, SearchResult
 
 MAX_PATHS = 10_000  # per /classify request
@@ -30,16 +39,20 @@ class _Body(BaseModel):
 
 
 class TermBody(_Body):
-    """One query term: a text, or an absolute image path on the server's machine."""
+    """One query term: a text, or an absolute image path on the server's machine; ``time`` with a
+    video's path: its moment at that second (a hit's ``time``)."""
 
     weight: float = Field(1.0, allow_inf_nan=False, ge=-1e6, le=1e6)
     text: Text | None = None
     image: Text | None = None
+    time: float | None = Field(None, allow_inf_nan=False, ge=0, le=1e9)
 
     @model_validator(mode="after")
     def _one_of(self) -> TermBody:
         if (self.text is None) == (self.image is None):
             raise ValueError("a term has exactly one of text and image")
+        if self.time is not None and self.image is None:
+            raise ValueError("time goes with an image (a video's path)")
         return self
 
 
@@ -67,7 +80,10 @@ class SearchBody(_Body):
 
     @classmethod
     def of(cls, request: SearchRequest) -> SearchBody:
-        terms = [TermBody(weight=t.weight, **{"image" if t.is_image else "text": t.value}) for t in request.terms]
+        terms = [
+            TermBody(weight=t.weight, time=t.time, **{"image" if t.is_image else "text": t.value})
+            for t in request.terms
+        ]
         return cls(
             terms=terms,
             top_k=request.top_k,
@@ -82,21 +98,28 @@ class SearchBody(_Body):
         )
 
     def named_files(self) -> list[str]:
-        """Image paths the body names outright, whether or not they exist (checked before any is read)."""
+        """Image paths the body names, whether or not they exist (checked before any is looked at):
+        images, and ``add``/``sub`` terms that look like paths, absolute or not (a relative one as the
+        server would read it), with or without their weight."""
         found = [t.image for t in self.terms if t.image is not None]
         found += [self.image] if self.image is not None else []
         for raw in [*self.add, *self.sub]:
             m = WEIGHT_RE.match(raw)
-            value = m.group(2) if m else raw
-            found += [value] if os.path.isabs(value) else []
+            for value in (raw, m.group(2)) if m else (raw,):
+                if not value.startswith("text:") and (os.path.isabs(value) or looks_like_path(value)):
+                    found.append(value if "\0" in value else os.path.abspath(value))
         return found
 
-    def request(self) -> SearchRequest:
+    def request(self, visible: Visible | None = None) -> SearchRequest:
+        """The search; ``visible``: the paths the server may look at (others are never looked up, so
+        the answer is the same whether or not they exist)."""
+        seen = visible or (lambda _path: True)
         terms = [
-            Term(t.weight, t.image if t.image is not None else t.text or "", t.image is not None) for t in self.terms
+            Term(t.weight, t.image if t.image is not None else t.text or "", t.image is not None, t.time)
+            for t in self.terms
         ]
         if self.query is not None or self.image is not None or self.add or self.sub:
-            terms = [*build_terms(self.query, self.image, self.add, self.sub), *terms]
+            terms = [*build_terms(self.query, self.image, self.add, self.sub, seen), *terms]
         if not terms:
             build_terms(None, None)  # raises "nothing to search for"
         after, before = period(self.after, self.before)
@@ -104,7 +127,7 @@ class SearchBody(_Body):
             tuple(terms),
             self.top_k,
             self.threshold,
-            SearchRequest.folder(self.within),
+            SearchRequest.folder(self.within, seen),
             self.exact,
             self.max_pixels,
             after,

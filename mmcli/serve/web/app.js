@@ -12,7 +12,8 @@ const ui = {
   viewerClose: $("viewer-close"), drop: $("drop"), about: $("about"),
 };
 
-// the example image of the query: {path} (a file under the server's roots) or {file, url} (an upload)
+// the example image of the query: {path, time} (a file under the server's roots; time: a video's moment,
+// else null) or {file, url} (an upload)
 let example = null;
 let hits = [];
 let selected = -1;
@@ -28,6 +29,24 @@ function safeUrl(route, params) {
   } catch (err) {  // a name that is not valid UTF-8 cannot travel in a URL
     return null;
   }
+}
+
+// a video's moment as the command line shows it: "12.0 s" under a minute, else "1:02:03" / "2:03"
+function formatTime(seconds) {
+  if (seconds < 60) return seconds.toFixed(1) + " s";
+  const whole = Math.floor(seconds);
+  const h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), s = whole % 60;
+  const two = (n) => String(n).padStart(2, "0");
+  return h ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
+}
+
+function isMoment(time) {
+  return time !== null && time !== undefined && Number.isFinite(Number(time));
+}
+
+// the parameters that name a file, or a video's moment (t: seconds)
+function named(path, time) {
+  return isMoment(time) ? { path, t: String(time) } : { path };
 }
 
 function baseName(path) {
@@ -97,15 +116,17 @@ const uploads = [];  // files searched by example since the page was opened (a F
 
 function remember() {
   const state = { q: ui.q.value, like: example && example.path ? example.path : null, upload: null };
+  state.t = state.like && isMoment(example.time) ? example.time : null;
   if (example && example.file) {
     state.upload = uploads.indexOf(example.file);
     if (state.upload < 0) state.upload = uploads.push(example.file) - 1;
   }
   const now = history.state;
-  if (now && now.q === state.q && now.like === state.like && now.upload === state.upload) return;
+  if (now && now.q === state.q && now.like === state.like && now.t === state.t && now.upload === state.upload) return;
   const address = new URLSearchParams();
   if (state.q) address.set("q", state.q);
   if (state.like) address.set("like", state.like);
+  if (state.like && isMoment(state.t)) address.set("t", String(state.t));
   const hash = address.toString();
   (now ? history.pushState : history.replaceState).call(history, state, "", hash ? "#" + hash : location.pathname);
 }
@@ -113,7 +134,7 @@ function remember() {
 function restore(state) {
   ui.q.value = state.q || "";
   const file = state.upload !== null && state.upload !== undefined ? uploads[state.upload] : null;
-  setExample(file ? { file } : state.like ? { path: state.like } : null);
+  setExample(file ? { file } : state.like ? { path: state.like, time: isMoment(state.t) ? state.t : null } : null);
   if (ui.q.value.trim() || example) search(false);
   else show([]);
 }
@@ -125,7 +146,8 @@ window.addEventListener("popstate", (event) => {
 
 function fromAddress() {
   const address = new URLSearchParams(location.hash.slice(1));
-  return { q: address.get("q") || "", like: address.get("like"), upload: null };
+  const t = address.get("t");
+  return { q: address.get("q") || "", like: address.get("like"), t: t !== null && t !== "" ? Number(t) : null, upload: null };
 }
 
 async function search(record = true) {
@@ -156,7 +178,7 @@ async function search(record = true) {
       if (terms.query) body.query = terms.query;
       if (terms.add.length) body.add = terms.add;
       if (terms.sub.length) body.sub = terms.sub;
-      if (example) body.terms = [{ image: example.path }];
+      if (example) body.terms = [isMoment(example.time) ? { image: example.path, time: Number(example.time) } : { image: example.path }];
       reply = await post("search", JSON.stringify(body), "application/json");
     }
     if (ticket !== busy) return;  // a newer search has started
@@ -179,15 +201,18 @@ function finished() {  // a count of finished searches, for whoever waits for on
 
 function describe(terms) {
   const parts = [];
-  if (example) parts.push("images like " + (example.file ? example.file.name || "the dropped image" : baseName(example.path)));
+  if (example) {
+    const name = example.file ? example.file.name || "the dropped image" : baseName(example.path);
+    parts.push("images like " + name + (isMoment(example.time) ? " at " + formatTime(example.time) : ""));
+  }
   if (terms.query) parts.push(`\u201c${terms.query}\u201d`);
   terms.add.forEach((t) => parts.push("+" + t));
   terms.sub.forEach((t) => parts.push("\u2212" + t));
   return parts.join(" ");
 }
 
-function thumb(path, size) {
-  return safeUrl("thumb", { path, size: String(size) });
+function thumb(path, size, time = null) {
+  return safeUrl("thumb", { ...named(path, time), size: String(size) });
 }
 
 function show(found) {
@@ -203,25 +228,26 @@ function tile(hit, i) {
   li.tabIndex = -1;
   li.dataset.index = String(i);
   li.title = hit.path;
+  if (isMoment(hit.time)) li.dataset.time = String(hit.time);
 
   const pic = document.createElement("button");
   pic.type = "button";
   pic.className = "pic";
   pic.tabIndex = -1;
   pic.title = "More like this";
-  const small = thumb(hit.path, 256);
+  const small = thumb(hit.path, 256, hit.time);
   if (small) {
     const img = document.createElement("img");
     img.loading = "lazy";
     img.alt = baseName(hit.path);
     img.src = small;
-    img.srcset = `${small} 1x, ${thumb(hit.path, 512)} 2x`;
+    img.srcset = `${small} 1x, ${thumb(hit.path, 512, hit.time)} 2x`;
     img.addEventListener("error", () => img.replaceWith(broken()));
     pic.append(img);
   } else {
     pic.append(broken());
   }
-  pic.addEventListener("click", () => likeThis(hit.path));
+  pic.addEventListener("click", () => likeThis(hit.path, hit.time));
 
   const meta = document.createElement("div");
   meta.className = "meta";
@@ -231,13 +257,19 @@ function tile(hit, i) {
   score.className = "score";
   score.textContent = hit.score.toFixed(3);
   line.append(score);
+  if (isMoment(hit.time)) {  // a video's moment: where in the video it is
+    const moment = document.createElement("span");
+    moment.className = "moment";
+    moment.textContent = "\u25b6 " + formatTime(hit.time);
+    line.append(moment);
+  }
   if (hit.taken) {
     const time = document.createElement("time");
     time.dateTime = hit.taken;
     time.textContent = hit.taken.replace("T", " ").slice(0, 16);
     line.append(time);
   }
-  const full = safeUrl("image", { path: hit.path });
+  const full = safeUrl("image", named(hit.path, hit.time));
   if (full) {
     const open = document.createElement("a");
     open.className = "open";
@@ -278,15 +310,15 @@ function setExample(next) {
     ui.exampleImg.src = example.url;
     ui.exampleName.textContent = example.file.name || "dropped image";
   } else {
-    ui.exampleImg.src = thumb(example.path, 128) || "";
-    ui.exampleName.textContent = baseName(example.path);
+    ui.exampleImg.src = thumb(example.path, 128, example.time) || "";
+    ui.exampleName.textContent = baseName(example.path) + (isMoment(example.time) ? " at " + formatTime(example.time) : "");
   }
   ui.example.title = example.file ? ui.exampleName.textContent : example.path;
 }
 
-function likeThis(path) {
+function likeThis(path, time = null) {
   closeViewer();
-  setExample({ path });
+  setExample({ path, time: isMoment(time) ? time : null });
   ui.q.value = "";
   search();
 }
@@ -330,12 +362,13 @@ function select(i, focus = true) {
 function openViewer(i) {
   const hit = hits[i];
   if (!hit) return;
-  const full = safeUrl("image", { path: hit.path });
+  const full = safeUrl("image", named(hit.path, hit.time));
   ui.viewerImg.src = full || "";
   ui.viewerImg.alt = baseName(hit.path);
   ui.viewerOpen.href = full || "#";
   const when = hit.taken ? hit.taken.replace("T", " ").slice(0, 16) + " \u00b7 " : "";
-  ui.viewerCaption.textContent = `score ${hit.score.toFixed(3)} \u00b7 ${when}${hit.path}`;
+  const at = isMoment(hit.time) ? ` at ${formatTime(hit.time)}` : "";
+  ui.viewerCaption.textContent = `score ${hit.score.toFixed(3)} \u00b7 ${when}${hit.path}${at}`;
   ui.viewer.hidden = false;
 }
 
@@ -404,7 +437,7 @@ ui.exampleClear.addEventListener("click", () => {
   if (ui.q.value.trim()) search();
 });
 ui.viewerClose.addEventListener("click", closeViewer);
-ui.viewerLike.addEventListener("click", () => { if (hits[selected]) likeThis(hits[selected].path); });
+ui.viewerLike.addEventListener("click", () => { if (hits[selected]) likeThis(hits[selected].path, hits[selected].time); });
 ui.viewer.addEventListener("click", (event) => { if (event.target === ui.viewer) closeViewer(); });
 
 let dragDepth = 0;
