@@ -55,14 +55,20 @@ def queries(task: str) -> list[tuple[str, Callable[[ShapeSpec], bool]]]:
     return [(f"a {t.colour} {t.shape}", lambda s, t=t: s == t) for t in all_specs()]
 
 
-def evaluate(folder: Path, count: int, seed: int, model: str, task: str = "colour+shape") -> list[QueryResult]:
+def build(folder: Path, count: int, seed: int, model: str) -> tuple[Path, list[tuple[Path, ShapeSpec]]]:
+    """A labelled corpus of ``count`` shapes in ``folder``/photos, indexed in ``folder``/index."""
     written = write_corpus(folder / "photos", count, seed=seed)
     run_index(folder / "index", [str(folder / "photos")], model=model, device="cpu", precision="fp32")
-    engine = LocalEngine(folder / "index", device="cpu", precision="fp32")
+    return folder / "index", written
+
+
+def evaluate(index: Path, written: list[tuple[Path, ShapeSpec]], task: str = "colour+shape") -> list[QueryResult]:
+    """Every query of ``task`` with ``--threshold auto`` and a top-k of the whole corpus."""
+    engine = LocalEngine(index, device="cpu", precision="fp32")
     results = []
     for text, wanted in queries(task):
         relevant = {str(p) for p, s in written if wanted(s)}
-        answer = engine.search(SearchRequest(build_terms(text, None), top_k=count, threshold="auto"))
+        answer = engine.search(SearchRequest(build_terms(text, None), top_k=len(written), threshold="auto"))
         kept = {h.path for h in answer.hits}
         results.append(QueryResult(text, len(relevant), len(kept), len(kept & relevant), answer.threshold))
     return results
@@ -87,7 +93,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="one JSON object: every query and the averages")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        results = evaluate(Path(tmp), args.count, args.seed, args.model, args.task)
+        index, written = build(Path(tmp), args.count, args.seed, args.model)
+        results = evaluate(index, written, args.task)
     averages = summary(results, args.count)
     if args.json:
         rows = [{**asdict(r), "recall": r.recall, "precision": r.precision} for r in results]
