@@ -259,3 +259,28 @@ def test_rerank_embeds_a_video_at_its_moment(tmp_path: Path, second: str, shapes
     for hit in hits:
         assert hit.score == pytest.approx(truth[None if hit.time is None else round(hit.time, 3)], abs=1e-4)
     assert _in_order([h.score for h in hits])
+
+
+@pytest.mark.slow
+def test_rerank_with_an_open_clip_architecture_and_a_weights_file(corpus, tmp_path_factory) -> None:
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    index, _, _ = corpus
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-B-32-256")  # random stand-in weights, loaded through --rerank-weights
+    weights = tmp_path_factory.mktemp("standin") / "vit-b-32-256-random.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    del model
+    first = [h["path"] for h in _search(index, "a red circle", "-k", "30")]
+    args = ("--rerank", "ViT-B-32-256", "--rerank-weights", str(weights), "--rerank-k", "30")
+    hits = _search(index, "a red circle", "-k", "10", *args)
+    from mmcli.models import load_encoder, parse_model_spec
+
+    encoder = load_encoder(parse_model_spec("ViT-B-32-256", weights), device="cpu", precision="fp32")
+    q = encoder.encode_texts(["a red circle"])[0]
+    truth = {p: float(v @ q) for p, v in _embedded(encoder, first).items()}
+    best = sorted(first, key=lambda p: -truth[p])[:10]
+    assert {h["path"] for h in hits} <= set(first)
+    np.testing.assert_allclose([h["score"] for h in hits], [truth[p] for p in best], atol=1e-4)
