@@ -113,6 +113,19 @@ def test_scores_that_fall_off_smoothly_are_cut_at_the_floor() -> None:
     assert choose_cutoff(np.zeros(0), np.zeros(0)).above == 0  # an empty index: nothing
 
 
+def test_the_background_is_a_sample_spread_over_the_index(corpus) -> None:
+    from mmcli.index.store import Store
+
+    index, _, _ = corpus
+    store = Store(index, create=False)
+    every = np.concatenate([vecs for _, vecs in store.vectors()])
+    assert np.array_equal(store.spread(2048), every)  # a small index: all of it
+    some = store.spread(30)
+    assert len(some) == 30 and all((every == row).all(axis=1).any() for row in some)
+    assert not np.array_equal(some, every[:30])  # spread over it, not its first rows
+    store.close()
+
+
 # ---------------------------------------------------------------------------------------- --explain
 def test_explain_gives_each_terms_cosine_with_the_hit(corpus) -> None:
     from mmcli.index.store import Store

@@ -10,7 +10,7 @@ The rule (README, "Automatic threshold"; measured by ``scripts/eval_threshold.py
    size (median / ln 2) is a break in the scores, not noise. The cut is the middle of the first break
    from the top: what lies above it stands apart from the rest of the index.
 3. No break: the floor, ``m + FLOOR_Z x s`` of the background, the query's scores over a fixed sample
-   of the index (``BACKGROUND`` vectors spread over it, or all of a smaller one): ``m`` their median,
+   of the index (about ``BACKGROUND`` vectors spread over it, or all of a smaller one): ``m`` their median,
    ``s`` 1.4826 x their median absolute deviation (robust: the few matches among them hardly move it).
    On scores that fall off smoothly it keeps what stands out of the background, or nothing.
 
@@ -76,7 +76,7 @@ def auto_cutoff(store: Store, index: Any, q: np.ndarray) -> Cutoff:
     force over the index when that is None, against the index's fixed sample."""
     from mmcli.index import vectors
 
-    k = head_size(store.vector_count())
+    k = head_size(index.ntotal if index is not None else store.vector_count())
     if index is not None:
         scores, ids = vectors.search(index, q[None], k)
         head = scores[0][ids[0] >= 0]
@@ -84,5 +84,4 @@ def auto_cutoff(store: Store, index: Any, q: np.ndarray) -> Cutoff:
         head = np.concatenate([np.zeros(0, np.float32), *(vecs @ q for _, vecs in store.vectors())])
         if len(head) > k:
             head = head[np.argpartition(-head, k)[:k]]
-    _, sample = store.sample(BACKGROUND)
-    return choose_cutoff(head, sample @ q)
+    return choose_cutoff(head, store.spread(BACKGROUND) @ q)

@@ -187,9 +187,11 @@ class LocalEngine:
             store.close()
 
     def reranker(self, request: SearchRequest) -> LocalEngine:
-        """The engine of ``request.rerank`` (kept: a server loads each second model once)."""
+        """The engine of ``request.rerank``, kept while the next search asks for the same model (a server holds
+        one second model at a time)."""
         key = (request.rerank, request.rerank_weights)
         if key not in self._rerankers:
+            self._rerankers.clear()
             second = LocalEngine(
                 None, request.rerank, request.rerank_weights, self.device, self.precision,
                 batch_size=self.batch_size, workers=self.workers,
