@@ -11,17 +11,9 @@ Paths travel as JSON strings; names that are not valid UTF-8 travel as ``\\udcXX
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    StrictStr,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.media.taken import as_text, period
@@ -160,14 +152,7 @@ class HitBody(_Body):
     score: float
     taken: str | None = None  # ISO 8601, see mmcli.media.taken
     taken_source: str | None = None  # "exif", "exif-local" or "mtime"
-    explain: list[TermScoreBody] | None = None  # when asked for: each term's part in the score
-
-    @model_serializer(mode="wrap")
-    def _without_unasked(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
-        if data.get("explain", ...) is None:
-            del data["explain"]  # a hit reads as before unless explain was asked for
-        return data
+    explain: list[TermScoreBody] | None = None  # each term's part in the score (null unless asked for)
 
     @classmethod
     def of(cls, h: Hit) -> HitBody:
