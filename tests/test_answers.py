@@ -235,6 +235,24 @@ def test_rerank_keeps_vectors_beside_the_index_so_a_repeat_embeds_nothing(corpus
     assert embedded[-1] == 1
 
 
+def test_a_hit_whose_file_is_gone_is_left_out_of_a_rerank_with_a_warning(tmp_path: Path, second: str) -> None:
+    from mmcli.demo.shapes import write_corpus
+    from mmcli.engine.local import LocalEngine
+    from mmcli.index.sync import run_index
+    from mmcli.queries import SearchRequest, build_terms
+
+    written = write_corpus(tmp_path / "photos", 8, seed=11)
+    run_index(tmp_path / "index", [str(tmp_path / "photos")], model=TINY, device="cpu", precision="fp32")
+    engine = LocalEngine(tmp_path / "index", device="cpu", precision="fp32")
+    request = SearchRequest(build_terms("a shape", None), top_k=8, rerank=second)
+    first = engine.search(request)
+    gone = first.hits[0].path
+    os.unlink(gone)
+    result = engine.search(request)
+    assert len(result.hits) == len(written) - 1 and gone not in {h.path for h in result.hits}
+    assert any("could not be re-ranked" in w and gone in w for w in result.warnings), result.warnings
+
+
 def test_rerank_errors_are_usage_errors(corpus, tmp_path: Path) -> None:
     index, _, _ = corpus
     for args, message in (
