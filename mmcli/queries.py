@@ -111,6 +111,23 @@ def describe(terms: Sequence[Term]) -> str:
 
 
 SORTS = ("score", "date", "-date")
+AUTO = "auto"  # --threshold auto: a cut-off chosen per query (mmcli.engine.cutoff)
+RERANK_K = 100  # --rerank: how many of the index's best hits the second model re-scores
+
+
+def parse_threshold(text: str | None) -> float | str | None:
+    """``--threshold``: a cosine similarity, or "auto"."""
+    if text is None:
+        return None
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--threshold {text}: not a number or 'auto'", hint="e.g. --threshold 0.25") from None
+    if not -1.0 <= value <= 1.0:
+        raise UsageError(f"--threshold {text}: a cosine similarity lies in [-1, 1]")
+    return value
 
 
 @dataclass(frozen=True)
@@ -118,11 +135,14 @@ class SearchRequest:
     """A search against one index. ``within`` is an absolute folder or None; ``after``/``before``
     keep what was taken in [after, before) (unix seconds; ``mmcli.media.taken.period`` reads the dates
     users give); ``sort``: "score" (best first), "date" (oldest first) or "-date" (newest first),
-    of the ``top_k`` best matches."""
+    of the ``top_k`` best matches. ``threshold``: a minimum score, or "auto" (chosen per query).
+    ``rerank``: a second model (spec or alias; ``rerank_weights`` its checkpoint where the spec needs one)
+    that re-scores the index's best ``rerank_k`` hits (at least ``top_k``) and orders them; a numeric
+    threshold then applies to its scores. ``explain``: each hit carries each term's part in its score."""
 
     terms: tuple[Term, ...]
     top_k: int = 10
-    threshold: float | None = None
+    threshold: float | str | None = None
     within: str | None = None
     exact: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -130,10 +150,41 @@ class SearchRequest:
     before: float | None = None
     sort: str = "score"
     all_moments: bool = False  # every matching moment of a video, not only its best
+    rerank: str | None = None
+    rerank_weights: str | None = None
+    rerank_k: int = RERANK_K
+    explain: bool = False
 
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
             raise UsageError(f"--sort {self.sort}: not one of {', '.join(SORTS)}")
+        if isinstance(self.threshold, str) and self.threshold != AUTO:
+            raise UsageError(f"--threshold {self.threshold}: not a number or 'auto'")
+        if self.rerank_k < 1:
+            raise UsageError("--rerank-k must be at least 1")
+        if self.rerank_weights is not None and self.rerank is None:
+            raise UsageError("--rerank-weights needs --rerank MODEL")
+
+    @property
+    def min_score(self) -> float | None:
+        """The fixed threshold, if one was given (None for none and for "auto")."""
+        return None if self.threshold is None or isinstance(self.threshold, str) else float(self.threshold)
+
+    @property
+    def auto_threshold(self) -> bool:
+        return self.threshold == AUTO
+
+    @staticmethod
+    def model_here(spec: str | None) -> str | None:
+        """``--rerank``: a ``local-dir:`` folder made absolute here, so a server reads the same one."""
+        if spec is None or not spec.startswith("local-dir:"):
+            return spec
+        return "local-dir:" + os.path.abspath(os.path.expanduser(spec[10:]))
+
+    @staticmethod
+    def file_here(path: str | None) -> str | None:
+        """``--rerank-weights``: made absolute here."""
+        return None if path is None else os.path.abspath(os.path.expanduser(path))
 
     @staticmethod
     def folder(within: str | None, visible: Visible = _everywhere) -> str | None:

@@ -76,11 +76,23 @@ class Classification:
 
 
 @dataclass(frozen=True)
+class TermScore:
+    """One query term's part in a hit's score (``--explain``): ``cosine`` is the hit's vector . the term's
+    unit vector; the score is the sum of weight x cosine over the terms, over the length of the weighted
+    sum of the terms' vectors. ``term``: the text, or the image's path."""
+
+    term: str
+    weight: float
+    cosine: float
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result. ``time``: the moment of a video in seconds (None for an image).
     ``taken``: when the picture was taken, ISO 8601 (``mmcli.media.taken``: with the camera's offset,
     without one when it recorded none, ``Z`` for a file's mtime); ``taken_source``: "exif",
-    "exif-local" or "mtime"; both None when the index has no date for it."""
+    "exif-local" or "mtime"; both None when the index has no date for it. ``explain``: each term's
+    part, when asked for (None otherwise, and then left out of JSON)."""
 
     rank: int
     path: str
@@ -88,6 +100,7 @@ class Hit:
     score: float
     taken: str | None = None
     taken_source: str | None = None
+    explain: tuple[TermScore, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,7 @@ class SearchResult:
 
     hits: tuple[Hit, ...]
     warnings: tuple[str, ...] = ()
+    threshold: float | None = None  # ``--threshold auto``: the cut-off it chose for this query
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,34 @@ def test_found_server_refusing_a_path_falls_back(server) -> None:
     assert json.loads(r.stdout)["labels"][0]["label"] == "blue star"
 
 
+def test_auto_threshold_explain_and_rerank_answer_the_same_through_a_server(server) -> None:
+    from second_model import write_second_model
+
+    model = write_second_model(server["photos"] / ".models" / "tiny-moved")  # under the allowed root
+    outside = write_second_model(server["base"] / "tiny-outside")
+    for extra in (["--threshold", "auto", "--explain"], ["--rerank", model, "--rerank-k", "8", "--explain"]):
+        args = ["search", "a red circle", "--index", "shapes", "-k", "5", "-f", "json", *extra]
+        before = _get(server["url"] + "/health")["served"]["search"]
+        via = _cli(server, *args, use_server=True)
+        assert _get(server["url"] + "/health")["served"]["search"] == before + 1
+        alone = _cli(server, *args, use_server=False)
+        assert via.returncode == alone.returncode == 0, (via.stderr, alone.stderr)
+        assert via.stdout == alone.stdout and b'"explain"' in via.stdout
+        said = [[line for line in r.stderr.splitlines() if b"--threshold auto" in line] for r in (via, alone)]
+        assert said[0] == said[1]
+    refused = _cli(server, "search", "a red circle", "--index", "shapes", "--rerank", outside, use_server=True)
+    assert refused.returncode == 2 and b"outside the allowed roots" in refused.stderr
+    body = {"query": "a red circle", "threshold": "auto", "explain": True, "top_k": 20}
+    status, reply = _post(server["url"] + "/search", json.dumps(body).encode())
+    assert status == 200 and isinstance(reply["threshold"], float), reply
+    assert reply["hits"] and all(h["score"] >= reply["threshold"] for h in reply["hits"])
+    assert set(reply["hits"][0]["explain"][0]) == {"term", "weight", "cosine"}
+    status, reply = _post(server["url"] + "/search", json.dumps({"query": "a red circle"}).encode())
+    assert status == 200 and reply["hits"][0]["explain"] is None and reply["threshold"] is None
+    status, reply = _post(server["url"] + "/search", json.dumps({"query": "a", "threshold": "high"}).encode())
+    assert status == 422 and "threshold" in reply["error"]
+
+
 def test_relative_image_term_means_the_same_through_a_server(server) -> None:
     """Terms are parsed once, in the CLI's folder: a relative image path is that folder's file, not text."""
     name = sorted(p.name for p in server["photos"].iterdir())[0]

@@ -400,3 +400,32 @@ def test_uploads_are_limited_checked_and_removed(server) -> None:
     status, _, body = _request(url + "?top_k=2&add=star", "POST", (server["outside"] / "query.png").read_bytes())
     assert status == 200 and len(json.loads(body)["hits"]) == 2
     assert list((server["cache"] / "uploads").iterdir()) == []
+
+
+def test_auto_threshold_rerank_and_explanations_on_the_page(server, browser) -> None:
+    from second_model import write_second_model
+    from selenium.webdriver.common.keys import Keys
+
+    model = write_second_model(server["photos"] / ".models" / "tiny-moved")  # under the allowed root
+    _open(browser, server)
+    browser.find_element("id", "threshold-auto").click()
+    assert browser.find_element("id", "threshold-out").text == "auto"
+    assert not browser.find_element("id", "threshold").is_enabled()
+    _type_query(browser, "a red circle")
+    names = _hit_names(browser)
+    assert {"red_circle_1.jpg", "red_circle_2.jpg"} <= set(names) and len(names) < 32, names
+    assert "(auto)" in browser.find_element("id", "status").text
+    tip = browser.find_element("css selector", "#results .hit .score").get_attribute("title")
+    assert tip.startswith("a red circle  0.") and tip.endswith("\u00d7 1"), tip  # each term's cosine x weight
+    box = browser.find_element("id", "rerank")
+    box.send_keys(model)
+    before = _searches(browser)
+    box.send_keys(Keys.ENTER)
+    _wait_for_search(browser, before)
+    body = {"query": "a red circle", "threshold": "auto", "rerank": model, "top_k": 48, "explain": True}
+    status, _, raw = _request(
+        server["url"] + "/search", "POST", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    assert status == 200, raw
+    expected = [Path(h["path"]).name for h in json.loads(raw)["hits"]]
+    assert _hit_names(browser) == expected and expected != names  # the second model's order

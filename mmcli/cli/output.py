@@ -63,6 +63,7 @@ class View:
     single: bool = False  # json: one object, not a list of them
     right: frozenset[str] = field(default_factory=frozenset)  # right-aligned table columns
     dim: frozenset[str] = field(default_factory=frozenset)  # de-emphasised table columns
+    as_dict: Callable[[Any], dict[str, Any]] = asdict  # a record as JSON (a field left out when not asked for)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -101,7 +102,7 @@ class Renderer:
 
     def write(self, record: Any) -> None:
         if self.fmt == "jsonl":
-            self.out.write(json_line(asdict(record)) + "\n")
+            self.out.write(json_line(self.view.as_dict(record)) + "\n")
         elif self._csv is not None:
             assert self.view.csv_rows is not None
             for values in self.view.csv_rows(record):
@@ -130,7 +131,7 @@ class Renderer:
 
     def close(self) -> None:
         if self.fmt == "json":
-            data = [_clean(asdict(r)) for r in self.held]
+            data = [_clean(self.view.as_dict(r)) for r in self.held]
             shown = data[0] if self.view.single and len(data) == 1 else data
             self.out.write(json.dumps(shown, ensure_ascii=False, indent=2) + "\n")
         elif self.fmt == "table":

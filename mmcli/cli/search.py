@@ -22,6 +22,8 @@ TermsOpt = Optional[list[str]]
         "mmcli search 'sunset' -0 | xargs -0 open",
         "mmcli search 'snow' --after 2023-12 --before 2024-02 --sort date",
         "mmcli search 'a person on stage' --all-moments -f urls   (file:///talk.mp4#t=12.0 for a player)",
+        "mmcli search 'a red car' --threshold auto --explain",
+        "mmcli search 'a red car' --rerank vit-l-14 --rerank-k 50",
     ),
     multi_value=True,
 )
@@ -46,8 +48,13 @@ def search(
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many results.")] = 10,
     threshold: Annotated[
-        Optional[float],
-        typer.Option("--threshold", help="Only results with at least this cosine similarity.", show_default=False),
+        Optional[str],
+        typer.Option(
+            "--threshold",
+            help="Only results with at least this cosine similarity, or 'auto': a cut-off chosen per query "
+            "where its scores stand out of the index's (said on stderr).",
+            show_default=False,
+        ),
     ] = None,
     within: Annotated[
         Optional[str], typer.Option("--in", help="Only results under this folder.", show_default=False)
@@ -84,6 +91,23 @@ def search(
         bool,
         typer.Option("--all-moments", help="Videos: every matching moment (default: each video once, its best)."),
     ] = False,
+    rerank: Annotated[
+        Optional[str],
+        typer.Option(
+            "--rerank",
+            help="Re-score the index's best --rerank-k hits with this second model (a spec or alias), embedded "
+            "on the fly and cached beside the index; results follow its scores.",
+            show_default=False,
+        ),
+    ] = None,
+    rerank_weights: Annotated[
+        Optional[str],
+        typer.Option("--rerank-weights", help="A checkpoint file for the --rerank architecture.", show_default=False),
+    ] = None,
+    rerank_k: Annotated[int, typer.Option("--rerank-k", min=1, help="How many hits --rerank re-scores.")] = 100,
+    explain: Annotated[
+        bool, typer.Option("--explain", help='Show each query term\'s part in each score (JSON: "explain").')
+    ] = False,
     index: IndexOpt = None,
     fmt: FormatOpt = None,
     null: NulOutOpt = False,
@@ -95,31 +119,38 @@ def search(
     """Search an index by text, by example image, or both combined."""
     with funnel():
         from mmcli.cli.output import choose_format, render
-        from mmcli.cli.views import HITS
+        from mmcli.cli.views import HITS, HITS_EXPLAINED
         from mmcli.engine.local import LocalEngine
         from mmcli.index.open import index_folder
         from mmcli.media.taken import period
-        from mmcli.queries import SearchRequest, build_terms, describe
+        from mmcli.queries import SearchRequest, build_terms, describe, parse_threshold
         from mmcli.serve.client import choose_engine
 
-        out_format = choose_format(HITS, fmt, sys.stdout, nul=null)
+        view = HITS_EXPLAINED if explain else HITS
+        out_format = choose_format(view, fmt, sys.stdout, nul=null)
         terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
         start, stop = period(after, before)
         request = SearchRequest(
             terms,
             top_k,
-            threshold,
+            parse_threshold(threshold),
             SearchRequest.folder(within),
             exact,
             after=start,
             before=stop,
             sort=sort,
             all_moments=all_moments,
+            rerank=SearchRequest.model_here(rerank),
+            rerank_weights=SearchRequest.file_here(rerank_weights),
+            rerank_k=rerank_k,
+            explain=explain,
         )
         folder = index_folder(index)
         result = choose_engine(server, LocalEngine(folder, *model_choice.args)).search(request)
         warn_all(result.warnings)
-        render(result.hits, HITS, out_format, nul=null)
+        if result.threshold is not None:
+            say(f"mmcli: --threshold auto: {result.threshold:.4f}")
+        render(result.hits, view, out_format, nul=null)
         if not result.hits:
             say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))
         elif pictures.html or pictures.grid:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from mmcli.cli.output import View
 from mmcli.media.taken import short
@@ -38,6 +38,29 @@ HITS = View(
     urls=lambda h: [_url(h.path, h.time)],
     right=frozenset({"time"}),
     dim=frozenset({"taken"}),
+    as_dict=lambda h: {k: v for k, v in asdict(h).items() if k != "explain" or v is not None},
+)
+
+
+def _explained(h: object) -> str:
+    """``a red car 0.31 · 2×sunset 0.12 · −people 0.05``: each term's cosine with the hit (--explain)."""
+    import os
+
+    parts = []
+    for t in getattr(h, "explain", None) or ():
+        name = os.path.basename(t.term) if os.path.isabs(t.term) else t.term
+        name = name if len(name) <= 24 else name[:23] + "\u2026"
+        sign = "\u2212" if t.weight < 0 else ""
+        weight = "" if abs(t.weight) == 1 else f"{abs(t.weight):g}\u00d7"
+        parts.append(f"{sign}{weight}{name} {t.cosine:.2f}")
+    return " \u00b7 ".join(parts)
+
+
+HITS_EXPLAINED = replace(
+    HITS,
+    columns=(*HITS.columns, "explain"),
+    table_rows=lambda h: [(*row, _explained(h)) for row in HITS.table_rows(h)],
+    dim=HITS.dim | {"explain"},
 )
 
 

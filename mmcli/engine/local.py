@@ -76,6 +76,7 @@ class LocalEngine:
         self._faiss: Any = None
         self._generation = -1
         self.served = {"search": 0, "classify": 0}
+        self._rerankers: dict[tuple[str | None, str | None], LocalEngine] = {}
 
     # --------------------------------------------------------------------------------- the model
     @property
@@ -163,7 +164,8 @@ class LocalEngine:
 
     # ------------------------------------------------------------------------------------- work
     def search(self, request: SearchRequest) -> SearchResult:
-        from mmcli.engine.search import query_vector, top_hits, undated_notes
+        from mmcli.engine.answer import answer
+        from mmcli.engine.search import undated_notes
         from mmcli.errors import UsageError
         from mmcli.index.open import open_index
 
@@ -175,13 +177,28 @@ class LocalEngine:
             spec = self.spec  # noqa: F841  (checks --model against the index before any work)
             notes: list[str] = []
             with store.snapshot():  # vectors and paths from one state of the index, even mid-swap
-                q = query_vector(store, request.terms, self, request.max_pixels, notes)
                 faiss_index = None if request.within is not None else self._vectors(store)
-                hits = top_hits(store, faiss_index, q, request)
+                found = answer(store, faiss_index, request, self, self.index, lambda: self.reranker(request), notes)
                 notes += undated_notes(store, request)
-            return SearchResult(hits, self._notes() + tuple(notes))
+            for second in self._rerankers.values():
+                notes += second._notes()
+            return SearchResult(found.hits, self._notes() + tuple(notes), found.threshold)
         finally:
             store.close()
+
+    def reranker(self, request: SearchRequest) -> LocalEngine:
+        """The engine of ``request.rerank``, kept while the next search asks for the same model (a server holds
+        one second model at a time)."""
+        key = (request.rerank, request.rerank_weights)
+        if key not in self._rerankers:
+            self._rerankers.clear()
+            second = LocalEngine(
+                None, request.rerank, request.rerank_weights, self.device, self.precision,
+                batch_size=self.batch_size, workers=self.workers,
+            )  # fmt: skip
+            second.spec  # noqa: B018  (an unknown model or a missing file: an error before any work)
+            self._rerankers[key] = second
+        return self._rerankers[key]
 
     def _vectors(self, store: Any) -> Any:
         from mmcli.index import vectors

@@ -7,7 +7,7 @@ query images need no model. Query images are left out of the results.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -15,7 +15,7 @@ import numpy as np
 from mmcli.errors import ImageLoadError, UsageError
 from mmcli.index.store import Store
 from mmcli.queries import SearchRequest, Term
-from mmcli.results import Hit
+from mmcli.results import Hit, TermScore
 
 if TYPE_CHECKING:
     from mmcli.models import Encoder
@@ -33,6 +33,9 @@ class Encoders(Protocol):
     def text_encoder(self) -> TextEncoder: ...
 
     def image_encoder(self, images: int) -> Encoder | OnnxImageEncoder: ...
+
+
+Found = tuple[float, int, str, float | None]  # (score, vector id, path, moment of a video)
 
 
 def _stored_vector(store: Store, path: str, time: float | None = None) -> np.ndarray | None:
@@ -61,25 +64,34 @@ def _frame_vector(term: Term, engine: Encoders) -> np.ndarray:
     return encoder.encode_images(pre.to_array(img)[None])[0]
 
 
-def query_vector(
-    store: Store, terms: Sequence[Term], engine: Encoders, max_pixels: int, notes: list[str] | None = None
+def term_vectors(
+    store: Store,
+    terms: Sequence[Term],
+    engine: Encoders,
+    max_pixels: int,
+    notes: list[str] | None = None,
+    stored: Callable[[str], np.ndarray | None] | None = None,
 ) -> np.ndarray:
-    """The combined query vector. Cached texts and indexed images need no model; other texts need
-    only the engine's text encoder (no torch where the model has an ONNX text tower)."""
+    """Each term's unit vector, (len(terms), D). Cached texts and images ``stored`` has (by default the
+    index's own vectors of unchanged files) need no model; other texts need only the engine's text
+    encoder (no torch where the model has an ONNX text tower)."""
     from mmcli.embedding.textcache import TextCache, encode_texts_cached
     from mmcli.media.images import load_pixels
 
-    total = None
     cache = TextCache()
     cached = cache.get(engine.text_fingerprint, [t.value for t in terms if not t.is_image])
+    found = []
     for term in terms:
-        if term.is_image:
-            vec = _stored_vector(store, os.path.realpath(term.value), term.time)
+        real = os.path.realpath(term.value) if term.is_image else ""
+        if term.is_image and term.time is not None:  # a video's moment: the index's, unless re-ranking
+            vec = _stored_vector(store, real, term.time) if stored is None else None
+            if vec is None:
+                vec = _frame_vector(term, engine)
+        elif term.is_image:
+            vec = (stored or (lambda path: _stored_vector(store, path)))(real)
         else:
             vec = cached.get(term.value)
-        if vec is None and term.is_image and term.time is not None:
-            vec = _frame_vector(term, engine)
-        elif vec is None and term.is_image:
+        if vec is None and term.is_image:
             encoder = engine.image_encoder(1)
             try:
                 pixels = load_pixels(term.value, encoder.preprocess, max_pixels)
@@ -94,26 +106,52 @@ def query_vector(
                     f"({texts.context_length} tokens) and was truncated"
                 )
             vec = encode_texts_cached(texts, [term.value], cache)[0]
-        total = term.weight * vec if total is None else total + term.weight * vec
-    assert total is not None
+        found.append(np.asarray(vec, dtype=np.float32))
+    vecs = np.stack(found)
+    return (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def combine(terms: Sequence[Term], vecs: np.ndarray) -> np.ndarray:
+    """The query vector: ``normalise(sum of weight x unit vector)``."""
+    total = np.asarray([t.weight for t in terms], dtype=np.float64) @ vecs.astype(np.float64)
     norm = float(np.linalg.norm(total))
     if norm < 1e-6:
         raise UsageError("the query terms cancel out", hint="change the --add / --sub weights")
     return (total / norm).astype(np.float32)
 
 
+def query_vector(
+    store: Store, terms: Sequence[Term], engine: Encoders, max_pixels: int, notes: list[str] | None = None
+) -> np.ndarray:
+    """The combined query vector (see ``term_vectors``)."""
+    return combine(terms, term_vectors(store, terms, engine, max_pixels, notes))
+
+
+def explain(terms: Sequence[Term], vecs: np.ndarray, hit: np.ndarray) -> tuple[TermScore, ...]:
+    """Each term's part in the score of a hit with vector ``hit`` (``vecs``: the terms' unit vectors)."""
+    cosines = vecs @ np.asarray(hit, dtype=np.float32)
+    return tuple(TermScore(t.value, t.weight, float(c)) for t, c in zip(terms, cosines))
+
+
 def top_hits(store: Store, index: Any, q: np.ndarray, request: SearchRequest) -> tuple[Hit, ...]:
-    """The ranked hits of query vector ``q``: FAISS ``index`` over everything, or brute force under
-    ``within`` and over dates narrower than ``BRUTE_MAX`` vectors (exact either way); a wider date
-    filter asks FAISS for more and more until ``top_k`` of its hits pass it.
+    """The ranked hits of query vector ``q`` (see ``ranked``) under the request's fixed threshold, if any."""
+    return as_hits(store, ranked(store, index, q, request, request.top_k, request.min_score), request)
+
+
+def ranked(
+    store: Store, index: Any, q: np.ndarray, request: SearchRequest, count: int, cut: float | None
+) -> list[Found]:
+    """The best ``count`` hits of query vector ``q`` scoring at least ``cut``: FAISS ``index`` over
+    everything, or brute force under ``within`` and over dates narrower than ``BRUTE_MAX`` vectors (exact
+    either way); a wider date filter asks FAISS for more and more until ``count`` of its hits pass it.
 
     A video's moments are vectors of their own; unless ``all_moments``, a video gives one hit, its best
-    moment, so more neighbours are fetched until ``top_k`` distinct files are found (or none are left).
+    moment, so more neighbours are fetched until ``count`` distinct files are found (or none are left).
     """
     from mmcli.index import vectors
 
     excluded = {os.path.realpath(t.value) for t in request.terms if t.is_image}
-    want = request.top_k + len(excluded)
+    want = count + len(excluded)
     under = os.path.realpath(request.within) if request.within is not None else None  # (a loop: as it is)
     after, before = request.after, request.before
     dated = after is not None or before is not None
@@ -124,37 +162,54 @@ def top_hits(store: Store, index: Any, q: np.ndarray, request: SearchRequest) ->
         if brute:
             scores, ids = _brute_force(store, q, k, under, after, before)
         elif allowed is not None:
-            scores, ids = _filtered(index, q, k, allowed, request)
+            scores, ids = _filtered(index, q, k, allowed, request, cut)
         else:
             s, i = vectors.search(index, q[None], k, exact=request.exact)
             scores, ids = s[0], i[0]
-        hits = _distinct(store, scores, ids, request, excluded)
+        hits = _distinct(store, scores, ids, request, excluded, cut)
         found = int((ids >= 0).sum())
-        if len(hits) >= request.top_k or found < k or (request.threshold is not None and _below(scores, request)):
+        if len(hits) >= count or found < k or (cut is not None and _below(scores, cut)):
             break
         k *= 4
-    best = hits[: request.top_k]
+    return hits[:count]
+
+
+def as_hits(
+    store: Store,
+    best: Sequence[Found],
+    request: SearchRequest,
+    explained: dict[int, tuple[TermScore, ...]] | None = None,
+) -> tuple[Hit, ...]:
+    """``best`` (in score order) as numbered hits, with their dates, in the request's order."""
+    best = list(best)
     dates = store.taken_for(i for _, i, _, _ in best)
     if request.sort != "score":
         sign = 1 if request.sort == "date" else -1  # undated ones last either way
         best.sort(key=lambda hit: (hit[1] not in dates, sign * dates[hit[1]].when if hit[1] in dates else 0.0))
     return tuple(
-        Hit(rank, path, t, sc, dates[i].iso() if i in dates else None, dates[i].source if i in dates else None)
+        Hit(
+            rank,
+            path,
+            t,
+            sc,
+            dates[i].iso() if i in dates else None,
+            dates[i].source if i in dates else None,
+            None if explained is None else explained.get(i, ()),
+        )
         for rank, (sc, i, path, t) in enumerate(best, start=1)
     )
 
 
-def _below(scores: np.ndarray, request: SearchRequest) -> bool:
+def _below(scores: np.ndarray, cut: float) -> bool:
     """Have the scores fetched gone under the threshold (nothing further can qualify)?"""
-    return len(scores) > 0 and float(scores[-1]) < float(request.threshold or 0.0)
+    return len(scores) > 0 and float(scores[-1]) < cut
 
 
 def _distinct(
-    store: Store, scores: np.ndarray, ids: np.ndarray, request: SearchRequest, excluded: set[str]
-) -> list[tuple[float, int, str, float | None]]:
-    """(score, vector id, path, moment) of the hits that pass the threshold, a video once unless
+    store: Store, scores: np.ndarray, ids: np.ndarray, request: SearchRequest, excluded: set[str], cut: float | None
+) -> list[Found]:
+    """(score, vector id, path, moment) of the hits that score at least ``cut``, a video once unless
     ``all_moments``, the query's own images left out."""
-    cut = request.threshold
     keep = [(float(sc), int(i)) for sc, i in zip(scores, ids) if i >= 0 and (cut is None or sc >= cut)]
     where = store.locate(i for _, i in keep)
     hits, seen = [], set()
@@ -201,7 +256,7 @@ def _brute_force(
 
 
 def _filtered(
-    index: Any, q: np.ndarray, k: int, allowed: set[int], request: SearchRequest
+    index: Any, q: np.ndarray, k: int, allowed: set[int], request: SearchRequest, cut: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The best ``k`` of FAISS's hits whose ids are ``allowed``: ask for 4x more each time until ``k``
     pass, every vector was seen, or the scores fell below the threshold."""
@@ -212,7 +267,7 @@ def _filtered(
         s, i = vectors.search(index, q[None], n, exact=request.exact)
         s, i = s[0], i[0]
         mask = np.fromiter((int(x) in allowed for x in i), dtype=bool, count=len(i))
-        below = request.threshold is not None and len(s) > 0 and s[-1] < request.threshold
+        below = cut is not None and len(s) > 0 and s[-1] < cut
         if int(mask.sum()) >= k or n >= index.ntotal or below:
             return s[mask][:k], i[mask][:k]
         n *= 4

@@ -147,6 +147,26 @@ class VectorReads:
         vecs = np.frombuffer(b"".join(found[i] for i in picked), dtype=np.float32).reshape(len(picked), dim)
         return ids, vecs
 
+    def spread(self, k: int) -> np.ndarray:
+        """Vectors (images, moments) at about ``k`` ids spread evenly over the id ranges, read by id: no scan
+        of the table, so it costs the same in any index (a background sample; the same every time, fewer
+        where ids were deleted or belong to videos, failed or missing files)."""
+        import numpy as np
+
+        spans = []
+        for table, base in (("files", 0), ("frames", FRAME_ID_BASE)):
+            lo, hi = self.db.execute(f"SELECT MIN(id), MAX(id) FROM {table}").fetchone()
+            if lo is not None:
+                spans.append((base + int(lo), base + int(hi)))
+        total = sum(hi - lo + 1 for lo, hi in spans)
+        picked: list[int] = []
+        for lo, hi in spans:
+            share = max(1, round(k * (hi - lo + 1) / total))
+            picked += sorted({int(i) for i in np.linspace(lo, hi, num=min(share, hi - lo + 1))})
+        found = self.vectors_by_id(picked)
+        dim = int(self.meta().get("dim", "0"))
+        return np.frombuffer(b"".join(found[i] for i in picked if i in found), dtype=np.float32).reshape(-1, dim)
+
     def vectors_by_id(self, ids: Iterable[int]) -> dict[int, bytes]:
         """Vector ids -> vectors, of those searches see."""
         out: dict[int, bytes] = {}

@@ -336,6 +336,33 @@ def _cut_between(reader: _Reader, prev: tuple[float, np.ndarray], t: float) -> A
     return best if best_jump > CUT else None
 
 
+def frame_at(path: str, time: float, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> Image.Image:
+    """The picture of ``path`` at ``time`` seconds as sampling saw it (the first frame at or after that
+    time, as a player shows it): a moment of the index, embedded again by another model. Raises
+    ImageLoadError with the reason."""
+    name = os.fsdecode(path)
+    av = _av(name)
+    _check_file(name)
+    errors = (getattr(av, "FFmpegError", None) or av.AVError, OSError, ValueError, MemoryError)
+    try:
+        with av.open(name, metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise ImageLoadError(name, "no video stream")
+            stream = container.streams.video[0]
+            cc = stream.codec_context
+            too_large = oversize(name, cc.width, cc.height, max_pixels)
+            if too_large is not None:
+                raise too_large
+            frame = _Reader(container, stream).at(time)
+            if frame is None:
+                raise ImageLoadError(name, f"no frame at {time:.3f} s")
+            return _picture(frame, _shape_of(stream, min_side))
+    except ImageLoadError:
+        raise
+    except errors as exc:
+        raise ImageLoadError(name, f"truncated or corrupt video data ({_text(exc)})") from None
+
+
 def frame_picture(path: str, time: float, size: int = 256) -> Image.Image | None:
     """The picture of ``path`` at ``time`` seconds (for pages of results), or None if it cannot be had."""
     try:

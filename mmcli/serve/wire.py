@@ -19,6 +19,7 @@ from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.media.taken import as_text, period
 from mmcli.queries import (
     DEFAULT_TEMPLATE,
+    RERANK_K,
     WEIGHT_RE,
     ClassifyRequest,
     SearchRequest,
@@ -27,7 +28,7 @@ from mmcli.queries import (
     build_terms,
     looks_like_path,
 )
-from mmcli.results import Classification, FileFailure, Health, Hit, LabelScore, SearchResult
+from mmcli.results import Classification, FileFailure, Health, Hit, LabelScore, SearchResult, TermScore
 
 MAX_PATHS = 10_000  # per /classify request
 MAX_LABELS = 10_000
@@ -61,7 +62,10 @@ class SearchBody(_Body):
     same shorthand as the command line, for curl (image paths: absolute, on the server's machine).
     ``after``/``before``: the dates `--after`/`--before` take (YYYY, YYYY-MM, YYYY-MM-DD, an ISO date
     and time), read by the same parser: taken at or after the start of ``after``, before the end of
-    ``before``. ``sort``: "score", "date" (oldest first) or "-date" (newest first)."""
+    ``before``. ``sort``: "score", "date" (oldest first) or "-date" (newest first). ``threshold``: a
+    cosine, or "auto" (chosen per query; the reply's ``threshold`` says which). ``rerank``: a second
+    model (spec or alias; ``rerank_weights``: its checkpoint, a file under the allowed roots) re-scores the
+    best ``rerank_k`` hits. ``explain``: each hit carries each term's part in its score."""
 
     query: Text | None = None
     image: Text | None = None
@@ -69,7 +73,7 @@ class SearchBody(_Body):
     sub: list[Text] = Field(default_factory=list, max_length=100)
     terms: list[TermBody] = Field(default_factory=list, max_length=100)
     top_k: int = Field(10, ge=1, le=10_000)
-    threshold: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False)
+    threshold: Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False)] | Literal["auto"] | None = None
     within: Text | None = None
     exact: bool = False
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=10**12)
@@ -77,6 +81,10 @@ class SearchBody(_Body):
     before: Annotated[StrictStr, Field(max_length=100)] | None = None
     sort: Literal["score", "date", "-date"] = "score"
     all_moments: bool = False
+    rerank: Annotated[StrictStr, Field(max_length=1000)] | None = None
+    rerank_weights: Annotated[StrictStr, Field(max_length=4096)] | None = None
+    rerank_k: int = Field(RERANK_K, ge=1, le=10_000)
+    explain: bool = False
 
     @classmethod
     def of(cls, request: SearchRequest) -> SearchBody:
@@ -95,6 +103,10 @@ class SearchBody(_Body):
             before=None if request.before is None else as_text(request.before),
             sort=request.sort,
             all_moments=request.all_moments,
+            rerank=request.rerank,
+            rerank_weights=request.rerank_weights,
+            rerank_k=request.rerank_k,
+            explain=request.explain,
         )
 
     def named_files(self) -> list[str]:
@@ -108,6 +120,8 @@ class SearchBody(_Body):
             for value in (raw, m.group(2)) if m else (raw,):
                 if not value.startswith("text:") and (os.path.isabs(value) or looks_like_path(value)):
                     found.append(value if "\0" in value else os.path.abspath(value))
+        found += [self.rerank_weights] if self.rerank_weights is not None else []  # model files, too
+        found += [self.rerank[10:]] if self.rerank is not None and self.rerank.startswith("local-dir:") else []
         return found
 
     def request(self, visible: Visible | None = None) -> SearchRequest:
@@ -134,7 +148,17 @@ class SearchBody(_Body):
             before,
             self.sort,
             self.all_moments,
+            self.rerank,
+            self.rerank_weights,
+            self.rerank_k,
+            self.explain,
         )
+
+
+class TermScoreBody(_Body):
+    term: str
+    weight: float
+    cosine: float
 
 
 class HitBody(_Body):
@@ -144,27 +168,34 @@ class HitBody(_Body):
     score: float
     taken: str | None = None  # ISO 8601, see mmcli.media.taken
     taken_source: str | None = None  # "exif", "exif-local" or "mtime"
+    explain: list[TermScoreBody] | None = None  # each term's part in the score (null unless asked for)
+
+    @classmethod
+    def of(cls, h: Hit) -> HitBody:
+        parts = None if h.explain is None else [TermScoreBody(**t.__dict__) for t in h.explain]
+        return cls(
+            rank=h.rank, path=h.path, time=h.time, score=h.score, taken=h.taken, taken_source=h.taken_source,
+            explain=parts,
+        )  # fmt: skip
+
+    def hit(self) -> Hit:
+        parts = None if self.explain is None else tuple(TermScore(t.term, t.weight, t.cosine) for t in self.explain)
+        return Hit(self.rank, self.path, self.time, self.score, self.taken, self.taken_source, parts)
 
 
 class SearchReply(_Body):
     hits: list[HitBody]
     warnings: list[str] = Field(default_factory=list)
+    threshold: float | None = None  # the cut-off that "auto" chose
 
     @classmethod
     def of(cls, result: SearchResult) -> SearchReply:
         return cls(
-            hits=[
-                HitBody(
-                    rank=h.rank, path=h.path, time=h.time, score=h.score, taken=h.taken, taken_source=h.taken_source
-                )
-                for h in result.hits
-            ],
-            warnings=list(result.warnings),
+            hits=[HitBody.of(h) for h in result.hits], warnings=list(result.warnings), threshold=result.threshold
         )
 
     def result(self) -> SearchResult:
-        hits = tuple(Hit(h.rank, h.path, h.time, h.score, h.taken, h.taken_source) for h in self.hits)
-        return SearchResult(hits, tuple(self.warnings))
+        return SearchResult(tuple(h.hit() for h in self.hits), tuple(self.warnings), self.threshold)
 
 
 class ClassifyBody(_Body):

@@ -4,7 +4,8 @@
 const $ = (id) => document.getElementById(id);
 const ui = {
   form: $("search"), q: $("q"), file: $("file"), status: $("status"), results: $("results"), help: $("help"),
-  threshold: $("threshold"), thresholdOut: $("threshold-out"), topK: $("top-k"), sort: $("sort"),
+  threshold: $("threshold"), thresholdOut: $("threshold-out"), thresholdAuto: $("threshold-auto"),
+  rerank: $("rerank"), topK: $("top-k"), sort: $("sort"),
   after: $("after"), before: $("before"), within: $("within"), filters: $("filters"),
   example: $("example"), exampleImg: $("example-img"), exampleName: $("example-name"),
   exampleClear: $("example-clear"), viewer: $("viewer"), viewerImg: $("viewer-img"),
@@ -80,11 +81,13 @@ function parseQuery(text) {
   };
 }
 
-// the search options; a field the user left at its default is not sent
+// the search options; a field the user left at its default is not sent (explain: for the score tooltips)
 function options() {
-  const opts = { top_k: Number(ui.topK.value) };
+  const opts = { top_k: Number(ui.topK.value), explain: true };
   const threshold = Number(ui.threshold.value);
-  if (threshold > 0) opts.threshold = threshold;
+  if (ui.thresholdAuto.checked) opts.threshold = "auto";
+  else if (threshold > 0) opts.threshold = threshold;
+  if (ui.rerank.value.trim()) opts.rerank = ui.rerank.value.trim();
   if (ui.within.value.trim()) opts.within = ui.within.value.trim();
   if (ui.after.value) opts.after = ui.after.value;
   if (ui.before.value) opts.before = ui.before.value;
@@ -187,7 +190,8 @@ async function search(record = true) {
     const took = Math.round(performance.now() - started);
     const count = reply.hits.length;
     const note = (reply.warnings || []).join("; ");
-    say(`${count} result${count === 1 ? "" : "s"} for ${describe(terms)} in ${took} ms${note ? " \u2014 " + note : ""}`);
+    const cut = typeof reply.threshold === "number" ? ` above ${reply.threshold.toFixed(3)} (auto)` : "";
+    say(`${count} result${count === 1 ? "" : "s"}${cut} for ${describe(terms)} in ${took} ms${note ? " \u2014 " + note : ""}`);
   } catch (err) {
     if (ticket !== busy) return;
     say(err.message || String(err), true);
@@ -256,6 +260,7 @@ function tile(hit, i) {
   const score = document.createElement("span");
   score.className = "score";
   score.textContent = hit.score.toFixed(3);
+  if (hit.explain) score.title = explained(hit.explain);
   line.append(score);
   if (isMoment(hit.time)) {  // a video's moment: where in the video it is
     const moment = document.createElement("span");
@@ -291,6 +296,12 @@ function tile(hit, i) {
   li.append(pic, meta);
   li.addEventListener("focus", () => select(i, false));
   return li;
+}
+
+// each term's part in the score: "a red car  0.312 × 1" per line
+function explained(parts) {
+  return parts.map((p) => `${p.term.length > 60 ? "\u2026" + p.term.slice(-59) : p.term}  ${p.cosine.toFixed(3)} \u00d7 ${p.weight}`)
+    .join("\n");
 }
 
 function broken() {
@@ -420,11 +431,14 @@ ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
   search();
 });
-ui.threshold.addEventListener("input", () => {
+function showThreshold() {
   const value = Number(ui.threshold.value);
-  ui.thresholdOut.textContent = value > 0 ? value.toFixed(2) : "off";
-});
-for (const control of [ui.threshold, ui.topK, ui.sort, ui.after, ui.before]) {
+  ui.threshold.disabled = ui.thresholdAuto.checked;
+  ui.thresholdOut.textContent = ui.thresholdAuto.checked ? "auto" : value > 0 ? value.toFixed(2) : "off";
+}
+ui.threshold.addEventListener("input", showThreshold);
+ui.thresholdAuto.addEventListener("change", showThreshold);
+for (const control of [ui.threshold, ui.thresholdAuto, ui.rerank, ui.topK, ui.sort, ui.after, ui.before]) {
   control.addEventListener("change", () => { if (hits.length || example) search(); });
 }
 ui.file.addEventListener("change", () => {

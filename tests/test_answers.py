@@ -1,0 +1,317 @@
+"""Better answers from `mmcli search`: ``--threshold auto`` (its targets on labelled shapes), ``--explain``
+(each term's part in each score) and ``--rerank MODEL`` (a second real model re-scores the best hits:
+compared with brute force under that model)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from conftest import TINY, run_mmcli
+from second_model import write_second_model
+
+from mmcli.engine.cutoff import choose_cutoff
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "eval_threshold.py"
+COUNT, SEED = 120, 3  # a small labelled corpus: 32 colour x shape kinds, about 4 of each
+CPU = ("--device", "cpu", "--precision", "fp32")
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("eval_threshold", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_threshold"] = module  # (its dataclasses look their module up)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory):
+    script = _script()
+    index, written = script.build(tmp_path_factory.mktemp("answers"), COUNT, SEED, TINY)
+    return index, written, script
+
+
+@pytest.fixture(scope="module")
+def second(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return write_second_model(tmp_path_factory.mktemp("second") / "tiny-moved")
+
+
+def _search(index: Path, *args: str) -> list[dict]:
+    proc = run_mmcli("search", *args, "--index", str(index), *CPU, "-f", "json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    return json.loads(proc.stdout)
+
+
+def _encoder(model: str):  # noqa: ANN202
+    from mmcli.models import load_encoder, parse_model_spec
+
+    return load_encoder(parse_model_spec(model), device="cpu", precision="fp32")
+
+
+def _embedded(encoder, paths: list[str]) -> dict[str, np.ndarray]:  # noqa: ANN001
+    from mmcli.embedding.batch import embed_stream
+
+    return {p: r.vector for p, r in zip(paths, embed_stream(encoder, paths, workers=1))}
+
+
+def _in_order(scores: list[float]) -> bool:
+    """Best first (ties within float noise may come either way)."""
+    return all(a >= b - 1e-5 for a, b in zip(scores, scores[1:]))
+
+
+# --------------------------------------------------------------------------------- --threshold auto
+def test_auto_threshold_meets_its_targets_on_labelled_shapes(corpus) -> None:
+    index, written, script = corpus
+    results = script.evaluate(index, written)
+    average = script.summary(results, COUNT)
+    assert average["recall"] >= 0.8 and average["precision"] >= 0.6, average
+    assert all(r.kept < COUNT for r in results) and average["kept_fraction"] < 0.2  # it does cut
+
+
+def test_auto_threshold_on_the_command_line(corpus) -> None:
+    index, written, _ = corpus
+    proc = run_mmcli("search", "a yellow star", "--index", str(index), "--threshold", "auto", "-k", "100", "-f", "json")
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stderr.decode()
+    assert said.startswith("mmcli: --threshold auto: ")
+    cut = float(said.split(": ")[-1])
+    hits = json.loads(proc.stdout)
+    assert hits and all(h["score"] >= cut for h in hits) and len(hits) < COUNT
+    stars = {str(p) for p, spec in written if (spec.colour, spec.shape) == ("yellow", "star")}
+    assert stars <= {h["path"] for h in hits}
+    bad = run_mmcli("search", "a star", "--index", str(index), "--threshold", "high")
+    assert bad.returncode == 2 and b"not a number or 'auto'" in bad.stderr
+
+
+def test_a_break_in_the_scores_is_the_cut() -> None:
+    rng = np.random.default_rng(0)
+    background = rng.normal(0.15, 0.03, 5000)
+    head = np.concatenate([rng.normal(0.40, 0.005, 12), np.sort(background)[-488:]])
+    cut = choose_cutoff(head, background[::3])
+    assert cut.rule == "break" and cut.above == 12
+    assert background.max() < cut.threshold < head[:12].min()
+
+
+def test_scores_that_fall_off_smoothly_are_cut_at_the_floor() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0.15, 0.03, 20_000)
+    cut = choose_cutoff(np.sort(scores)[-1000:], scores[::10])
+    sample = scores[::10]
+    median = np.median(sample)
+    assert cut.rule == "floor"
+    assert cut.threshold == pytest.approx(median + 3 * 1.4826 * np.median(np.abs(sample - median)))
+    assert 0 < cut.above < 100  # what stands out of the background, not everything
+    assert choose_cutoff(np.zeros(0), np.zeros(0)).above == 0  # an empty index: nothing
+
+
+def test_the_background_is_a_sample_spread_over_the_index(corpus) -> None:
+    from mmcli.index.store import Store
+
+    index, _, _ = corpus
+    store = Store(index, create=False)
+    every = np.concatenate([vecs for _, vecs in store.vectors()])
+    assert np.array_equal(store.spread(2048), every)  # a small index: all of it
+    some = store.spread(30)
+    assert len(some) == 30 and all((every == row).all(axis=1).any() for row in some)
+    assert not np.array_equal(some, every[:30])  # spread over it, not its first rows
+    store.close()
+
+
+# ---------------------------------------------------------------------------------------- --explain
+def test_explain_gives_each_terms_cosine_with_the_hit(corpus) -> None:
+    from mmcli.index.store import Store
+
+    index, written, _ = corpus
+    example = str(written[0][0])
+    hits = _search(index, "a circle", "--add", "2:blue", "--sub", example, "-k", "8", "--explain")
+    encoder = _encoder(TINY)
+    texts = encoder.encode_texts(["a circle", "blue"])
+    store = Store(index, create=False)
+
+    def indexed(path: str) -> np.ndarray:
+        st = os.stat(path)
+        return np.frombuffer(store.vector_if_unchanged(path, st.st_size, st.st_mtime_ns), dtype=np.float32)
+
+    terms = np.stack([texts[0], texts[1], indexed(example)])
+    weights = np.array([1.0, 2.0, -1.0])
+    norm = float(np.linalg.norm(weights @ terms))
+    for hit in hits:
+        parts = hit["explain"]
+        assert [(p["term"], p["weight"]) for p in parts] == [("a circle", 1.0), ("blue", 2.0), (example, -1.0)]
+        assert set(parts[0]) == {"term", "weight", "cosine"}
+        expected = terms @ indexed(hit["path"])
+        np.testing.assert_allclose([p["cosine"] for p in parts], expected, atol=1e-4)
+        assert hit["score"] == pytest.approx(float(weights @ expected) / norm, abs=1e-4)  # they make the score
+    store.close()
+
+
+def test_without_explain_the_output_is_as_before(corpus, runner) -> None:
+    from mmcli.cli import app
+
+    index, _, _ = corpus
+    plain = _search(index, "a red square", "-k", "3")
+    assert plain and all("explain" not in h for h in plain)
+    csv = run_mmcli("search", "a red square", "--index", str(index), "-k", "3", "--explain", "-f", "csv")
+    assert csv.stdout.decode().splitlines()[0] == "rank,path,time,score,taken,taken_source"
+    args = ["search", "a square", "--add", "2:red", "--index", str(index), "-k", "3", "--explain", "-f", "table"]
+    table = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert table.exit_code == 0, table.output
+    assert "explain" in table.stdout and "a square " in table.stdout and "2\u00d7red " in table.stdout
+
+
+# ----------------------------------------------------------------------------------------- --rerank
+def test_rerank_orders_exactly_as_brute_force_under_the_second_model(corpus, second: str) -> None:
+    index, written, _ = corpus
+    everything = ("-k", str(COUNT), "--rerank-k", str(COUNT))
+    hits = _search(index, "a red circle", "--rerank", second, *everything)
+    encoder = _encoder(second)
+    q = encoder.encode_texts(["a red circle"])[0]
+    truth = {p: float(v @ q) for p, v in _embedded(encoder, [str(p) for p, _ in written]).items()}
+    assert sorted(h["path"] for h in hits) == sorted(truth)
+    np.testing.assert_allclose([h["score"] for h in hits], [truth[h["path"]] for h in hits], atol=1e-4)
+    assert _in_order([truth[h["path"]] for h in hits])  # the second model's order, over everything
+    plain = _search(index, "a red circle", "-k", str(COUNT))
+    assert [h["path"] for h in plain] != [h["path"] for h in hits]  # which is not the index's
+
+
+def test_rerank_reorders_the_index_top_n_only(corpus, second: str) -> None:
+    index, _, _ = corpus
+    first = [h["path"] for h in _search(index, "a blue star", "-k", "20")]
+    hits = _search(index, "a blue star", "-k", "5", "--rerank", second, "--rerank-k", "20")
+    encoder = _encoder(second)
+    q = encoder.encode_texts(["a blue star"])[0]
+    truth = {p: float(v @ q) for p, v in _embedded(encoder, first).items()}
+    best = sorted(first, key=lambda p: -truth[p])[:5]
+    assert len(hits) == 5 and {h["path"] for h in hits} <= set(first)
+    np.testing.assert_allclose([h["score"] for h in hits], [truth[p] for p in best], atol=1e-4)
+
+
+def test_rerank_embeds_image_terms_with_the_second_model_and_explains_with_it(corpus, second: str) -> None:
+    index, written, _ = corpus
+    example = str(written[5][0])
+    hits = _search(index, "--image", example, "-k", "10", "--rerank", second, "--rerank-k", "40", "--explain")
+    encoder = _encoder(second)
+    vecs = _embedded(encoder, [example, *(h["path"] for h in hits)])
+    for hit in hits:
+        assert hit["path"] != example  # the query's own image is left out, as without --rerank
+        assert hit["score"] == pytest.approx(float(vecs[hit["path"]] @ vecs[example]), abs=1e-4)
+        assert hit["explain"][0]["cosine"] == pytest.approx(hit["score"], abs=1e-4)
+    assert _in_order([h["score"] for h in hits])
+
+
+def test_rerank_keeps_vectors_beside_the_index_so_a_repeat_embeds_nothing(corpus, second: str, monkeypatch) -> None:
+    from mmcli.engine import rerank
+    from mmcli.engine.local import LocalEngine
+    from mmcli.queries import SearchRequest, build_terms
+
+    index, _, _ = corpus
+    shutil.rmtree(index / "rerank", ignore_errors=True)
+    embedded: list[int] = []
+    real = rerank._embed
+
+    def counting(model, hits, max_pixels):  # noqa: ANN001, ANN202
+        embedded.append(len(hits))
+        return real(model, hits, max_pixels)
+
+    monkeypatch.setattr(rerank, "_embed", counting)
+    request = SearchRequest(build_terms("a green square", None), top_k=5, rerank=second, rerank_k=15)
+    first = LocalEngine(index, device="cpu", precision="fp32").search(request)
+    again = LocalEngine(index, device="cpu", precision="fp32").search(request)  # as a new process would
+    assert embedded == [15, 0] and again.hits == first.hits
+    assert len(list((index / "rerank").glob("*.sqlite"))) == 1
+    changed = first.hits[0].path
+    st = os.stat(changed)
+    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a file that changed is embedded again
+    LocalEngine(index, device="cpu", precision="fp32").search(request)
+    assert embedded[-1] == 1
+
+
+def test_a_hit_whose_file_is_gone_is_left_out_of_a_rerank_with_a_warning(tmp_path: Path, second: str) -> None:
+    from mmcli.demo.shapes import write_corpus
+    from mmcli.engine.local import LocalEngine
+    from mmcli.index.sync import run_index
+    from mmcli.queries import SearchRequest, build_terms
+
+    written = write_corpus(tmp_path / "photos", 8, seed=11)
+    run_index(tmp_path / "index", [str(tmp_path / "photos")], model=TINY, device="cpu", precision="fp32")
+    engine = LocalEngine(tmp_path / "index", device="cpu", precision="fp32")
+    request = SearchRequest(build_terms("a shape", None), top_k=8, rerank=second)
+    first = engine.search(request)
+    gone = first.hits[0].path
+    os.unlink(gone)
+    result = engine.search(request)
+    assert len(result.hits) == len(written) - 1 and gone not in {h.path for h in result.hits}
+    assert any("could not be re-ranked" in w and gone in w for w in result.warnings), result.warnings
+
+
+def test_rerank_errors_are_usage_errors(corpus, tmp_path: Path) -> None:
+    index, _, _ = corpus
+    for args, message in (
+        (["--rerank", "no-such-model"], b"unknown model"),
+        (["--rerank-weights", str(tmp_path / "w.safetensors")], b"--rerank-weights needs --rerank"),
+        (["--rerank", "local-dir:" + str(tmp_path / "none")], b""),
+    ):
+        proc = run_mmcli("search", "a star", "--index", str(index), *args)
+        assert proc.returncode != 0 and proc.stderr.startswith(b"mmcli: error: ") and message in proc.stderr
+
+
+def test_rerank_embeds_a_video_at_its_moment(tmp_path: Path, second: str, shapes_dir: Path) -> None:
+    pytest.importorskip("av")
+    from videos import write_video
+
+    from mmcli.engine.local import LocalEngine
+    from mmcli.index.sync import run_index
+    from mmcli.media.video import sample_video
+    from mmcli.queries import SearchRequest, build_terms
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    video = write_video(folder / "scenes.mp4")
+    shutil.copy(shapes_dir / "blue_square.jpg", folder / "blue_square.jpg")
+    run_index(tmp_path / "index", [str(folder)], model=TINY, device="cpu", precision="fp32", workers=1)
+    request = SearchRequest(build_terms("a blue square", None), top_k=20, all_moments=True, rerank=second)
+    hits = LocalEngine(tmp_path / "index", device="cpu", precision="fp32", workers=1).search(request).hits
+    encoder = _encoder(second)
+    q = encoder.encode_texts(["a blue square"])[0]
+    moments = list(sample_video(video, min_side=encoder.preprocess.min_side))
+    frames = encoder.encode_images(np.stack([encoder.preprocess.to_array(m.image) for m in moments]))
+    truth = {round(m.time, 3): float(v @ q) for m, v in zip(moments, frames)}
+    truth[None] = float(_embedded(encoder, [str(folder / "blue_square.jpg")])[str(folder / "blue_square.jpg")] @ q)
+    assert len(hits) == len(truth)
+    for hit in hits:
+        assert hit.score == pytest.approx(truth[None if hit.time is None else round(hit.time, 3)], abs=1e-4)
+    assert _in_order([h.score for h in hits])
+
+
+@pytest.mark.slow
+def test_rerank_with_an_open_clip_architecture_and_a_weights_file(corpus, tmp_path_factory) -> None:
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    index, _, _ = corpus
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-B-32-256")  # random stand-in weights, loaded through --rerank-weights
+    weights = tmp_path_factory.mktemp("standin") / "vit-b-32-256-random.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    del model
+    first = [h["path"] for h in _search(index, "a red circle", "-k", "30")]
+    args = ("--rerank", "ViT-B-32-256", "--rerank-weights", str(weights), "--rerank-k", "30")
+    hits = _search(index, "a red circle", "-k", "10", *args)
+    from mmcli.models import load_encoder, parse_model_spec
+
+    encoder = load_encoder(parse_model_spec("ViT-B-32-256", weights), device="cpu", precision="fp32")
+    q = encoder.encode_texts(["a red circle"])[0]
+    truth = {p: float(v @ q) for p, v in _embedded(encoder, first).items()}
+    best = sorted(first, key=lambda p: -truth[p])[:10]
+    assert {h["path"] for h in hits} <= set(first)
+    np.testing.assert_allclose([h["score"] for h in hits], [truth[p] for p in best], atol=1e-4)
