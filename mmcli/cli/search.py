@@ -9,7 +9,7 @@ import typer
 
 from mmcli.cli.console import funnel, say, warn_all
 from mmcli.cli.groups import ModelChoice, PictureChoice, model_options, picture_options
-from mmcli.cli.options import FormatOpt, IndexOpt, NulOutOpt, ServerOpt, command
+from mmcli.cli.options import FormatOpt, IndexOpt, NulOutOpt, PreviewOpt, ServerOpt, command
 
 TermsOpt = Optional[list[str]]
 
@@ -22,6 +22,7 @@ TermsOpt = Optional[list[str]]
         "mmcli search 'sunset' -0 | xargs -0 open",
         "mmcli search 'snow' --after 2023-12 --before 2024-02 --sort date",
         "mmcli search 'a person on stage' --all-moments -f urls   (file:///talk.mp4#t=12.0 for a player)",
+        "mmcli search 'a red car' --preview            (thumbnails in the terminal: kitty, iTerm2, sixel or blocks)",
     ),
     multi_value=True,
 )
@@ -88,6 +89,7 @@ def search(
     fmt: FormatOpt = None,
     null: NulOutOpt = False,
     server: ServerOpt = None,
+    preview: PreviewOpt = None,
     *,
     model_choice: ModelChoice,
     pictures: PictureChoice,
@@ -95,6 +97,7 @@ def search(
     """Search an index by text, by example image, or both combined."""
     with funnel():
         from mmcli.cli.output import choose_format, render
+        from mmcli.cli.preview import open_preview
         from mmcli.cli.views import HITS
         from mmcli.engine.local import LocalEngine
         from mmcli.index.open import index_folder
@@ -102,7 +105,8 @@ def search(
         from mmcli.queries import SearchRequest, build_terms, describe
         from mmcli.serve.client import choose_engine
 
-        out_format = choose_format(HITS, fmt, sys.stdout, nul=null)
+        shown = open_preview(preview, fmt, null)
+        out_format = "table" if shown else choose_format(HITS, fmt, sys.stdout, nul=null)
         terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
         start, stop = period(after, before)
         request = SearchRequest(
@@ -119,7 +123,7 @@ def search(
         folder = index_folder(index)
         result = choose_engine(server, LocalEngine(folder, *model_choice.args)).search(request)
         warn_all(result.warnings)
-        render(result.hits, HITS, out_format, nul=null)
+        render(result.hits, HITS, out_format, nul=null, preview=shown)
         if not result.hits:
             say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))
         elif pictures.html or pictures.grid:
