@@ -153,7 +153,7 @@ def create_server(
             out.append(ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type="image/jpeg"))
         return out
 
-    def run_search(body: SearchBody, thumbnails: int, drop: str | None = None) -> Any:
+    def run_search(body: SearchBody, thumbnails: int) -> Any:
         for path in body.named_files():
             checked(path)
         if body.within is not None:
@@ -167,9 +167,8 @@ def create_server(
             return engine.search(request)
 
         result = work(go)
-        hits = [h for h in result.hits if h.path != drop][: body.top_k - (drop is not None)]
-        output = SearchReply.of(SearchResult(tuple(hits), result.warnings))
-        return reply(SearchOutput(hits=output.hits, warnings=output.warnings), pictures(hits, thumbnails))
+        output = SearchReply.of(result)
+        return reply(SearchOutput(hits=output.hits, warnings=output.warnings), pictures(result.hits, thumbnails))
 
     def body(**fields: Any) -> SearchBody:
         try:
@@ -209,9 +208,8 @@ def create_server(
     ) -> Annotated[CallToolResult, SearchOutput]:
         import os
 
-        absolute = os.path.abspath(os.path.expanduser(checked(path)))
-        fields = dict(image=absolute, within=within, after=after, before=before, top_k=min(k + 1, 200))
-        return run_search(body(**fields), thumbnails, drop=absolute)
+        absolute = os.path.abspath(os.path.expanduser(checked(path)))  # (never among its own results)
+        return run_search(body(image=absolute, within=within, after=after, before=before, top_k=k), thumbnails)
 
     @server.tool(description="Zero-shot classify image or video files against labels (best labels first).")
     def classify(
