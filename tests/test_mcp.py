@@ -6,6 +6,7 @@ import base64
 import io
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,15 @@ def test_the_server_goes_on_after_errors(session) -> None:
     assert not r.is_error
     assert Path(r.structured_content["hits"][0]["path"]).name in ("red_circle.jpg", "red_circle_copy.jpg")
     assert not [c for c in r.content if c.type == "image"]  # thumbnails: 0
+
+
+def test_help_imports_neither_sdk() -> None:
+    code = (
+        "import sys\nfrom mmcli.cli.app import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED=' + ','.join(m for m in ('mcp', 'watchfiles', 'PIL', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "LOADED=", out.stdout[-300:] + out.stderr[-300:]
 
 
 def test_mcp_without_an_index_is_an_error(runner, tmp_path: Path) -> None:
