@@ -330,3 +330,28 @@ def test_auto_in_tmux_asks_and_answers_quietly(indexed) -> None:
     assert "rc=0" in text and "#1  " in text, screen
     assert "[?" not in text and "1;2c" not in text  # the terminal's answer to DA1 is read, not shown
     assert "▀" in screen or f"{ESC}P" in screen  # half blocks (or sixel, where this tmux draws sixel)
+
+
+def test_a_video_shows_its_moment(runner, tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    from videos import write_video
+
+    from mmcli.cli.views import timelines
+    from mmcli.config import cache_dir
+    from mmcli.results import Segment
+
+    video = write_video(tmp_path / "talk.mp4")  # red circle 0-4 s, blue square 4-8 s, green star 8-10 s
+    entry = timelines().previews(Segment(str(video), 4.0, 8.0, "blue", 0.9))[0]  # type: ignore[misc]
+    assert entry.time == 4.0 and entry.lines[0] == "blue 0.900  4.0 s - 8.0 s"
+    middle = {}
+    for seconds in (1.0, 5.0, 9.0):
+        img = picture(str(video), seconds, cache_dir(), (64, 32))
+        assert img is not None and img.height == 32
+        middle[seconds] = img.getpixel((img.width // 2, img.height // 2))
+    r, g, b = middle[1.0]
+    assert r > 150 and g < 100 and b < 100, middle  # the red circle
+    r, g, b = middle[5.0]
+    assert b > 150 and r < 100, middle  # the blue square
+    out = runner.invoke(app, ["classify", str(video), "--model", TINY, "--labels", "red", "blue", "--preview=blocks"])
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout.count("s - ") >= 2 and "▀" in out.stdout  # a picture per segment

@@ -64,14 +64,15 @@ class Watcher:
 
 
 @pytest.fixture
-def watcher(tmp_path: Path) -> Iterator[Watcher]:
+def watcher(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Watcher]:
     root = tmp_path / "photos"
     draw_pngs(root, 3)
     w = Watcher(root, tmp_path / "idx")
+    options = getattr(request, "param", {})  # more arguments of run_index
 
     def run() -> None:
         try:
-            watch_index(w.index, [str(root)], w.on_batch, stop=w.stop, model=TINY, workers=1)
+            watch_index(w.index, [str(root)], w.on_batch, stop=w.stop, model=TINY, workers=1, **options)
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             w.errors.append(exc)
 
@@ -123,6 +124,15 @@ def test_a_burst_is_a_few_batches(watcher: Watcher) -> None:
     assert len(batches) <= 3, [(b.events, b.summary.added) for b in batches]  # not 500 runs of the model
     assert sum(b.events for b in batches) >= 500
     assert batches[-1].model_loads == 1
+
+
+@pytest.mark.parametrize("watcher", [{"rebuild": True}], indirect=True)
+def test_rebuild_is_the_first_pass_only(watcher: Watcher) -> None:
+    assert watcher.next().summary.embedded == 3
+    draw_pngs(watcher.root / "new", 1, seed=900)
+    later = watcher.until(lambda b: b.summary.added == 1)
+    assert sum(b.summary.embedded for b in later) == 1  # the new file only, not everything again
+    assert later[-1].model_loads == 1
 
 
 def _watch(root: Path, index: Path, fault: str = "", *options: str) -> subprocess.Popen[bytes]:

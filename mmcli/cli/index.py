@@ -104,7 +104,6 @@ def index_cmd(
                     _report(folder, b.summary, quiet, f"{time.strftime('%H:%M:%S')} " if b.number else "")
                     if b.number == 0:
                         say(f"watching {', '.join(paths)} for changes (Ctrl-C to stop)")
-                    args["rebuild"] = False  # the first pass rebuilt it
 
                 watch_index(folder, paths, batch, on_busy=lambda m: say(f"{m}: trying again"), **args)
             else:

@@ -7,8 +7,8 @@ batch is an ordinary incremental run (``run_index`` over the same roots: the wal
 changed, a moved file's vector is found by its hash, a vanished file is kept as missing or
 pruned), so a batch commits as `mmcli index` commits, one model batch per transaction. Events are
 gathered until none came for ``STEP_MS`` (at most ``DEBOUNCE_MS``), and events that come while a
-batch runs wait for the next one: copying 10,000 photos in makes a few large batches, not 10,000
-small ones. The model is loaded once, on first need, and kept (``KeptModel``). The index lock is
+batch runs wait for the next one: copying thousands of photos in makes a few large batches, not
+thousands of small ones. The model is loaded once, on first need, and kept (``KeptModel``). The index lock is
 held only while a batch runs, so `mmcli index` and `mmcli search` work alongside; a batch that finds
 the index locked is tried again a moment later. Ctrl-C stops the watcher between or during
 batches; what was committed stays.
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mmcli.errors import IndexLocked, UsageError
-from mmcli.faults import fault_point
 from mmcli.index.job import KeptModel
 from mmcli.index.sync import IndexSummary, run_index
 
@@ -114,9 +113,9 @@ def watch_index(
             summary = run_index(folder, [os.fsdecode(p) for p in paths], keep=keep, **index_args)
             on_batch(WatchBatch(number, count, summary, keep.loads))
             number += 1
-            fault_point("index.watch-batch")
 
         run(0)
+        index_args["rebuild"] = False  # (a --rebuild is the first pass's)
         for changes in events:
             pending += len(changes)
             if not pending:
