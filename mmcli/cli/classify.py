@@ -25,6 +25,7 @@ from mmcli.cli.options import (
     LabelsFileOpt,
     LabelsOpt,
     MaxFramesOpt,
+    PreviewOpt,
     QuietOpt,
     ServerOpt,
     TemplateOpt,
@@ -39,6 +40,7 @@ from mmcli.errors import NoImagesError
         "mmcli classify ./photos --labels-file labels.txt --templates imagenet -f csv > out.csv",
         "find . -name '*.jpg' -print0 | mmcli classify - -z --labels indoor outdoor | jq .labels[0]",
         'mmcli classify talk.mp4 --labels "a person speaking" slides "an audience"   (a timeline of segments)',
+        "mmcli classify ./photos --labels cat dog --preview      (each picture beside its labels)",
     ),
     multi_value=True,
 )
@@ -82,6 +84,7 @@ def classify(
     fmt: FormatOpt = None,
     quiet: QuietOpt = False,
     server: ServerOpt = None,
+    preview: PreviewOpt = None,
     *,
     source: InputChoice,
     model_choice: ModelChoice,
@@ -92,6 +95,7 @@ def classify(
     with funnel():
         from mmcli.cli.inputs import check_inputs_given, choose_templates, collect_labels
         from mmcli.cli.output import Progress, Renderer, choose_format
+        from mmcli.cli.preview import open_preview
         from mmcli.cli.views import classifications, timelines
         from mmcli.engine.local import LocalEngine
         from mmcli.media.video import is_video
@@ -103,7 +107,8 @@ def classify(
         paths = source.paths(videos=True)
         more = top_k - 1 if top_k else None if multi_label else 1  # what was asked for
         view = timelines(more) if any(is_video(p) for p in paths) else classifications(more)
-        out_format = choose_format(view, fmt, sys.stdout)
+        shown = open_preview(preview, fmt)
+        out_format = "table" if shown else choose_format(view, fmt, sys.stdout)
         cut = threshold if threshold is not None else (0.5 if multi_label else None)
         request = ClassifyRequest(
             tuple(paths),
@@ -119,13 +124,14 @@ def classify(
         start = time.perf_counter()
         local = LocalEngine(None, *model_choice.args, batch_size=run.batch_size, workers=run.workers)
         engine = choose_engine(server, local, for_classify=True)
-        progress = Progress("classifying", enabled=not quiet)
-        prompts = Progress("embedding label prompts", enabled=not quiet, unit="prompts")
+        bars = not quiet and shown is None  # pictures are drawn as results come: no bar redrawn among them
+        progress = Progress("classifying", enabled=bars)
+        prompts = Progress("embedding label prompts", enabled=bars, unit="prompts")
         try:
             result = engine.classify(request, progress.update, prompts.update)
             prompts.close()
             warn_all(result.warnings)
-            renderer, done, failed = Renderer(view, out_format), [], 0
+            renderer, done, failed = Renderer(view, out_format, preview=shown), [], 0
             for item in result.items:
                 if isinstance(item, FileFailure):
                     failed += 1

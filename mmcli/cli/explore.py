@@ -9,7 +9,16 @@ import typer
 
 from mmcli.cli.console import funnel, say
 from mmcli.cli.groups import ModelChoice, PictureChoice, model_options, picture_options
-from mmcli.cli.options import FormatOpt, IndexOpt, LabelsFileOpt, LabelsOpt, NulOutOpt, TemplateOpt, command
+from mmcli.cli.options import (
+    FormatOpt,
+    IndexOpt,
+    LabelsFileOpt,
+    LabelsOpt,
+    NulOutOpt,
+    PreviewOpt,
+    TemplateOpt,
+    command,
+)
 
 
 @command(
@@ -17,6 +26,7 @@ from mmcli.cli.options import FormatOpt, IndexOpt, LabelsFileOpt, LabelsOpt, Nul
         "mmcli dupes",
         "mmcli dupes --threshold 0.9 --html dupes.html",
         "mmcli dupes -0 | xargs -0 ls -l              (NUL after each path, NUL NUL between groups)",
+        "mmcli dupes --preview                        (each group's pictures in the terminal)",
     )
 )
 @picture_options
@@ -28,19 +38,22 @@ def dupes(
     index: IndexOpt = None,
     fmt: FormatOpt = None,
     null: NulOutOpt = False,
+    preview: PreviewOpt = None,
     *,
     pictures: PictureChoice,
 ) -> None:
     """Groups of near-duplicate images in an index, largest first (exact copies always group)."""
     with funnel():
         from mmcli.cli.output import choose_format, render
+        from mmcli.cli.preview import open_preview
         from mmcli.cli.views import DUPES
         from mmcli.explore.dupes import find_dupes
         from mmcli.index.open import index_folder
 
-        out_format = choose_format(DUPES, fmt, sys.stdout, nul=null)
+        shown = open_preview(preview, fmt, null)
+        out_format = "table" if shown else choose_format(DUPES, fmt, sys.stdout, nul=null)
         groups = find_dupes(index_folder(index), threshold)
-        render(groups, DUPES, out_format, nul=null)
+        render(groups, DUPES, out_format, nul=null, preview=shown)
         if pictures.html or pictures.grid:
             from mmcli.cli.pictures import Tile
 
@@ -57,7 +70,11 @@ def dupes(
 
 
 @command(
-    examples=("mmcli cluster -k 20", "mmcli cluster -k 8 --labels beach mountain city food people -f jsonl"),
+    examples=(
+        "mmcli cluster -k 20",
+        "mmcli cluster -k 8 --labels beach mountain city food people -f jsonl",
+        "mmcli cluster -k 5 --samples 3 --preview blocks",
+    ),
     multi_value=True,
 )
 @model_options
@@ -72,6 +89,7 @@ def cluster(
     index: IndexOpt = None,
     fmt: FormatOpt = None,
     null: NulOutOpt = False,
+    preview: PreviewOpt = None,
     *,
     model_choice: ModelChoice,
     pictures: PictureChoice,
@@ -80,16 +98,18 @@ def cluster(
     with funnel():
         from mmcli.cli.inputs import choose_templates, collect_labels
         from mmcli.cli.output import choose_format, render
+        from mmcli.cli.preview import open_preview
         from mmcli.cli.views import CLUSTERS
         from mmcli.engine.local import LocalEngine
         from mmcli.explore.cluster import cluster_index
         from mmcli.index.open import index_folder
 
-        out_format = choose_format(CLUSTERS, fmt, sys.stdout, nul=null)
+        shown = open_preview(preview, fmt, null)
+        out_format = "table" if shown else choose_format(CLUSTERS, fmt, sys.stdout, nul=null)
         tags = collect_labels(labels, labels_file) if labels or labels_file else []
         engine = LocalEngine(index_folder(index), *model_choice.args)
         clusters = cluster_index(engine, k, tags, choose_templates(template, None), samples=samples, seed=seed)
-        render(clusters, CLUSTERS, out_format, nul=null)
+        render(clusters, CLUSTERS, out_format, nul=null, preview=shown)
         if pictures.html or pictures.grid:
             from mmcli.cli.pictures import Tile
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -11,6 +13,10 @@ from mmcli.cli.console import funnel, say, warn, warn_all
 from mmcli.cli.groups import ModelChoice, RunChoice, model_options, run_options
 from mmcli.cli.options import EveryOpt, FormatOpt, HiddenOpt, IndexOpt, MaxFramesOpt, QuietOpt, command
 from mmcli.cli.ray_group import RayChoice, ray_options
+
+if TYPE_CHECKING:
+    from mmcli.index.sync import IndexSummary
+    from mmcli.index.watch import WatchBatch
 
 
 @command(
@@ -21,6 +27,7 @@ from mmcli.cli.ray_group import RayChoice, ray_options
         "mmcli index ~/Pictures --rebuild --model vit-b-16",
         "mmcli index ~/Videos --every 1 --max-frames 500       (videos: a frame every second, and at cuts)",
         "mmcli index /shared/photos --ray-address head:6379      (on a Ray cluster; see README, Large collections)",
+        "mmcli index ~/Pictures --watch              (then keep it current as files come and go; Ctrl-C stops)",
     ),
 )
 @ray_options
@@ -48,6 +55,14 @@ def index_cmd(
     max_frames: MaxFramesOpt = 2000,
     include_hidden: HiddenOpt = False,
     quiet: QuietOpt = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="After the first pass, keep the index current as files appear, change, move or vanish (batched; "
+            "the model stays loaded). Ctrl-C stops.",
+        ),
+    ] = False,
     *,
     model_choice: ModelChoice,
     run: RunChoice,
@@ -62,41 +77,55 @@ def index_cmd(
         folder = index_folder(index)
         model, weights, device, precision = model_choice.args
         progress = Progress("indexing", enabled=not quiet)
+        args = dict(
+            model=model,
+            weights=weights,
+            device=device,
+            precision=precision,
+            rebuild=rebuild,
+            include_hidden=include_hidden,
+            exclude=exclude or (),
+            batch_size=run.batch_size,
+            workers=run.workers,
+            max_pixels=run.pixel_limit,
+            on_progress=progress.update,
+            on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
+            prune=prune,
+            every=every,
+            max_frames=max_frames,
+            ray=ray_choice.options,
+        )
         try:
-            s = run_index(
-                folder,
-                paths,
-                model=model,
-                weights=weights,
-                device=device,
-                precision=precision,
-                rebuild=rebuild,
-                include_hidden=include_hidden,
-                exclude=exclude or (),
-                batch_size=run.batch_size,
-                workers=run.workers,
-                max_pixels=run.pixel_limit,
-                on_progress=progress.update,
-                on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
-                prune=prune,
-                every=every,
-                max_frames=max_frames,
-                ray=ray_choice.options,
-            )
+            if watch:
+                from mmcli.index.watch import watch_index
+
+                def batch(b: WatchBatch) -> None:
+                    progress.close()
+                    _report(folder, b.summary, quiet, f"{time.strftime('%H:%M:%S')} " if b.number else "")
+                    if b.number == 0:
+                        say(f"watching {', '.join(paths)} for changes (Ctrl-C to stop)")
+
+                watch_index(folder, paths, batch, on_busy=lambda m: say(f"{m}: trying again"), **args)
+            else:
+                _report(folder, run_index(folder, paths, **args), quiet)
         finally:
             progress.close()
-        warn_all(s.warnings)
-        if not quiet:
-            rate = f", {s.images_per_second:.1f} images/s" if s.embedded else ""
-            back = f", {s.restored} back" if s.restored else ""
-            dated = f", {s.dated} dates read" if s.dated else ""
-            lazy = "" if s.model_loaded else " (no model loaded)"
-            back += f", {s.moments} video frames" if s.moments else ""
-            say(
-                f"indexed {folder}: {s.scanned} scanned, {s.added} added, {s.updated} updated, {s.renamed} renamed, "
-                f"{s.copied} copied, {s.missing} missing{back}, {s.removed} removed, {s.failed} failed, "
-                f"{s.unchanged} unchanged{dated} in {s.seconds:.1f} s{rate}{lazy}"
-            )
+
+
+def _report(folder: Path, s: IndexSummary, quiet: bool, prefix: str = "") -> None:
+    warn_all(s.warnings)
+    if quiet:
+        return
+    rate = f", {s.images_per_second:.1f} images/s" if s.embedded else ""
+    back = f", {s.restored} back" if s.restored else ""
+    dated = f", {s.dated} dates read" if s.dated else ""
+    lazy = "" if s.model_loaded else " (no model loaded)"
+    back += f", {s.moments} video frames" if s.moments else ""
+    say(
+        f"{prefix}indexed {folder}: {s.scanned} scanned, {s.added} added, {s.updated} updated, {s.renamed} renamed, "
+        f"{s.copied} copied, {s.missing} missing{back}, {s.removed} removed, {s.failed} failed, "
+        f"{s.unchanged} unchanged{dated} in {s.seconds:.1f} s{rate}{lazy}"
+    )
 
 
 @command(examples=("mmcli indexes", "mmcli indexes -f jsonl | jq -r .name"))

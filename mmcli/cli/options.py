@@ -47,7 +47,27 @@ def expand_multi_values(args: Sequence[str], options: Sequence[str] = MULTI_VALU
     return out
 
 
-class MultiValueCommand(TyperCommand):
+def expand_bare_preview(args: Sequence[str]) -> list[str]:
+    """``--preview`` not followed by a mode is ``--preview=auto`` (``mmcli search --preview 'a dog'``)."""
+    from mmcli.cli.preview import MODES
+
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + list(args[i:])
+        bare = arg == "--preview" and (i + 1 == len(args) or args[i + 1] not in MODES)
+        out.append("--preview=auto" if bare else arg)
+    return out
+
+
+class MmcliCommand(TyperCommand):
+    """Every command: ``--preview`` may be given without a mode."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_bare_preview(args))
+
+
+class MultiValueCommand(MmcliCommand):
     """A command whose ``--labels`` / ``--text`` take several values after one flag."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -59,9 +79,7 @@ def command(name: str | None = None, *, examples: Sequence[str], multi_value: bo
 
     def mark(fn: F) -> F:
         epilog = "Examples:\n\n" + "\n\n".join(f"  {e}" for e in examples)
-        settings: dict[str, Any] = {"epilog": epilog}
-        if multi_value:
-            settings["cls"] = MultiValueCommand
+        settings: dict[str, Any] = {"epilog": epilog, "cls": MultiValueCommand if multi_value else MmcliCommand}
         fn.mmcli_command = (name, settings)  # type: ignore[attr-defined]
         return fn
 
@@ -132,6 +150,17 @@ EveryOpt = Annotated[
         min=0.01,
         callback=_finite_seconds,
         help="Videos: sample a frame every this many seconds (and where the picture changes sharply).",
+    ),
+]
+PreviewOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--preview",
+        metavar="[auto|kitty|iterm|sixel|blocks|off]",
+        help="Each result's thumbnail beside its score and name, in the terminal. auto (--preview alone): kitty, "
+        "iTerm2 or sixel pictures where the terminal shows them, else Unicode half blocks; nothing when stdout is "
+        "not a terminal. A protocol named is written anyway.",
+        show_default=False,
     ),
 ]
 MaxFramesOpt = Annotated[int, typer.Option("--max-frames", min=1, help="Videos: at most this many frames per video.")]

@@ -14,9 +14,12 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mmcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from mmcli.cli.preview import Previewer
 
 FORMATS = ("table", "json", "jsonl", "csv", "tsv", "paths", "urls")
 
@@ -64,6 +67,7 @@ class View:
     right: frozenset[str] = field(default_factory=frozenset)  # right-aligned table columns
     dim: frozenset[str] = field(default_factory=frozenset)  # de-emphasised table columns
     as_dict: Callable[[Any], dict[str, Any]] = asdict  # a record as JSON (a field left out when not asked for)
+    previews: Callable[[Any], Sequence[Any]] | None = None  # --preview: a record's pictures (cli.preview.Entry)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -91,9 +95,12 @@ def choose_format(view: View, fmt: str | None, out: IO[str], nul: bool = False) 
 class Renderer:
     """Writes records of one view in one format: ``write`` each record, then ``close``."""
 
-    def __init__(self, view: View, fmt: str, out: IO[str] | None = None, nul: bool = False) -> None:
+    def __init__(
+        self, view: View, fmt: str, out: IO[str] | None = None, nul: bool = False, preview: Previewer | None = None
+    ) -> None:
         self.view, self.fmt, self.nul = view, fmt, nul
         self.out = out or sys.stdout
+        self.preview = preview if fmt == "table" and view.previews is not None else None  # pictures, not a table
         self.held: list[Any] = []
         self._csv: Any = None
         if fmt in ("csv", "tsv"):
@@ -117,6 +124,9 @@ class Renderer:
                 self._path(path)
             if self.view.grouped:
                 self._path(None)
+        elif self.preview is not None:
+            assert self.view.previews is not None
+            self.preview.show(self.view.previews(record))  # each record as soon as it is ready
         else:
             self.held.append(record)
             return
@@ -134,7 +144,7 @@ class Renderer:
             data = [_clean(self.view.as_dict(r)) for r in self.held]
             shown = data[0] if self.view.single and len(data) == 1 else data
             self.out.write(json.dumps(shown, ensure_ascii=False, indent=2) + "\n")
-        elif self.fmt == "table":
+        elif self.fmt == "table" and self.preview is None:
             self._table()
         self.out.flush()
 
@@ -156,8 +166,15 @@ class Renderer:
         Console(file=self.out, soft_wrap=False).print(table)
 
 
-def render(records: Iterable[Any], view: View, fmt: str, out: IO[str] | None = None, nul: bool = False) -> None:
-    renderer = Renderer(view, fmt, out, nul)
+def render(
+    records: Iterable[Any],
+    view: View,
+    fmt: str,
+    out: IO[str] | None = None,
+    nul: bool = False,
+    preview: Previewer | None = None,
+) -> None:
+    renderer = Renderer(view, fmt, out, nul, preview)
     for record in records:
         renderer.write(record)
     renderer.close()

@@ -9,7 +9,7 @@ import typer
 
 from mmcli.cli.console import funnel, say, warn_all
 from mmcli.cli.groups import ModelChoice, PictureChoice, model_options, picture_options
-from mmcli.cli.options import FormatOpt, IndexOpt, NulOutOpt, ServerOpt, command
+from mmcli.cli.options import FormatOpt, IndexOpt, NulOutOpt, PreviewOpt, ServerOpt, command
 
 TermsOpt = Optional[list[str]]
 
@@ -24,6 +24,7 @@ TermsOpt = Optional[list[str]]
         "mmcli search 'a person on stage' --all-moments -f urls   (file:///talk.mp4#t=12.0 for a player)",
         "mmcli search 'a red car' --threshold auto --explain",
         "mmcli search 'a red car' --rerank vit-l-14 --rerank-k 50",
+        "mmcli search 'a red car' --preview            (thumbnails in the terminal: kitty, iTerm2, sixel or blocks)",
     ),
     multi_value=True,
 )
@@ -112,6 +113,7 @@ def search(
     fmt: FormatOpt = None,
     null: NulOutOpt = False,
     server: ServerOpt = None,
+    preview: PreviewOpt = None,
     *,
     model_choice: ModelChoice,
     pictures: PictureChoice,
@@ -119,6 +121,7 @@ def search(
     """Search an index by text, by example image, or both combined."""
     with funnel():
         from mmcli.cli.output import choose_format, render
+        from mmcli.cli.preview import open_preview
         from mmcli.cli.views import HITS, HITS_EXPLAINED
         from mmcli.engine.local import LocalEngine
         from mmcli.index.open import index_folder
@@ -127,7 +130,8 @@ def search(
         from mmcli.serve.client import choose_engine
 
         view = HITS_EXPLAINED if explain else HITS
-        out_format = choose_format(view, fmt, sys.stdout, nul=null)
+        shown = open_preview(preview, fmt, null)
+        out_format = "table" if shown else choose_format(view, fmt, sys.stdout, nul=null)
         terms = build_terms(" ".join(query) if query else None, image, add or (), sub or ())
         start, stop = period(after, before)
         request = SearchRequest(
@@ -150,7 +154,7 @@ def search(
         warn_all(result.warnings)
         if result.threshold is not None:
             say(f"mmcli: --threshold auto: {result.threshold:.4f}")
-        render(result.hits, view, out_format, nul=null)
+        render(result.hits, view, out_format, nul=null, preview=shown)
         if not result.hits:
             say("mmcli: no results" + (" above the threshold" if threshold is not None else ""))
         elif pictures.html or pictures.grid:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from typing import TYPE_CHECKING
 
 from mmcli.cli.output import View
+from mmcli.cli.preview import Entry
 from mmcli.media.taken import short
+
+if TYPE_CHECKING:
+    from mmcli.results import Classification, Hit
 
 
 def _when(seconds: float | None) -> str:
@@ -18,6 +23,32 @@ def _url(path: str, seconds: float | None) -> str:
     from mmcli.media.video import media_url
 
     return media_url(path, seconds)
+
+
+def _name(path: str) -> str:
+    import os
+
+    return os.path.basename(path) or path
+
+
+def _hit_entry(h: Hit) -> list[Entry]:
+    first = f"#{h.rank}  {h.score:.4f}  {_name(h.path)}"
+    extra = (f"at {_when(h.time)}",) if h.time is not None else ()
+    taken = (f"taken {short(h.taken)}",) if h.taken else ()
+    return [Entry(h.path, (first, h.path, *extra, *taken), h.time)]
+
+
+def _classification_entry(c: Classification, more: int | None) -> Entry:
+    if not c.labels:
+        return Entry(c.path, (_name(c.path), c.path))
+    best, others = c.labels[0], c.labels[1 : None if more is None else 1 + more]
+    rest = (", ".join(f"{ls.label} {ls.score:.3f}" for ls in others),) if others else ()
+    return Entry(c.path, (f"{best.label} {best.score:.3f}  {_name(c.path)}", c.path, *rest))
+
+
+def _group_entries(paths: tuple[str, ...], heading: str) -> list[Entry]:
+    """A group's pictures (near-duplicates, a cluster's samples), the heading before the first."""
+    return [Entry(p, (_name(p), p), heading=None if i else heading) for i, p in enumerate(paths)]
 
 
 HITS = View(
@@ -38,6 +69,7 @@ HITS = View(
     urls=lambda h: [_url(h.path, h.time)],
     right=frozenset({"time"}),
     dim=frozenset({"taken"}),
+    previews=_hit_entry,
     as_dict=lambda h: {k: v for k, v in asdict(h).items() if k != "explain" or v is not None},
 )
 
@@ -80,6 +112,7 @@ def classifications(more: int | None = 1) -> View:
         csv_rows=lambda c: [(c.path, ls.label, f"{ls.score:.6f}") for ls in c.labels],
         right=frozenset({"score"}),
         dim=frozenset({"runner-up", "others"}),
+        previews=lambda c: [_classification_entry(c, more)],
     )
 
 
@@ -103,6 +136,13 @@ def timelines(more: int | None = 1) -> View:
         assert images.csv_rows is not None
         return [(p, "", "", label, sc) for p, label, sc in images.csv_rows(r)]
 
+    def previews(r: object) -> list[Entry]:
+        if isinstance(r, Segment):
+            head = f"{r.label} {r.score:.3f}  {_when(r.start)} - {_when(r.end)}"
+            return [Entry(r.path, (head, r.path), r.start)]
+        assert images.previews is not None
+        return list(images.previews(r))
+
     return View(
         columns=(images.columns[0], "time", *images.columns[1:]),
         table_rows=rows,
@@ -110,6 +150,7 @@ def timelines(more: int | None = 1) -> View:
         csv_rows=csv_rows,
         right=images.right,
         dim=images.dim,
+        previews=previews,
     )
 
 
@@ -118,6 +159,7 @@ DUPES = View(
     table_rows=lambda g: [(g.group, len(g.paths), f"{g.min_score:.3f}", "\n".join(g.paths))],
     paths=lambda g: list(g.paths),
     grouped=True,
+    previews=lambda g: _group_entries(g.paths, f"group {g.group}: {len(g.paths)} images, min score {g.min_score:.3f}"),
 )
 
 CLUSTERS = View(
@@ -127,6 +169,9 @@ CLUSTERS = View(
     ],
     paths=lambda c: list(c.samples),  # -f paths / -0: each cluster's samples, a blank entry between clusters
     grouped=True,
+    previews=lambda c: _group_entries(
+        c.samples, f"cluster {c.cluster}: {c.size} images" + "".join(f", {ls.label} {ls.score:.2f}" for ls in c.labels)
+    ),
 )
 
 INDEXES = View(

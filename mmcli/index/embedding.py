@@ -42,10 +42,14 @@ def known_read(reads: dict[str, Read | OSError], path: str) -> Read | None:
 
 
 def load_for_index(store: Store, spec: ModelSpec, job: IndexJob, encoder: Encoder | None) -> Encoder:
+    if encoder is None and job.keep is not None:
+        encoder = job.keep.get(spec)  # loaded by an earlier run of `--watch`
     if encoder is None:
         from mmcli.models import load_encoder
 
         encoder = load_encoder(spec, device=job.device, precision=job.precision)
+    if job.keep is not None:
+        job.keep.put(spec, encoder)
     if not store.meta().get("dim"):
         store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), encoder.dim, asdict(encoder.preprocess))
     return encoder

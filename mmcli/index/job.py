@@ -12,6 +12,25 @@ from mmcli.results import FileFailure, ProgressFn
 
 if TYPE_CHECKING:
     from mmcli.embedding.ray_driver import RayOptions
+    from mmcli.models import Encoder, ModelSpec
+
+
+@dataclass
+class KeptModel:
+    """The model of an indexer that runs again and again (`mmcli index --watch`): loaded on first need
+    by a run, handed to the next runs while the index's model stays the same."""
+
+    spec: ModelSpec | None = None
+    encoder: Encoder | None = None
+    loads: int = 0  # how many times a model was loaded into it
+
+    def get(self, spec: ModelSpec) -> Encoder | None:
+        same = self.spec is not None and (self.spec.canonical, self.spec.weights) == (spec.canonical, spec.weights)
+        return self.encoder if same else None
+
+    def put(self, spec: ModelSpec, encoder: Encoder) -> None:
+        if self.get(spec) is not encoder:
+            self.spec, self.encoder, self.loads = spec, encoder, self.loads + 1
 
 
 @dataclass(frozen=True)
@@ -32,3 +51,4 @@ class IndexJob:
     every: float = 2.0  # videos: seconds between sampled frames
     max_frames: int = 2000  # videos: samples per video at most
     ray: RayOptions | None = None  # embed on a Ray cluster (planning stays here)
+    keep: KeptModel | None = None  # the model kept between runs (`--watch`), filled on first need

@@ -38,7 +38,7 @@ from mmcli.faults import fault_point
 from mmcli.index import schema
 from mmcli.index.changes import Changes, find_changes
 from mmcli.index.embedding import Target, embed_into, embed_on_ray_into, embed_videos_into, load_for_index
-from mmcli.index.job import IndexJob
+from mmcli.index.job import IndexJob, KeptModel
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
 from mmcli.index.schema import REBUILD_DB, ensure_writable
@@ -96,10 +96,12 @@ def run_index(
     every: float = 2.0,
     max_frames: int = 2000,
     ray: RayOptions | None = None,
+    keep: KeptModel | None = None,
 ) -> IndexSummary:
     """Bring the index at ``folder`` up to date with ``roots``; with ``rebuild``, embed everything again
     into a new database beside it and swap that in only when it is complete. With ``ray``, the files
-    that need the model are embedded on a Ray cluster; Ray is not started when none do."""
+    that need the model are embedded on a Ray cluster; Ray is not started when none do. ``keep``: a
+    model loaded by an earlier run is used, and one loaded now is kept there (`--watch`)."""
     start = time.perf_counter()
     root_paths = tuple(Path(r).expanduser().resolve() for r in roots)
     for r in root_paths:
@@ -109,7 +111,7 @@ def run_index(
         raise UsageError("--every must be above 0 seconds and --max-frames at least 1")
     job = IndexJob(
         root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
-        on_progress, on_failure, prune, every, max_frames, ray,
+        on_progress, on_failure, prune, every, max_frames, ray, keep,
     )  # fmt: skip
     ensure_writable(folder)
     with IndexLock(folder):
@@ -156,7 +158,10 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
     else:
         spec = parse_model_spec(model, weights)
     if job.ray is None:
-        encoder: Encoder | None = load_encoder(spec, device=job.device, precision=job.precision)
+        kept = job.keep.get(spec) if job.keep is not None else None
+        encoder: Encoder | None = kept or load_encoder(spec, device=job.device, precision=job.precision)
+        if job.keep is not None:
+            job.keep.put(spec, encoder)
     else:
         from mmcli.models import describe_encoder
 
