@@ -14,10 +14,13 @@ import typer
 from mmcli.errors import ExitCode, MmcliError
 
 
+def stdout_safe(text: str) -> str:
+    """Replace surrogate escapes (non-UTF-8 file names) so printing never crashes."""
+    return text.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8", "replace")
+
+
 def say(message: str) -> None:
     """A line for people, on stderr."""
-    from mmcli.cli.output import stdout_safe
-
     print(stdout_safe(message), file=sys.stderr, flush=True)
 
 

@@ -16,17 +16,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from mmcli.cli.console import stdout_safe
 from mmcli.errors import UsageError
 
 if TYPE_CHECKING:
     from mmcli.cli.preview import Previewer
 
 FORMATS = ("table", "json", "jsonl", "csv", "tsv", "paths", "urls")
-
-
-def stdout_safe(text: str) -> str:
-    """Replace surrogate escapes (non-UTF-8 file names) so printing never crashes."""
-    return text.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8", "replace")
 
 
 def _isatty(stream: IO[str]) -> bool:

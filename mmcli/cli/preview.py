@@ -195,7 +195,7 @@ class Previewer:
             self.width = 100
 
     def show(self, entries: Sequence[Entry]) -> None:
-        from mmcli.cli.output import stdout_safe
+        from mmcli.cli.console import stdout_safe
 
         for entry in entries:
             if entry.heading is not None:
