@@ -306,18 +306,15 @@ def picture(path: str, time: float | None, cache: os.PathLike[str] | str, box: t
 
     side = max(box)
     try:
-        if time is not None or is_video(path):
-            from mmcli.media.thumbnail import thumbnail
+        from PIL import Image
 
-            img = thumbnail(path, side, time)
-        else:
-            from PIL import Image
+        from mmcli.cli.console import warn
+        from mmcli.serve.thumbs import PictureCache, cached_thumbnail
 
-            from mmcli.serve.thumbs import cached_thumbnail
-
-            data = cached_thumbnail(path, side, Path(cache)).data or b""
-            img = Image.open(io.BytesIO(data))
-            img.load()
+        moment = (time or 0.0) if time is not None or is_video(path) else None
+        data = cached_thumbnail(path, side, PictureCache(Path(cache), warn), moment).data or b""
+        img = Image.open(io.BytesIO(data))
+        img.load()
     except (ImageLoadError, OSError):
         return None
     if img is None:

@@ -16,7 +16,7 @@ must resolve in this module's globals.)
 """
 
 import base64
-import io
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -30,7 +30,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from mmcli.errors import MmcliError
 from mmcli.results import DupeGroup, Hit, SearchResult, Segment
-from mmcli.serve.guards import PathGuard, Refused
+from mmcli.serve.guards import BadPath, PathGuard, Refused
+from mmcli.serve.thumbs import PictureCache
 from mmcli.serve.wire import HitBody, LabelScoreBody, SearchBody, SearchReply
 
 if TYPE_CHECKING:
@@ -113,15 +114,18 @@ def create_server(
     from mmcli import __version__
 
     guard = PathGuard(roots)
+    pictures_cache = PictureCache(cache, logging.getLogger("mmcli.mcp").warning)
     lock = threading.Lock()
     server = MCPServer("mmcli", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
 
     def checked(path: str) -> str:
         import os
 
+        if "\0" in path:
+            raise ToolError("a path cannot hold a NUL character")
         try:
             guard.check(os.path.abspath(os.path.expanduser(path)))
-        except Refused as exc:
+        except (Refused, BadPath) as exc:
             raise ToolError(str(exc)) from None
         return path
 
@@ -144,7 +148,7 @@ def create_server(
         out: list[Any] = []
         spent = 0
         for h in hits[:count]:
-            data = _thumbnail_jpeg(h, cache, guard)
+            data = _thumbnail_jpeg(h, pictures_cache, guard)
             if data is None or spent + len(data) > MAX_THUMB_BYTES:
                 continue
             spent += len(data)
@@ -278,26 +282,17 @@ def _classified(item: Any) -> ClassifiedOutput:
     return ClassifiedOutput(path=item.path, labels=[LabelScoreBody(label=x.label, score=x.score) for x in item.labels])
 
 
-def _thumbnail_jpeg(hit: Hit, cache: Path, guard: PathGuard) -> bytes | None:
+def _thumbnail_jpeg(hit: Hit, cache: PictureCache, guard: PathGuard) -> bytes | None:
     """A small JPEG of a hit (a video: its frame at the moment), or None (outside the roots, unreadable)."""
     from mmcli.errors import ImageLoadError
     from mmcli.media.video import is_video
+    from mmcli.serve.thumbs import cached_thumbnail
 
     try:
         guard.check(hit.path)
-        if hit.time is None and not is_video(hit.path):
-            from mmcli.serve.thumbs import cached_thumbnail
-
-            return cached_thumbnail(hit.path, THUMB_SIDE, cache).data
-        from mmcli.media.thumbnail import thumbnail
-
-        img = thumbnail(hit.path, THUMB_SIDE, hit.time)
-        if img is None:
-            return None
-        buf = io.BytesIO()
-        img.convert("RGB").save(buf, "JPEG", quality=80)
-        return buf.getvalue()
-    except (Refused, ImageLoadError, OSError):
+        moment = (hit.time or 0.0) if hit.time is not None or is_video(hit.path) else None
+        return cached_thumbnail(hit.path, THUMB_SIDE, cache, moment).data
+    except (Refused, BadPath, ImageLoadError, OSError):
         return None
 
 
