@@ -9,7 +9,8 @@ Decoding rules (documented in the README):
 - Images above ``max_pixels`` (width x height) are refused before their pixels are decoded
   (decompression bombs); truncated or corrupt data is reported, never half-used.
 - JPEGs much larger than the model input are decoded with DCT scaling (Pillow ``draft``) to at
-  least twice the model's input side, then resized as usual.
+  least twice the model's input side, then resized as usual. JPEG pixels come from libjpeg-turbo
+  through simplejpeg where it gives Pillow's pixels (``mmcli.media.jpeg``), else from Pillow.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
+from mmcli.media import jpeg
 from mmcli.media.files import file_error, open_file, read_whole
 from mmcli.media.limits import heif_available, oversize, register_heif, take_over_pixel_limit, too_many_scans
 
@@ -126,17 +128,30 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _draft_size(w: int, h: int, min_side: int | None) -> tuple[int, int] | None:
+    """The size to ask of JPEG DCT scaling (Pillow's ``draft``) so that the shorter side stays at least
+    ``DRAFT_MARGIN`` x ``min_side``, or None when the image is not large enough to scale by 2 or more."""
+    if not min_side:
+        return None
+    scale = min(w, h) / (DRAFT_MARGIN * min_side)
+    return (max(1, int(w / scale) + 1), max(1, int(h / scale) + 1)) if scale >= 2 else None
+
+
 def load_image(
     path: str | os.PathLike[str],
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int | None = None,
     data: bytes | None = None,
+    *,
+    turbo: bool = True,
 ) -> Image.Image:
     """Decode ``path`` into an upright RGB image, or raise ImageLoadError with the reason.
 
     ``min_side``: when given, a large JPEG may be decoded at a reduced scale (DCT scaling) whose
     shorter side is still at least twice ``min_side``. ``data``: the file's bytes when the caller
-    has read them already (``read_whole``); the file is then not read again.
+    has read them already (``read_whole``); the file is then not read again. ``turbo``: JPEGs in
+    hand as bytes are decoded through ``mmcli.media.jpeg`` where it can (the same pixels, less CPU);
+    False: Pillow alone (the benchmark's and the tests' reference).
     """
     import io
 
@@ -163,20 +178,24 @@ def load_image(
                     raise too_large
                 if w == 0 or h == 0:
                     raise ImageLoadError(name, f"invalid size {w}x{h}")
-                if img.format == "JPEG":
+                if img.format in jpeg.JPEG_FORMATS:
                     if data is None:
                         with open_file(path) as f:
                             data = f.read()
                     bomb = too_many_scans(name, data)
                     if bomb is not None:
                         raise bomb
-                if min_side and img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
-                    target = DRAFT_MARGIN * min_side
-                    scale = min(w, h) / target
-                    if scale >= 2:
-                        img.draft(img.mode, (max(1, int(w / scale) + 1), max(1, int(h / scale) + 1)))
-                img.load()
-                upright = ImageOps.exif_transpose(img)
+                wanted = _draft_size(w, h, min_side) if img.format in jpeg.JPEG_FORMATS else None
+                fast = None
+                if turbo and data is not None:
+                    fast = jpeg.decode(img, data, jpeg.draft_scale(w, h, wanted) if wanted else 1)
+                if fast is not None:
+                    upright = jpeg.orient(fast, img.getexif().get(0x0112, 1))
+                else:
+                    if wanted and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
+                        img.draft(img.mode, wanted)
+                    img.load()
+                    upright = ImageOps.exif_transpose(img)
                 rgb = _to_rgb(upright if upright is not None else img)
                 rgb.load()
                 return rgb
