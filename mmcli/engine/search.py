@@ -15,7 +15,7 @@ import numpy as np
 
 from mmcli.errors import ImageLoadError, UsageError
 from mmcli.index.store import Store
-from mmcli.queries import SearchRequest, Term
+from mmcli.queries import SearchRequest, Term, split_moment
 from mmcli.results import Hit
 
 if TYPE_CHECKING:
@@ -52,13 +52,18 @@ def query_vector(
     """The combined query vector. Cached texts and indexed images need no model; other texts need
     only the engine's text encoder (no torch where the model has an ONNX text tower)."""
     from mmcli.embedding.textcache import TextCache, encode_texts_cached
+    from mmcli.engine.video_query import video_query_vector
     from mmcli.media.images import load_pixels
+    from mmcli.media.video import is_video
 
     total = None
     cache = TextCache()
     cached = cache.get(engine.text_fingerprint, [t.value for t in terms if not t.is_image])
     for term in terms:
-        if term.is_image:
+        path, moment = split_moment(term.value) if term.is_image else (term.value, None)
+        if term.is_image and is_video(path):
+            vec = video_query_vector(store, path, moment, engine, max_pixels)
+        elif term.is_image:
             vec = _stored_vector(store, os.path.realpath(term.value))
         else:
             vec = cached.get(term.value)
@@ -93,9 +98,10 @@ def top_hits(store: Store, index: Any, q: np.ndarray, request: SearchRequest) ->
     A video's moments are vectors of their own; unless ``all_moments``, a video gives one hit, its best
     moment, so more neighbours are fetched until ``top_k`` distinct files are found (or none are left).
     """
+    from mmcli.engine.video_query import query_files
     from mmcli.index import vectors
 
-    excluded = {os.path.realpath(t.value) for t in request.terms if t.is_image}
+    excluded = query_files(store, request.terms)
     want = request.top_k + len(excluded)
     under = str(Path(request.within).resolve()) if request.within is not None else None
     after, before = request.after, request.before
@@ -133,17 +139,18 @@ def _below(scores: np.ndarray, request: SearchRequest) -> bool:
 
 
 def _distinct(
-    store: Store, scores: np.ndarray, ids: np.ndarray, request: SearchRequest, excluded: set[str]
+    store: Store, scores: np.ndarray, ids: np.ndarray, request: SearchRequest, excluded: set[tuple[str, float | None]]
 ) -> list[tuple[float, int, str, float | None]]:
     """(score, vector id, path, moment) of the hits that pass the threshold, a video once unless
-    ``all_moments``, the query's own images left out."""
+    ``all_moments``, the query's own images, videos and moments left out (``excluded``: (path, None) for a
+    whole file, (path, time) for a moment)."""
     cut = request.threshold
     keep = [(float(sc), int(i)) for sc, i in zip(scores, ids) if i >= 0 and (cut is None or sc >= cut)]
     where = store.locate(i for _, i in keep)
     hits, seen = [], set()
     for sc, i in keep:
         found = where.get(i)
-        if found is None or found.path in excluded:
+        if found is None or (found.path, None) in excluded or (found.path, found.time) in excluded:
             continue
         if found.time is not None and not request.all_moments:
             if found.path in seen:

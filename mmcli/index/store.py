@@ -141,10 +141,10 @@ class Store(VectorReads):
                 ("dim", str(dim)),
                 ("preprocess", json.dumps(preprocess)),
                 ("generation", "0"),
-                ("created", now),
                 ("updated", now),
             ):
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (now,))  # (made with the schema)
 
     def roots(self) -> list[str]:
         """The folders `mmcli index` was run on (JSON in meta; older indexes have none recorded)."""

@@ -146,16 +146,22 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
     return app
 
 
-def claim_discovery(engine: LocalEngine, config: ServerConfig) -> Path:
-    """Write the discovery file, refusing when another live server owns it."""
-    from mmcli.atomic import atomic_write_bytes
-
+def refuse_second_server() -> None:
+    """A usage error when another live server owns the discovery file (checked before any work, and
+    again when it is claimed)."""
     running = read_discovery()
     if running is not None and running["pid"] != os.getpid():
         raise UsageError(
             f"another mmcli serve (pid {running['pid']}, {running['url']}) is running for {running['index']}",
             hint="stop it first, or give this server its own MMCLI_HOME",
         )
+
+
+def claim_discovery(engine: LocalEngine, config: ServerConfig) -> Path:
+    """Write the discovery file, refusing when another live server owns it."""
+    from mmcli.atomic import atomic_write_bytes
+
+    refuse_second_server()
     url = f"http://{config.host}:{config.port}"
     info = {"url": url, "pid": os.getpid(), "index": str(engine.index), "model": engine.spec.name}
     path = discovery_file()
