@@ -204,7 +204,7 @@ def layout(
         widths[path_k] = max(WRAP_MIN, min(natural[path_k], room))
     left = budget - sum(widths[k] for k in range(n) if k not in flexible)
     for done, k in enumerate(flexible):
-        widths[k] = max(WRAP_MIN, min(natural[k], left // (len(flexible) - done)))
+        widths[k] = min(natural[k], max(WRAP_MIN, left // (len(flexible) - done)))
         left -= widths[k]
     return widths
 
