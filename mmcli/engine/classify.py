@@ -167,6 +167,7 @@ def classify_stream(
         else:
             yield item
 
+
 def timeline(
     path: str,
     times: Sequence[float],
