@@ -22,7 +22,8 @@ ClustersFormat = format_option(CLUSTERS)
     examples=(
         "mmcli dupes",
         "mmcli dupes --threshold 0.9 --html dupes.html",
-        "mmcli dupes -0 | xargs -0 ls -l              (NUL after each path, NUL NUL between groups)",
+        "mmcli dupes -0 | tr -s '\\0' | xargs -0 ls -l     (NUL after each path, NUL NUL between groups: tr -s "
+        "squeezes them)",
     ),
 )
 @picture_options
