@@ -176,9 +176,16 @@ FLEX_MIN = 10  # what a column that may wrap keeps at least before the path colu
 WRAP_MIN = 6  # the narrowest column
 
 
+def _cells(text: str) -> int:
+    """Terminal cells ``text`` takes (a wide character takes two)."""
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
 def _natural(columns: Sequence[str], rows: Sequence[Sequence[str]], k: int) -> int:
     """The width column ``k`` takes unwrapped: its header's or its longest line's."""
-    return max([len(columns[k])] + [len(line) for row in rows for line in row[k].split("\n")])
+    return max([_cells(columns[k])] + [_cells(line) for row in rows for line in row[k].split("\n")])
 
 
 def layout(
@@ -199,7 +206,8 @@ def layout(
     if path_k is not None:
         others = sum(w for k, w in enumerate(natural) if k != path_k)
         most = budget - sum(natural[k] for k in whole) - sum(min(natural[k], FLEX_MIN) for k in flexible)
-        names = max((len(line.rpartition("/")[2]) + 2 for row in rows for line in row[path_k].split("\n")), default=0)
+        lines = [line for row in rows for line in row[path_k].split("\n")]
+        names = max((_cells(line.rpartition("/")[2]) + 2 for line in lines), default=0)
         room = max(budget - others, min(names, most), min(PATH_ROOM_MIN, most))  # whole file names, if it can
         widths[path_k] = max(WRAP_MIN, min(natural[path_k], room))
     left = budget - sum(widths[k] for k in range(n) if k not in flexible)
@@ -212,14 +220,14 @@ def layout(
 def shorten_path(path: str, width: int) -> str:
     """``path`` in at most ``width`` characters where it can be: the folders nearest the file kept, the
     rest shown as "…"; the file name always whole (a name longer than ``width`` is left to wrap)."""
-    if len(path) <= width:
+    if _cells(path) <= width:
         return path
     head, sep, name = path.rpartition("/")
     if not sep:
         return path
     kept = name
     for part in reversed(head.split("/")):
-        if len(part) + 1 + len(kept) + 2 > width:
+        if _cells(part) + 1 + _cells(kept) + 2 > width:
             break
         kept = f"{part}/{kept}"
     return "…/" + kept

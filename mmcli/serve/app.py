@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request, Response  # module level: FastAPI reads the endpoints' annotations
 
 from mmcli.errors import MmcliError, UsageError
+from mmcli.queries import split_moment
 from mmcli.serve.client import NONCE_HEADER, PROOF_HEADER, discovery_file, proof, read_discovery
 from mmcli.serve.guards import BodyLimit, HostOriginGuard, PathGuard, Refused
 from mmcli.serve.wire import ClassifyBody, ClassifyItem, ClassifyReply, ErrorReply, HealthReply, SearchBody, SearchReply
@@ -119,11 +120,11 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
     def run_search(body: SearchBody, upload: str | None = None) -> SearchReply:
         for path in body.named_files():
             if path != upload:
-                paths.check(path)
+                paths.check(split_moment(path)[0])  # a video's moment (VIDEO#t=12): the video's file
         request = body.request()
         for term in request.terms:
             if term.is_image and term.value != upload:
-                paths.check(term.value)
+                paths.check(split_moment(term.value)[0])
         return SearchReply.of(locked(lambda: engine.search(request)))
 
     @app.post("/search", response_model=SearchReply, responses=errors)
