@@ -164,7 +164,7 @@ def embed_files_on_ray(
     every: float = DEFAULT_EVERY,
     max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> Iterator[ImageVector | VideoVectors | FileFailure]:
-    """``video_embed.embed_media`` on a Ray cluster: connect (or start one), embed, results in input order."""
+    """``embedding.video.embed_media`` on a Ray cluster: connect (or start one), embed, results in input order."""
     from mmcli.models import describe_encoder
 
     if not paths:

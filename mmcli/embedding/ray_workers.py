@@ -82,7 +82,7 @@ def decode_task(
 def _video_rows(
     i: int, name: bytes, preprocess: Preprocess, max_pixels: int, every: float, max_frames: int
 ) -> list[tuple[int, float, int, np.ndarray | None, bytes]]:
-    """A video's moments, resized (the arithmetic of ``video_embed.embed_video`` up to the model)."""
+    """A video's moments, resized (the arithmetic of ``embedding.video.embed_video`` up to the model)."""
     try:
         moments = [
             (m.time, np.asarray(preprocess.resize(m.image), dtype=np.uint8))
