@@ -145,3 +145,20 @@ def test_dupes_name_and_show_the_moment_that_matched(runner, tmp_path: Path) -> 
     assert np.abs(cell - first).mean() > 10  # not frame 0 (the red circle)
     table = runner.invoke(app, ["dupes", "--index", str(index), "--threshold", "0.99", "-f", "table"]).stdout
     assert f"clip.mp4 ({group['times'][0]:.1f} s)" in table
+
+
+def test_without_any_font_file_captions_fall_back_to_pillows_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mmcli.cli.pictures as pictures
+
+    monkeypatch.setattr(pictures, "FONT_FILE", tmp_path / "gone.ttf")
+    monkeypatch.setattr(pictures, "SYSTEM_FONTS", ())
+    pictures.caption_fonts.cache_clear()
+    try:
+        (font,) = pictures.caption_fonts()
+        assert font.getname()[0] != "DejaVu Sans mmcli"
+        sheet = np.asarray(contact_sheet([Tile(str(tmp_path / "x.jpg"), ("Été ☀ 2023.jpg",))]))
+        assert (sheet[6 + 192 + 2 : 6 + 192 + 2 + LINE_HEIGHT] < 128).any()  # still a caption
+    finally:
+        pictures.caption_fonts.cache_clear()
