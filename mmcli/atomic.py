@@ -97,14 +97,19 @@ def write_output(path: Path, data: bytes) -> None:
         atomic_write_bytes(target, data)
 
 
-def write_embeddings(output: Path, vectors: np.ndarray, keys: list[str], key_name: str) -> Path:
-    """``output`` (.npy, float32 rows) and ``<stem>.paths.json`` / ``<stem>.texts.json`` beside it."""
+def write_embeddings(
+    output: Path, vectors: np.ndarray, keys: list[str], key_name: str, times: list[float | None] | None = None
+) -> Path:
+    """``output`` (.npy, float32 rows) and ``<stem>.paths.json`` / ``<stem>.texts.json`` beside it;
+    ``times``: each row's moment in its video (None for an image), written when any row has one."""
     import numpy as np
 
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32))
     companion = output.with_name(output.stem + (".paths.json" if key_name == "path" else ".texts.json"))
-    meta = {"format": EMBEDDINGS_FORMAT, "rows": len(keys), key_name + "s": keys}
+    meta: dict[str, object] = {"format": EMBEDDINGS_FORMAT, "rows": len(keys), key_name + "s": keys}
+    if times is not None and any(t is not None for t in times):
+        meta["times"] = times
     write_output(companion, json.dumps(meta, ensure_ascii=False).encode("utf-8", "surrogateescape"))
     write_output(output, buf.getvalue())
     return companion

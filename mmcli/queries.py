@@ -2,7 +2,8 @@
 
 A search query is a weighted sum of unit vectors, renormalised (as rclip combines queries): the
 main text (weight 1), ``--image PATH`` (weight 1), ``--add TERM`` (+w) and ``--sub TERM`` (-w). A
-TERM is ``[WEIGHT:]TEXT-OR-IMAGE-PATH``: an existing file is an image, anything else text.
+TERM is ``[WEIGHT:]TEXT-OR-IMAGE-PATH``: an existing file is an image, anything else text. A video
+file stands for all its moments; ``VIDEO#t=SECONDS`` for the one at that time (``split_moment``).
 
 Image paths are made absolute here, in the process that parsed them, so a request means the same
 thing in a server started in another folder.
@@ -20,6 +21,7 @@ from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import UsageError
 
 WEIGHT_RE = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)):(.+)$", re.DOTALL)
+MOMENT_RE = re.compile(r"^(.+)#t=(\d+(?:\.\d*)?|\.\d+)$", re.DOTALL)  # a media fragment, as `-f urls` writes
 DEFAULT_TEMPLATE = "a photo of a {}."
 
 
@@ -28,7 +30,7 @@ class Term:
     """One part of a query: a text, or an image file (absolute path), with its weight."""
 
     weight: float
-    value: str
+    value: str  # a text, or an image file; a video file (all its moments) or VIDEO#t=SECONDS (one moment)
     is_image: bool
     time: float | None = None  # a moment of a video, in seconds: its indexed vector (else its frame there)
 
@@ -45,11 +47,31 @@ def _everywhere(_path: str) -> bool:
 
 
 def looks_like_path(value: str) -> bool:
-    """A term that names a file rather than a text: a slash, or an image file's suffix."""
-    return os.sep in value or value.lower().endswith(IMAGE_SUFFIXES)
+    """A term that names a file rather than a text: a slash, or an image or video file's suffix (before a
+    ``#t=`` moment). Nothing is looked up."""
+    m = MOMENT_RE.match(value)
+    name = m.group(1) if m else value
+    return os.sep in value or name.lower().endswith(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")  # as mmcli.media.images.VIDEO_EXTENSIONS
+
+
+def split_moment(value: str) -> tuple[str, float | None]:
+    """``talk.mp4#t=12.5`` -> (``talk.mp4``, 12.5); a file that exists under the whole name, or a name
+    without a fragment -> (value, None)."""
+    m = MOMENT_RE.match(value)
+    if m is None or os.path.exists(value):
+        return value, None
+    return m.group(1), float(m.group(2))
+
+
+def names_a_file(value: str, visible: Visible = _everywhere) -> bool:
+    """Is ``value`` an existing file, or a moment (``#t=``) of one? A file ``visible`` refuses is never
+    looked at (as if it did not exist)."""
+    path = split_moment(value)[0]
+    return visible(os.path.abspath(os.path.expanduser(path))) and os.path.isfile(path)
 
 
 def parse_term(raw: str, sign: float = 1.0, visible: Visible = _everywhere) -> Term:
@@ -72,7 +94,7 @@ def parse_term(raw: str, sign: float = 1.0, visible: Visible = _everywhere) -> T
         return Term(sign * weight, value, False)
     if not value.strip():
         raise UsageError(f"empty query term {raw!r}")
-    if exists(value, os.path.isfile):
+    if names_a_file(value, visible):
         return image_term(value, sign * weight)
     if looks_like_path(value):
         raise UsageError(f"no such image file: {value}", hint=f"to search for it as text, write text:{value}")
@@ -92,7 +114,7 @@ def build_terms(
             raise UsageError("empty query")
         terms.append(Term(1.0, query, False))
     if image is not None:
-        if not (visible(os.path.abspath(os.path.expanduser(image))) and os.path.isfile(image)):
+        if not names_a_file(image, visible):
             raise UsageError(f"--image: no such file: {image}")
         terms.append(image_term(image))
     terms += [parse_term(t, 1.0, visible) for t in add] + [parse_term(t, -1.0, visible) for t in sub]

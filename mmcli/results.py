@@ -167,11 +167,13 @@ class IndexEntry:
     folder: str
     roots: tuple[str, ...]
     model: str
-    images: int
+    images: int  # images searches see (videos are counted apart)
     missing: int
-    size_bytes: int
+    size_bytes: int  # as `mmcli info` counts it (``mmcli.index.open.index_size``)
     updated: str
     state: str  # "ok", or why it could not be read
+    videos: int = 0
+    moments: int = 0  # the sampled moments of those videos
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,7 @@ class DupeGroup:
     group: int
     paths: tuple[str, ...]
     min_score: float
+    times: tuple[float | None, ...] = ()  # per path: a video's moment that matched (seconds), None for an image
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,9 @@ class Cluster:
     """A k-means cluster of an index: its size, the images nearest its centre, its best labels."""
 
     cluster: int
-    size: int
+    size: int  # points: images and moments of videos
     samples: tuple[str, ...]
     labels: tuple[LabelScore, ...]
+    images: int = 0
+    videos: int = 0  # the videos whose moments are among the points
+    moments: int = 0

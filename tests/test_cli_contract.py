@@ -67,7 +67,7 @@ def test_labels_as_typed_in_the_issue(runner, shapes_dir: Path) -> None:
         (["classify", "-", "-0", "--labels", "a"], "NUL-separated paths on stdin are -z"),
         (["embed", "-", "-0"], "NUL-separated paths on stdin are -z"),
         (["search", "a", "-0", "-f", "csv"], "cannot be combined"),
-        (["info", "-f", "csv"], "unknown format"),
+        (["info", "-f", "urls"], "unknown format"),
     ],
 )
 def test_usage_errors_exit_2(runner, args: list[str], message: str) -> None:

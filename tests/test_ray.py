@@ -85,14 +85,60 @@ def test_embed_on_ray_takes_relative_paths_and_repeats(
 ) -> None:
     draw_pngs(tmp_path / "photos", 3)
     monkeypatch.chdir(tmp_path)  # the workers' working folder is another: they get absolute paths
-    names = ["photos/0001.png", "./photos/0002.png", "photos/0001.png"]
+    names = ["photos/0001.png", "./photos/0002.png", "photos/0001.png"]  # the repeat is one input
     local = runner.invoke(app, ["embed", *names, "--model", TINY, "--workers", "1"])
     on_ray = runner.invoke(app, ["embed", *names, "--model", TINY, "--ray"])
     assert on_ray.exit_code == 0, on_ray.stderr
     rows = [[json.loads(line) for line in r.stdout.splitlines()] for r in (local, on_ray)]
-    assert [r["path"] for r in rows[1]] == [r["path"] for r in rows[0]] == [str(Path(n)) for n in names]
+    assert [r["path"] for r in rows[1]] == [r["path"] for r in rows[0]] == [str(Path(n)) for n in names[:2]]
     for a, b in zip(*rows):
         assert float(np.dot(a["embedding"], b["embedding"])) >= 0.9999
+
+
+@pytest.mark.ray
+def test_videos_are_sampled_and_embedded_on_the_workers(
+    ray_address, runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("av")
+    from videos import write_video
+
+    import mmcli.embedding.video
+    import mmcli.media.video
+
+    folder = tmp_path / "media"
+    draw_pngs(folder, 3)
+    write_video(folder / "0001.mp4")  # between the pictures: input order holds across images and moments
+    (folder / "0002.mp4").write_bytes(b"not a video")
+    local = runner.invoke(app, ["embed", str(folder), "--model", TINY, "-o", str(tmp_path / "local.npy"), "-q"])
+    assert local.exit_code == 0, local.stderr
+    run_index(tmp_path / "local", [str(folder)], model=TINY, workers=1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a video was sampled on the driver")
+
+    monkeypatch.setattr(mmcli.media.video, "sample_video", refuse)
+    monkeypatch.setattr(mmcli.embedding.video, "embed_video", refuse)
+    args = ["embed", str(folder), "--model", TINY, "-o", str(tmp_path / "ray.npy"), "--ray", "-b", "2"]
+    on_ray = runner.invoke(app, args)
+    assert on_ray.exit_code == 0, on_ray.stderr
+    a, b = (json.loads((tmp_path / f"{n}.paths.json").read_text()) for n in ("local", "ray"))
+    assert (b["paths"], b["times"]) == (a["paths"], a["times"])
+    assert a["times"][1:6] == [0.0, 2.0, 4.0, 6.0, 8.0] and a["paths"][1] == str(folder / "0001.mp4")
+    va, vb = np.load(tmp_path / "local.npy"), np.load(tmp_path / "ray.npy")
+    assert float((va * vb).sum(axis=1).min()) >= 0.9999
+    assert [line for line in on_ray.stderr.splitlines() if "0002.mp4" in line] == [
+        line for line in local.stderr.splitlines() if "0002.mp4" in line
+    ]
+    s = run_index(tmp_path / "ray", [str(folder)], model=TINY, batch_size=2, ray=RayOptions())
+    assert (s.added, s.failed, s.moments) == (4, 1, 5)
+    frames = []
+    for index in ("local", "ray"):
+        db = sqlite3.connect(tmp_path / index / "index.sqlite")
+        frames.append(db.execute("SELECT time, vector FROM frames ORDER BY time").fetchall())
+        db.close()
+    assert [t for t, _ in frames[1]] == [t for t, _ in frames[0]] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    for (_, x), (_, y) in zip(*frames):
+        assert float(np.frombuffer(x, np.float32) @ np.frombuffer(y, np.float32)) >= 0.9999
 
 
 def test_a_folder_of_shards_replaces_an_earlier_one_and_nothing_else(runner, tmp_path: Path) -> None:

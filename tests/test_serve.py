@@ -341,6 +341,17 @@ def test_foreign_pages_are_refused(server, headers: dict[str, str], status: int)
     assert _post(server["url"] + "/search", body, same_origin)[0] == 200  # the server's own pages
 
 
+def test_a_moment_of_a_link_out_of_the_roots_is_refused(server) -> None:
+    link = server["photos"] / "escape.mp4"
+    link.symlink_to("/etc/hostname")  # inside the roots by name, outside once resolved
+    try:
+        for body in ({"image": f"{link}#t=1"}, {"terms": [{"image": f"{link}#t=1"}]}, {"add": [f"{link}#t=1"]}):
+            status, reply = _post(server["url"] + "/search", json.dumps(body).encode())
+            assert status == 403 and "outside the allowed roots" in reply["error"], (body, reply)
+    finally:
+        link.unlink()
+
+
 def test_missing_and_existing_files_outside_the_roots_get_the_same_answer(server) -> None:
     for path in ("/etc/hostname", "/no/such/file.jpg"):
         status, reply = _post(server["url"] + "/search", json.dumps({"image": path}).encode())
@@ -353,6 +364,7 @@ def test_a_second_server_on_the_same_home_is_refused_and_leaves_the_first_alone(
     before = (server["home"] / "server.json").read_bytes()
     r = run_mmcli("serve", "--index", "shapes", "--port", str(_free_port()), env=server["env"])
     assert r.returncode == 2 and b"another mmcli serve" in r.stderr, r.stderr
+    assert b"mmcli serve: http" not in r.stderr  # refused before it loads a model and says it is up
     assert (server["home"] / "server.json").read_bytes() == before
     assert _get(server["url"] + "/health")["status"] == "ok"
 

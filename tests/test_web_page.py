@@ -287,6 +287,12 @@ def test_layout_and_screenshots(server, browser, name: str, size: tuple[int, int
         )
         columns = len(set(lefts))
         assert columns == 2 if name == "phone" else columns >= 5, lefts
+        # the score, the date and "full size" each on one line: moved down whole, never broken in two
+        heights = browser.execute_script(
+            "return Array.from(document.querySelectorAll('#results .meta .line > *')).map(e => "
+            "[e.textContent, e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)])"
+        )
+        assert heights and all(h < 1.5 for _, h in heights), heights
         _screenshot(browser, name)
     finally:
         browser.set_window_size(1280, 900)

@@ -21,7 +21,6 @@ from mmcli.cli.groups import (
 )
 from mmcli.cli.options import (
     EveryOpt,
-    FormatOpt,
     LabelsFileOpt,
     LabelsOpt,
     MaxFramesOpt,
@@ -30,11 +29,16 @@ from mmcli.cli.options import (
     ServerOpt,
     TemplateOpt,
     command,
+    format_option,
 )
+from mmcli.cli.views import CLASSIFICATIONS
 from mmcli.errors import NoImagesError
+
+ClassifyFormat = format_option(CLASSIFICATIONS)
 
 
 @command(
+    short="Classify images (videos: a timeline) against labels.",
     examples=(
         "mmcli classify photo.jpg --labels cat dog",
         "mmcli classify ./photos --labels-file labels.txt --templates imagenet -f csv > out.csv",
@@ -81,7 +85,7 @@ def classify(
     ] = None,
     every: EveryOpt = 2.0,
     max_frames: MaxFramesOpt = 2000,
-    fmt: FormatOpt = None,
+    fmt: ClassifyFormat = None,
     quiet: QuietOpt = False,
     server: ServerOpt = None,
     preview: PreviewOpt = None,
@@ -143,10 +147,9 @@ def classify(
             prompts.close()
             progress.close()
         renderer.close()
-        files = len([d for d in done if not isinstance(d, Segment)]) + len(
-            {d.path for d in done if isinstance(d, Segment)}
-        )
-        summary("classified", files, failed, time.perf_counter() - start, quiet)
+        videos = {d.path for d in done if isinstance(d, Segment) or is_video(d.path)}
+        images = len([d for d in done if d.path not in videos])
+        summary("classified", images, failed, time.perf_counter() - start, quiet, len(videos))
         if not done:
             raise NoImagesError(f"no image could be classified ({failed} failed)")
         if pictures.html or pictures.grid:

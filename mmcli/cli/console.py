@@ -81,10 +81,20 @@ def _silence_stdout() -> None:
         pass
 
 
-def summary(verb: str, ok: int, failed: int, seconds: float, quiet: bool) -> None:
-    """``classified 12 images, 1 failed in 0.8 s (15.0 images/s)`` on a terminal."""
+RATE_MIN_IMAGES = 64  # fewer images: a rate would mostly measure start-up (the model load), so none is shown
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 image``, ``3 images``, ``0 videos``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def summary(verb: str, images: int, failed: int, seconds: float, quiet: bool, videos: int = 0) -> None:
+    """``classified 120 images, 2 videos, 1 failed in 8.0 s (15.0 images/s)`` on a terminal; the rate only
+    for runs of images long enough to measure one."""
     if quiet or not sys.stderr.isatty():
         return
-    rate = ok / seconds if seconds > 0 else 0.0
+    done = ", ".join([counted(images, "image")] + ([counted(videos, "video")] if videos else []))
     extra = f", {failed} failed" if failed else ""
-    say(f"{verb} {ok} image{'s' if ok != 1 else ''}{extra} in {seconds:.1f} s ({rate:.1f} images/s)")
+    rate = f" ({images / seconds:.1f} images/s)" if images >= RATE_MIN_IMAGES and not videos and seconds > 0 else ""
+    say(f"{verb} {done}{extra} in {seconds:.1f} s{rate}")

@@ -1,10 +1,11 @@
-"""`mmcli embed`: L2-normalised embeddings of images or texts, as JSON Lines or a .npy file."""
+"""`mmcli embed`: L2-normalised embeddings of images, video moments or texts, as JSON Lines or .npy files."""
 
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -12,7 +13,7 @@ import typer
 
 from mmcli.cli.console import funnel, say, summary, warn, warn_all
 from mmcli.cli.groups import InputChoice, ModelChoice, RunChoice, input_options, model_options, run_options
-from mmcli.cli.options import QuietOpt, command
+from mmcli.cli.options import EveryOpt, MaxFramesOpt, QuietOpt, command
 from mmcli.cli.ray_group import RayChoice, ray_options
 from mmcli.errors import NoImagesError, UsageError
 
@@ -23,12 +24,15 @@ if TYPE_CHECKING:
 
     from mmcli.embedding.ray_driver import RayOptions
     from mmcli.engine.local import LocalEngine
+    from mmcli.media.video import VideoVectors
     from mmcli.results import FileFailure, ImageVector, ProgressFn
 
 
 @command(
+    short="Embeddings of images, video moments or texts.",
     examples=(
         "mmcli embed ./photos --output photos.npy     (also writes photos.paths.json)",
+        "mmcli embed talk.mp4 --every 5 | jq .time     (a row per moment of a video)",
         "mmcli embed --text 'a red car' 'a blue car' | jq '.embedding | length'",
         "mmcli embed /shared/photos --ray -o photos.npy     (decoding and model on a Ray cluster)",
     ),
@@ -60,6 +64,8 @@ def embed(
     shard_rows: Annotated[
         int, typer.Option("--shard-rows", min=1, help="Rows per shard when --output is a folder.")
     ] = 100_000,
+    every: EveryOpt = 2.0,
+    max_frames: MaxFramesOpt = 2000,
     quiet: QuietOpt = False,
     *,
     source: InputChoice,
@@ -67,7 +73,7 @@ def embed(
     run: RunChoice,
     ray_choice: RayChoice,
 ) -> None:
-    """L2-normalised embeddings of images or texts."""
+    """L2-normalised embeddings of images, video moments or texts."""
     with funnel():
         from mmcli.embedding.shards import check_folder, is_shard_folder
         from mmcli.engine.local import LocalEngine
@@ -83,12 +89,13 @@ def embed(
         if text and ray is not None:
             raise UsageError("--ray embeds images; texts are embedded here")
         engine = LocalEngine(None, *model_choice.args, batch_size=run.batch_size, workers=run.workers)
+        how = MediaRun(run, ray, every, max_frames)
         if text:
             _texts(engine, text, output, quiet)
         elif output is not None and sharded:
-            _images_to_shards(engine, source.paths(), run, ray, quiet, output, shard_rows)
+            _images_to_shards(engine, source.paths(videos=True), how, quiet, output, shard_rows)
         else:
-            _images_to_file(engine, source.paths(), run, ray, quiet, output)
+            _images_to_file(engine, source.paths(videos=True), how, quiet, output)
 
 
 def _texts(engine: LocalEngine, texts: list[str], output: Path | None, quiet: bool) -> None:
@@ -108,90 +115,109 @@ def _texts(engine: LocalEngine, texts: list[str], output: Path | None, quiet: bo
         say(f"wrote {len(texts)} x {vectors.shape[1]} embeddings to {output} (+ {companion.name})")
 
 
-def _images_to_file(
-    engine: LocalEngine, paths: list[str], run: RunChoice, ray: RayOptions | None, quiet: bool, output: Path | None
-) -> None:
+def _images_to_file(engine: LocalEngine, paths: list[str], how: MediaRun, quiet: bool, output: Path | None) -> None:
     """JSON Lines on stdout as they come, or one .npy (+ .paths.json) at the end."""
     import numpy as np
 
     from mmcli.atomic import write_embeddings
 
     if output is None:
-        _images(engine, paths, run, ray, quiet, _stdout)
+        _images(engine, paths, how, quiet, _stdout)
         return
     keys: list[str] = []
+    times: list[float | None] = []
     rows: list[np.ndarray] = []
-    _images(engine, paths, run, ray, quiet, lambda key, vector: (keys.append(key), rows.append(vector)))
-    companion = write_embeddings(output, np.stack(rows), keys, "path")
+
+    def keep(key: str, moment: float | None, vector: np.ndarray) -> None:
+        keys.append(key)
+        times.append(moment)
+        rows.append(vector)
+
+    _images(engine, paths, how, quiet, keep)
+    companion = write_embeddings(output, np.stack(rows), keys, "path", times)
     if not quiet:
         say(f"wrote {len(keys)} x {rows[0].shape[0]} embeddings to {output} (+ {companion.name})")
 
 
 def _images_to_shards(
-    engine: LocalEngine,
-    paths: list[str],
-    run: RunChoice,
-    ray: RayOptions | None,
-    quiet: bool,
-    output: Path,
-    shard_rows: int,
+    engine: LocalEngine, paths: list[str], how: MediaRun, quiet: bool, output: Path, shard_rows: int
 ) -> None:
     from mmcli.embedding.shards import ShardWriter
 
     writer = ShardWriter(output, shard_rows, engine.spec.canonical)
-    _images(engine, paths, run, ray, quiet, writer.add)
+    _images(engine, paths, how, quiet, writer.add)
     manifest = writer.close()
     if not quiet:
         say(f"wrote {writer.rows} x {writer.dim} embeddings to {output}: {len(writer.shards)} shards + {manifest.name}")
 
 
-def _image_stream(
-    engine: LocalEngine, paths: list[str], run: RunChoice, ray: RayOptions | None, on_progress: ProgressFn
-) -> Iterator[ImageVector | FileFailure]:
-    """Here (decoding processes + the model in this process), or on a Ray cluster."""
-    if ray is None:
-        from mmcli.embedding.batch import embed_stream
+@dataclass(frozen=True)
+class MediaRun:
+    """How images and videos are embedded: the run options, Ray or not, the video sampling."""
 
-        return embed_stream(engine.encoder(), paths, run.batch_size, run.workers, run.pixel_limit, on_progress)
+    run: RunChoice
+    ray: RayOptions | None
+    every: float
+    max_frames: int
+
+
+def _media_stream(
+    engine: LocalEngine, paths: list[str], how: MediaRun, on_progress: ProgressFn
+) -> Iterator[ImageVector | VideoVectors | FileFailure]:
+    """Here (decoding processes + the model in this process), or on a Ray cluster."""
+    run = how.run
+    if how.ray is None:
+        from mmcli.embedding.video import embed_media
+
+        return embed_media(
+            engine.encoder(), paths, every=how.every, max_frames=how.max_frames, batch_size=run.batch_size,
+            workers=run.workers, max_pixels=run.pixel_limit, on_progress=on_progress,
+        )  # fmt: skip
     from mmcli.embedding.ray_driver import embed_files_on_ray
 
     return embed_files_on_ray(
-        engine.spec, paths, ray, device=engine.device, precision=engine.precision, batch_size=run.batch_size,
-        max_pixels=run.pixel_limit, on_progress=on_progress,
+        engine.spec, paths, how.ray, device=engine.device, precision=engine.precision, batch_size=run.batch_size,
+        max_pixels=run.pixel_limit, on_progress=on_progress, every=how.every, max_frames=how.max_frames,
     )  # fmt: skip
 
 
-def _stdout(key: str, vector: np.ndarray) -> None:
+def _stdout(key: str, moment: float | None, vector: np.ndarray) -> None:
     from mmcli.cli.output import json_line
 
-    sys.stdout.write(json_line({"path": key, "embedding": vector.tolist()}) + "\n")
+    row: dict[str, object] = {"path": key} if moment is None else {"path": key, "time": moment}
+    row["embedding"] = vector.tolist()
+    sys.stdout.write(json_line(row) + "\n")
 
 
 def _images(
     engine: LocalEngine,
     paths: list[str],
-    run: RunChoice,
-    ray: RayOptions | None,
+    how: MediaRun,
     quiet: bool,
-    sink: Callable[[str, np.ndarray], None],
+    sink: Callable[[str, float | None, np.ndarray], None],
 ) -> None:
-    """Each embedded image to ``sink`` in input order; one stderr line per file skipped."""
+    """Each embedded image, and each moment of each video, to ``sink`` in input order; one stderr line
+    per file skipped."""
     from mmcli.cli.output import Progress
-    from mmcli.results import FileFailure
+    from mmcli.results import FileFailure, ImageVector
 
     start = time.perf_counter()
-    progress = Progress("embedding", enabled=not quiet)
-    ok, failed = 0, 0
+    progress = Progress("embedding", enabled=not quiet, unit="files")
+    images, videos, failed = 0, 0, 0
     try:
-        for item in _image_stream(engine, paths, run, ray, progress.update):
+        for item in _media_stream(engine, paths, how, progress.update):
             if isinstance(item, FileFailure):
                 failed += 1
                 warn(f"skipped {item.path}: {item.reason}")
-                continue
-            sink(item.path, item.vector)
-            ok += 1
+            elif isinstance(item, ImageVector):
+                sink(item.path, None, item.vector)
+                images += 1
+            else:
+                for moment, vector in zip(item.times, item.vectors):
+                    sink(item.path, moment, vector)
+                videos += 1
     finally:
         progress.close()
-    summary("embedded", ok, failed, time.perf_counter() - start, quiet)
-    if not ok:
-        raise NoImagesError(f"no image could be embedded ({failed} failed)")
+    summary("embedded", images, failed, time.perf_counter() - start, quiet, videos)
+    if not images + videos:
+        raise NoImagesError(f"no image or video could be embedded ({failed} failed)")

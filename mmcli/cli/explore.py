@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
-from mmcli.cli.console import funnel, say
-from mmcli.cli.groups import ModelChoice, PictureChoice, model_options, picture_options
+from mmcli.cli.console import counted, funnel, say
+from mmcli.cli.groups import ModelChoice, PictureChoice, index_model_options, picture_options
 from mmcli.cli.options import (
-    FormatOpt,
     IndexOpt,
     LabelsFileOpt,
     LabelsOpt,
@@ -18,16 +18,23 @@ from mmcli.cli.options import (
     PreviewOpt,
     TemplateOpt,
     command,
+    format_option,
 )
+from mmcli.cli.views import CLUSTERS, DUPES
+
+DupesFormat = format_option(DUPES)
+ClustersFormat = format_option(CLUSTERS)
 
 
 @command(
+    short="Groups of near-duplicate images in an index.",
     examples=(
         "mmcli dupes",
         "mmcli dupes --threshold 0.9 --html dupes.html",
-        "mmcli dupes -0 | xargs -0 ls -l              (NUL after each path, NUL NUL between groups)",
+        "mmcli dupes -0 | tr -s '\\0' | xargs -0 ls -l     (NUL after each path, NUL NUL between groups: tr -s "
+        "squeezes them)",
         "mmcli dupes --preview                        (each group's pictures in the terminal)",
-    )
+    ),
 )
 @picture_options
 def dupes(
@@ -36,7 +43,7 @@ def dupes(
         typer.Option("--threshold", min=0.0, max=1.0, help="Cosine similarity that makes two images near-duplicates."),
     ] = 0.95,
     index: IndexOpt = None,
-    fmt: FormatOpt = None,
+    fmt: DupesFormat = None,
     null: NulOutOpt = False,
     preview: PreviewOpt = None,
     *,
@@ -56,20 +63,36 @@ def dupes(
         render(groups, DUPES, out_format, nul=null, preview=shown)
         if pictures.html or pictures.grid:
             from mmcli.cli.pictures import Tile
+            from mmcli.media.video import format_time
 
             tiles = [
-                Tile(p, (f"group {g.group} ({len(g.paths)} images)", f"min score {g.min_score:.3f}"))
+                Tile(
+                    p,
+                    (f"group {g.group} ({_files(g.paths)})", f"min score {g.min_score:.3f}")
+                    + ((f"at {format_time(t)}",) if t is not None else ()),
+                    t,
+                    g.group,
+                )
                 for g in groups
-                for p in g.paths
+                for p, t in zip(g.paths, g.times or (None,) * len(g.paths))
             ]
             pictures.write(tiles, "mmcli dupes", f"threshold {threshold}; {len(groups)} groups")
         say(
-            f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates "
-            f"({sum(len(g.paths) for g in groups)} images) at threshold {threshold}"
+            f"{counted(len(groups), 'group')} of near-duplicates "
+            f"({_files([p for g in groups for p in g.paths])}) at threshold {threshold}"
         )
 
 
+def _files(paths: Sequence[str]) -> str:
+    """``3 images``, ``2 images, 1 video``: videos counted apart."""
+    from mmcli.media.video import is_video
+
+    videos = sum(is_video(p) for p in paths)
+    return counted(len(paths) - videos, "image") + (f", {counted(videos, 'video')}" if videos else "")
+
+
 @command(
+    short="k-means clusters of an index, with labels.",
     examples=(
         "mmcli cluster -k 20",
         "mmcli cluster -k 8 --labels beach mountain city food people -f jsonl",
@@ -77,7 +100,7 @@ def dupes(
     ),
     multi_value=True,
 )
-@model_options
+@index_model_options
 @picture_options
 def cluster(
     k: Annotated[int, typer.Option("-k", "--clusters", min=1, help="How many clusters.")] = 10,
@@ -87,7 +110,7 @@ def cluster(
     samples: Annotated[int, typer.Option("--samples", min=1, help="Sample paths per cluster.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="k-means seed.")] = 1234,
     index: IndexOpt = None,
-    fmt: FormatOpt = None,
+    fmt: ClustersFormat = None,
     null: NulOutOpt = False,
     preview: PreviewOpt = None,
     *,
@@ -99,7 +122,7 @@ def cluster(
         from mmcli.cli.inputs import choose_templates, collect_labels
         from mmcli.cli.output import choose_format, render
         from mmcli.cli.preview import open_preview
-        from mmcli.cli.views import CLUSTERS
+        from mmcli.cli.views import CLUSTERS, held
         from mmcli.engine.local import LocalEngine
         from mmcli.explore.cluster import cluster_index
         from mmcli.index.open import index_folder
@@ -114,7 +137,9 @@ def cluster(
             from mmcli.cli.pictures import Tile
 
             tiles = [
-                Tile(p, (f"cluster {c.cluster} ({c.size} images)", ", ".join(ls.label for ls in c.labels[:2])))
+                Tile(
+                    p, (f"cluster {c.cluster} ({held(c)})", ", ".join(ls.label for ls in c.labels[:2])), None, c.cluster
+                )
                 for c in clusters
                 for p in c.samples
             ]

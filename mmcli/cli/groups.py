@@ -1,6 +1,8 @@
 """Option groups: a decorator adds several options to a command and hands it one typed value.
 
 ``@model_options``   --model/--weights/--device/--precision     -> ``model_choice: ModelChoice``
+                    (``@index_model_options``, ``@indexing_model_options``: the same, saying that the
+                    model is the index's)
 ``@run_options``     --batch-size/--workers/--max-pixels        -> ``run: RunChoice``
 ``@input_options``   inputs argument, -z, --include-hidden      -> ``source: InputChoice``
 ``@picture_options`` --html/--grid                              -> ``pictures: PictureChoice``
@@ -64,16 +66,20 @@ def _opt(name: str, kind: Any, default: Any, *flags: str, **settings: Any) -> in
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, info])
 
 
+MODEL_FORMS = "ARCH:TAG, hf-hub:ORG/REPO, local-dir:DIR or an alias (see `mmcli models`)."
+MODEL_DEFAULTS = {  # what --model is without it, for commands without an index, indexing, and using one
+    "none": "Default: $MMCLI_MODEL or ViT-B-32-256:datacomp_s34b_b86k.",
+    "indexing": "Default: the index's own model; for a new index $MMCLI_MODEL or ViT-B-32-256:datacomp_s34b_b86k.",
+    "index": "Default: the model the index was built with (another is an error).",
+}
+
+
+def _model_params(default: str) -> tuple[inspect.Parameter, ...]:
+    return (_opt("model", Optional[str], None, "--model", "-m", help=f"{MODEL_FORMS} {default}"), *MODEL_PARAMS[1:])
+
+
 MODEL_PARAMS = (
-    _opt(
-        "model",
-        Optional[str],
-        None,
-        "--model",
-        "-m",
-        help="ARCH:TAG, hf-hub:ORG/REPO, local-dir:DIR or an alias (see `mmcli models`). "
-        "Default: $MMCLI_MODEL or ViT-B-32-256:datacomp_s34b_b86k.",
-    ),
+    _opt("model", Optional[str], None, "--model", "-m", help=f"{MODEL_FORMS} {MODEL_DEFAULTS['none']}"),
     _opt(
         "weights",
         Optional[Path],
@@ -216,6 +222,16 @@ def picture_options(fn: F) -> F:
 def model_options(fn: F) -> F:
     """Adds --model/--weights/--device/--precision; the command receives ``model_choice: ModelChoice``."""
     return _group("model_choice", MODEL_PARAMS, ModelChoice)(fn)
+
+
+def indexing_model_options(fn: F) -> F:
+    """``model_options`` of `mmcli index`: the model defaults to the index's own."""
+    return _group("model_choice", _model_params(MODEL_DEFAULTS["indexing"]), ModelChoice)(fn)
+
+
+def index_model_options(fn: F) -> F:
+    """``model_options`` of a command that uses an index (search, cluster, serve): its model is the index's."""
+    return _group("model_choice", _model_params(MODEL_DEFAULTS["index"]), ModelChoice)(fn)
 
 
 def run_options(fn: F) -> F:

@@ -9,10 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mmcli.cli.console import funnel, say, warn, warn_all
-from mmcli.cli.groups import ModelChoice, RunChoice, model_options, run_options
-from mmcli.cli.options import EveryOpt, FormatOpt, HiddenOpt, IndexOpt, MaxFramesOpt, QuietOpt, command
+from mmcli.cli.console import RATE_MIN_IMAGES, funnel, say, warn, warn_all
+from mmcli.cli.groups import ModelChoice, RunChoice, indexing_model_options, run_options
+from mmcli.cli.options import EveryOpt, HiddenOpt, IndexOpt, MaxFramesOpt, QuietOpt, command, format_option
 from mmcli.cli.ray_group import RayChoice, ray_options
+from mmcli.cli.views import INDEXES, INFO
+
+IndexesFormat = format_option(INDEXES)
+InfoFormat = format_option(INFO)
 
 if TYPE_CHECKING:
     from mmcli.index.sync import IndexSummary
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
 
 @command(
     "index",
+    short="Add folders of images and videos to an index.",
     examples=(
         "mmcli index ~/Pictures                      (again later: only new or changed files are embedded)",
         "mmcli index ./photos --index holiday --exclude '*.tmp.jpg' --model mmcli-tiny",
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
     ),
 )
 @ray_options
-@model_options
+@indexing_model_options
 @run_options
 def index_cmd(
     paths: Annotated[list[str], typer.Argument(help="Folders (walked recursively), image or video files.")],
@@ -116,7 +121,7 @@ def _report(folder: Path, s: IndexSummary, quiet: bool, prefix: str = "") -> Non
     warn_all(s.warnings)
     if quiet:
         return
-    rate = f", {s.images_per_second:.1f} images/s" if s.embedded else ""
+    rate = f", {s.images_per_second:.1f} images/s" if s.embedded >= RATE_MIN_IMAGES else ""  # (embedding only)
     back = f", {s.restored} back" if s.restored else ""
     dated = f", {s.dated} dates read" if s.dated else ""
     lazy = "" if s.model_loaded else " (no model loaded)"
@@ -128,8 +133,11 @@ def _report(folder: Path, s: IndexSummary, quiet: bool, prefix: str = "") -> Non
     )
 
 
-@command(examples=("mmcli indexes", "mmcli indexes -f jsonl | jq -r .name"))
-def indexes(fmt: FormatOpt = None) -> None:
+@command(
+    short="List the indexes: folders, model, size, last update.",
+    examples=("mmcli indexes", "mmcli indexes -f jsonl | jq -r .name"),
+)
+def indexes(fmt: IndexesFormat = None) -> None:
     """The indexes under $MMCLI_HOME/indexes: name, folders indexed, model, images, size, last update."""
     with funnel():
         from mmcli.cli.output import choose_format, render
@@ -139,8 +147,10 @@ def indexes(fmt: FormatOpt = None) -> None:
         render(list_indexes(), INDEXES, choose_format(INDEXES, fmt, sys.stdout))
 
 
-@command(examples=("mmcli info", "mmcli info --index holiday -f json"))
-def info(index: IndexOpt = None, fmt: FormatOpt = None) -> None:
+@command(
+    short="One index: where, model, counts, size, dates.", examples=("mmcli info", "mmcli info --index holiday -f json")
+)
+def info(index: IndexOpt = None, fmt: InfoFormat = None) -> None:
     """Where an index lives, its model, counts, size and last update."""
     with funnel():
         from mmcli.cli.output import choose_format, render

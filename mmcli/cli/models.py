@@ -9,13 +9,19 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say
-from mmcli.cli.options import FormatOpt, command
+from mmcli.cli.options import command, format_option
+from mmcli.cli.views import MODELS
+
+ModelsFormat = format_option(MODELS)
 
 
-@command(examples=("mmcli models", "mmcli models --all -f jsonl | jq -r 'select(.local) | .spec'"))
+@command(
+    short="List model aliases and which are downloaded.",
+    examples=("mmcli models", "mmcli models --all -f jsonl | jq -r 'select(.local) | .spec'"),
+)
 def models(
     all_: Annotated[bool, typer.Option("--all", help="Also list every open_clip architecture:tag.")] = False,
-    fmt: FormatOpt = None,
+    fmt: ModelsFormat = None,
 ) -> None:
     """List model aliases and which weights are already on this machine (loads no model)."""
     with funnel():
@@ -26,7 +32,7 @@ def models(
         render(list_models(include_all=all_), MODELS, choose_format(MODELS, fmt, sys.stdout))
 
 
-@command(examples=("mmcli demo --dir ./shapes --count 100",))
+@command(short="Offline demo: shape images, indexed and searched.", examples=("mmcli demo --dir ./shapes --count 100",))
 def demo(
     folder: Annotated[
         Optional[Path],

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
 if TYPE_CHECKING:
-    pass
+    from mmcli.cli.output import View
 
 F = TypeVar("F", bound=Callable[..., Any])
 MULTI_VALUE_OPTIONS = ("--labels", "-l", "--text", "-t")
@@ -60,8 +60,63 @@ def expand_bare_preview(args: Sequence[str]) -> list[str]:
     return out
 
 
+# What each value is called in help (``--labels LABEL...``), by the option's long name; any other option
+# is named from its type (N, NUMBER, PATH, TEXT): help never shows Python types such as <list[str]>.
+METAVARS = {
+    "--labels": "LABEL...", "--labels-file": "FILE", "--template": "TEMPLATE", "--templates": "NAME",
+    "--threshold": "SCORE", "--top-k": "K", "--clusters": "K", "--every": "SECONDS", "--max-frames": "N",
+    "--format": "FORMAT", "--server": "URL", "--html": "FILE.html", "--grid": "FILE.png", "--batch-size": "N",
+    "--workers": "N", "--max-pixels": "N", "--model": "MODEL", "--weights": "FILE", "--device": "DEVICE",
+    "--precision": "PRECISION", "--index": "INDEX", "--exclude": "GLOB", "--image": "FILE", "--add": "TERM",
+    "--sub": "TERM", "--in": "FOLDER", "--after": "DATE", "--before": "DATE", "--sort": "ORDER",
+    "--output": "FILE", "--shard-rows": "N", "--text": "TEXT...", "--ray-address": "ADDRESS",
+    "--ray-actors": "N", "--ray-gpus-per-actor": "GPUS", "--host": "HOST", "--port": "PORT",
+    "--allow-root": "FOLDER", "--allow-host": "HOST", "--allow-origin": "URL", "--max-body": "BYTES",
+    "--max-upload": "BYTES", "--dir": "FOLDER", "--count": "N", "--seed": "N", "--samples": "N",
+}  # fmt: skip
+ARGUMENT_METAVARS = {"inputs": "PATH", "paths": "PATH", "query": "TEXT"}
+
+
+def _type_metavar(param: Any) -> str:
+    import click
+
+    kind = param.type
+    if isinstance(kind, (click.types.IntParamType, click.IntRange)):
+        return "N"
+    if isinstance(kind, (click.types.FloatParamType, click.FloatRange)):
+        return "NUMBER"
+    if isinstance(kind, click.Path):
+        return "PATH"
+    return "TEXT"
+
+
+class _NamedArgument(TyperArgument):
+    """An argument shown by its metavar: ``PATH...`` in help and usage, no ``<list[str]>``, no braces."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _rich_display_name(self) -> str:
+        return self.display_name_raw + ("..." if self.nargs != 1 else "")
+
+    def _usage_display_name(self) -> str:
+        name = self._rich_display_name()
+        return name if self.required else f"[{name}]"
+
+
 class MmcliCommand(TyperCommand):
-    """Every command: ``--preview`` may be given without a mode."""
+    """Every mmcli command: its values named in help (``METAVARS``), never Python types; ``--preview``
+    may be given without a mode."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.metavar = param.metavar or ARGUMENT_METAVARS.get(param.name or "", (param.name or "").upper())
+                param.__class__ = _NamedArgument
+            elif isinstance(param, TyperOption) and not param.is_flag and param.metavar is None:
+                long = next((o for o in param.opts if o.startswith("--")), "")
+                param.metavar = METAVARS.get(long) or _type_metavar(param)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, expand_bare_preview(args))
@@ -74,12 +129,18 @@ class MultiValueCommand(MmcliCommand):
         return super().parse_args(ctx, expand_multi_values(args))
 
 
-def command(name: str | None = None, *, examples: Sequence[str], multi_value: bool = False) -> Callable[[F], F]:
-    """Mark a function as a command; ``mmcli.cli.app`` registers it. Every command shows examples."""
+def command(
+    name: str | None = None, *, examples: Sequence[str], short: str | None = None, multi_value: bool = False
+) -> Callable[[F], F]:
+    """Mark a function as a command; ``mmcli.cli.app`` registers it. Every command shows examples.
+    ``short``: its line in ``mmcli --help``, shown whole (keep it to one line at 80 columns); default:
+    the docstring's first sentence, also whole (Click would cut it with "...")."""
 
     def mark(fn: F) -> F:
         epilog = "Examples:\n\n" + "\n\n".join(f"  {e}" for e in examples)
-        settings: dict[str, Any] = {"epilog": epilog, "cls": MultiValueCommand if multi_value else MmcliCommand}
+        first = " ".join((fn.__doc__ or "").split()).split(". ")[0].rstrip(".")
+        settings: dict[str, Any] = {"epilog": epilog, "short_help": short or first}
+        settings["cls"] = MultiValueCommand if multi_value else MmcliCommand
         fn.mmcli_command = (name, settings)  # type: ignore[attr-defined]
         return fn
 
@@ -87,13 +148,25 @@ def command(name: str | None = None, *, examples: Sequence[str], multi_value: bo
 
 
 # ----------------------------------------------------------------------------------- single options
+def format_option(view: View) -> Any:
+    """``-f/--format`` listing the formats ``view`` offers (what ``output.choose_format`` accepts)."""
+    return Annotated[
+        Optional[str],
+        typer.Option(
+            "--format",
+            "-f",
+            help=f"{' | '.join(view.formats)} (default: table on a terminal, jsonl when piped).",
+            show_default=False,
+        ),
+    ]
+
+
 FormatOpt = Annotated[
     Optional[str],
     typer.Option(
         "--format",
         "-f",
-        help="table | json | jsonl | csv | tsv | paths | urls, as the command offers (default: table on a terminal, "
-        "jsonl when piped).",
+        help="Output format (default: table on a terminal, jsonl when piped); an unknown one lists those offered.",
         show_default=False,
     ),
 ]

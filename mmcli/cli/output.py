@@ -64,6 +64,9 @@ class View:
     dim: frozenset[str] = field(default_factory=frozenset)  # de-emphasised table columns
     as_dict: Callable[[Any], dict[str, Any]] = asdict  # a record as JSON (a field left out when not asked for)
     previews: Callable[[Any], Sequence[Any]] | None = None  # --preview: a record's pictures (cli.preview.Entry)
+    path_column: str | None = None  # the table column of paths: its folders are shortened to fit, never a name
+    optional: frozenset[str] = field(default_factory=frozenset)  # table columns left out when empty throughout
+    nowrap: frozenset[str] = field(default_factory=frozenset)  # table columns never wrapped (as the right ones)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -148,18 +151,93 @@ class Renderer:
         from rich.console import Console
         from rich.table import Table
 
+        view = self.view
+        rows = [[stdout_safe(str(cell)) for cell in cells] for r in self.held for cells in view.table_rows(r)]
+        keep = [k for k, col in enumerate(view.columns) if col not in view.optional or any(row[k] for row in rows)]
+        columns = [view.columns[k] for k in keep]
+        rows = [[row[k] for k in keep] for row in rows]
+        console = Console(file=self.out, soft_wrap=False)
+        whole = {k for k, col in enumerate(columns) if col in view.right or col in view.nowrap}
+        path_k = columns.index(view.path_column) if view.path_column in columns else None
+        widths = layout(console.width, columns, rows, whole, path_k)
+        if path_k is not None:
+            for row in rows:
+                row[path_k] = "\n".join(shorten_path(line, widths[path_k]) for line in row[path_k].split("\n"))
         table = Table(show_edge=False, header_style="bold")
-        for col in self.view.columns:
+        for k, col in enumerate(columns):
             table.add_column(
                 col,
                 overflow="fold",
-                justify="right" if col in self.view.right else "left",
-                style="dim" if col in self.view.dim else None,
+                justify="right" if col in view.right else "left",
+                style="dim" if col in view.dim else None,
+                no_wrap=k in whole,
+                width=widths[k],
             )
-        for record in self.held:
-            for cells in self.view.table_rows(record):
-                table.add_row(*(stdout_safe(str(cell)) for cell in cells))
-        Console(file=self.out, soft_wrap=False).print(table)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+PATH_ROOM_MIN = 24  # a path column is not squeezed below this while the other columns can wrap instead
+FLEX_MIN = 10  # what a column that may wrap keeps at least before the path column's file names are cut
+WRAP_MIN = 6  # the narrowest column
+
+
+def _cells(text: str) -> int:
+    """Terminal cells ``text`` takes (a wide character takes two)."""
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
+def _natural(columns: Sequence[str], rows: Sequence[Sequence[str]], k: int) -> int:
+    """The width column ``k`` takes unwrapped: its header's or its longest line's."""
+    return max([_cells(columns[k])] + [_cells(line) for row in rows for line in row[k].split("\n")])
+
+
+def layout(
+    width: int, columns: Sequence[str], rows: Sequence[Sequence[str]], whole: set[int], path_k: int | None
+) -> list[int]:
+    """Column widths for a table ``width`` wide (rich, no edges: a space either side of each cell, a rule
+    between columns). Columns in ``whole`` (numbers, times, dates) keep their natural width; the path
+    column gets what the others leave, or room for its longest file name, or ``PATH_ROOM_MIN``, as far
+    as the other columns can wrap (its folders are then shortened, see ``shorten_path``); the rest
+    share what is left, the narrow ones whole."""
+    n = len(columns)
+    natural = [_natural(columns, rows, k) for k in range(n)]
+    budget = width - 3 * n + 1
+    widths = list(natural)
+    if sum(natural) <= budget:
+        return widths
+    flexible = sorted((k for k in range(n) if k not in whole and k != path_k), key=lambda k: natural[k])
+    if path_k is not None:
+        others = sum(w for k, w in enumerate(natural) if k != path_k)
+        most = budget - sum(natural[k] for k in whole) - sum(min(natural[k], FLEX_MIN) for k in flexible)
+        lines = [line for row in rows for line in row[path_k].split("\n")]
+        names = max((_cells(line.rpartition("/")[2]) + 2 for line in lines), default=0)
+        room = max(budget - others, min(names, most), min(PATH_ROOM_MIN, most))  # whole file names, if it can
+        widths[path_k] = max(WRAP_MIN, min(natural[path_k], room))
+    left = budget - sum(widths[k] for k in range(n) if k not in flexible)
+    for done, k in enumerate(flexible):
+        widths[k] = min(natural[k], max(WRAP_MIN, left // (len(flexible) - done)))
+        left -= widths[k]
+    return widths
+
+
+def shorten_path(path: str, width: int) -> str:
+    """``path`` in at most ``width`` characters where it can be: the folders nearest the file kept, the
+    rest shown as "…"; the file name always whole (a name longer than ``width`` is left to wrap)."""
+    if _cells(path) <= width:
+        return path
+    head, sep, name = path.rpartition("/")
+    if not sep:
+        return path
+    kept = name
+    for part in reversed(head.split("/")):
+        if _cells(part) + 1 + _cells(kept) + 2 > width:
+            break
+        kept = f"{part}/{kept}"
+    return "…/" + kept
 
 
 def render(

@@ -8,13 +8,15 @@ grid that reflows from one column on a phone to many on a desktop.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import os
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmcli.atomic import write_output
 from mmcli.media.thumbnail import THUMB, render_thumbnail, thumbnail  # noqa: F401 (render_thumbnail re-exported)
@@ -30,6 +32,7 @@ class Tile:
     path: str
     caption: tuple[str, ...]
     time: float | None = None  # a moment of a video: its frame is shown, and linked with #t=SECONDS
+    group: int | None = None  # tiles of one group (dupes): a contact sheet starts each group on a new row
 
 
 def _data_uri(img: Image.Image) -> str:
@@ -97,28 +100,100 @@ def write_html(path: Path, tiles: Sequence[Tile], title: str, subtitle: str = ""
     write_output(path, render_html(tiles, title, subtitle).encode("utf-8"))
 
 
-def contact_sheet(tiles: Sequence[Tile], columns: int = 5, size: int = 192) -> Image.Image:
-    """A grid of thumbnails with their caption lines under each."""
-    from PIL import Image, ImageDraw, ImageFont
+FONT_FILE = Path(__file__).resolve().parent / "fonts" / "DejaVuSans-mmcli.ttf"  # see scripts/make_caption_font.py
+SYSTEM_FONTS = (  # for what the bundled font lacks (CJK, ...), where installed
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+    "/System/Library/Fonts/Supplemental/Arial Unicode.ttf",
+    "/System/Library/Fonts/PingFang.ttc",
+    "C:/Windows/Fonts/seguisym.ttf",
+    "C:/Windows/Fonts/msyh.ttc",
+)
+CAPTION_SIZE = 11
+LINE_HEIGHT = 14
 
-    font = ImageFont.load_default()
+
+@functools.lru_cache(maxsize=4)
+def caption_fonts(size: int = CAPTION_SIZE) -> tuple[Any, ...]:
+    """The fonts captions are drawn with, in order of preference: the bundled DejaVu Sans subset, then
+    system fonts for the characters it lacks; Pillow's own font if none can be loaded."""
+    from PIL import ImageFont
+
+    fonts: list[Any] = []
+    for path in (FONT_FILE, *SYSTEM_FONTS):
+        try:
+            fonts.append(ImageFont.truetype(str(path), size))
+        except OSError:  # not installed here (or not a font FreeType reads)
+            continue
+    return tuple(fonts) or (ImageFont.load_default(size),)
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_glyph(font: Any, char: str) -> bool:
+    """Does ``font`` draw ``char`` as itself (not as its box for a missing glyph, U+FFFF's)?"""
+    if char.isspace():
+        return True
+    return bytes(font.getmask(char)) != bytes(font.getmask("\uffff"))
+
+
+def caption_runs(text: str, fonts: Sequence[Any]) -> list[tuple[Any, str]]:
+    """``text`` in runs of characters drawn by the same font: each character in the first font that has
+    it (the first font if none has it); composed first (NFC), so accents given apart sit on their letter."""
+    runs: list[tuple[Any, str]] = []
+    for char in unicodedata.normalize("NFC", text):
+        font = next((f for f in fonts if _has_glyph(f, char)), fonts[0])
+        if runs and runs[-1][0] is font:
+            runs[-1] = (font, runs[-1][1] + char)
+        else:
+            runs.append((font, char))
+    return runs
+
+
+def draw_caption(draw: Any, xy: tuple[int, int], text: str, width: int, fill: tuple[int, int, int]) -> None:
+    """``text`` on one line from ``xy`` (its top left), shortened in the middle with "…" to ``width`` pixels."""
+    fonts = caption_fonts()
+
+    def length(t: str) -> float:
+        return sum(font.getlength(run) for font, run in caption_runs(t, fonts))
+
+    shown, keep = text, len(text)
+    while keep > 0 and length(shown) > width:
+        keep -= 1
+        shown = text[: keep - keep // 2] + "…" + text[len(text) - keep // 2 :]
+    x, baseline = float(xy[0]), xy[1] + LINE_HEIGHT - 3
+    for font, run in caption_runs(shown, fonts):
+        draw.text((x, baseline), run, fill=fill, font=font, anchor="ls")
+        x += font.getlength(run)
+
+
+def contact_sheet(tiles: Sequence[Tile], columns: int = 5, size: int = 192) -> Image.Image:
+    """A grid of thumbnails with their caption lines under each; each group of tiles (``Tile.group``)
+    starts on a row of its own. A thumbnail sits on its caption (a wide one is not left floating)."""
+    from PIL import Image, ImageDraw
+
     lines = max((len(t.caption) for t in tiles), default=1)
-    line_h = 14
-    cell_w, cell_h = size + 12, size + 12 + lines * line_h
+    cell_w, cell_h = size + 12, size + 12 + lines * LINE_HEIGHT
     cols = max(1, min(columns, len(tiles)))
-    rows = max(1, -(-len(tiles) // cols))
+    places, row, col = [], 0, 0
+    for i, tile in enumerate(tiles):
+        if col == cols or (i and col and tile.group != tiles[i - 1].group):
+            row, col = row + 1, 0
+        places.append((col * cell_w + 6, row * cell_h + 6))
+        col += 1
+    rows = row + 1
     sheet = Image.new("RGB", (cols * cell_w, rows * cell_h), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    for i, tile in enumerate(tiles):
-        x, y = (i % cols) * cell_w + 6, (i // cols) * cell_h + 6
+    for tile, (x, y) in zip(tiles, places):
         thumb = thumbnail(tile.path, size, tile.time)
         if thumb is None:
             draw.rectangle((x, y, x + size, y + size), outline=(200, 0, 0))
-            draw.text((x + 8, y + size // 2), "cannot read", fill=(200, 0, 0), font=font)
+            draw_caption(draw, (x + 8, y + size // 2), "cannot read", size - 16, (200, 0, 0))
         else:
-            sheet.paste(thumb, (x + (size - thumb.width) // 2, y + (size - thumb.height) // 2))
+            sheet.paste(thumb, (x + (size - thumb.width) // 2, y + size - thumb.height))
         for k, text in enumerate(tile.caption):
-            draw.text((x, y + size + 2 + k * line_h), text[:34], fill=(0, 0, 0), font=font)
+            draw_caption(draw, (x, y + size + 2 + k * LINE_HEIGHT), text, size, (0, 0, 0))
     return sheet
 
 
@@ -146,6 +221,6 @@ def write_pictures(
         write_html(html_out, tiles, title, subtitle)
         written.append(html_out)
     if grid_out is not None:  # a sheet has no links: each cell also gets its file name
-        write_grid(grid_out, [Tile(t.path, (*t.caption, short_name(t.path)), t.time) for t in tiles])
+        write_grid(grid_out, [Tile(t.path, (*t.caption, short_name(t.path)), t.time, t.group) for t in tiles])
         written.append(grid_out)
     return written

@@ -8,13 +8,17 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say, warn_all
-from mmcli.cli.groups import ModelChoice, PictureChoice, model_options, picture_options
-from mmcli.cli.options import FormatOpt, IndexOpt, NulOutOpt, PreviewOpt, ServerOpt, command
+from mmcli.cli.groups import ModelChoice, PictureChoice, index_model_options, picture_options
+from mmcli.cli.options import IndexOpt, NulOutOpt, PreviewOpt, ServerOpt, command, format_option
+from mmcli.cli.views import HITS
 
 TermsOpt = Optional[list[str]]
 
+HitsFormat = format_option(HITS)
+
 
 @command(
+    short="Search an index by text, example image, or both.",
     examples=(
         "mmcli search 'a red car'",
         "mmcli search --image beach.jpg -k 20 --format paths",
@@ -28,7 +32,7 @@ TermsOpt = Optional[list[str]]
     ),
     multi_value=True,
 )
-@model_options
+@index_model_options
 @picture_options
 def search(
     query: Annotated[
@@ -110,7 +114,7 @@ def search(
         bool, typer.Option("--explain", help='Show each query term\'s part in each score (JSON: "explain").')
     ] = False,
     index: IndexOpt = None,
-    fmt: FormatOpt = None,
+    fmt: HitsFormat = None,
     null: NulOutOpt = False,
     server: ServerOpt = None,
     preview: PreviewOpt = None,

@@ -8,21 +8,22 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say, warn
-from mmcli.cli.groups import ModelChoice, model_options
+from mmcli.cli.groups import ModelChoice, index_model_options
 from mmcli.cli.options import IndexOpt, command
 
 Names = Optional[list[str]]
 
 
 @command(
+    short="Keep model and index warm: HTTP API, search page.",
     examples=(
         "mmcli serve                                  (then: mmcli search 'a red car' uses it)",
         "mmcli serve --allow-root ~/Pictures          (then open http://127.0.0.1:8765/ to search in a browser)",
         "mmcli serve --index holiday --port 9000 --allow-root ~/Pictures",
         'curl -s localhost:8765/search -d \'{"query": "a red car", "top_k": 3}\'',
-    )
+    ),
 )
-@model_options
+@index_model_options
 def serve(
     index: IndexOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (keep 127.0.0.1 unless you mean it).")] = (
@@ -72,8 +73,9 @@ def serve(
             import uvicorn  # noqa: F401
         except ImportError:
             raise UsageError("mmcli serve needs FastAPI and uvicorn", hint='pip install "mmcli[serve]"') from None
-        from mmcli.serve.app import ServerConfig, beyond_loopback, run_server
+        from mmcli.serve.app import ServerConfig, beyond_loopback, refuse_second_server, run_server
 
+        refuse_second_server()  # before the model loads and the banner says it is up
         roots = tuple(root.expanduser() for root in allow_root or [Path.cwd()])
         for root in roots:
             if not root.is_dir():  # (every file under it would be refused, without a word)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
+from mmcli.cli.console import counted
 from mmcli.cli.output import View
 from mmcli.cli.preview import Entry
 from mmcli.media.taken import short
 
 if TYPE_CHECKING:
-    from mmcli.results import Classification, Hit
+    from mmcli.results import Classification, Cluster, DupeGroup, Hit, IndexInfo
 
 
 def _when(seconds: float | None) -> str:
@@ -70,6 +71,9 @@ HITS = View(
     right=frozenset({"time"}),
     dim=frozenset({"taken"}),
     previews=_hit_entry,
+    path_column="path",
+    optional=frozenset({"time", "taken"}),  # no video among the hits, no dates in the index
+    nowrap=frozenset({"taken"}),
     as_dict=lambda h: {k: v for k, v in asdict(h).items() if k != "explain" or v is not None},
 )
 
@@ -109,10 +113,12 @@ def classifications(more: int | None = 1) -> View:
             )
         ],
         csv_header=("path", "label", "score"),
-        csv_rows=lambda c: [(c.path, ls.label, f"{ls.score:.6f}") for ls in c.labels],
+        # an image with no label kept (none above the --multi-label threshold) still gets its row, label empty
+        csv_rows=lambda c: [(c.path, ls.label, f"{ls.score:.6f}") for ls in c.labels] or [(c.path, "", "")],
         right=frozenset({"score"}),
         dim=frozenset({"runner-up", "others"}),
         previews=lambda c: [_classification_entry(c, more)],
+        path_column="path",
     )
 
 
@@ -151,51 +157,119 @@ def timelines(more: int | None = 1) -> View:
         right=images.right,
         dim=images.dim,
         previews=previews,
+        path_column="path",
+        nowrap=frozenset({"time"}),
     )
+
+
+def _moments(g: DupeGroup) -> list[tuple[str, float | None]]:
+    """A group's paths with the time of each video's moment that matched (None for an image)."""
+    return list(zip(g.paths, g.times or (None,) * len(g.paths)))
 
 
 DUPES = View(
     columns=("group", "size", "min_score", "paths"),
-    table_rows=lambda g: [(g.group, len(g.paths), f"{g.min_score:.3f}", "\n".join(g.paths))],
+    table_rows=lambda g: [
+        (
+            g.group,
+            len(g.paths),
+            f"{g.min_score:.3f}",
+            "\n".join(p if t is None else f"{p} ({_when(t)})" for p, t in _moments(g)),
+        )
+    ],
+    csv_header=("group", "path", "time", "min_score"),
+    csv_rows=lambda g: [(g.group, p, "" if t is None else f"{t:.3f}", f"{g.min_score:.6f}") for p, t in _moments(g)],
     paths=lambda g: list(g.paths),
     grouped=True,
     previews=lambda g: _group_entries(g.paths, f"group {g.group}: {len(g.paths)} images, min score {g.min_score:.3f}"),
+    path_column="paths",
 )
+
+
+def held(c: Cluster) -> str:
+    """A cluster's points: ``12 images``, ``10 images, 4 moments of 1 video``."""
+    moments = f", {counted(c.moments, 'moment')} of {counted(c.videos, 'video')}" if c.moments else ""
+    return counted(c.images, "image") + moments
+
 
 CLUSTERS = View(
     columns=("cluster", "size", "labels", "samples"),
     table_rows=lambda c: [
-        (c.cluster, c.size, ", ".join(f"{ls.label} {ls.score:.2f}" for ls in c.labels), "\n".join(c.samples))
+        (c.cluster, held(c), ", ".join(f"{ls.label} {ls.score:.2f}" for ls in c.labels), "\n".join(c.samples))
     ],
     paths=lambda c: list(c.samples),  # -f paths / -0: each cluster's samples, a blank entry between clusters
     grouped=True,
     previews=lambda c: _group_entries(
         c.samples, f"cluster {c.cluster}: {c.size} images" + "".join(f", {ls.label} {ls.score:.2f}" for ls in c.labels)
     ),
+    path_column="samples",
 )
 
+
+def human_size(n: int) -> str:
+    """Bytes for people, in one style everywhere: ``812 B``, ``39.9 kB``, ``1.2 GB`` (powers of 1000)."""
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB"):
+        value /= 1000
+        if value < 999.95:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1000:.1f} TB"
+
+
+def _held(images: int, videos: int, moments: int, missing: int) -> str:
+    """What an index holds, for a table cell: ``6 images``, ``1 video: 5 moments``, ``2 missing``."""
+    lines = [counted(images, "image")]
+    lines += [f"{counted(videos, 'video')}: {counted(moments, 'moment')}"] if videos else []
+    lines += [f"{missing} missing"] if missing else []
+    return "\n".join(lines)
+
+
 INDEXES = View(
-    columns=("name", "roots", "model", "images", "size", "updated"),
+    columns=("name", "roots", "model", "holds", "size", "updated"),
     table_rows=lambda e: [
         (
             e.name,
             "\n".join(e.roots) or "-",
             e.model if e.state == "ok" else e.state,
-            f"{e.images}" + (f" (+{e.missing} missing)" if e.missing else ""),
-            f"{e.size_bytes / 1e6:.1f} MB",
-            e.updated,
+            _held(e.images, e.videos, e.moments, e.missing),
+            human_size(e.size_bytes),
+            e.updated.replace("T", " ")[:16] or "-",
         )
     ],
-    csv_header=("name", "folder", "roots", "model", "images", "missing", "size_bytes", "updated", "state"),
+    csv_header=(
+        "name", "folder", "roots", "model", "images", "missing", "size_bytes", "updated", "state", "videos", "moments"
+    ),
     csv_rows=lambda e: [
-        (e.name, e.folder, ";".join(e.roots), e.model, e.images, e.missing, e.size_bytes, e.updated, e.state)
+        (
+            e.name, e.folder, ";".join(e.roots), e.model, e.images, e.missing, e.size_bytes, e.updated, e.state,
+            e.videos, e.moments,
+        )
     ],
     paths=lambda e: [e.folder],
-)
+    right=frozenset({"size"}),
+    path_column="roots",
+    nowrap=frozenset({"updated"}),
+)  # fmt: skip
+
+
+def _info_rows(info: IndexInfo) -> list[tuple[str, object]]:
+    """``mmcli info`` as key/value rows: the size in the style of ``mmcli indexes``, "-" for what is unknown."""
+    rows: list[tuple[str, object]] = []
+    for key, value in asdict(info).items():
+        if key == "size_bytes":
+            rows.append(("size", human_size(value)))
+        else:
+            rows.append((key, "-" if value is None or value == "" else value))
+    return rows
+
 
 INFO = View(
     columns=("key", "value"),
-    table_rows=lambda info: [(k, "-" if v is None else v) for k, v in asdict(info).items()],
+    table_rows=_info_rows,
+    csv_header=("key", "value"),
+    csv_rows=lambda info: [(k, "" if v is None else v) for k, v in asdict(info).items()],
     single=True,
 )
 

@@ -2,16 +2,18 @@
 
 The driver (this process) plans; Ray Data does the work in a streaming pipeline:
 
-1. the paths become a dataset of small blocks (``--batch-size`` paths each): absolute (a worker's
-   working folder is not the driver's), as bytes (file names need not be UTF-8), with their
-   position in the driver's list, which maps each result back to the path as given;
+1. the paths become a dataset of small blocks (``--batch-size`` images each, a video alone): absolute
+   (a worker's working folder is not the driver's), as bytes (file names need not be UTF-8), with
+   their position in the driver's list, which maps each result back to the path as given;
 2. decoding tasks, one CPU each, run the same safe decoder as a local run (``images.load_image``:
-   bomb limit, scan bombs, EXIF, every mode) and resize to the model's input as uint8 (a quarter of
-   the bytes of float32 through the object store); a bad file becomes a row with its reason;
+   bomb limit, scan bombs, EXIF, every mode; ``video.sample_video`` for a video's moments, a row each)
+   and resize to the model's input as uint8 (a quarter of the bytes of float32 through the object
+   store); a bad file becomes a row with its reason;
 3. an actor pool embeds: one model per actor (``--ray-actors``, ``--ray-gpus-per-actor``), which
    normalises the pixels exactly as ``Preprocess.to_array`` does and skips the failed rows;
 4. the driver iterates over the results as they are produced (``iter_batches``: streaming, nothing is
-   materialised) and yields ``ImageVector`` / ``FileFailure`` items, in input order when asked.
+   materialised) and yields ``ImageVector`` / ``VideoVectors`` (a video's moments, put back together)
+   / ``FileFailure`` items, in input order when asked.
 
 Ray restarts a dead actor and retries its task (Ray Data's defaults for actor pools), so a worker
 that dies loses nothing and duplicates nothing. Every worker must read the files at the paths the
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.embedding.ray_files import check_shared_files
 from mmcli.embedding.ray_workers import Embedder, check_model, decode_task
 from mmcli.errors import MmcliError, UsageError
+from mmcli.media.video import DEFAULT_EVERY, DEFAULT_MAX_FRAMES, VideoVectors
 from mmcli.results import FileFailure, ImageVector, ProgressFn
 
 if TYPE_CHECKING:
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 INSTALL = 'pip install "mmcli[ray]"'
 CPUS_PER_CPU_ACTOR = 8  # on a cluster without GPUs: one model per this many CPUs (at least one)
 DECODE_MEMORY = 256 * 2**20  # reserved per decoding task: a large photo decodes to a few hundred MB
+MAX_BLOCKS = 20_000  # decoding tasks per job at most
 FORWARDED_ENV = ("MMCLI_FAULT", "MMCLI_FAULT_MARKS", "MMCLI_CPU_BF16")  # to the workers, when set here
 
 
@@ -156,8 +161,10 @@ def embed_files_on_ray(
     batch_size: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_progress: ProgressFn | None = None,
-) -> Iterator[ImageVector | FileFailure]:
-    """``embed.embed_stream`` on a Ray cluster: connect (or start one), embed, results in input order."""
+    every: float = DEFAULT_EVERY,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+) -> Iterator[ImageVector | VideoVectors | FileFailure]:
+    """``embedding.video.embed_media`` on a Ray cluster: connect (or start one), embed, results in input order."""
     from mmcli.models import describe_encoder
 
     if not paths:
@@ -167,6 +174,7 @@ def embed_files_on_ray(
         yield from embed_on_ray(
             spec, shape.preprocess, paths, options, device=device, precision=precision,
             batch_size=batch_size, max_pixels=max_pixels, ordered=True, on_progress=on_progress,
+            every=every, max_frames=max_frames,
         )  # fmt: skip
 
 
@@ -182,8 +190,11 @@ def embed_on_ray(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     ordered: bool = True,
     on_progress: ProgressFn | None = None,
-) -> Iterator[ImageVector | FileFailure]:
-    """Embed ``paths`` on the Ray cluster of the current session (see ``ray_session``).
+    every: float = DEFAULT_EVERY,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+) -> Iterator[ImageVector | VideoVectors | FileFailure]:
+    """Embed ``paths`` (images, and videos: their moments sampled on the workers) on the Ray cluster of
+    the current session (see ``ray_session``).
 
     Yields one item per path: in input order when ``ordered``, else as results arrive (faster when
     actors differ in speed). ``preprocess`` must be the model's (``models.describe_encoder``).
@@ -207,17 +218,27 @@ def embed_on_ray(
     except Exception as exc:  # noqa: BLE001 - Ray's wrapper of the worker's error
         raise _job_error(exc) from None
     total, done = len(paths), 0
-    batches = _pipeline(spec, preprocess, paths, plan, env, device, precision, batch_size, max_pixels, ordered)
-    for batch in _reported(batches):
-        for i, vector, error in zip(batch["i"], batch["vector"], batch["error"]):
+    work = Work(preprocess, max_pixels, every, max_frames, batch_size)
+    moments: dict[int, list[tuple[float, np.ndarray]]] = {}  # a video's moments until all have come
+    for batch in _reported(_pipeline(spec, paths, plan, env, device, precision, work, ordered)):
+        for i, t, n, vector, error in zip(batch["i"], batch["time"], batch["n"], batch["vector"], batch["error"]):
             path = paths[int(i)]  # as given (a worker got it made absolute)
             if error:
                 yield FileFailure(path, bytes(error).decode("utf-8", "surrogateescape"))
-            else:
+            elif math.isnan(t):
                 yield ImageVector(path, np.ascontiguousarray(vector, dtype=np.float32))
-        done += len(batch["i"])
-        if on_progress:
-            on_progress(done, total)
+            else:
+                got = moments.setdefault(int(i), [])
+                got.append((float(t), vector))
+                if len(got) < int(n):
+                    continue
+                del moments[int(i)]
+                got.sort(key=lambda m: m[0])
+                vectors = np.ascontiguousarray(np.stack([v for _, v in got]), dtype=np.float32)
+                yield VideoVectors(path, tuple(m[0] for m in got), vectors)
+            done += 1
+            if on_progress:
+                on_progress(done, total)
 
 
 def _reported(batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
@@ -257,38 +278,74 @@ def _remote_args(env: dict[str, str]) -> dict[str, Any]:
     return {"runtime_env": {"env_vars": env}} if env else {}
 
 
+@dataclass(frozen=True)
+class Work:
+    """What the decoding tasks and the actors are given: the model's input, the limits, the batch."""
+
+    preprocess: Preprocess
+    max_pixels: int
+    every: float
+    max_frames: int
+    batch_size: int
+
+
+def blocks_of(paths: Sequence[str], batch_size: int) -> list[list[int]]:
+    """The positions of ``paths`` in blocks of one decoding task each, in order: runs of up to
+    ``batch_size`` images, and each video alone (its moments are many, and tasks run side by side)."""
+    from mmcli.media.video import is_video
+
+    blocks: list[list[int]] = []
+    run: list[int] = []
+    for i, path in enumerate(paths):
+        if is_video(path):
+            blocks += [run] if run else []
+            blocks.append([i])
+            run = []
+            continue
+        run.append(i)
+        if len(run) >= batch_size:
+            blocks.append(run)
+            run = []
+    return blocks + ([run] if run else [])
+
+
 def _pipeline(
     spec: ModelSpec,
-    preprocess: Preprocess,
     paths: Sequence[str],
     plan: ActorPlan,
     env: dict[str, str],
     device: str,
     precision: str,
-    batch_size: int,
-    max_pixels: int,
+    work: Work,
     ordered: bool,
 ) -> Iterator[dict[str, np.ndarray]]:
+    import pyarrow as pa
     import ray.data
 
-    blocks = max(1, min(-(-len(paths) // batch_size), 20_000))
-    items = [{"i": i, "path": os.fsencode(os.path.abspath(p))} for i, p in enumerate(paths)]
-    ds = ray.data.from_items(items, override_num_blocks=blocks)
+    blocks = blocks_of(paths, work.batch_size)
+    if len(blocks) > MAX_BLOCKS:  # a huge list: fewer, larger blocks of images (each video stays alone)
+        blocks = blocks_of(paths, -(-len(paths) // MAX_BLOCKS))
+    tables = [
+        pa.table({"i": pa.array(b, pa.int64()), "path": pa.array([os.fsencode(os.path.abspath(paths[i])) for i in b])})
+        for b in blocks
+    ]
+    ds = ray.data.from_arrow(tables)  # one block per table, one decoding task per block
     ds = ds.map_batches(
         decode_task,
-        batch_size=batch_size,
+        batch_size=None,
         batch_format="numpy",
-        fn_kwargs={"preprocess": preprocess, "max_pixels": max_pixels},
+        fn_kwargs={"preprocess": work.preprocess, "max_pixels": work.max_pixels, "every": work.every,
+                   "max_frames": work.max_frames},
         num_cpus=1,
         memory=DECODE_MEMORY,  # (also keeps Ray from fusing the decoding into the model actors)
         **_remote_args(env),
-    )
+    )  # fmt: skip
     ds = ds.map_batches(
         Embedder,
-        batch_size=batch_size,
+        batch_size=work.batch_size,
         batch_format="numpy",
         fn_constructor_kwargs={"spec": spec, "device": device, "precision": precision, "threads": plan.threads},
-        compute=ray.data.ActorPoolStrategy(size=min(plan.actors, blocks)),  # no idle models for a small job
+        compute=ray.data.ActorPoolStrategy(size=min(plan.actors, len(blocks))),  # no idle models for a small job
         num_gpus=plan.gpus or None,
         num_cpus=plan.cpus,
         **_remote_args(env),

@@ -1,13 +1,15 @@
 """What runs on Ray's workers for ``--ray`` (``ray_driver`` plans and sends it): decoding tasks and the
 model actors, and the model spec as a worker resolves it.
 
-Decoding tasks run the same safe decoder as a local run up to the resize (``images.load_resized``) and
-send uint8 pixels (a quarter of float32's bytes through the object store); the actors normalise them
-with ``Preprocess.normalise``, the arithmetic of a local run.
+Decoding tasks run the same safe decoder as a local run up to the resize (``images.load_resized``;
+``video.sample_video`` for a video's moments) and send uint8 pixels (a quarter of float32's bytes
+through the object store); the actors normalise them with ``Preprocess.normalise``, the arithmetic
+of a local run.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +17,7 @@ import numpy as np
 from mmcli.errors import ImageLoadError
 from mmcli.faults import fault_point
 from mmcli.media.images import load_resized
+from mmcli.media.video import DEFAULT_EVERY, DEFAULT_MAX_FRAMES, is_video, sample_video
 
 if TYPE_CHECKING:
     from mmcli.media.preprocess import Preprocess
@@ -41,22 +44,59 @@ def worker_spec(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def decode_task(batch: dict[str, np.ndarray], preprocess: Preprocess, max_pixels: int) -> dict[str, np.ndarray]:
+def decode_task(
+    batch: dict[str, np.ndarray],
+    preprocess: Preprocess,
+    max_pixels: int,
+    every: float = DEFAULT_EVERY,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+) -> dict[str, np.ndarray]:
     """A Ray Data task: paths (absolute, bytes) -> model-sized uint8 pixels (zeros for a bad file) and
-    reasons (b"" if ok); ``i``, the position in the driver's list, goes along."""
+    reasons (b"" if ok); ``i``, the position in the driver's list, goes along. A video gives a row per
+    sampled moment (``time``; NaN for an image) and says how many (``n``), so the driver can put its
+    moments back together; a video that cannot be used gives one row with the reason."""
     h, w = preprocess.size
-    names = [bytes(p) for p in batch["path"]]
-    pixels = np.zeros((len(names), h, w, 3), dtype=np.uint8)
-    errors = []
-    for i, name in enumerate(names):
+    rows: list[tuple[int, float, int, np.ndarray | None, bytes]] = []  # (i, time, n, pixels, error)
+    for i, path in zip(batch["i"], batch["path"]):
+        name = bytes(path)
+        if is_video(name):
+            rows += _video_rows(int(i), name, preprocess, max_pixels, every, max_frames)
+            continue
         try:
-            pixels[i] = load_resized(name, preprocess, max_pixels)
-            errors.append(b"")
-        except ImageLoadError as exc:
-            errors.append(exc.reason.encode("utf-8", "surrogateescape"))
-        except Exception as exc:  # noqa: BLE001 - a decoder bug must not kill the job
-            errors.append(f"unexpected decoder error: {type(exc).__name__}: {exc}".encode("utf-8", "surrogateescape"))
-    return {"i": batch["i"], "pixels": pixels, "error": np.array(errors, dtype=object)}
+            rows.append((int(i), math.nan, 1, load_resized(name, preprocess, max_pixels), b""))
+        except Exception as exc:  # noqa: BLE001 - a bad file (or a decoder bug) must not kill the job
+            rows.append((int(i), math.nan, 1, None, _reason(exc)))
+    pixels = np.zeros((len(rows), h, w, 3), dtype=np.uint8)
+    for k, row in enumerate(rows):
+        if row[3] is not None:
+            pixels[k] = row[3]
+    return {
+        "i": np.array([r[0] for r in rows], dtype=np.int64),
+        "time": np.array([r[1] for r in rows], dtype=np.float64),
+        "n": np.array([r[2] for r in rows], dtype=np.int64),
+        "pixels": pixels,
+        "error": np.array([r[4] for r in rows], dtype=object),
+    }
+
+
+def _video_rows(
+    i: int, name: bytes, preprocess: Preprocess, max_pixels: int, every: float, max_frames: int
+) -> list[tuple[int, float, int, np.ndarray | None, bytes]]:
+    """A video's moments, resized (the arithmetic of ``embedding.video.embed_video`` up to the model)."""
+    try:
+        moments = [
+            (m.time, np.asarray(preprocess.resize(m.image), dtype=np.uint8))
+            for m in sample_video(name, every, max_frames, max_pixels, preprocess.min_side)
+        ]
+    except Exception as exc:  # noqa: BLE001 - as for images: reported, never the end of the job
+        return [(i, math.nan, 1, None, _reason(exc))]
+    return [(i, t, len(moments), pixels, b"") for t, pixels in moments]
+
+
+def _reason(exc: Exception) -> bytes:
+    if isinstance(exc, ImageLoadError):
+        return exc.reason.encode("utf-8", "surrogateescape")
+    return f"unexpected decoder error: {type(exc).__name__}: {exc}".encode("utf-8", "surrogateescape")
 
 
 class Embedder:
@@ -79,4 +119,4 @@ class Embedder:
         vectors = np.zeros((len(errors), dim), dtype=np.float32)
         if good.any():
             vectors[good] = self.encoder.encode_images(self.encoder.preprocess.normalise(batch["pixels"][good]))
-        return {"i": batch["i"], "vector": vectors, "error": errors}
+        return {"i": batch["i"], "time": batch["time"], "n": batch["n"], "vector": vectors, "error": errors}

@@ -2,7 +2,8 @@
 
     DIR/manifest.json        {"format": "mmcli-embedding-shards/1", "dim", "rows", "shards": [...]}
     DIR/00000.npy            float32 rows, as ``embed -o FILE.npy`` writes them
-    DIR/00000.paths.json     their paths, in row order ({"format": "mmcli-embeddings/1", ...})
+    DIR/00000.paths.json     their paths, in row order ({"format": "mmcli-embeddings/1", ...}; "times":
+                             each row's moment in its video, null for an image, when a row is a moment)
 
 Shards are written as rows arrive (memory holds one shard), each atomically; the manifest is written
 last, so a folder with a manifest is complete and one without is not. Rows are in input order.
@@ -51,10 +52,13 @@ class ShardWriter:
         self.rows = 0
         self.dim: int | None = None
         self._keys: list[str] = []
+        self._times: list[float | None] = []
         self._vectors: list[np.ndarray] = []
 
-    def add(self, key: str, vector: np.ndarray) -> None:
+    def add(self, key: str, time: float | None, vector: np.ndarray) -> None:
+        """One row: an image's vector (``time`` None) or a video moment's."""
         self._keys.append(key)
+        self._times.append(time)
         self._vectors.append(vector)
         if len(self._keys) >= self.shard_rows:
             self._flush()
@@ -69,10 +73,10 @@ class ShardWriter:
         vectors = np.stack(self._vectors)
         self.dim = int(vectors.shape[1])
         name = f"{len(self.shards):05d}"
-        write_embeddings(self.folder / f"{name}.npy", vectors, self._keys, "path")
+        write_embeddings(self.folder / f"{name}.npy", vectors, self._keys, "path", self._times)
         self.shards.append({"vectors": f"{name}.npy", "paths": f"{name}.paths.json", "rows": len(self._keys)})
         self.rows += len(self._keys)
-        self._keys, self._vectors = [], []
+        self._keys, self._times, self._vectors = [], [], []
 
     def close(self) -> Path:
         """Write what is left and the manifest; returns the manifest's path."""

@@ -1,5 +1,6 @@
 """Video moments through the model: each video's sampled frames (``video.sample_video``) embedded in
-batches, one result per video (its moments, or why it could not be used: nothing half-used)."""
+batches, one result per video (its moments, or why it could not be used: nothing half-used); and
+``embed_media``, images and videos of one list in input order."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import numpy as np
 from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import ImageLoadError
 from mmcli.media.video import DEFAULT_EVERY, DEFAULT_MAX_FRAMES, VideoVectors, sample_video
-from mmcli.results import FileFailure
+from mmcli.results import FileFailure, ImageVector, ProgressFn
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mmcli.models import Encoder
 
 
@@ -66,3 +69,48 @@ def embed_videos(
         yield embed_video(encoder, path, every, max_frames, max_pixels, batch_size)
         if on_progress:
             on_progress(n, len(paths))
+
+
+def embed_media(
+    encoder: Encoder,
+    paths: Sequence[str | Path],
+    *,
+    every: float = DEFAULT_EVERY,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_progress: ProgressFn | None = None,
+) -> Iterator[ImageVector | VideoVectors | FileFailure]:
+    """Images (an ImageVector each) and videos (their moments: a VideoVectors each) in input order, a
+    FileFailure for each file that could not be used. Consecutive images go through
+    ``embed_stream`` together (decoding processes beside the model); progress counts files."""
+    from mmcli.embedding.batch import embed_stream
+    from mmcli.media.video import is_video
+
+    total, before = len(paths), 0
+    run: list[str | Path] = []
+
+    def images() -> Iterator[ImageVector | FileFailure]:
+        nonlocal before, run
+        todo, run = run, []
+
+        def progress(done: int, _: int) -> None:
+            if on_progress:
+                on_progress(before + done, total)
+
+        yield from embed_stream(encoder, todo, batch_size, workers, max_pixels, on_progress=progress)
+        before += len(todo)
+
+    for path in paths:
+        if not is_video(path):
+            run.append(path)
+            continue
+        if run:
+            yield from images()
+        yield embed_video(encoder, str(path), every, max_frames, max_pixels, batch_size)
+        before += 1
+        if on_progress:
+            on_progress(before, total)
+    if run:
+        yield from images()

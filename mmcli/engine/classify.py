@@ -153,36 +153,19 @@ def classify_stream(
 ) -> Iterator[Classification | Segment | FileFailure]:
     """Classify image files (a Classification each) and videos (their Segments); yields in input order,
     a FileFailure for each file that failed."""
-    from mmcli.embedding.batch import embed_stream
-    from mmcli.embedding.video import embed_video
-    from mmcli.media.video import VideoVectors, is_video
+    from mmcli.embedding.video import embed_media
+    from mmcli.media.video import VideoVectors
 
-    def images(run: list[str | Path]) -> Iterator[Classification | FileFailure]:
-        for item in embed_stream(encoder, run, **embed_options):
-            if isinstance(item, ImageVector):
-                s = score(item.vector[None, :], label_set, encoder.logit_scale, encoder.logit_bias, multi_label)[0]
-                yield rank(item.path, s, label_set.labels, top_k, threshold)
-            else:
-                yield item
-
-    run: list[str | Path] = []
-    for path in paths:
-        if not is_video(path):
-            run.append(path)
-            continue
-        if run:
-            yield from images(run)
-            run = []
-        pixels = embed_options.get("max_pixels")
-        shot = embed_video(encoder, str(path), every, max_frames, **({"max_pixels": pixels} if pixels else {}))
-        if isinstance(shot, VideoVectors):
-            s = score(shot.vectors, label_set, encoder.logit_scale, encoder.logit_bias, multi_label)
-            segments = timeline(shot.path, shot.times, s, label_set.labels, every, multi_label, threshold)
-            yield from segments or [Classification(shot.path, ())]  # no label above the threshold anywhere
+    for item in embed_media(encoder, paths, every=every, max_frames=max_frames, **embed_options):
+        if isinstance(item, ImageVector):
+            s = score(item.vector[None, :], label_set, encoder.logit_scale, encoder.logit_bias, multi_label)[0]
+            yield rank(item.path, s, label_set.labels, top_k, threshold)
+        elif isinstance(item, VideoVectors):
+            s = score(item.vectors, label_set, encoder.logit_scale, encoder.logit_bias, multi_label)
+            segments = timeline(item.path, item.times, s, label_set.labels, every, multi_label, threshold)
+            yield from segments or [Classification(item.path, ())]  # no label above the threshold anywhere
         else:
-            yield shot
-    if run:
-        yield from images(run)
+            yield item
 
 
 def timeline(

@@ -8,60 +8,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from mmcli.engine.encoders import Encoders
 from mmcli.errors import ImageLoadError, UsageError
 from mmcli.index.store import Store
-from mmcli.queries import SearchRequest, Term
+from mmcli.queries import SearchRequest, Term, split_moment
 from mmcli.results import Hit, TermScore
 
-if TYPE_CHECKING:
-    from mmcli.models import Encoder
-    from mmcli.models.onnx_towers import OnnxImageEncoder
-    from mmcli.models.spec import TextEncoder
-
-
-class Encoders(Protocol):
-    """What a search needs of an engine: the fingerprint its cached texts are filed under, and encoders
-    loaded on first need (``mmcli.engine.local.LocalEngine`` is one)."""
-
-    @property
-    def text_fingerprint(self) -> str: ...
-
-    def text_encoder(self) -> TextEncoder: ...
-
-    def image_encoder(self, images: int) -> Encoder | OnnxImageEncoder: ...
-
+__all__ = ["Encoders", "Found", "as_hits", "combine", "explain", "ranked", "term_vectors", "top_hits"]
 
 Found = tuple[float, int, str, float | None]  # (score, vector id, path, moment of a video)
 
 
-def _stored_vector(store: Store, path: str, time: float | None = None) -> np.ndarray | None:
-    """The indexed vector of ``path`` (with ``time``: of the video's moment nearest it) if the file is
-    unchanged since it was indexed."""
+def _stored_vector(store: Store, path: str) -> np.ndarray | None:
+    """The indexed vector of ``path`` if the file is unchanged since it was indexed."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
-    if time is None:
-        raw = store.vector_if_unchanged(path, st.st_size, st.st_mtime_ns)
-    else:
-        raw = store.moment_if_unchanged(path, st.st_size, st.st_mtime_ns, time)
+    raw = store.vector_if_unchanged(path, st.st_size, st.st_mtime_ns)
     return np.frombuffer(raw, dtype=np.float32) if raw is not None else None
-
-
-def _frame_vector(term: Term, engine: Encoders) -> np.ndarray:
-    """The vector of a video's frame at ``term.time`` (a video not in the index, or changed since)."""
-    from mmcli.media.video import frame_picture
-
-    encoder = engine.image_encoder(1)
-    pre = encoder.preprocess
-    img = frame_picture(term.value, term.time or 0.0, 2 * pre.min_side)
-    if img is None:
-        raise UsageError(f"query video {term.value}: no picture at {term.time} s")
-    return encoder.encode_images(pre.to_array(img)[None])[0]
 
 
 def term_vectors(
@@ -76,19 +45,21 @@ def term_vectors(
     index's own vectors of unchanged files) need no model; other texts need only the engine's text
     encoder (no torch where the model has an ONNX text tower)."""
     from mmcli.embedding.textcache import TextCache, encode_texts_cached
+    from mmcli.engine.video_query import video_query_vector
     from mmcli.media.images import load_pixels
+    from mmcli.media.video import is_video
 
     cache = TextCache()
     cached = cache.get(engine.text_fingerprint, [t.value for t in terms if not t.is_image])
     found = []
     for term in terms:
-        real = os.path.realpath(term.value) if term.is_image else ""
-        if term.is_image and term.time is not None:  # a video's moment: the index's, unless re-ranking
-            vec = _stored_vector(store, real, term.time) if stored is None else None
-            if vec is None:
-                vec = _frame_vector(term, engine)
+        path, moment = split_moment(term.value) if term.is_image else (term.value, None)
+        moment = term.time if term.is_image and term.time is not None else moment  # (the server's moments)
+        if term.is_image and (moment is not None or is_video(path)):
+            # the index's moments, unless re-ranking (``stored``: another model's vectors)
+            vec = video_query_vector(store if stored is None else None, path, moment, engine, max_pixels)
         elif term.is_image:
-            vec = (stored or (lambda path: _stored_vector(store, path)))(real)
+            vec = (stored or (lambda p: _stored_vector(store, p)))(os.path.realpath(path))
         else:
             vec = cached.get(term.value)
         if vec is None and term.is_image:
@@ -148,9 +119,10 @@ def ranked(
     A video's moments are vectors of their own; unless ``all_moments``, a video gives one hit, its best
     moment, so more neighbours are fetched until ``count`` distinct files are found (or none are left).
     """
+    from mmcli.engine.video_query import query_files
     from mmcli.index import vectors
 
-    excluded = {os.path.realpath(t.value) for t in request.terms if t.is_image}
+    excluded = query_files(store, request.terms)
     want = count + len(excluded)
     under = os.path.realpath(request.within) if request.within is not None else None  # (a loop: as it is)
     after, before = request.after, request.before
@@ -206,16 +178,22 @@ def _below(scores: np.ndarray, cut: float) -> bool:
 
 
 def _distinct(
-    store: Store, scores: np.ndarray, ids: np.ndarray, request: SearchRequest, excluded: set[str], cut: float | None
+    store: Store,
+    scores: np.ndarray,
+    ids: np.ndarray,
+    request: SearchRequest,
+    excluded: set[tuple[str, float | None]],
+    cut: float | None,
 ) -> list[Found]:
     """(score, vector id, path, moment) of the hits that score at least ``cut``, a video once unless
-    ``all_moments``, the query's own images left out."""
+    ``all_moments``, the query's own images, videos and moments left out (``excluded``: (path, None) for a
+    whole file, (path, time) for a moment)."""
     keep = [(float(sc), int(i)) for sc, i in zip(scores, ids) if i >= 0 and (cut is None or sc >= cut)]
     where = store.locate(i for _, i in keep)
     hits, seen = [], set()
     for sc, i in keep:
         found = where.get(i)
-        if found is None or found.path in excluded:
+        if found is None or (found.path, None) in excluded or (found.path, found.time) in excluded:
             continue
         if found.time is not None and not request.all_moments:
             if found.path in seen:

@@ -13,6 +13,7 @@ import numpy as np
 
 from mmcli.errors import IndexMissing, UsageError
 from mmcli.index.open import open_index
+from mmcli.index.schema import FRAME_ID_BASE
 from mmcli.index.vectors import load_all
 from mmcli.queries import DEFAULT_TEMPLATE
 from mmcli.results import Cluster, LabelScore
@@ -44,7 +45,7 @@ def cluster_index(
                 f"the index at {folder} holds no images to cluster", hint="add images with `mmcli index PATH`"
             )
         if k < 1 or k > len(vecs):
-            raise UsageError(f"-k must be between 1 and the number of indexed images ({len(vecs)})")
+            raise UsageError(f"-k must be between 1 and the number of points to cluster ({len(vecs)}: images, moments)")
         km = faiss.Kmeans(
             vecs.shape[1],
             k,
@@ -68,9 +69,11 @@ def cluster_index(
             paths = store.paths_for(int(ids[n]) for n in ranked[: samples * 20])
             picked = list(dict.fromkeys(paths[int(ids[n])] for n in ranked[: samples * 20]))[:samples]
             top = label_scores[c][:top_labels] if label_scores else ()
-            out.append((len(members), tuple(picked), tuple(top)))
+            shots = [int(ids[n]) for n in members if ids[n] >= FRAME_ID_BASE]
+            videos = len(set(store.owners(shots).values()))
+            out.append((len(members), tuple(picked), tuple(top), len(members) - len(shots), videos, len(shots)))
         out.sort(key=lambda item: (-item[0], item[1]))
-        return [Cluster(i, size, smp, top) for i, (size, smp, top) in enumerate(out, start=1)]
+        return [Cluster(i, *item) for i, item in enumerate(out, start=1)]
     finally:
         store.close()
 

@@ -15,6 +15,7 @@ from mmcli.faults import fault_point
 from mmcli.index.job import IndexJob
 from mmcli.index.store import FileRow, Store
 from mmcli.media.files import hash_file
+from mmcli.media.video import VideoVectors
 from mmcli.results import FileFailure, ImageVector, Read
 
 if TYPE_CHECKING:
@@ -63,12 +64,13 @@ def embed_into(target: Target, encoder: Encoder, paths: list[str]) -> dict[str, 
     stream = embed_stream(
         encoder, paths, job.batch_size, job.workers, job.max_pixels, on_progress=job.on_progress, reads=True
     )
-    return commit_stream(target, stream, default_batch_size(str(encoder.device)))
+    return commit_stream(target, stream, job.batch_size or default_batch_size(str(encoder.device)))
 
 
-def embed_on_ray_into(target: Target, spec: ModelSpec, paths: list[str]) -> dict[str, int]:
-    """The files that need the model, embedded on a Ray cluster; results committed here as they arrive
-    (in whatever order the actors finish: each is keyed by its path). The driver hashes them."""
+def embed_on_ray_into(target: Target, spec: ModelSpec, paths: list[str], videos: list[str]) -> dict[str, int]:
+    """The files that need the model, embedded on a Ray cluster (videos sampled there too); results
+    committed here as they arrive (in whatever order the actors finish: each is keyed by its path). The
+    driver hashes them."""
     store, job = target.store, target.job
     from mmcli.embedding.ray_driver import embed_on_ray, ray_session
     from mmcli.models import describe_encoder
@@ -79,34 +81,41 @@ def embed_on_ray_into(target: Target, spec: ModelSpec, paths: list[str]) -> dict
         store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), shape.dim, asdict(shape.preprocess))
     with ray_session(job.ray):
         stream = embed_on_ray(
-            spec, shape.preprocess, paths, job.ray, device=job.device, precision=job.precision,
+            spec, shape.preprocess, [*paths, *videos], job.ray, device=job.device, precision=job.precision,
             batch_size=job.batch_size, max_pixels=job.max_pixels, ordered=False, on_progress=job.on_progress,
+            every=job.every, max_frames=job.max_frames,
         )  # fmt: skip
-        return commit_stream(target, stream, 32)
+        return commit_stream(target, stream, job.batch_size or 32)
 
 
-def commit_stream(target: Target, stream: Iterable[ImageVector | FileFailure], default_batch: int) -> dict[str, int]:
-    """Commit embedding results to the store, one transaction per model batch (``job.batch_size``, else
-    ``default_batch``) results: all a SIGKILL can cost. Each row's hash and date are those the stream
-    read with the bytes it embedded, or, for a stream that gives none, from a read here."""
+def commit_stream(
+    target: Target, stream: Iterable[ImageVector | VideoVectors | FileFailure], batch_size: int
+) -> dict[str, int]:
+    """Commit embedding results to the store, one transaction per ``batch_size`` results (a model batch,
+    or a video): all a SIGKILL can cost. Each row's hash and date are those the stream read with the
+    bytes it embedded, or, for a stream that gives none, from a read here."""
     store, scan, reads, existing, job = target.store, target.scan, target.reads, target.existing, target.job
-    batch_size = job.batch_size or default_batch
-    counts = {"added": 0, "updated": 0, "failed": 0}
-    pending: list[ImageVector | FileFailure] = []
+    counts = {"added": 0, "updated": 0, "failed": 0, "moments": 0, "images": 0}  # images: embedded ok
+    pending: list[ImageVector | VideoVectors | FileFailure] = []
 
     def commit() -> None:
         with store.transaction():
             for item in pending:
                 size, mtime = scan[item.path]
-                read = item.read or known_read(reads, item.path)
+                read = getattr(item, "read", None) or known_read(reads, item.path)
                 digest, taken = (read.digest, read.taken) if read is not None else (None, None)
                 if isinstance(item, ImageVector):
-                    vector = item.vector.astype("float32").tobytes()
-                    store.put_ok(item.path, size, mtime, digest, vector, taken)
-                    counts["updated" if item.path in existing else "added"] += 1
+                    store.put_ok(item.path, size, mtime, digest, item.vector.astype("float32").tobytes(), taken)
+                    counts["images"] += 1
+                elif isinstance(item, VideoVectors):
+                    moments = [(t, v.tobytes()) for t, v in zip(item.times, item.vectors)]
+                    store.put_video(item.path, size, mtime, digest, moments, taken)
+                    counts["moments"] += len(moments)
                 else:
                     store.put_failed(item.path, size, mtime, digest, item.reason, taken)
                     counts["failed"] += 1
+                    continue
+                counts["updated" if item.path in existing else "added"] += 1
         pending.clear()
         fault_point("index.commit")
 
@@ -122,29 +131,12 @@ def commit_stream(target: Target, stream: Iterable[ImageVector | FileFailure], d
 
 
 def embed_videos_into(target: Target, encoder: Encoder, paths: list[str]) -> dict[str, int]:
-    """Sample and embed each video; one transaction per video (all a SIGKILL can cost)."""
-    store, scan, reads, existing, job = target.store, target.scan, target.reads, target.existing, target.job
+    """Sample and embed each video here; one transaction per video (all a SIGKILL can cost). (A video is
+    decoded from its file: hashed by a read of its own.)"""
+    job = target.job
     from mmcli.embedding.video import embed_videos
-    from mmcli.media.video import VideoVectors
 
-    counts = {"added": 0, "updated": 0, "failed": 0, "moments": 0}
     items = embed_videos(
         encoder, paths, job.every, job.max_frames, job.max_pixels, job.batch_size, on_progress=job.on_progress
     )
-    for item in items:
-        size, mtime = scan[item.path]
-        read = known_read(reads, item.path)  # (a video is decoded from its file: hashed by a read of its own)
-        digest, taken = (read.digest, read.taken) if read is not None else (None, None)
-        with store.transaction():
-            if isinstance(item, VideoVectors):
-                moments = [(t, v.tobytes()) for t, v in zip(item.times, item.vectors)]
-                store.put_video(item.path, size, mtime, digest, moments, taken)
-                counts["updated" if item.path in existing else "added"] += 1
-                counts["moments"] += len(moments)
-            else:
-                store.put_failed(item.path, size, mtime, digest, item.reason, taken)
-                counts["failed"] += 1
-        if isinstance(item, FileFailure) and job.on_failure:
-            job.on_failure(item)
-        fault_point("index.commit")
-    return counts
+    return commit_stream(target, items, 1)

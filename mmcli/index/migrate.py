@@ -5,6 +5,7 @@ adoption of a rebuilt database's rows at the end of `mmcli index --rebuild`."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
@@ -37,6 +38,7 @@ def create_schema(store: Database, model: dict[str, str]) -> None:
         if "taken" in {r[1] for r in store.db.execute("PRAGMA table_info(files)")}:
             store.db.execute(TAKEN_INDEX)  # else an older database: the migration adds both
         store.db.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
+        store.db.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))  # the first time
         for key, value in model.items():
             store.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from mmcli.config import home_dir
 from mmcli.errors import IndexMissing, ModelMismatch, UsageError
+from mmcli.index.schema import DB_NAME
 from mmcli.index.store import Store
 from mmcli.results import IndexEntry, IndexInfo
 
@@ -59,8 +60,10 @@ def model_spec_for(store_meta: dict[str, str], model: str | None, weights: str |
     wanted = parse_model_spec(model or stored_name, weights)
     stored = parse_model_spec(stored_name, stored_weights)
     if wanted.canonical != stored.canonical:
+        same_name = stored.shown == wanted.shown
         raise ModelMismatch(
-            f"this index was built with {stored.canonical}, not {wanted.canonical}",
+            f"this index was built with {stored.canonical if same_name else stored.shown}, "
+            f"not {wanted.canonical if same_name else wanted.shown}",
             hint="use the same --model, or re-embed everything with `mmcli index --rebuild`",
         )
     return stored
@@ -73,7 +76,7 @@ def list_indexes() -> list[IndexEntry]:
     base = home_dir() / "indexes"
     entries = []
     for folder in sorted(p for p in base.iterdir() if (p / "index.sqlite").is_file()) if base.is_dir() else []:
-        size = _folder_size(folder)
+        size = index_size(folder)
         try:
             store = Store(folder, create=False)
         except IndexStoreError as exc:
@@ -82,17 +85,20 @@ def list_indexes() -> list[IndexEntry]:
         try:
             meta = store.meta()
             ok, _ = store.counts()
+            videos = store.video_count()
             entries.append(
                 IndexEntry(
                     folder.name,
                     str(folder),
                     tuple(store.roots()),
                     meta.get("model_name", ""),
-                    ok,
+                    ok - videos,
                     store.missing_count(),
                     size,
                     _when(meta.get("updated")),
                     "ok",
+                    videos,
+                    store.frame_count(),
                 )  # fmt: skip
             )
         finally:
@@ -100,8 +106,18 @@ def list_indexes() -> list[IndexEntry]:
     return entries
 
 
-def _folder_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+def index_size(folder: Path) -> int:
+    """An index's size on disk, the one definition (``info`` and ``indexes``): its database with its
+    write-ahead log, and its FAISS file; not SQLite's shared-memory file (made by whoever opens it), the
+    lock, or what a rebuild leaves while it runs."""
+    total = 0
+    for p in folder.iterdir():
+        if p.name in (DB_NAME, DB_NAME + "-wal") or (p.name.startswith("vectors") and p.suffix == ".faiss"):
+            try:
+                total += p.stat().st_size
+            except OSError:
+                pass  # (gone meanwhile: an older FAISS file replaced)
+    return total
 
 
 def _when(value: str | None) -> str:
@@ -115,7 +131,7 @@ def index_info(folder: Path) -> IndexInfo:
     try:
         meta = store.meta()
         ok, failed = store.counts()
-        size = _folder_size(folder)
+        size = index_size(folder)
 
         def when(key: str) -> str:
             return _when(meta.get(key))

@@ -188,6 +188,20 @@ class VectorReads:
             )
         return out
 
+    def moments_if_unchanged(self, path: str, size: int, mtime_ns: int) -> list[tuple[float, bytes]]:
+        """The stored moments (time, vector) of the video ``path`` if it was indexed with this size and
+        mtime (still the same file), in time order; empty otherwise."""
+        row = self.db.execute(
+            "SELECT id, size, mtime_ns FROM files WHERE path = ? AND status = 'ok' AND vector IS NULL",
+            (encode_path(path),),
+        ).fetchone()
+        if row is None or (row[1], row[2]) != (size, mtime_ns):
+            return []
+        return [
+            (float(t), v)
+            for t, v in self.db.execute("SELECT time, vector FROM frames WHERE file_id = ? ORDER BY time", (row[0],))
+        ]
+
     def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
         return {i: where.path for i, where in self.locate(ids).items()}
 

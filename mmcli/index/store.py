@@ -146,10 +146,10 @@ class Store(VectorReads):
                 ("dim", str(dim)),
                 ("preprocess", json.dumps(preprocess)),
                 ("generation", "0"),
-                ("created", now),
                 ("updated", now),
             ):
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (now,))  # (made with the schema)
 
     def roots(self) -> list[str]:
         """The folders `mmcli index` was run on (JSON in meta; older indexes have none recorded)."""
@@ -220,16 +220,6 @@ class Store(VectorReads):
             "SELECT size, mtime_ns, vector FROM files WHERE path = ? AND status = 'ok'", (encode_path(path),)
         ).fetchone()
         return row[2] if row and (row[0], row[1]) == (stat_int(size), stat_int(mtime_ns)) else None
-
-    def moment_if_unchanged(self, path: str, size: int, mtime_ns: int, time: float) -> bytes | None:
-        """The stored vector of the video ``path``'s moment nearest ``time``, if it was indexed with this
-        size and mtime."""
-        row = self.db.execute(
-            "SELECT frames.vector FROM frames JOIN files ON files.id = frames.file_id WHERE files.path = ? "
-            "AND files.status = 'ok' AND files.size = ? AND files.mtime_ns = ? ORDER BY abs(frames.time - ?) LIMIT 1",
-            (encode_path(path), stat_int(size), stat_int(mtime_ns), time),
-        ).fetchone()
-        return row[0] if row else None
 
     def ok_hashes(self) -> Iterator[tuple[int, str]]:
         """(id, content hash) of every embedded file."""

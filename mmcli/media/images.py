@@ -89,17 +89,30 @@ def walk_images(
 
 
 def expand_inputs(inputs: Iterable[str], include_hidden: bool = False, videos: bool = False) -> Iterator[Path]:
-    """Files as given (whatever their extension), directories walked for image (and ``videos``) files."""
+    """Files as given (whatever their extension), directories walked for image (and ``videos``) files.
+
+    Each file comes once, where it is first seen: named twice, found in a folder and named too, or
+    spelled two ways (``a.jpg``, ``./a.jpg``, ``/abs/a.jpg``, a symbolic link to it) is one input."""
+    seen: set[str] = set()
     for item in inputs:
         path = Path(item)
         try:
             is_dir = path.is_dir()
         except OSError:
             is_dir = False
-        if is_dir:
-            yield from walk_images(path, include_hidden, videos=videos)
-        else:
-            yield path
+        for found in walk_images(path, include_hidden, videos=videos) if is_dir else (path,):
+            key = same_file_key(found)
+            if key not in seen:
+                seen.add(key)
+                yield found
+
+
+def same_file_key(path: str | os.PathLike[str]) -> str:
+    """What two spellings of one file share: its path with symbolic links, ``.`` and ``..`` resolved."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return os.path.abspath(path)
 
 
 # ------------------------------------------------------------------------------------- decoding

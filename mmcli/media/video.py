@@ -1,4 +1,4 @@
-"""Video files: sampling frames (PyAV, imported lazily); ``video_embed`` embeds them as moments.
+"""Video files: sampling frames (PyAV, imported lazily); ``mmcli.embedding.video`` embeds them as moments.
 
 Sampling rules (documented in the README):
 - A frame every ``every`` seconds of presentation time (the first frame at or after 0, every, 2 x

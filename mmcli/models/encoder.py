@@ -75,7 +75,7 @@ def describe_encoder(spec: ModelSpec) -> EncoderShape:
 
     resolved = resolve(spec)
     try:
-        model = build_shapes(resolved, spec.canonical)
+        model = build_shapes(resolved, spec.shown)
     except ModelError:
         model = None
     projection = getattr(model, "text_projection", None)
@@ -104,7 +104,7 @@ def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto")
         raise UsageError("fp16 is not supported on the CPU", hint="use --precision bf16 or fp32")
     resolved = resolve(spec)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[prec]
-    model = build_model(resolved, spec.canonical, dtype)
+    model = build_model(resolved, spec.shown, dtype)
     model.eval().requires_grad_(False)
     model.to(device=dev, dtype=dtype)
     if dev == "cuda":
@@ -162,7 +162,7 @@ class Encoder:
     @property
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
-            self._tokenizer = _get_tokenizer(str(self._tokenizer_name), self.spec.canonical)
+            self._tokenizer = _get_tokenizer(str(self._tokenizer_name), self.spec.shown)
         return self._tokenizer
 
     @property

@@ -53,6 +53,14 @@ class ModelSpec:
             return f"{self.arch} --weights {self.weights}"
         return f"{self.arch}:{self.tag}"
 
+    @property
+    def shown(self) -> str:
+        """How messages name the model: as the user named it when that was a name (``mmcli-tiny``, an
+        alias, ``ViT-B/32``), not the folder it resolves to; else its canonical spec."""
+        if self.weights is None and not self.name.startswith(("local-dir:", "hf-hub:")):
+            return self.name
+        return self.canonical
+
 
 def aliases() -> dict[str, dict[str, str]]:
     return dict(load_toml("models.toml").get("aliases", {}))

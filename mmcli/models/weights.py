@@ -19,11 +19,24 @@ from mmcli.errors import ModelError, UnknownModel
 from mmcli.models.spec import ModelSpec, find_checkpoint
 
 HF_WEIGHTS = "open_clip_pytorch_model.bin"  # open_clip's default checkpoint name on the hub
-OFFLINE_HINT = (
-    "download the weights once with network access (they are cached), pass ARCH --weights FILE, "
-    "set HF_HUB_OFFLINE=1 to use only the local cache, or try --model mmcli-tiny"
-)
 UNKNOWN_ARCH_HINT = "`mmcli models --all` lists architectures and tags"
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def offline_hint() -> str:
+    """What to do when weights cannot be had (it does not suggest HF_HUB_OFFLINE=1 to whoever set it)."""
+    if _hub_offline():
+        return (
+            "HF_HUB_OFFLINE is set: run once without it, with network access, to download the weights (they are "
+            "cached); or pass ARCH --weights FILE, or try --model mmcli-tiny"
+        )
+    return (
+        "download the weights once with network access (they are cached), pass ARCH --weights FILE, "
+        "set HF_HUB_OFFLINE=1 to use only the local cache, or try --model mmcli-tiny"
+    )
 
 
 @dataclass(frozen=True)
@@ -48,7 +61,7 @@ def _download_failed(what: str, exc: BaseException) -> ModelError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if len(reason) > 200:
         reason = reason[:200] + "..."
-    return ModelError(f"cannot get the weights of {what}: {reason}", hint=OFFLINE_HINT)
+    return ModelError(f"cannot get the weights of {what}: {reason}", hint=offline_hint())
 
 
 def _hub_host() -> str:
@@ -57,13 +70,26 @@ def _hub_host() -> str:
     return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
 
 
+def _through_proxy(host: str) -> bool:
+    """Do requests to ``host`` go through a proxy ($HTTPS_PROXY, $ALL_PROXY, not $NO_PROXY)? The proxy
+    then resolves the name: this machine may well not."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies()
+    if not (proxies.get("https") or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(host)
+
+
 def _offline_reason() -> str | None:
     """Why the hub cannot be reached right now, or None. Fails in milliseconds, unlike the hub's retries."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    if _hub_offline():
         return "HF_HUB_OFFLINE is set and they are not in the local cache"
     import socket
 
     host = _hub_host()
+    if _through_proxy(host):
+        return None  # (the download itself says so if the proxy cannot reach the hub)
     try:
         socket.getaddrinfo(host, 443)
     except OSError:
@@ -141,7 +167,7 @@ def _hub_file(repo: str, filename: str, what: str) -> Path:
         return cached
     reason = _offline_reason()
     if reason:
-        raise ModelError(f"cannot get the weights of {what}: {reason}", hint=OFFLINE_HINT)
+        raise ModelError(f"cannot get the weights of {what}: {reason}", hint=offline_hint())
     hub_logger = logging.getLogger("huggingface_hub")
     level = hub_logger.level
     hub_logger.setLevel(logging.ERROR)  # no "Retrying in 8s" lines; one error line at the end instead
@@ -167,6 +193,19 @@ def _check_arch(arch: str) -> None:
         raise UnknownModel(f"unknown open_clip architecture {arch!r}", hint=hint)
 
 
+def _tag_hint(arch: str, tag: str) -> str:
+    """The closest known tags of ``arch`` ("did you mean"), else all of them."""
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if not tags:
+        return "pass --weights FILE"
+    close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.6)
+    if close:
+        return f"did you mean {' or '.join(f'{arch}:{t}' for t in close)}? ({UNKNOWN_ARCH_HINT})"
+    return f"known tags: {', '.join(tags)}"
+
+
 def resolve(spec: ModelSpec) -> Resolved:
     """Find (downloading if need be) the checkpoint and config source for ``spec``."""
     import open_clip
@@ -190,11 +229,7 @@ def resolve(spec: ModelSpec) -> Resolved:
     location = pretrained_location(arch, spec.tag or "")
     if location is None:
         _check_arch(arch)
-        tags = open_clip.list_pretrained_tags_by_model(arch)
-        raise UnknownModel(
-            f"unknown pretrained tag {spec.tag!r} for {arch}",
-            hint=f"known tags: {', '.join(tags)}" if tags else "pass --weights FILE",
-        )
+        raise UnknownModel(f"unknown pretrained tag {spec.tag!r} for {arch}", hint=_tag_hint(arch, spec.tag or ""))
     arch, repo, filename = location
     pcfg = open_clip.get_pretrained_cfg(arch, spec.tag or "")
     overrides = {k: pcfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pcfg}

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request, Response  # module level: FastAPI reads the endpoints' annotations
 
 from mmcli.errors import MmcliError, UsageError
+from mmcli.queries import split_moment
 from mmcli.serve.client import NONCE_HEADER, PROOF_HEADER, discovery_file, proof, read_discovery
 from mmcli.serve.guards import BadPath, BodyLimit, HostOriginGuard, PathGuard, Refused
 from mmcli.serve.wire import ClassifyBody, ClassifyItem, ClassifyReply, ErrorReply, HealthReply, SearchBody, SearchReply
@@ -133,14 +134,14 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
     def run_search(body: SearchBody, upload: str | None = None) -> SearchReply:
         for path in body.named_files():  # before anything looks at them: the same 403 whether they exist or not
             if path != upload:
-                paths.check(path)
+                paths.check(split_moment(path)[0])  # a video's moment (VIDEO#t=12): the video's file
         if body.within is not None:
             paths.resolve(body.within)  # a NUL: 400
         # paths outside the roots are never looked up (``within`` there only narrows the index's paths)
         request = body.request(lambda path: path == upload or paths.contains(path))
         for term in request.terms:
             if term.is_image and term.value != upload:
-                paths.check(term.value)
+                paths.check(split_moment(term.value)[0])
         return SearchReply.of(locked(lambda: engine.search(request)))
 
     @app.post("/search", response_model=SearchReply, responses=errors)
@@ -163,16 +164,22 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
     return app
 
 
-def claim_discovery(engine: LocalEngine, config: ServerConfig) -> Path:
-    """Write the discovery file, refusing when another live server owns it."""
-    from mmcli.atomic import atomic_write_bytes
-
+def refuse_second_server() -> None:
+    """A usage error when another live server owns the discovery file (checked before any work, and
+    again when it is claimed)."""
     running = read_discovery()
     if running is not None and running["pid"] != os.getpid():
         raise UsageError(
             f"another mmcli serve (pid {running['pid']}, {running['url']}) is running for {running['index']}",
             hint="stop it first, or give this server its own MMCLI_HOME",
         )
+
+
+def claim_discovery(engine: LocalEngine, config: ServerConfig) -> Path:
+    """Write the discovery file, refusing when another live server owns it."""
+    from mmcli.atomic import atomic_write_bytes
+
+    refuse_second_server()
     url = f"http://{config.host}:{config.port}"
     info = {"url": url, "pid": os.getpid(), "index": str(engine.index), "model": engine.spec.name}
     path = discovery_file()
