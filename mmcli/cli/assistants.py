@@ -14,6 +14,7 @@ from mmcli.cli.options import IndexOpt, command
 
 @command(
     "mcp",
+    short="Serve an index to AI assistants (MCP over stdio), read-only.",
     examples=(
         "claude mcp add mmcli -- mmcli mcp            (Claude Code; see README for Claude Desktop and others)",
         "mmcli mcp --index holiday --allow-root ~/Pictures/2024",

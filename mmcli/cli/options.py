@@ -73,14 +73,33 @@ METAVARS = {
     "--ray-actors": "N", "--ray-gpus-per-actor": "GPUS", "--host": "HOST", "--port": "PORT",
     "--allow-root": "FOLDER", "--allow-host": "HOST", "--allow-origin": "URL", "--max-body": "BYTES",
     "--max-upload": "BYTES", "--dir": "FOLDER", "--count": "N", "--seed": "N", "--samples": "N",
+    "--rerank": "MODEL", "--rerank-weights": "FILE", "--rerank-k": "N",
 }  # fmt: skip
 ARGUMENT_METAVARS = {"inputs": "PATH", "paths": "PATH", "query": "TEXT"}
 
 
 def _type_metavar(param: Any) -> str:
+    """N, NUMBER, PATH or TEXT from the option's declared type (Typer resolves click's types lazily, so
+    the annotation is read where Typer keeps it, else click's type)."""
+    import typing
+    from pathlib import Path
+
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if annotation is not None:
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+        kind = kinds[0]
+        if kind is bool:
+            return "BOOLEAN"
+        if kind is int:
+            return "N"
+        if kind is float:
+            return "NUMBER"
+        if isinstance(kind, type) and issubclass(kind, Path):
+            return "PATH"
+        return "TEXT"
     import click
 
-    kind = param.type
+    kind = getattr(param, "type", None)
     if isinstance(kind, (click.types.IntParamType, click.IntRange)):
         return "N"
     if isinstance(kind, (click.types.FloatParamType, click.FloatRange)):
