@@ -248,8 +248,9 @@ PreviewOpt = Annotated[
     Optional[str],
     typer.Option(
         "--preview",
-        metavar="[auto|kitty|iterm|sixel|blocks|off]",
-        help="Each result's thumbnail beside its score and name, in the terminal. auto (--preview alone): kitty, "
+        metavar="MODE",
+        help="Each result's thumbnail beside its score and name, in the terminal. MODE: auto, kitty, iterm, "
+        "sixel, blocks or off. auto (--preview alone): kitty, "
         "iTerm2 or sixel pictures where the terminal shows them, else Unicode half blocks; nothing when stdout is "
         "not a terminal. A protocol named is written anyway.",
         show_default=False,

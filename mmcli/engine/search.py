@@ -122,7 +122,7 @@ def ranked(
     from mmcli.engine.video_query import query_files
     from mmcli.index import vectors
 
-    excluded = query_files(store, request.terms)
+    excluded = query_files(store, request.terms, request.all_moments)
     want = count + len(excluded)
     under = os.path.realpath(request.within) if request.within is not None else None  # (a loop: as it is)
     after, before = request.after, request.before

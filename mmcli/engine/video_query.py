@@ -74,9 +74,10 @@ def _frame(path: str, moment: float, engine: Encoders) -> np.ndarray:
     return encoder.encode_images(encoder.preprocess.to_array(picture)[None])
 
 
-def query_files(store: Store, terms: Sequence[Term]) -> set[tuple[str, float | None]]:
-    """What a search leaves out of its results: the query's own files ((path, None)), and for a moment
-    of an indexed video (``#t=``) that moment ((path, time))."""
+def query_files(store: Store, terms: Sequence[Term], all_moments: bool = False) -> set[tuple[str, float | None]]:
+    """What a search leaves out of its results: the query's own files ((path, None)); for a moment of a
+    video (``#t=``) the whole video too, unless ``all_moments`` (the video's other moments are then what
+    is looked for): that moment alone ((path, time))."""
     out: set[tuple[str, float | None]] = set()
     for term in terms:
         if not term.is_image:
@@ -84,7 +85,7 @@ def query_files(store: Store, terms: Sequence[Term]) -> set[tuple[str, float | N
         path, moment = split_moment(term.value)
         moment = term.time if term.time is not None else moment  # (the server's moments)
         real = os.path.realpath(path)
-        if moment is None:
+        if moment is None or not all_moments:
             out.add((real, None))
             continue
         stored = stored_moments(store, path)
