@@ -61,10 +61,13 @@ def test_tokenizer_on_random_text() -> None:
 @pytest.fixture
 def tiny_tower():
     from mmcli.models import load_encoder, parse_model_spec
-    from mmcli.models.onnx_towers import OnnxTextEncoder, export_text_tower, tower_state
+    from mmcli.models.onnx_export import export_tower
+    from mmcli.models.onnx_towers import OnnxTextEncoder
+    from mmcli.models.tower_files import tower_state
 
     spec = parse_model_spec(TINY)
-    assert export_text_tower(spec) is None and tower_state(spec).ready
+    assert export_tower(spec).done and tower_state(spec).ready
+    assert tower_state(spec).meta["lengths"] == "prefix"  # causal, pooled at the end of text: cut there
     return OnnxTextEncoder(spec), load_encoder(spec, device="cpu", precision="fp32")
 
 
@@ -110,13 +113,18 @@ def _heavy_modules(*args: str, env: dict[str, str] | None = None) -> tuple[int, 
 def test_commands_that_need_no_image_model_import_neither_torch_nor_open_clip(
     shapes_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))  # the first query must export the tower
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))  # nothing exported before this test
     index = str(tmp_path / "idx")
     status, heavy, _ = _heavy_modules("index", str(shapes_dir), "--index", index, "--model", TINY)
-    assert status == 0 and "torch" in heavy  # indexing embeds images: torch, of course
-    status, heavy, out = _heavy_modules("search", "a red circle", "--index", index, "-k", "3")
-    assert status == 0 and out.count(b"\n") == 3  # the first text query exports the text tower (torch)
+    assert status == 0 and "torch" in heavy  # indexing embeds images: torch, of course (and writes the towers)
+    assert sorted(p.suffix for p in (tmp_path / "cache" / "onnx").glob("*-*-*.onnx*")) == [
+        ".data",
+        ".data",
+        ".onnx",
+        ".onnx",
+    ]
     for args in (
+        ["search", "a red circle", "--index", index, "-k", "3"],  # the first search after an index: no torch
         ["search", "a blue star", "--index", index, "-k", "3"],  # a new query: the ONNX tower
         ["search", "a blue star", "--index", index, "-k", "3"],  # the same again: the text cache
         ["search", "a star", "--add", "2:blue", "--sub", "a red circle", "--index", index],
@@ -134,37 +142,40 @@ def test_a_model_that_keeps_torch_for_texts_still_searches(
     shapes_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mmcli.models import parse_model_spec
+    from mmcli.models.tower_files import FORMAT, tower_paths
 
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))  # this test's refusal stays its own
-    from mmcli.models.onnx_towers import tower_files
-
     index = str(tmp_path / "idx")
     assert _heavy_modules("index", str(shapes_dir), "--index", index, "--model", TINY)[0] == 0
-    model_file, sidecar = tower_files(parse_model_spec(TINY))
-    sidecar.parent.mkdir(parents=True, exist_ok=True)
-    sidecar.write_text(json.dumps({"format": 1, "refused": "its tokenizer is not open_clip's plain BPE tokenizer"}))
+    paths = tower_paths(parse_model_spec(TINY))
+    paths.sidecar.write_text(json.dumps({"format": FORMAT, "refused": "its tokenizer is not open_clip's plain BPE"}))
     status, heavy, out = _heavy_modules("search", "a green circle", "--index", index, "-k", "2")
-    assert status == 0 and out.count(b"\n") == 2 and "torch" in heavy and not model_file.exists()
+    assert status == 0 and out.count(b"\n") == 2 and "torch" in heavy
 
 
 def test_the_export_says_once_why_a_model_keeps_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mmcli.models.onnx_towers as onnx_text
+    import mmcli.models.onnx_export as onnx_export
+    from mmcli.models import parse_model_spec
+    from mmcli.models.tower_files import tower_state
+    from mmcli.models.towers import open_tower
 
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
-    from mmcli.models import parse_model_spec
-
-    monkeypatch.setattr(onnx_text, "_export", lambda spec, tower, target: "its tokenizer is not open_clip's plain BPE")
+    monkeypatch.setattr(onnx_export, "_clean_mode", lambda tokenizer: None)
     spec = parse_model_spec(TINY)
-    assert "plain BPE" in (onnx_text.export_text_tower(spec) or "")
-    assert onnx_text.tower_state(spec).refused and not onnx_text.tower_state(spec).ready
+    opened = open_tower(spec)
+    assert opened.encoder is None and "plain BPE" in (opened.note or "")
+    assert tower_state(spec).refused and not tower_state(spec).ready  # recorded: it will recur
+    assert open_tower(spec) == open_tower(spec, export=False)  # not tried again, not said again
+    assert open_tower(spec).note is None
 
     class NotSimple:
         pass
 
     from open_clip.tokenizer import SimpleTokenizer
 
-    assert onnx_text._clean_mode(NotSimple(), SimpleTokenizer) is None
-    assert onnx_text._clean_mode(SimpleTokenizer(context_length=77), SimpleTokenizer) == "lower"
+    monkeypatch.undo()
+    assert onnx_export._clean_mode(NotSimple()) is None
+    assert onnx_export._clean_mode(SimpleTokenizer(context_length=77)) == "lower"
 
 
 def test_a_small_classify_job_needs_no_torch_and_a_large_one_uses_it(

@@ -26,7 +26,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,15 @@ from mmcli.errors import DiskFull, IndexCorrupt, IndexReadOnly, IndexStoreError,
 from mmcli.faults import fault_point
 from mmcli.index import schema
 from mmcli.index.changes import Changes, find_changes
-from mmcli.index.embedding import Target, embed_into, embed_on_ray_into, embed_videos_into, load_for_index
+from mmcli.index.embedding import (
+    Target,
+    embed_into,
+    embed_on_ray_into,
+    embed_videos_into,
+    load_for_index,
+    small_job_encoder,
+    towers_after,
+)
 from mmcli.index.job import IndexJob
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
@@ -110,21 +118,21 @@ def run_index(
         on_progress, on_failure, prune, every, max_frames, ray,
     )  # fmt: skip
     ensure_writable(folder)
+    loaded = _Loaded()
     with IndexLock(folder):
         store = _open_for_writing(folder, rebuild)
         try:
             if rebuild:
-                summary = _rebuild(store, model, weights, job, start)
+                summary = _rebuild(store, model, weights, job, start, loaded)
             else:
                 spec = model_spec_for(store.meta(), model, weights)
                 store.record_model(model_meta(spec))  # before any work: a killed first run keeps it
-                summary = _update(store, spec, job, start)
+                summary = _update(store, spec, job, start, loaded=loaded)
             from mmcli.index.vectors import load_or_rebuild
 
             if store.meta().get("dim"):
                 load_or_rebuild(store, write=True, must_write=True)
             store.add_roots(os.fsdecode(r) for r in root_paths)
-            return summary
         except sqlite3.OperationalError as exc:
             if _is_disk_full(exc):
                 raise _disk_full(folder) from None
@@ -137,13 +145,19 @@ def run_index(
             raise
         finally:
             store.close()
+    if loaded.spec is not None:  # the model was loaded anyway: the towers searches need, written now
+        notes = towers_after(loaded.spec, loaded.take())
+        summary = replace(summary, warnings=summary.warnings + notes)
+    return summary
 
 
 def model_meta(spec: ModelSpec) -> dict[str, str]:
     return {"model_name": spec.name, "model_spec": spec.canonical, "model_weights": str(spec.weights or "")}
 
 
-def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob, start: float) -> IndexSummary:
+def _rebuild(
+    store: Store, model: str | None, weights: str | None, job: IndexJob, start: float, loaded: _Loaded
+) -> IndexSummary:
     """Load the model first (one that cannot load changes nothing), embed everything into
     ``rebuild.sqlite``, then swap it in, in one transaction: readers see the old index until then."""
     from mmcli.models import load_encoder, parse_model_spec
@@ -163,7 +177,7 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
     schema.remove(store.folder, REBUILD_DB)  # what a killed rebuild left
     side = Store(store.folder, create=True, name=REBUILD_DB, model=model_meta(spec))
     try:
-        summary = _update(side, spec, job, start, encoder=encoder)
+        summary = _update(side, spec, job, start, encoder=encoder, loaded=loaded)
         fault_point("index.rebuild-swap")
         store.adopt(side)
         fault_point("index.rebuild-swapped")
@@ -196,7 +210,14 @@ def _open_for_writing(folder: Path, rebuild: bool) -> Store:
     return Store(folder, create=True)
 
 
-def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder: Encoder | None = None) -> IndexSummary:
+def _update(
+    store: Store,
+    spec: ModelSpec,
+    job: IndexJob,
+    start: float,
+    encoder: Encoder | None = None,
+    loaded: _Loaded | None = None,
+) -> IndexSummary:
     from mmcli.media.video import av_available, is_video
 
     found = find_changes(store, job.roots, job.include_hidden, job.exclude)
@@ -264,8 +285,10 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
         if to_embed and job.ray is not None:
             done = embed_on_ray_into(target, spec, to_embed)
         elif to_embed:
-            encoder = load_for_index(store, spec, job, encoder)
-            done = embed_into(target, encoder, to_embed)
+            small = small_job_encoder(store, spec, job, len(to_embed)) if encoder is None and not videos else None
+            if small is None:
+                encoder = load_for_index(store, spec, job, encoder)
+            done = embed_into(target, small or encoder, to_embed)  # type: ignore[arg-type]
         else:
             done = {}
         if videos:  # (sampled and embedded here, also with --ray)
@@ -273,6 +296,8 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
             shot = embed_videos_into(target, encoder, videos)
         else:
             shot = {}
+        if encoder is not None and loaded is not None:
+            loaded.spec, loaded.encoder = spec, encoder
         embed_seconds = time.perf_counter() - t0
         embedded = done.get("added", 0) + done.get("updated", 0)
         for key, value in [*done.items(), *shot.items()]:
@@ -296,6 +321,19 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
         warnings=_warnings(found, counts["missing"], job.prune) + _no_av(unplayable),
         moments=counts.get("moments", 0),
     )
+
+
+@dataclass
+class _Loaded:
+    """The torch model a run loaded (if it did), for the towers written after it."""
+
+    spec: ModelSpec | None = None
+    encoder: Encoder | None = None
+
+    def take(self) -> Encoder | None:
+        """The model if the towers' export can use it (CPU, fp32); dropped either way (memory)."""
+        encoder, self.encoder = self.encoder, None
+        return encoder if encoder is not None and (encoder.device, encoder.precision) == ("cpu", "fp32") else None
 
 
 def _no_av(videos: Sequence[str]) -> tuple[str, ...]:
