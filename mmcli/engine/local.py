@@ -182,12 +182,20 @@ class LocalEngine:
             notes: list[str] = []
             with store.snapshot():  # vectors and paths from one state of the index, even mid-swap
                 q = query_vector(store, request.terms, self, request.max_pixels, notes)
-                faiss_index = None if request.within is not None else self._vectors(store)
+                faiss_index = self._vectors(store) if request.within is None and self._faiss_pays(store) else None
                 hits = top_hits(store, faiss_index, q, request)
                 notes += undated_notes(store, request)
             return SearchResult(hits, self._notes() + tuple(notes))
         finally:
             store.close()
+
+    def _faiss_pays(self, store: Any) -> bool:
+        """FAISS, or numpy over the vectors read from SQLite (exact either way)? A warm engine keeps FAISS
+        in memory; a command of its own pays for importing FAISS and reading its file, which costs more
+        than numpy's brute force up to ``COLD_BRUTE_MAX`` vectors."""
+        from mmcli.engine.search import COLD_BRUTE_MAX
+
+        return self.warm or store.vector_count() > COLD_BRUTE_MAX
 
     def _vectors(self, store: Any) -> Any:
         from mmcli.index import vectors

@@ -167,6 +167,7 @@ def undated_notes(store: Store, request: SearchRequest) -> list[str]:
 
 
 BRUTE_MAX = 20_000  # a date filter keeping at most this many images is searched exactly, over just those
+COLD_BRUTE_MAX = 50_000  # a search in a process of its own: numpy over SQLite's vectors up to this many
 
 
 def _brute_force(

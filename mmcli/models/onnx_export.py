@@ -100,9 +100,9 @@ def export_tower(
                 return Outcome(False, reason)
             return Outcome(False, reason, recorded=True)
         except OSError as exc:
-            return Outcome(False, f"the {tower} tower could not be written to {paths.folder} ({exc.strerror or exc})")
+            return Outcome(False, f"the ONNX towers could not be written to {paths.folder} ({exc.strerror or exc})")
         except MemoryError:
-            return Outcome(False, f"not enough memory to export the {tower} tower")
+            return Outcome(False, "not enough memory to export the ONNX towers")
     finally:
         os.close(lock)  # (releases the flock)
 

@@ -62,7 +62,7 @@ def open_tower(spec: ModelSpec, tower: str = "text", encoder: Encoder | None = N
         return Opened(None, f"{where} is damaged ({damaged}) and could not be exported again: {outcome.reason}")
     if outcome.recorded:
         return Opened(None, f"{WHAT[tower]} with torch for {spec.name}: {outcome.reason}")
-    return Opened(None, f"{WHAT[tower]} with torch this time: {outcome.reason}; tried again next time")
+    return Opened(None, f"torch is used this time (slower): {outcome.reason}; tried again next time")
 
 
 def _open(spec: ModelSpec, tower: str, meta: dict[str, Any] | None = None) -> OnnxTextEncoder | OnnxImageEncoder:
