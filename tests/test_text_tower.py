@@ -189,3 +189,85 @@ def test_a_small_classify_job_needs_no_torch_and_a_large_one_uses_it(
     assert status == 0 and heavy == [] and json.loads(out)["labels"][0]["label"] == "red star"
     status, heavy, out = _heavy_modules("classify", str(shapes_dir), "--labels", "star", "circle", "--model", TINY)
     assert status == 0 and "torch" in heavy and out.count(b"\n") == 32  # 32 images: the torch model's batches
+
+
+def test_plain_ascii_is_what_ftfy_and_html_unescaping_leave_alone() -> None:
+    """The tokenizer skips ftfy for printable ASCII without "&" (and tab, newline): exhaustively on one and
+    two characters, and on random strings, ftfy + HTML unescaping leave such text as it is."""
+    import html
+    import itertools
+
+    import ftfy
+
+    from mmcli.models.tokenizer import _PLAIN
+
+    plain = [chr(c) for c in range(0x20, 0x7F) if chr(c) != "&"] + ["\t", "\n"]
+    rng = np.random.default_rng(11)
+    randoms = ["".join(rng.choice(plain, size=int(rng.integers(1, 60)))) for _ in range(3000)]
+    for text in itertools.chain(plain, map("".join, itertools.product(plain, repeat=2)), randoms):
+        assert _PLAIN.fullmatch(text)
+        assert html.unescape(html.unescape(ftfy.fix_text(text))) == text, repr(text)
+    for text in ("&amp;", "a & b", "caf\u00e9", "\r\n", "\x00", "\x7f", "\x1b[0m"):
+        assert not _PLAIN.fullmatch(text)
+
+
+def test_ascii_text_is_split_as_regex_splits_it() -> None:
+    """ASCII text goes through ``re`` instead of ``regex`` (no import): the same pieces, the same ids."""
+    import regex
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from mmcli.models.tokenizer import _ASCII_PATTERN, _unicode_pattern
+
+    rng = np.random.default_rng(12)
+    alphabet = [chr(c) for c in range(128)] + ["'s", "'ll", "<start_of_text>", "<end_of_text>"]
+    texts = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 50)))) for _ in range(2000)]
+    for text in texts:
+        assert _ASCII_PATTERN.findall(text) == _unicode_pattern().findall(text), repr(text)
+    assert isinstance(_unicode_pattern(), regex.Pattern)
+    ascii_only = [t for t in texts if t.isascii()][:500]
+    assert np.array_equal(Tokenizer(77).tokenize(ascii_only), SimpleTokenizer(context_length=77)(ascii_only).numpy())
+
+
+def test_the_prepared_tables_are_used_and_a_damaged_copy_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mmcli.models.tokenizer as tokenizer
+
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
+    first = Tokenizer(77)
+    (prepared,) = (tmp_path / "cache" / "onnx").glob("bpe-*.txt")
+    monkeypatch.setattr(tokenizer, "_parse", lambda vocab_file: pytest.fail("parsed again"))
+    assert Tokenizer(77).ids == first.ids and Tokenizer(77).ranks == first.ranks  # read from the prepared file
+    monkeypatch.undo()
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
+    data = prepared.read_bytes()
+    damaged = data.replace(b"\nab</w>\n", b"\nba</w>\n", 1)  # one token changed: its digest fails
+    assert damaged != data
+    prepared.write_bytes(damaged)
+    again = Tokenizer(77)
+    assert again.ids == first.ids and prepared.read_bytes() == data
+    assert np.array_equal(again.tokenize(STRINGS), first.tokenize(STRINGS))
+
+
+def test_only_a_causal_tower_pooled_at_the_end_of_text_is_cut_there() -> None:
+    """Running the tokens up to the end of text only is right for CLIP's causal, argmax-pooled tower;
+    a tower that attends both ways, or pools elsewhere, keeps the whole context."""
+    import torch
+
+    from mmcli.models import load_encoder, parse_model_spec
+    from mmcli.models.text_prefix import prefix_module
+
+    model = load_encoder(parse_model_spec(TINY), device="cpu", precision="fp32").model
+    prefix = prefix_module(model)
+    assert prefix is not None
+    ids = torch.from_numpy(Tokenizer(24).tokenize(["a red circle", "日本語 🚗", "x " * 30, ""]))
+    with torch.no_grad():
+        full = model.encode_text(ids)
+        end = int(ids.argmax(dim=1).max()) + 1
+        assert torch.allclose(prefix(ids[:, :end]), full, atol=1e-5)
+        assert torch.allclose(prefix(ids), full, atol=1e-5)
+    mask = model.attn_mask
+    model.attn_mask = torch.zeros_like(mask)  # attends both ways
+    assert prefix_module(model) is None
+    model.attn_mask, model.text_pool_type = mask, "last"  # pools at the last position, padding included
+    assert prefix_module(model) is None
