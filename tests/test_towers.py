@@ -201,6 +201,24 @@ def test_a_damaged_text_tower_is_exported_again_with_one_warning(
     assert [h["score"] for h in ours] == pytest.approx([h["score"] for h in theirs], abs=1e-4)
 
 
+def test_a_copied_cache_is_hashed_whole_once(built: tuple[Path, Path, Path], tmp_path: Path, monkeypatch) -> None:
+    """Copies get new times: the weights are hashed whole once, found to be the exported ones, and their
+    new times recorded, so the next load checks sampled blocks only."""
+    import mmcli.models.tower_files as tower_files
+    from mmcli.models.towers import open_tower
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built[2], copy, copy_function=shutil.copyfile)  # contents only: new modification times
+    monkeypatch.setenv("MMCLI_CACHE", str(copy))
+    hashed = []
+    whole = tower_files._whole
+    monkeypatch.setattr(tower_files, "_whole", lambda path: hashed.append(path.suffix) or whole(path))
+    assert open_tower(_spec(), export=False).encoder is not None
+    assert hashed == [".onnx", ".data"]  # the small graph always; the weights once
+    hashed.clear()
+    assert open_tower(_spec(), export=False).encoder is not None and hashed == [".onnx"]
+
+
 def test_a_damaged_image_tower_is_found_by_classify(built: tuple[Path, Path, Path], cache: Path) -> None:
     photos, _, _ = built
     one = str(photos / "red_star.png")

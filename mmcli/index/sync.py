@@ -16,7 +16,9 @@ transaction per video. Unchanged rows without a capture time (an index made befo
 theirs from their file's header. When nothing needs embedding, no model is loaded. The model is
 recorded before any work, so even a first run killed at once leaves an index that knows its model.
 ``--rebuild`` loads the model first, builds a complete new database beside the old one and swaps it
-in in one transaction."""
+in in one transaction. Up to ``SMALL_JOB`` new images for an index that has vectors go through the
+model's exported ONNX image tower when it is there (no torch); a run that loaded the torch model
+writes the towers searches need, if missing, after the index is complete (never failing for them)."""
 
 from __future__ import annotations
 

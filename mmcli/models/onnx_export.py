@@ -37,6 +37,7 @@ from mmcli.models.tower_files import (
     TowerDamaged,
     TowerPaths,
     file_record,
+    lock,
     named_files,
     remove_leftovers,
     tower_paths,
@@ -76,7 +77,7 @@ def export_tower(
     sidecar of an export found damaged, replaced (unless another process replaced it meanwhile)."""
     paths = tower_paths(spec, tower)
     try:
-        lock = _lock(paths)
+        held = lock(paths)
     except OSError as exc:
         return Outcome(False, f"the cache folder {paths.folder} is not writable ({exc.strerror or exc})")
     try:
@@ -104,7 +105,7 @@ def export_tower(
         except MemoryError:
             return Outcome(False, "not enough memory to export the ONNX towers")
     finally:
-        os.close(lock)  # (releases the flock)
+        os.close(held)  # (releases the flock)
 
 
 def _export(spec: ModelSpec, tower: str, paths: TowerPaths, encoder: Encoder | None) -> Outcome:
@@ -285,22 +286,6 @@ def _agreement(spec: ModelSpec, tower: str, meta: dict[str, Any], encoder: Encod
     except TowerDamaged as exc:  # written but unreadable: the disk's doing, not the model's
         raise OSError(None, str(exc)) from None
     return float(np.sum(ours * theirs, axis=1).min())
-
-
-def _lock(paths: TowerPaths) -> int:
-    """A descriptor holding an exclusive flock on the tower's lock file (waits for another process's
-    export); closing it releases the lock. OSError where the cache folder cannot be written."""
-    paths.folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
-    if sys.platform != "win32":
-        import fcntl
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            os.close(fd)
-            raise
-    return fd
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,33 @@ def check_files(paths: TowerPaths, meta: dict[str, Any]) -> None:
             raise TowerDamaged(f"{name} cannot be read ({exc.strerror or exc})") from None
     if touched:  # a copy or a restore of the same bytes: its new time, so the whole hash is not needed again
         try:
-            write_sidecar(paths, meta)
+            fd = lock(paths, wait=False)
         except OSError:
-            pass  # a read-only cache: hashed again next time
+            return  # a read-only cache, or an export running: hashed again next time
+        try:
+            if json.loads(paths.sidecar.read_text()).get("model") == meta.get("model"):
+                write_sidecar(paths, meta)
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(fd)
+
+
+def lock(paths: TowerPaths, wait: bool = True) -> int:
+    """A descriptor holding the exclusive flock of the tower's lock file (one export, or sidecar write, at
+    a time); closing it releases it. OSError where the cache cannot be written or (``wait`` False) the
+    lock is held."""
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    if sys.platform != "win32":
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError:
+            os.close(fd)
+            raise
+    return fd
 
 
 def write_sidecar(paths: TowerPaths, meta: dict[str, Any]) -> None:
