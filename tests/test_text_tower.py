@@ -271,3 +271,36 @@ def test_only_a_causal_tower_pooled_at_the_end_of_text_is_cut_there() -> None:
     assert prefix_module(model) is None
     model.attn_mask, model.text_pool_type = mask, "last"  # pools at the last position, padding included
     assert prefix_module(model) is None
+
+
+def test_a_prefix_cut_tower_that_does_not_reproduce_the_model_is_exported_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import mmcli.models.onnx_export as onnx_export
+    import mmcli.models.text_prefix as text_prefix
+    from mmcli.models import parse_model_spec
+    from mmcli.models.tower_files import tower_state
+
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
+    right = text_prefix.prefix_module
+
+    def wrong(model):  # noqa: ANN001, ANN202 - cut one token short: not the model's vectors
+        module = right(model)
+
+        class Short(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.module = module
+
+            def forward(self, ids: torch.Tensor) -> torch.Tensor:
+                return self.module(ids[:, :-1])
+
+        return Short()
+
+    monkeypatch.setattr(text_prefix, "prefix_module", wrong)
+    monkeypatch.setattr(onnx_export, "_same_in_torch", lambda prefix, encoder, ids: True)
+    spec = parse_model_spec(TINY)
+    assert onnx_export.export_tower(spec).done
+    assert tower_state(spec).meta["lengths"] == "full"

@@ -52,7 +52,6 @@ def query_vector(
     """The combined query vector. Cached texts and indexed images need no model; other texts need
     only the engine's text encoder (no torch where the model has an ONNX text tower)."""
     from mmcli.embedding.textcache import TextCache, encode_texts_cached
-    from mmcli.media.images import load_pixels
 
     total = None
     cache = TextCache()
@@ -63,6 +62,8 @@ def query_vector(
         else:
             vec = cached.get(term.value)
         if vec is None and term.is_image:
+            from mmcli.media.images import load_pixels
+
             encoder = engine.image_encoder(1)
             try:
                 pixels = load_pixels(term.value, encoder.preprocess, max_pixels)

@@ -104,6 +104,10 @@ def export_tower(
             return Outcome(False, f"the ONNX towers could not be written to {paths.folder} ({exc.strerror or exc})")
         except MemoryError:
             return Outcome(False, "not enough memory to export the ONNX towers")
+        except ImportError as exc:  # torch or onnx missing: installing it fixes that
+            return Outcome(False, f"the ONNX export needs {exc.name or exc}, which is not installed")
+        except Exception as exc:  # noqa: BLE001 - not known to recur: not recorded, and never the command's end
+            return Outcome(False, f"the ONNX export failed ({_first_line(exc)})")
     finally:
         os.close(held)  # (releases the flock)
 
@@ -123,16 +127,23 @@ def _export(spec: ModelSpec, tower: str, paths: TowerPaths, encoder: Encoder | N
         "dim": encoder.dim,
     }
     if tower == "text":
-        clean = _clean_mode(encoder.tokenizer)
+        try:
+            tokenizer = encoder.tokenizer
+        except (MmcliError, OSError):  # a Hugging Face tokenizer that cannot be had: not open_clip's BPE either
+            tokenizer = None
+        clean = _clean_mode(tokenizer)
         if clean is None:
             raise _Refusal("its tokenizer is not open_clip's plain BPE tokenizer")
         meta |= {"context_length": encoder.context_length, "clean": clean}
     else:
         meta["preprocess"] = asdict(encoder.preprocess)
     last = ""
-    for lengths, module, example, name, axes in _candidates(encoder, tower):
-        graph = _convert(module, example, name, axes)
-        names = _store(graph, paths)
+    for lengths, module, example, name, axes in _candidates(encoder, tower):  # (the prefix-cut text tower first)
+        try:
+            names = _store(_convert(module, example, name, axes), paths)
+        except _Refusal as exc:
+            last = str(exc)
+            continue
         meta |= {"lengths": lengths, "model": names[0], "files": {n: file_record(paths.folder / n) for n in names}}
         agree = _agreement(spec, tower, meta, encoder)
         if agree >= AGREE:
@@ -215,7 +226,7 @@ def _convert(module: Any, example: Any, name: str, axes: dict[str, Any]) -> byte
                 opset_version=OPSET,
                 dynamo=False,
             )
-    except (OSError, MemoryError):
+    except (OSError, MemoryError, ImportError):
         raise
     except Exception as exc:  # noqa: BLE001 - the tracer or the ONNX converter cannot handle this model
         raise _Refusal(f"the ONNX export failed ({_first_line(exc)})") from None

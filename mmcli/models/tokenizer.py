@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import html
 import importlib.util
 import re
 from functools import cache
@@ -65,6 +64,8 @@ _ASCII_PATTERN = re.compile(
 def _fix(text: str) -> str:
     if _PLAIN.fullmatch(text):
         return text
+    import html
+
     import ftfy
 
     return html.unescape(html.unescape(ftfy.fix_text(text)))
