@@ -121,7 +121,7 @@ class LocalEngine:
             from mmcli.models.towers import open_tower
 
             self._image_tried = True
-            opened = open_tower(self.spec, "image", self._encoder)
+            opened = open_tower(self.spec, "image", self._encoder, warm=self.warm)
             self._say(opened.note)
             self._image = opened.encoder if isinstance(opened.encoder, OnnxImageEncoder) else None
         return self._image if self._image is not None else self.encoder()
@@ -132,7 +132,7 @@ class LocalEngine:
         if self._text is None:
             from mmcli.models.towers import open_tower
 
-            opened = open_tower(self.spec, "text", self._encoder)
+            opened = open_tower(self.spec, "text", self._encoder, warm=self.warm)
             self._say(opened.note)
             self._text = opened.encoder if opened.encoder is not None else self.encoder()  # type: ignore[assignment]
         return self._text

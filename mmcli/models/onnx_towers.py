@@ -51,9 +51,12 @@ def cpu_fp32_ok(device: str, precision: str) -> bool:
 
 
 class _Tower:
-    def __init__(self, spec: ModelSpec, tower: str, meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, spec: ModelSpec, tower: str, meta: dict[str, Any] | None = None, warm: bool = False) -> None:
         """Open ``spec``'s exported ``tower`` (``meta``: its sidecar, else read); TowerDamaged when its
-        files are not those exported or ONNX Runtime cannot load them; ValueError when none is recorded."""
+        files are not those exported or ONNX Runtime cannot load them; ValueError when none is recorded.
+        ``warm``: for a process that runs many queries (a server): the weights are repacked for the CPU's
+        matrix kernels once (~0.3 s and a copy in memory for ViT-B/32's text tower), then each query
+        runs ~4x faster; a single query is faster on the mapped weights as they are."""
         import onnxruntime
 
         paths = tower_paths(spec, tower)
@@ -70,7 +73,8 @@ class _Tower:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # done at export
-        options.add_session_config_entry("session.disable_prepacking", "1")  # use the mapped weights as they are
+        if not warm:
+            options.add_session_config_entry("session.disable_prepacking", "1")  # use the mapped weights as they are
         try:
             self.session = onnxruntime.InferenceSession(
                 str(paths.folder / self.meta["model"]), options, providers=["CPUExecutionProvider"]
@@ -92,8 +96,8 @@ class _Tower:
 class OnnxTextEncoder(_Tower):
     """Texts in, unit float32 vectors out, like ``Encoder.encode_texts``, with no torch in the process."""
 
-    def __init__(self, spec: ModelSpec, meta: dict[str, Any] | None = None) -> None:
-        super().__init__(spec, "text", meta)
+    def __init__(self, spec: ModelSpec, meta: dict[str, Any] | None = None, warm: bool = False) -> None:
+        super().__init__(spec, "text", meta, warm)
         self.context_length = int(self.meta["context_length"])
         self.prefix = self.meta.get("lengths") == "prefix"
         self._tokenizer: Tokenizer | None = None
@@ -124,10 +128,10 @@ class OnnxImageEncoder(_Tower):
 
     device = "cpu"
 
-    def __init__(self, spec: ModelSpec, meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, spec: ModelSpec, meta: dict[str, Any] | None = None, warm: bool = False) -> None:
         from mmcli.media.preprocess import Preprocess
 
-        super().__init__(spec, "image", meta)
+        super().__init__(spec, "image", meta, warm)
         p = self.meta["preprocess"]
         self.preprocess = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()})
 

@@ -32,9 +32,12 @@ class Opened:
     note: str | None = None  # for people, once
 
 
-def open_tower(spec: ModelSpec, tower: str = "text", encoder: Encoder | None = None, export: bool = True) -> Opened:
+def open_tower(
+    spec: ModelSpec, tower: str = "text", encoder: Encoder | None = None, export: bool = True, warm: bool = False
+) -> Opened:
     """``spec``'s ONNX ``tower``, exported first if needed (``export``; ``encoder``: a torch model
-    already loaded, used for it when it is a CPU fp32 one); Opened(None, why) where torch must do."""
+    already loaded, used for it when it is a CPU fp32 one); Opened(None, why) where torch must do.
+    ``warm``: for a process that runs many queries (see ``OnnxTextEncoder``)."""
     if not runtime_available():
         return Opened(None)
     state = tower_state(spec, tower)
@@ -43,7 +46,7 @@ def open_tower(spec: ModelSpec, tower: str = "text", encoder: Encoder | None = N
     damaged = None
     if state.ready:
         try:
-            return Opened(_open(spec, tower, state.meta))
+            return Opened(_open(spec, tower, state.meta, warm))
         except TowerDamaged as exc:
             damaged = str(exc)
     where = f"the exported {tower} tower of {spec.name} in {tower_paths(spec, tower).folder}"
@@ -54,7 +57,7 @@ def open_tower(spec: ModelSpec, tower: str = "text", encoder: Encoder | None = N
     outcome = export_tower(spec, tower, encoder, stale=state.meta if damaged else None)
     if outcome.done:
         try:
-            opened = _open(spec, tower)
+            opened = _open(spec, tower, None, warm)
         except TowerDamaged as exc:
             return Opened(None, f"{where} cannot be used ({exc}): {WHAT[tower]} with torch this time")
         return Opened(opened, f"{where} was damaged ({damaged}): exported it again" if damaged else None)
@@ -65,8 +68,10 @@ def open_tower(spec: ModelSpec, tower: str = "text", encoder: Encoder | None = N
     return Opened(None, f"torch is used this time (slower): {outcome.reason}; tried again next time")
 
 
-def _open(spec: ModelSpec, tower: str, meta: dict[str, Any] | None = None) -> OnnxTextEncoder | OnnxImageEncoder:
-    return OnnxTextEncoder(spec, meta) if tower == "text" else OnnxImageEncoder(spec, meta)
+def _open(
+    spec: ModelSpec, tower: str, meta: dict[str, Any] | None = None, warm: bool = False
+) -> OnnxTextEncoder | OnnxImageEncoder:
+    return OnnxTextEncoder(spec, meta, warm) if tower == "text" else OnnxImageEncoder(spec, meta, warm)
 
 
 def ensure_towers(spec: ModelSpec, encoder: Encoder | None = None, towers: tuple[str, ...] = TOWERS) -> tuple[str, ...]:
