@@ -168,14 +168,14 @@ def undated_notes(store: Store, request: SearchRequest) -> list[str]:
 
 
 BRUTE_MAX = 20_000  # a date filter keeping at most this many images is searched exactly, over just those
-COLD_BRUTE_MAX = 50_000  # a search in a process of its own: numpy over SQLite's vectors up to this many
+COLD_BRUTE_MAX = 100_000  # a search in a process of its own: numpy over SQLite's vectors up to this many
 
 
 def _brute_force(
     store: Store, q: np.ndarray, k: int, under: str | None, after: float | None = None, before: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     best_s, best_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
-    for ids, vecs in store.vectors(under=under, after=after, before=before):
+    for ids, vecs in store.vectors(under=under, batch=16384, after=after, before=before):  # (32 MB at a time)
         s = vecs @ q
         best_s, best_i = np.concatenate([best_s, s]), np.concatenate([best_i, ids])
         if len(best_s) > k:

@@ -26,6 +26,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -140,7 +141,7 @@ def _export(spec: ModelSpec, tower: str, paths: TowerPaths, encoder: Encoder | N
     last = ""
     for lengths, module, example, name, axes in _candidates(encoder, tower):  # (the prefix-cut text tower first)
         try:
-            names = _store(_convert(module, example, name, axes), paths)
+            names = _store(_convert(module, example, name, axes, paths), paths)
         except _Refusal as exc:
             last = str(exc)
             continue
@@ -206,8 +207,10 @@ def _same_in_torch(prefix: Any, encoder: Encoder, ids: Any) -> bool:
     return bool(torch.allclose(ours, full, rtol=1e-4, atol=1e-4 * float(full.abs().max())))
 
 
-def _convert(module: Any, example: Any, name: str, axes: dict[str, Any]) -> bytes:
-    """The module traced to ONNX, in memory. A failure here is the architecture's: a refusal."""
+def _convert(module: Any, example: Any, name: str, axes: dict[str, Any], paths: TowerPaths) -> Path:
+    """The module traced to ONNX in memory (a failure there is the architecture's: a refusal), then
+    written to a temporary file in the cache folder (a failure there is not), so that the traced bytes
+    are not held while ONNX Runtime optimises them."""
     import torch
 
     buffer = io.BytesIO()
@@ -232,28 +235,41 @@ def _convert(module: Any, example: Any, name: str, axes: dict[str, Any]) -> byte
         raise _Refusal(f"the ONNX export failed ({_first_line(exc)})") from None
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-    return buffer.getvalue()
+    raw = paths.folder / f".{paths.stem}-{secrets.token_hex(4)}.raw.onnx"
+    try:
+        with open(raw, "wb") as f:
+            f.write(buffer.getbuffer())
+    except BaseException:
+        raw.unlink(missing_ok=True)
+        raise
+    finally:
+        buffer.close()
+    return raw
 
 
-def _store(graph: bytes, paths: TowerPaths) -> list[str]:
-    """Optimise ``graph`` with ONNX Runtime and write it (graph, then weights beside it) under new names;
-    the names, graph first. A failure to write is not a refusal; ONNX Runtime failing on the graph
-    itself (also in memory) is."""
+def _store(raw: Path, paths: TowerPaths) -> list[str]:
+    """Optimise the traced graph with ONNX Runtime and write it (graph, then weights beside it) under new
+    names; the names, graph first. A failure to write is not a refusal; ONNX Runtime failing on the
+    graph itself (also with nothing to write) is."""
     token = secrets.token_hex(4)
     names = [f"{paths.stem}-{token}.onnx", f"{paths.stem}-{token}.onnx.data"]
     try:
-        _optimise(graph, paths, names)
+        _optimise(raw, paths, names)
     except Exception as exc:  # noqa: BLE001 - OSError, or ONNX Runtime's own types
-        remove_leftovers(paths, set())
-        if isinstance(exc, (OSError, MemoryError)) or _loads(graph):
+        transient = isinstance(exc, (OSError, MemoryError)) or _loads(raw)
+        for leftover in names:
+            (paths.folder / leftover).unlink(missing_ok=True)
+        if transient:
             raise OSError(getattr(exc, "errno", None), getattr(exc, "strerror", None) or _first_line(exc)) from None
         raise _Refusal(f"ONNX Runtime cannot run the exported graph ({_first_line(exc)})") from None
+    finally:
+        raw.unlink(missing_ok=True)
     for name in names:
         os.chmod(paths.folder / name, 0o644)
     return names
 
 
-def _optimise(graph: bytes, paths: TowerPaths, names: list[str]) -> None:
+def _optimise(raw: Path, paths: TowerPaths, names: list[str]) -> None:
     """Store the graph as ONNX Runtime optimises it (fusions; nothing specific to this CPU), so loading
     it for a query skips that work; tensors of 1 KiB and more go to the weights file."""
     import onnxruntime
@@ -264,19 +280,19 @@ def _optimise(graph: bytes, paths: TowerPaths, names: list[str]) -> None:
     options.optimized_model_filepath = str(paths.folder / names[0])
     options.add_session_config_entry("session.optimized_model_external_initializers_file_name", names[1])
     options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
-    onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    onnxruntime.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
     if not all((paths.folder / n).is_file() for n in names):
         raise OSError(f"ONNX Runtime did not write {' and '.join(names)}")
 
 
-def _loads(graph: bytes) -> bool:
-    """Can ONNX Runtime load the graph from memory (nothing written)?"""
+def _loads(raw: Path) -> bool:
+    """Can ONNX Runtime load the traced graph (nothing written)?"""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     try:
-        onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        onnxruntime.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
     except Exception:  # noqa: BLE001
         return False
     return True
