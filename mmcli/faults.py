@@ -18,6 +18,7 @@ Named points (grep ``fault_point(`` for the list):
     index.rebuild-swap  `--rebuild`: the new database is complete, just before it replaces the old one
     index.rebuild-swapped  `--rebuild`: just after the swap, before the leftovers are removed
     ray.embed           in a Ray actor (`--ray`), before it embeds a batch (each actor counts its own)
+    onnx.export         a tower's ONNX files are written and checked, before the sidecar that names them
 """
 
 from __future__ import annotations

@@ -103,7 +103,14 @@ def test_rows_outside_the_roots_are_kept(photos: Path, tmp_path: Path) -> None:
     assert s.removed == 0 and len(_rows(index)) == 16
 
 
-def test_faiss_equals_numpy_ranking(photos: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("faiss", [True, False])
+def test_faiss_equals_numpy_ranking(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faiss: bool) -> None:
+    """FAISS (a large index, a server) and the brute force over SQLite's vectors (a small index, a search in
+    a process of its own) give the reference ranking."""
+    import mmcli.engine.search
+
+    if faiss:
+        monkeypatch.setattr(mmcli.engine.search, "COLD_BRUTE_MAX", 0)
     index = tmp_path / "idx"
     run_index(index, [str(photos)], model=TINY, workers=1)
     engine = LocalEngine(index)
@@ -233,7 +240,10 @@ def test_model_mismatch_and_newer_format(runner, photos: Path, tmp_path: Path) -
         assert r.exit_code == 1 and "upgrade mmcli" in r.stderr
 
 
-def test_garbage_faiss_file_is_rebuilt(runner, photos: Path, tmp_path: Path) -> None:
+def test_garbage_faiss_file_is_rebuilt(runner, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmcli.engine.search
+
+    monkeypatch.setattr(mmcli.engine.search, "COLD_BRUTE_MAX", 0)  # searches go through FAISS
     index = tmp_path / "idx"
     runner.invoke(app, ["index", str(photos), "--index", str(index), "--model", TINY])
     (faiss_file,) = index.glob("vectors.g*.faiss")

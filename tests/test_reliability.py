@@ -153,7 +153,10 @@ def test_corrupt_sqlite_is_a_clear_error_and_rebuild_recovers(runner, tmp_path: 
     assert r.exit_code == 0 and len(r.stdout.splitlines()) == 6
 
 
-def test_truncated_faiss_file_is_rebuilt(runner, tmp_path: Path) -> None:
+def test_truncated_faiss_file_is_rebuilt(runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmcli.engine.search
+
+    monkeypatch.setattr(mmcli.engine.search, "COLD_BRUTE_MAX", 0)  # searches go through FAISS
     folder = tmp_path / "photos"
     draw_pngs(folder, 6)
     index = tmp_path / "idx"
@@ -353,9 +356,13 @@ def test_sigterm_and_ctrl_c_while_helpers_decode_leave_no_helpers_and_no_traceba
     assert_kept(kept, photos.check_complete())
 
 
-def test_a_faiss_file_with_a_shuffled_id_map_is_not_trusted(photos: Photos, runner) -> None:
+def test_a_faiss_file_with_a_shuffled_id_map_is_not_trusted(photos: Photos, runner, monkeypatch) -> None:
     """Same size, same vectors, ids rotated by one: it must not give wrong paths, and `index` repairs it."""
     import numpy as np
+
+    import mmcli.engine.search
+
+    monkeypatch.setattr(mmcli.engine.search, "COLD_BRUTE_MAX", 0)  # searches go through FAISS
 
     from mmcli.index import vectors
     from mmcli.index.store import Store

@@ -61,10 +61,13 @@ def test_tokenizer_on_random_text() -> None:
 @pytest.fixture
 def tiny_tower():
     from mmcli.models import load_encoder, parse_model_spec
-    from mmcli.models.onnx_towers import OnnxTextEncoder, export_text_tower, tower_state
+    from mmcli.models.onnx_export import export_tower
+    from mmcli.models.onnx_towers import OnnxTextEncoder
+    from mmcli.models.tower_files import tower_state
 
     spec = parse_model_spec(TINY)
-    assert export_text_tower(spec) is None and tower_state(spec).ready
+    assert export_tower(spec).done and tower_state(spec).ready
+    assert tower_state(spec).meta["lengths"] == "prefix"  # causal, pooled at the end of text: cut there
     return OnnxTextEncoder(spec), load_encoder(spec, device="cpu", precision="fp32")
 
 
@@ -110,13 +113,18 @@ def _heavy_modules(*args: str, env: dict[str, str] | None = None) -> tuple[int, 
 def test_commands_that_need_no_image_model_import_neither_torch_nor_open_clip(
     shapes_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))  # the first query must export the tower
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))  # nothing exported before this test
     index = str(tmp_path / "idx")
     status, heavy, _ = _heavy_modules("index", str(shapes_dir), "--index", index, "--model", TINY)
-    assert status == 0 and "torch" in heavy  # indexing embeds images: torch, of course
-    status, heavy, out = _heavy_modules("search", "a red circle", "--index", index, "-k", "3")
-    assert status == 0 and out.count(b"\n") == 3  # the first text query exports the text tower (torch)
+    assert status == 0 and "torch" in heavy  # indexing embeds images: torch, of course (and writes the towers)
+    assert sorted(p.suffix for p in (tmp_path / "cache" / "onnx").glob("*-*-*.onnx*")) == [
+        ".data",
+        ".data",
+        ".onnx",
+        ".onnx",
+    ]
     for args in (
+        ["search", "a red circle", "--index", index, "-k", "3"],  # the first search after an index: no torch
         ["search", "a blue star", "--index", index, "-k", "3"],  # a new query: the ONNX tower
         ["search", "a blue star", "--index", index, "-k", "3"],  # the same again: the text cache
         ["search", "a star", "--add", "2:blue", "--sub", "a red circle", "--index", index],
@@ -134,37 +142,40 @@ def test_a_model_that_keeps_torch_for_texts_still_searches(
     shapes_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mmcli.models import parse_model_spec
+    from mmcli.models.tower_files import FORMAT, tower_paths
 
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))  # this test's refusal stays its own
-    from mmcli.models.onnx_towers import tower_files
-
     index = str(tmp_path / "idx")
     assert _heavy_modules("index", str(shapes_dir), "--index", index, "--model", TINY)[0] == 0
-    model_file, sidecar = tower_files(parse_model_spec(TINY))
-    sidecar.parent.mkdir(parents=True, exist_ok=True)
-    sidecar.write_text(json.dumps({"format": 1, "refused": "its tokenizer is not open_clip's plain BPE tokenizer"}))
+    paths = tower_paths(parse_model_spec(TINY))
+    paths.sidecar.write_text(json.dumps({"format": FORMAT, "refused": "its tokenizer is not open_clip's plain BPE"}))
     status, heavy, out = _heavy_modules("search", "a green circle", "--index", index, "-k", "2")
-    assert status == 0 and out.count(b"\n") == 2 and "torch" in heavy and not model_file.exists()
+    assert status == 0 and out.count(b"\n") == 2 and "torch" in heavy
 
 
 def test_the_export_says_once_why_a_model_keeps_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mmcli.models.onnx_towers as onnx_text
+    import mmcli.models.onnx_export as onnx_export
+    from mmcli.models import parse_model_spec
+    from mmcli.models.tower_files import tower_state
+    from mmcli.models.towers import open_tower
 
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
-    from mmcli.models import parse_model_spec
-
-    monkeypatch.setattr(onnx_text, "_export", lambda spec, tower, target: "its tokenizer is not open_clip's plain BPE")
+    monkeypatch.setattr(onnx_export, "_clean_mode", lambda tokenizer: None)
     spec = parse_model_spec(TINY)
-    assert "plain BPE" in (onnx_text.export_text_tower(spec) or "")
-    assert onnx_text.tower_state(spec).refused and not onnx_text.tower_state(spec).ready
+    opened = open_tower(spec)
+    assert opened.encoder is None and "plain BPE" in (opened.note or "")
+    assert tower_state(spec).refused and not tower_state(spec).ready  # recorded: it will recur
+    assert open_tower(spec) == open_tower(spec, export=False)  # not tried again, not said again
+    assert open_tower(spec).note is None
 
     class NotSimple:
         pass
 
     from open_clip.tokenizer import SimpleTokenizer
 
-    assert onnx_text._clean_mode(NotSimple(), SimpleTokenizer) is None
-    assert onnx_text._clean_mode(SimpleTokenizer(context_length=77), SimpleTokenizer) == "lower"
+    monkeypatch.undo()
+    assert onnx_export._clean_mode(NotSimple()) is None
+    assert onnx_export._clean_mode(SimpleTokenizer(context_length=77)) == "lower"
 
 
 def test_a_small_classify_job_needs_no_torch_and_a_large_one_uses_it(
@@ -178,3 +189,118 @@ def test_a_small_classify_job_needs_no_torch_and_a_large_one_uses_it(
     assert status == 0 and heavy == [] and json.loads(out)["labels"][0]["label"] == "red star"
     status, heavy, out = _heavy_modules("classify", str(shapes_dir), "--labels", "star", "circle", "--model", TINY)
     assert status == 0 and "torch" in heavy and out.count(b"\n") == 32  # 32 images: the torch model's batches
+
+
+def test_plain_ascii_is_what_ftfy_and_html_unescaping_leave_alone() -> None:
+    """The tokenizer skips ftfy for printable ASCII without "&" (and tab, newline): exhaustively on one and
+    two characters, and on random strings, ftfy + HTML unescaping leave such text as it is."""
+    import html
+    import itertools
+
+    import ftfy
+
+    from mmcli.models.tokenizer import _PLAIN
+
+    plain = [chr(c) for c in range(0x20, 0x7F) if chr(c) != "&"] + ["\t", "\n"]
+    rng = np.random.default_rng(11)
+    randoms = ["".join(rng.choice(plain, size=int(rng.integers(1, 60)))) for _ in range(3000)]
+    for text in itertools.chain(plain, map("".join, itertools.product(plain, repeat=2)), randoms):
+        assert _PLAIN.fullmatch(text)
+        assert html.unescape(html.unescape(ftfy.fix_text(text))) == text, repr(text)
+    for text in ("&amp;", "a & b", "caf\u00e9", "\r\n", "\x00", "\x7f", "\x1b[0m"):
+        assert not _PLAIN.fullmatch(text)
+
+
+def test_ascii_text_is_split_as_regex_splits_it() -> None:
+    """ASCII text goes through ``re`` instead of ``regex`` (no import): the same pieces, the same ids."""
+    import regex
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from mmcli.models.tokenizer import _ASCII_PATTERN, _unicode_pattern
+
+    rng = np.random.default_rng(12)
+    alphabet = [chr(c) for c in range(128)] + ["'s", "'ll", "<start_of_text>", "<end_of_text>"]
+    texts = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 50)))) for _ in range(2000)]
+    for text in texts:
+        assert _ASCII_PATTERN.findall(text) == _unicode_pattern().findall(text), repr(text)
+    assert isinstance(_unicode_pattern(), regex.Pattern)
+    ascii_only = [t for t in texts if t.isascii()][:500]
+    assert np.array_equal(Tokenizer(77).tokenize(ascii_only), SimpleTokenizer(context_length=77)(ascii_only).numpy())
+
+
+def test_the_prepared_tables_are_used_and_a_damaged_copy_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mmcli.models.tokenizer as tokenizer
+
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
+    first = Tokenizer(77)
+    (prepared,) = (tmp_path / "cache" / "onnx").glob("bpe-*.txt")
+    monkeypatch.setattr(tokenizer, "_parse", lambda vocab_file: pytest.fail("parsed again"))
+    assert Tokenizer(77).ids == first.ids and Tokenizer(77).ranks == first.ranks  # read from the prepared file
+    monkeypatch.undo()
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
+    data = prepared.read_bytes()
+    damaged = data.replace(b"\nab</w>\n", b"\nba</w>\n", 1)  # one token changed: its digest fails
+    assert damaged != data
+    prepared.write_bytes(damaged)
+    again = Tokenizer(77)
+    assert again.ids == first.ids and prepared.read_bytes() == data
+    assert np.array_equal(again.tokenize(STRINGS), first.tokenize(STRINGS))
+
+
+def test_only_a_causal_tower_pooled_at_the_end_of_text_is_cut_there() -> None:
+    """Running the tokens up to the end of text only is right for CLIP's causal, argmax-pooled tower;
+    a tower that attends both ways, or pools elsewhere, keeps the whole context."""
+    import torch
+
+    from mmcli.models import load_encoder, parse_model_spec
+    from mmcli.models.text_prefix import prefix_module
+
+    model = load_encoder(parse_model_spec(TINY), device="cpu", precision="fp32").model
+    prefix = prefix_module(model)
+    assert prefix is not None
+    ids = torch.from_numpy(Tokenizer(24).tokenize(["a red circle", "日本語 🚗", "x " * 30, ""]))
+    with torch.no_grad():
+        full = model.encode_text(ids)
+        end = int(ids.argmax(dim=1).max()) + 1
+        assert torch.allclose(prefix(ids[:, :end]), full, atol=1e-5)
+        assert torch.allclose(prefix(ids), full, atol=1e-5)
+    mask = model.attn_mask
+    model.attn_mask = torch.zeros_like(mask)  # attends both ways
+    assert prefix_module(model) is None
+    model.attn_mask, model.text_pool_type = mask, "last"  # pools at the last position, padding included
+    assert prefix_module(model) is None
+
+
+def test_a_prefix_cut_tower_that_does_not_reproduce_the_model_is_exported_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import mmcli.models.onnx_export as onnx_export
+    import mmcli.models.text_prefix as text_prefix
+    from mmcli.models import parse_model_spec
+    from mmcli.models.tower_files import tower_state
+
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
+    right = text_prefix.prefix_module
+
+    def wrong(model):  # noqa: ANN001, ANN202 - cut one token short: not the model's vectors
+        module = right(model)
+
+        class Short(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.module = module
+
+            def forward(self, ids: torch.Tensor) -> torch.Tensor:
+                return self.module(ids[:, :-1])
+
+        return Short()
+
+    monkeypatch.setattr(text_prefix, "prefix_module", wrong)
+    monkeypatch.setattr(onnx_export, "_same_in_torch", lambda prefix, encoder, ids: True)
+    spec = parse_model_spec(TINY)
+    assert onnx_export.export_tower(spec).done
+    assert tower_state(spec).meta["lengths"] == "full"

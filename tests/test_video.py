@@ -444,8 +444,14 @@ def test_dupes_and_cluster_over_moments(clips: dict[str, Path], shapes_dir: Path
     assert all(len(set(c.samples)) == len(c.samples) for c in clusters)
 
 
-def test_rebuild_and_a_damaged_faiss_file_keep_the_moments(clips: dict[str, Path], tmp_path: Path) -> None:
+def test_rebuild_and_a_damaged_faiss_file_keep_the_moments(
+    clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import faiss
+
+    import mmcli.engine.search
+
+    monkeypatch.setattr(mmcli.engine.search, "COLD_BRUTE_MAX", 0)  # the search goes through FAISS
 
     from mmcli.index import vectors
     from mmcli.index.schema import FRAME_ID_BASE

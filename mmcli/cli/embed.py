@@ -96,6 +96,8 @@ def embed(
             _images_to_shards(engine, source.paths(videos=True), how, quiet, output, shard_rows)
         else:
             _images_to_file(engine, source.paths(videos=True), how, quiet, output)
+        if not text:
+            warn_all(engine.write_towers())  # the model is loaded: the towers searches need, if missing
 
 
 def _texts(engine: LocalEngine, texts: list[str], output: Path | None, quiet: bool) -> None:

@@ -1,7 +1,9 @@
 """On-disk cache of text embeddings, per model fingerprint and exact prompt text.
 
 80 templates x many labels at ~40 ms a prompt is why this exists. The cache is disposable: a
-broken, read-only or newer-format cache file is ignored (never an error), and deleting it is safe.
+broken or newer-format cache file is ignored (never an error), and deleting it is safe. One that
+cannot be written (a read-only folder or medium) is read as it is (SQLite's ``immutable``) and
+nothing new is added to it.
 """
 
 from __future__ import annotations
@@ -31,20 +33,29 @@ class TextCache:
         self.path = path or cache_dir() / "text-embeddings.sqlite"
         self._db: sqlite3.Connection | None = None
         self._broken = False
+        self._read_only = False
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is not None or self._broken:
             return self._db
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=10)
+            db = self._open()
+        except (sqlite3.Error, OSError, ValueError, TypeError):
+            db = self._open_read_only()  # a read-only cache (media, a mount): its rows still serve
+        if db is None:
+            self._broken = True
+        self._db = db
+        return db
+
+    def _open(self) -> sqlite3.Connection | None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=10)
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
-            version = int(row[0]) if row else None
+            version = _version(db)
             if version is not None and version > FORMAT_VERSION:  # a newer mmcli's cache: leave it alone
                 db.close()
-                self._broken = True
                 return None
             if version != FORMAT_VERSION:  # none or older: the cache is disposable, start it again
                 with db:
@@ -56,10 +67,23 @@ class TextCache:
                 "PRIMARY KEY (model, text_hash))"
             )
             db.commit()
-        except (sqlite3.Error, OSError, ValueError, TypeError):
-            self._broken = True
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_read_only(self) -> sqlite3.Connection | None:
+        """The cache as it is, where it cannot be written: ``immutable`` (no locks, no -shm file to make)."""
+        try:
+            if not self.path.is_file():
+                return None
+            db = sqlite3.connect(self.path.resolve().as_uri() + "?immutable=1", uri=True)
+            if _version(db) != FORMAT_VERSION:
+                db.close()
+                return None
+        except (sqlite3.Error, OSError, ValueError):
             return None
-        self._db = db
+        self._read_only = True
         return db
 
     @staticmethod
@@ -95,16 +119,19 @@ class TextCache:
             if len(dims) > 1:  # rows of one model disagree: trust none of them
                 bad += [self._key(fingerprint, t) for t in found]
                 found = {}
-            if bad:
-                with db:
-                    db.executemany("DELETE FROM texts WHERE model=? AND text_hash=?", bad)
         except sqlite3.Error:
             return {}
+        if bad and not self._read_only:
+            try:
+                with db:
+                    db.executemany("DELETE FROM texts WHERE model=? AND text_hash=?", bad)
+            except sqlite3.Error:
+                pass
         return found
 
     def put(self, fingerprint: str, texts: list[str], vectors: np.ndarray) -> None:
         db = self._connect()
-        if db is None:
+        if db is None or self._read_only:
             return
         rows = []
         for text, vector in zip(texts, vectors):
@@ -121,6 +148,11 @@ class TextCache:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _version(db: sqlite3.Connection) -> int | None:
+    row = db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
+    return int(row[0]) if row else None
 
 
 def _valid(row: tuple[int, bytes, str], checksum: str) -> np.ndarray | None:

@@ -9,7 +9,6 @@ picks one, once, for a command: a server that holds the right index and model, e
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ if TYPE_CHECKING:
     from mmcli.models import Encoder, ModelSpec
     from mmcli.models.onnx_towers import OnnxImageEncoder
     from mmcli.models.spec import TextEncoder
-
-SMALL_JOB = 16  # images: fewer are embedded by the ONNX image tower when it can be used (see image_encoder)
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,9 @@ class LocalEngine:
         self._encoder: Encoder | None = None
         self._text: TextEncoder | None = None
         self._image: OnnxImageEncoder | None = None
+        self._image_tried = False
         self.notes: list[str] = []  # for people: said once with the next result
+        self._said: set[str] = set()  # (each note once per engine: a server says it to its first request)
         self._faiss: Any = None
         self._generation = -1
         self.served = {"search": 0, "classify": 0}
@@ -114,45 +113,52 @@ class LocalEngine:
         ONNX image tower (no torch import: most of a small job's time); else the torch model (bf16
         batches, the GPU), which is faster once loaded. (The choice does not depend on what is loaded
         already, so a server and a command give the same numbers for the same job.)"""
-        if images > SMALL_JOB or not self._cpu_fp32_ok():
+        from mmcli.models.onnx_towers import SMALL_JOB, cpu_fp32_ok
+
+        if images > SMALL_JOB or not cpu_fp32_ok(self.device, self.precision):
             return self.encoder()
-        if self._image is None:
-            from mmcli.models.onnx_towers import OnnxImageEncoder, export_tower, runtime_available, tower_state
+        if self._image is None and not self._image_tried:
+            from mmcli.models.onnx_towers import OnnxImageEncoder
+            from mmcli.models.towers import open_tower
 
-            state = tower_state(self.spec, "image")
-            if runtime_available() and state.refused is None:
-                reason = export_tower(self.spec, "image") if not state.ready else None
-                self._image = OnnxImageEncoder(self.spec) if reason is None else None
+            self._image_tried = True
+            opened = open_tower(self.spec, "image", self._encoder, warm=self.warm)
+            self._say(opened.note)
+            self._image = opened.encoder if isinstance(opened.encoder, OnnxImageEncoder) else None
         return self._image if self._image is not None else self.encoder()
-
-    def _cpu_fp32_ok(self) -> bool:
-        """Will this engine run on the CPU at a precision fp32 stands for? Known without importing torch."""
-        no_gpu = not (os.path.exists("/dev/nvidiactl") or sys.platform == "darwin")
-        return self.precision in ("auto", "fp32") and (self.device == "cpu" or (self.device == "auto" and no_gpu))
 
     def text_encoder(self) -> TextEncoder:
         """What embeds texts: the model's ONNX text tower (exported on first need; no torch in the
-        process from then on), or the torch model where that cannot be had."""
+        process from then on), or the torch model where that cannot be had (said once, in a note)."""
         if self._text is None:
-            from mmcli.models.onnx_towers import OnnxTextEncoder, export_tower, runtime_available, tower_state
+            from mmcli.models.towers import open_tower
 
-            state = tower_state(self.spec)
-            if runtime_available() and state.refused is None:
-                reason = export_tower(self.spec) if not state.ready else None
-                if reason is None:
-                    self._text = OnnxTextEncoder(self.spec)
-                else:
-                    self.notes.append(f"texts are embedded with torch for {self.spec.name}: {reason}")
-            if self._text is None:
-                self._text = self.encoder()
+            opened = open_tower(self.spec, "text", self._encoder, warm=self.warm)
+            self._say(opened.note)
+            self._text = opened.encoder if opened.encoder is not None else self.encoder()  # type: ignore[assignment]
         return self._text
+
+    def write_towers(self) -> tuple[str, ...]:
+        """After a job that loaded the torch model anyway: export the towers searches need that are
+        missing, so the next search is as fast as any other. Notes for what failed (tried again later)."""
+        if self._encoder is None:
+            return ()
+        from mmcli.models.towers import ensure_towers
+
+        return ensure_towers(self.spec, self._encoder)
+
+    def _say(self, note: str | None) -> None:
+        if note and note not in self._said:
+            self._said.add(note)
+            self.notes.append(note)
 
     @property
     def text_fingerprint(self) -> str:
         """The text cache's key for this engine's text vectors, known without loading anything."""
         if self._text is not None:
             return self._text.fingerprint
-        from mmcli.models.onnx_towers import onnx_fingerprint, runtime_available, tower_state
+        from mmcli.models.onnx_towers import onnx_fingerprint, runtime_available
+        from mmcli.models.tower_files import tower_state
 
         if runtime_available() and tower_state(self.spec).refused is None:
             return onnx_fingerprint(self.spec)
@@ -177,7 +183,7 @@ class LocalEngine:
             spec = self.spec  # noqa: F841  (checks --model against the index before any work)
             notes: list[str] = []
             with store.snapshot():  # vectors and paths from one state of the index, even mid-swap
-                faiss_index = None if request.within is not None else self._vectors(store)
+                faiss_index = self._vectors(store) if request.within is None and self._faiss_pays(store) else None
                 found = answer(store, faiss_index, request, self, self.index, lambda: self.reranker(request), notes)
                 notes += undated_notes(store, request)
             for second in self._rerankers.values():
@@ -199,6 +205,14 @@ class LocalEngine:
             second.spec  # noqa: B018  (an unknown model or a missing file: an error before any work)
             self._rerankers[key] = second
         return self._rerankers[key]
+
+    def _faiss_pays(self, store: Any) -> bool:
+        """FAISS, or numpy over the vectors read from SQLite (exact either way)? A warm engine keeps FAISS
+        in memory; a command of its own pays for importing FAISS and reading its file, which costs more
+        than numpy's brute force up to ``COLD_BRUTE_MAX`` vectors."""
+        from mmcli.engine.search import COLD_BRUTE_MAX
+
+        return self.warm or store.vector_count() > COLD_BRUTE_MAX
 
     def _vectors(self, store: Any) -> Any:
         from mmcli.index import vectors
@@ -234,7 +248,13 @@ class LocalEngine:
             every=request.every,
             max_frames=request.max_frames,
         )
+        if not self.warm and encoder is self._encoder:  # torch embedded the images: the towers, after them
+            items = self._then_write_towers(items)
         return ClassifyRun(self._notes() + label_set.warnings, items)
+
+    def _then_write_towers(self, items: Iterator[Any]) -> Iterator[Any]:
+        yield from items
+        self.write_towers()  # (a failure is tried again by the next command that loads the model)
 
     def health(self) -> Health:
         from mmcli import __version__

@@ -45,14 +45,14 @@ def term_vectors(
     index's own vectors of unchanged files) need no model; other texts need only the engine's text
     encoder (no torch where the model has an ONNX text tower)."""
     from mmcli.embedding.textcache import TextCache, encode_texts_cached
-    from mmcli.engine.video_query import video_query_vector
-    from mmcli.media.images import load_pixels
-    from mmcli.media.video import is_video
 
     cache = TextCache()
     cached = cache.get(engine.text_fingerprint, [t.value for t in terms if not t.is_image])
     found = []
     for term in terms:
+        if term.is_image:
+            from mmcli.engine.video_query import video_query_vector  # (no image or video module for texts)
+            from mmcli.media.video import is_video
         path, moment = split_moment(term.value) if term.is_image else (term.value, None)
         moment = term.time if term.is_image and term.time is not None else moment  # (the server's moments)
         if term.is_image and (moment is not None or is_video(path)):
@@ -63,6 +63,8 @@ def term_vectors(
         else:
             vec = cached.get(term.value)
         if vec is None and term.is_image:
+            from mmcli.media.images import load_pixels
+
             encoder = engine.image_encoder(1)
             try:
                 pixels = load_pixels(term.value, encoder.preprocess, max_pixels)
@@ -217,13 +219,14 @@ def undated_notes(store: Store, request: SearchRequest) -> list[str]:
 
 
 BRUTE_MAX = 20_000  # a date filter keeping at most this many images is searched exactly, over just those
+COLD_BRUTE_MAX = 100_000  # a search in a process of its own: numpy over SQLite's vectors up to this many
 
 
 def _brute_force(
     store: Store, q: np.ndarray, k: int, under: str | None, after: float | None = None, before: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     best_s, best_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
-    for ids, vecs in store.vectors(under=under, after=after, before=before):
+    for ids, vecs in store.vectors(under=under, batch=16384, after=after, before=before):  # (32 MB at a time)
         s = vecs @ q
         best_s, best_i = np.concatenate([best_s, s]), np.concatenate([best_i, ids])
         if len(best_s) > k:

@@ -20,6 +20,7 @@ from mmcli.results import FileFailure, ImageVector, Read
 
 if TYPE_CHECKING:
     from mmcli.models import Encoder, ModelSpec
+    from mmcli.models.onnx_towers import OnnxImageEncoder
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,42 @@ def load_for_index(store: Store, spec: ModelSpec, job: IndexJob, encoder: Encode
     return encoder
 
 
-def embed_into(target: Target, encoder: Encoder, paths: list[str]) -> dict[str, int]:
+def small_job_encoder(store: Store, spec: ModelSpec, job: IndexJob, images: int) -> OnnxImageEncoder | None:
+    """A few new images (``SMALL_JOB``) for an index that has vectors, on a CPU in fp32 or auto precision:
+    the model's exported image tower when it is there and whole (no torch: most of a small update's
+    time), as a small `classify` does. None: the torch model does it (and writes the towers after)."""
+    from mmcli.models.onnx_towers import SMALL_JOB, OnnxImageEncoder, cpu_fp32_ok
+
+    dim = store.meta().get("dim")
+    if images > SMALL_JOB or job.ray is not None or not dim or not cpu_fp32_ok(job.device, job.precision):
+        return None
+    from mmcli.models.towers import open_tower
+
+    tower = open_tower(spec, "image", export=False).encoder
+    return tower if isinstance(tower, OnnxImageEncoder) and tower.dim == int(dim) else None
+
+
+def towers_after(spec: ModelSpec, encoder: Encoder | None) -> tuple[str, ...]:
+    """After a run that loaded the torch model: the ONNX towers searches (and small updates) need,
+    exported if missing; notes for what failed (a run never fails for them; tried again next time)."""
+    from mmcli.models.towers import ensure_towers
+
+    return ensure_towers(spec, encoder)
+
+
+def embed_into(target: Target, encoder: Encoder | OnnxImageEncoder, paths: list[str]) -> dict[str, int]:
     """Embed ``paths`` here and commit them in batches."""
     job = target.job
     from mmcli.embedding.batch import default_batch_size, embed_stream
 
     stream = embed_stream(
-        encoder, paths, job.batch_size, job.workers, job.max_pixels, on_progress=job.on_progress, reads=True
+        encoder,  # type: ignore[arg-type]  (the ONNX image tower embeds pixels the same way)
+        paths,
+        job.batch_size,
+        job.workers,
+        job.max_pixels,
+        on_progress=job.on_progress,
+        reads=True,
     )
     return commit_stream(target, stream, job.batch_size or default_batch_size(str(encoder.device)))
 

@@ -17,7 +17,9 @@ theirs from their file's header. When nothing needs embedding, no model is loade
 recorded before any work, so even a first run killed at once leaves an index that knows its model;
 it binds later runs only once the index holds a vector (a run whose model never loaded binds nothing).
 ``--rebuild`` loads the model first, builds a complete new database beside the old one and swaps it
-in in one transaction."""
+in in one transaction. Up to ``SMALL_JOB`` new images for an index that has vectors go through the
+model's exported ONNX image tower when it is there (no torch); a run that loaded the torch model
+writes the towers searches need, if missing, after the index is complete (never failing for them)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +39,15 @@ from mmcli.errors import DiskFull, IndexCorrupt, IndexReadOnly, IndexStoreError,
 from mmcli.faults import fault_point
 from mmcli.index import schema
 from mmcli.index.changes import Changes, find_changes
-from mmcli.index.embedding import Target, embed_into, embed_on_ray_into, embed_videos_into, load_for_index
+from mmcli.index.embedding import (
+    Target,
+    embed_into,
+    embed_on_ray_into,
+    embed_videos_into,
+    load_for_index,
+    small_job_encoder,
+    towers_after,
+)
 from mmcli.index.job import IndexJob, KeptModel
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
@@ -114,21 +124,21 @@ def run_index(
         on_progress, on_failure, prune, every, max_frames, ray, keep,
     )  # fmt: skip
     ensure_writable(folder)
+    loaded = _Loaded()
     with IndexLock(folder):
         store = _open_for_writing(folder, rebuild)
         try:
             if rebuild:
-                summary = _rebuild(store, model, weights, job, start)
+                summary = _rebuild(store, model, weights, job, start, loaded)
             else:
                 spec = model_spec_for(store.meta(), model, weights)
                 store.record_model(model_meta(spec))  # before any work: a killed first run keeps it
-                summary = _update(store, spec, job, start)
+                summary = _update(store, spec, job, start, loaded=loaded)
             from mmcli.index.vectors import load_or_rebuild
 
             if store.meta().get("dim"):
                 load_or_rebuild(store, write=True, must_write=True)
             store.add_roots(os.fsdecode(r) for r in root_paths)
-            return summary
         except sqlite3.OperationalError as exc:
             if _is_disk_full(exc):
                 raise _disk_full(folder) from None
@@ -141,13 +151,19 @@ def run_index(
             raise
         finally:
             store.close()
+    if loaded.spec is not None:  # the model was loaded anyway: the towers searches need, written now
+        notes = towers_after(loaded.spec, loaded.take())
+        summary = replace(summary, warnings=summary.warnings + notes)
+    return summary
 
 
 def model_meta(spec: ModelSpec) -> dict[str, str]:
     return {"model_name": spec.name, "model_spec": spec.canonical, "model_weights": str(spec.weights or "")}
 
 
-def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob, start: float) -> IndexSummary:
+def _rebuild(
+    store: Store, model: str | None, weights: str | None, job: IndexJob, start: float, loaded: _Loaded
+) -> IndexSummary:
     """Load the model first (one that cannot load changes nothing), embed everything into
     ``rebuild.sqlite``, then swap it in, in one transaction: readers see the old index until then."""
     from mmcli.models import load_encoder, parse_model_spec
@@ -170,7 +186,7 @@ def _rebuild(store: Store, model: str | None, weights: str | None, job: IndexJob
     schema.remove(store.folder, REBUILD_DB)  # what a killed rebuild left
     side = Store(store.folder, create=True, name=REBUILD_DB, model=model_meta(spec))
     try:
-        summary = _update(side, spec, job, start, encoder=encoder)
+        summary = _update(side, spec, job, start, encoder=encoder, loaded=loaded)
         fault_point("index.rebuild-swap")
         store.adopt(side)
         fault_point("index.rebuild-swapped")
@@ -203,7 +219,14 @@ def _open_for_writing(folder: Path, rebuild: bool) -> Store:
     return Store(folder, create=True)
 
 
-def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder: Encoder | None = None) -> IndexSummary:
+def _update(
+    store: Store,
+    spec: ModelSpec,
+    job: IndexJob,
+    start: float,
+    encoder: Encoder | None = None,
+    loaded: _Loaded | None = None,
+) -> IndexSummary:
     from mmcli.media.video import av_available, is_video
 
     found = find_changes(store, job.roots, job.include_hidden, job.exclude)
@@ -272,10 +295,17 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
             t0 = time.perf_counter()
             done = embed_on_ray_into(target, spec, to_embed, videos)
         else:
-            encoder = load_for_index(store, spec, job, encoder)
+            kept = job.keep.get(spec) if job.keep is not None else None
+            small = None
+            if to_embed and not videos and encoder is None and kept is None:
+                small = small_job_encoder(store, spec, job, len(to_embed))  # a few images: no torch
+            if small is None:
+                encoder = load_for_index(store, spec, job, encoder)
             t0 = time.perf_counter()  # the embedding alone: the model load is not work done per image
-            done = embed_into(target, encoder, to_embed) if to_embed else {}
-            shot = embed_videos_into(target, encoder, videos) if videos else {}
+            done = embed_into(target, small or encoder, to_embed) if to_embed else {}  # type: ignore[arg-type]
+            shot = embed_videos_into(target, encoder, videos) if videos else {}  # type: ignore[arg-type]
+        if encoder is not None and loaded is not None:
+            loaded.spec, loaded.encoder = spec, encoder
         embed_seconds = time.perf_counter() - t0
         embedded = done.get("images", 0)
         for key, value in [*done.items(), *shot.items()]:
@@ -299,6 +329,19 @@ def _update(store: Store, spec: ModelSpec, job: IndexJob, start: float, encoder:
         warnings=_warnings(found, counts["missing"], job.prune) + _no_av(unplayable),
         moments=counts.get("moments", 0),
     )
+
+
+@dataclass
+class _Loaded:
+    """The torch model a run loaded (if it did), for the towers written after it."""
+
+    spec: ModelSpec | None = None
+    encoder: Encoder | None = None
+
+    def take(self) -> Encoder | None:
+        """The model if the towers' export can use it (CPU, fp32); dropped either way (memory)."""
+        encoder, self.encoder = self.encoder, None
+        return encoder if encoder is not None and (encoder.device, encoder.precision) == ("cpu", "fp32") else None
 
 
 def _no_av(videos: Sequence[str]) -> tuple[str, ...]:

@@ -3,16 +3,25 @@
 Same vocabulary file (``bpe_simple_vocab_16e6.txt.gz``, shipped with open_clip and found on disk
 without importing it), same cleaning (ftfy, HTML entities twice, whitespace folded, lower case),
 same pre-tokenising pattern, same merges, same truncation (the last kept token becomes the
-end-of-text token) and zero padding. A test compares the ids with open_clip's on many strings.
+end-of-text token) and zero padding. Tests compare the ids with open_clip's on many strings.
+
+Start-up is what a query pays: the tables (token -> id, merge -> rank) are prepared once into
+``$MMCLI_CACHE/onnx/bpe-<key>.txt`` (plain lines, checked by a SHA-256 in its first line) and
+read from there, not parsed from the vocabulary file each time. Text of printable ASCII without
+``&`` (most queries) is one ftfy and HTML unescaping leave as it is, so it skips them (and the
+import of ftfy); ASCII text is pre-tokenised with ``re`` (what ``regex``'s Unicode classes mean
+on ASCII), anything else with ``regex``.
 """
 
 from __future__ import annotations
 
 import gzip
-import html
+import hashlib
 import importlib.util
+import re
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,43 +51,103 @@ def _byte_alphabet() -> dict[int, str]:
     return table
 
 
-def clean_lower(text: str) -> str:
+# Printable ASCII, tab and newline, no "&": ftfy and HTML unescaping leave such text as it is (a test
+# checks it against ftfy, exhaustively on short strings and on random ones).
+_PLAIN = re.compile(r"[\t\n\x20-\x25\x27-\x7e]*")
+_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+# The same on ASCII text (where \p{L} is [a-z] either case, \p{N} is [0-9]): no ``regex`` import needed.
+_ASCII_PATTERN = re.compile(
+    "|".join(SPECIAL) + r"""|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+""", re.IGNORECASE | re.ASCII
+)
+
+
+def _fix(text: str) -> str:
+    if _PLAIN.fullmatch(text):
+        return text
+    import html
+
     import ftfy
 
-    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
-    return " ".join(text.split()).lower()
+    return html.unescape(html.unescape(ftfy.fix_text(text)))
+
+
+def clean_lower(text: str) -> str:
+    return " ".join(_fix(text).split()).lower()
 
 
 def clean_whitespace(text: str) -> str:
-    import ftfy
-
-    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
-    return " ".join(text.split())
+    return " ".join(_fix(text).split())
 
 
 CLEANERS = {"lower": clean_lower, "whitespace": clean_whitespace}
+TABLES_FORMAT = "mmcli-bpe/1"
+
+
+@cache
+def _unicode_pattern() -> Any:
+    import regex
+
+    return regex.compile("|".join(SPECIAL) + "|" + _PATTERN, regex.IGNORECASE)
+
+
+def _parse(vocab_file: Path) -> tuple[list[str], list[str]]:
+    """(tokens in id order, merges "a b" in rank order) from open_clip's vocabulary file."""
+    lines = gzip.open(vocab_file).read().decode("utf-8").split("\n")
+    merges = [" ".join(line.split()) for line in lines[1 : N_MERGES + 1]]
+    symbols = list(_byte_alphabet().values())
+    vocab = symbols + [s + "</w>" for s in symbols] + [m.replace(" ", "") for m in merges] + list(SPECIAL)
+    return vocab, merges
+
+
+def _prepared_file(vocab_file: Path) -> Path | None:
+    from mmcli.config import cache_dir
+
+    try:
+        st = vocab_file.stat()
+    except OSError:
+        return None
+    key = hashlib.sha256(f"{vocab_file.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode("utf-8", "replace"))
+    return cache_dir() / "onnx" / f"bpe-{key.hexdigest()[:24]}.txt"
+
+
+def _tables(vocab_file: Path) -> tuple[list[str], list[str]]:
+    """The tables, from the prepared file when it is there and whole, else parsed (and prepared)."""
+    prepared = _prepared_file(vocab_file)
+    if prepared is not None:
+        try:
+            head, _, body = prepared.read_text("utf-8").partition("\n")
+            name, n_vocab, n_merges, digest = head.split(" ")
+            if name == TABLES_FORMAT and hashlib.sha256(body.encode("utf-8")).hexdigest() == digest:
+                lines = body.split("\n")
+                if len(lines) == int(n_vocab) + int(n_merges):
+                    return lines[: int(n_vocab)], lines[int(n_vocab) :]
+        except (OSError, ValueError):
+            pass
+    vocab, merges = _parse(vocab_file)
+    if prepared is not None:
+        from mmcli.atomic import atomic_write_bytes
+
+        body = "\n".join(vocab + merges)
+        head = f"{TABLES_FORMAT} {len(vocab)} {len(merges)} {hashlib.sha256(body.encode('utf-8')).hexdigest()}"
+        try:
+            atomic_write_bytes(prepared, (head + "\n" + body).encode("utf-8"))
+        except OSError:
+            pass  # a read-only cache: parsed each time
+    return vocab, merges
 
 
 class Tokenizer:
     """``tokenize(texts)`` -> int64 (N, context_length) ids; ``count(text)`` -> ids without sot/eot."""
 
     def __init__(self, context_length: int, clean: str = "lower", vocab_file: Path | None = None) -> None:
-        import regex
-
         if clean not in CLEANERS:
             raise ValueError(f"no torch-free tokenizer for clean={clean!r}")
         self.context_length = context_length
         self.clean = CLEANERS[clean]
-        lines = gzip.open(vocab_file or default_vocab_file()).read().decode("utf-8").split("\n")
-        merges = [tuple(line.split()) for line in lines[1 : N_MERGES + 1]]
-        symbols = list(_byte_alphabet().values())
-        vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + list(SPECIAL)
-        self.ids = {token: i for i, token in enumerate(vocab)}
-        self.ranks = {pair: i for i, pair in enumerate(merges)}
+        vocab, merges = _tables(vocab_file or default_vocab_file())
+        self.ids = dict(zip(vocab, range(len(vocab))))
+        self.ranks = dict(zip(merges, range(len(merges))))
         self.sot, self.eot = self.ids[SPECIAL[0]], self.ids[SPECIAL[1]]
-        self.pattern = regex.compile(
-            "|".join(SPECIAL) + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", regex.IGNORECASE
-        )
         self._words: dict[str, list[int]] = {s: [self.ids[s]] for s in SPECIAL}
 
     def _word(self, piece: str) -> list[int]:
@@ -90,7 +159,7 @@ class Tokenizer:
         parts = [alphabet[b] for b in piece.encode("utf-8")]
         parts[-1] += "</w>"
         while len(parts) > 1:
-            ranked = [(self.ranks.get((a, b), N_MERGES), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
+            ranked = [(self.ranks.get(f"{a} {b}", N_MERGES), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
             best, _ = min(ranked)
             if best == N_MERGES:
                 break
@@ -109,8 +178,10 @@ class Tokenizer:
         return ids
 
     def encode(self, text: str) -> list[int]:
+        cleaned = self.clean(text)
+        pattern = _ASCII_PATTERN if cleaned.isascii() else _unicode_pattern()
         out: list[int] = []
-        for piece in self.pattern.findall(self.clean(text)):
+        for piece in pattern.findall(cleaned):
             out.extend(self._word(piece))
         return out
 

@@ -1,0 +1,103 @@
+"""When the ONNX towers are used, exported and checked, and what happens when they cannot be.
+
+``open_tower``: the query path. A recorded export whose files pass their check is opened (no
+torch). A tower not exported yet is exported (with torch, once per model); a damaged one (its
+files are not those exported, or ONNX Runtime cannot load them) is exported again. When that
+cannot be done, the caller keeps torch and says why once (``Opened.note``): a model that cannot
+be exported (recorded, said when it was found), an unwritable cache or a full disk (not recorded:
+tried again next time). The cache is disposable: nothing here ever fails a command.
+
+``ensure_towers``: what `mmcli index`, `embed` and `classify` call when they had the torch model
+loaded anyway, so that the first search afterwards is as fast as any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mmcli.models.onnx_towers import TOWERS, OnnxImageEncoder, OnnxTextEncoder, runtime_available
+from mmcli.models.spec import ModelSpec
+from mmcli.models.tower_files import TowerDamaged, check_files, tower_paths, tower_state
+
+if TYPE_CHECKING:
+    from mmcli.models.encoder import Encoder
+
+WHAT = {"text": "texts are embedded", "image": "images are embedded"}
+
+
+@dataclass(frozen=True)
+class Opened:
+    encoder: OnnxTextEncoder | OnnxImageEncoder | None  # None: use the torch model
+    note: str | None = None  # for people, once
+
+
+def open_tower(
+    spec: ModelSpec, tower: str = "text", encoder: Encoder | None = None, export: bool = True, warm: bool = False
+) -> Opened:
+    """``spec``'s ONNX ``tower``, exported first if needed (``export``; ``encoder``: a torch model
+    already loaded, used for it when it is a CPU fp32 one); Opened(None, why) where torch must do.
+    ``warm``: for a process that runs many queries (see ``OnnxTextEncoder``)."""
+    if not runtime_available():
+        return Opened(None)
+    state = tower_state(spec, tower)
+    if state.refused:
+        return Opened(None)  # (said when the export found it)
+    damaged = None
+    if state.ready:
+        try:
+            return Opened(_open(spec, tower, state.meta, warm))
+        except TowerDamaged as exc:
+            damaged = str(exc)
+    where = f"the exported {tower} tower of {spec.name} in {tower_paths(spec, tower).folder}"
+    if not export:
+        return Opened(None, f"{where} is damaged ({damaged}): {WHAT[tower]} with torch" if damaged else None)
+    from mmcli.models.onnx_export import export_tower
+
+    outcome = export_tower(spec, tower, encoder, stale=state.meta if damaged else None)
+    if outcome.done:
+        try:
+            opened = _open(spec, tower, None, warm)
+        except TowerDamaged as exc:
+            return Opened(None, f"{where} cannot be used ({exc}): {WHAT[tower]} with torch this time")
+        return Opened(opened, f"{where} was damaged ({damaged}): exported it again" if damaged else None)
+    if damaged:
+        return Opened(None, f"{where} is damaged ({damaged}) and could not be exported again: {outcome.reason}")
+    if outcome.recorded:
+        return Opened(None, f"{WHAT[tower]} with torch for {spec.name}: {outcome.reason}")
+    return Opened(None, f"torch is used this time (slower): {outcome.reason}; tried again next time")
+
+
+def _open(
+    spec: ModelSpec, tower: str, meta: dict[str, Any] | None = None, warm: bool = False
+) -> OnnxTextEncoder | OnnxImageEncoder:
+    return OnnxTextEncoder(spec, meta, warm) if tower == "text" else OnnxImageEncoder(spec, meta, warm)
+
+
+def ensure_towers(spec: ModelSpec, encoder: Encoder | None = None, towers: tuple[str, ...] = TOWERS) -> tuple[str, ...]:
+    """Export those of ``spec``'s towers that are missing or damaged (``encoder``: the torch model in
+    use, reused when it is a CPU fp32 one). Never raises: a failure is a note (and is tried again
+    the next time); a model that cannot be exported is recorded once and left alone."""
+    if not runtime_available():
+        return ()
+    notes = []
+    for tower in towers:
+        try:
+            state = tower_state(spec, tower)
+            if state.refused:
+                continue
+            stale = None
+            if state.ready and state.meta is not None:
+                try:
+                    check_files(tower_paths(spec, tower), state.meta)
+                    continue
+                except TowerDamaged:
+                    stale = state.meta
+            from mmcli.models.onnx_export import export_tower
+
+            outcome = export_tower(spec, tower, encoder, stale=stale)
+            if not outcome.done and not outcome.recorded:
+                notes.append(f"the ONNX {tower} tower was not written ({outcome.reason}): tried again next time")
+        except Exception as exc:  # noqa: BLE001 - the towers are a cache: never the reason a command fails
+            notes.append(f"the ONNX {tower} tower was not written ({type(exc).__name__}: {exc}): tried again next time")
+    return tuple(notes)
