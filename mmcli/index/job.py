@@ -52,3 +52,16 @@ class IndexJob:
     max_frames: int = 2000  # videos: samples per video at most
     ray: RayOptions | None = None  # embed on a Ray cluster (planning stays here)
     keep: KeptModel | None = None  # the model kept between runs (`--watch`), filled on first need
+
+
+@dataclass
+class LoadedModel:
+    """The torch model a run loaded (if it did), for the towers written after it."""
+
+    spec: ModelSpec | None = None
+    encoder: Encoder | None = None
+
+    def take(self) -> Encoder | None:
+        """The model if the towers' export can use it (CPU, fp32); dropped either way (memory)."""
+        encoder, self.encoder = self.encoder, None
+        return encoder if encoder is not None and (encoder.device, encoder.precision) == ("cpu", "fp32") else None

@@ -48,7 +48,7 @@ from mmcli.index.embedding import (
     small_job_encoder,
     towers_after,
 )
-from mmcli.index.job import IndexJob, KeptModel
+from mmcli.index.job import IndexJob, KeptModel, LoadedModel
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
 from mmcli.index.schema import REBUILD_DB, ensure_writable
@@ -124,7 +124,7 @@ def run_index(
         on_progress, on_failure, prune, every, max_frames, ray, keep,
     )  # fmt: skip
     ensure_writable(folder)
-    loaded = _Loaded()
+    loaded = LoadedModel()
     with IndexLock(folder):
         store = _open_for_writing(folder, rebuild)
         try:
@@ -162,7 +162,7 @@ def model_meta(spec: ModelSpec) -> dict[str, str]:
 
 
 def _rebuild(
-    store: Store, model: str | None, weights: str | None, job: IndexJob, start: float, loaded: _Loaded
+    store: Store, model: str | None, weights: str | None, job: IndexJob, start: float, loaded: LoadedModel
 ) -> IndexSummary:
     """Load the model first (one that cannot load changes nothing), embed everything into
     ``rebuild.sqlite``, then swap it in, in one transaction: readers see the old index until then."""
@@ -225,7 +225,7 @@ def _update(
     job: IndexJob,
     start: float,
     encoder: Encoder | None = None,
-    loaded: _Loaded | None = None,
+    loaded: LoadedModel | None = None,
 ) -> IndexSummary:
     from mmcli.media.video import av_available, is_video
 
@@ -329,19 +329,6 @@ def _update(
         warnings=_warnings(found, counts["missing"], job.prune) + _no_av(unplayable),
         moments=counts.get("moments", 0),
     )
-
-
-@dataclass
-class _Loaded:
-    """The torch model a run loaded (if it did), for the towers written after it."""
-
-    spec: ModelSpec | None = None
-    encoder: Encoder | None = None
-
-    def take(self) -> Encoder | None:
-        """The model if the towers' export can use it (CPU, fp32); dropped either way (memory)."""
-        encoder, self.encoder = self.encoder, None
-        return encoder if encoder is not None and (encoder.device, encoder.precision) == ("cpu", "fp32") else None
 
 
 def _no_av(videos: Sequence[str]) -> tuple[str, ...]:
