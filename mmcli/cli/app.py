@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mmcli import __version__
-from mmcli.cli import classify, embed, explore, index, models, search, serve
+from mmcli.cli import classify, daemon, embed, explore, index, models, search, serve
 
 app = typer.Typer(
     name="mmcli",
@@ -34,6 +34,7 @@ COMMANDS = (
     explore.dupes,
     explore.cluster,
     serve.serve,
+    daemon.daemon,
     models.models,
     models.demo,
 )
