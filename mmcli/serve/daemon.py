@@ -90,7 +90,8 @@ def run(helper: Helper, idle: float) -> None:
     finally:
         listener.close()
         _remove_if_ours(helper.path, inode)
-        os.close(lock)
+        helper.sibling(".lock").unlink(missing_ok=True)  # (a helper starting meanwhile finds it locked, or
+        os.close(lock)  # locks a new one; two that both run resolve it: the one whose socket was replaced exits)
         _log(f"exiting: {why}")
 
 
@@ -355,10 +356,7 @@ def _bind(path: Path) -> tuple[socket.socket, int]:
     """A listening socket at ``path`` (mode 0600), put there by a rename: a stale socket is replaced,
     and no client ever finds a socket that does not listen yet."""
     fresh = path.with_name(f".{path.name}.{os.getpid()}")
-    try:
-        fresh.unlink()
-    except FileNotFoundError:
-        pass
+    fresh.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(os.fspath(fresh))
     os.chmod(fresh, 0o600)
@@ -377,10 +375,7 @@ def _still_ours(path: Path, inode: int) -> bool:
 
 def _remove_if_ours(path: Path, inode: int) -> None:
     if _still_ours(path, inode):
-        try:
-            path.unlink()
-        except OSError:
-            pass
+        path.unlink(missing_ok=True)
 
 
 def _read_request(conn: socket.socket) -> dict[str, Any] | None:
