@@ -84,9 +84,14 @@ def same(a: subprocess.CompletedProcess[bytes], b: subprocess.CompletedProcess[b
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    photos = tmp_path_factory.mktemp("daemon") / "photos"
-    write_corpus(photos, 12, seed=21)
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("daemon") / "photos"
+    write_corpus(folder, 12, seed=21)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def index(photos: Path) -> Path:
     done = run_mmcli("index", str(photos), "--index", INDEX, "--model", TINY, "-q")
     assert done.returncode == 0, done.stderr
     return Path(os.environ["MMCLI_HOME"]) / "indexes" / INDEX
@@ -121,15 +126,18 @@ def served(helper: dc.Helper) -> int:
 FORMATS = [["-f", "jsonl"], ["-f", "json"], ["-f", "csv"], ["-f", "tsv"], ["-f", "paths"], ["-0"], ["-f", "urls"]]
 
 
-def test_searches_through_the_helper_print_the_same_bytes(warm: tuple[Helpers, dc.Helper]) -> None:
+def test_searches_through_the_helper_print_the_same_bytes(warm: tuple[Helpers, dc.Helper], photos: Path) -> None:
     helpers, helper = warm
     before = served(helper)
+    example = str(sorted(photos.iterdir())[3])
     cases = [[f"a blue square {i}", "--index", INDEX, "-k", "4", *fmt] for i, fmt in enumerate(FORMATS)]
     cases += [
         ["a green star", "--index", INDEX, "-f", "table"],
         ["a circle", "--add", "2:blue", "--sub", "red", "--index", INDEX, "-f", "csv", "--exact"],
         ["a circle", "--index", INDEX, "--threshold", "0.99"],  # no results: said on stderr
         ["a star", "--index", INDEX, "--after", "2999"],  # none taken after: a note, no results
+        ["--image", example, "--index", INDEX, "-k", "3", "--in", str(photos), "-f", "json"],  # the image tower
+        ["a square", "--add", f"0.5:{example}", "--index", INDEX, "--sort", "date"],
     ]
     for args in cases:
         helped = helpers.mmcli("search", *args)  # first, with a text never seen: the helper embeds it
@@ -217,6 +225,7 @@ def test_classify_through_the_helper_prints_the_same_bytes(fresh: Helpers, tmp_p
     write_corpus(pics / "sub", 3, seed=5)
     write_corpus(pics, 2, seed=6)
     (pics / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "labels.txt").write_text("# shapes\ncircle\nsquare\n\nstar\n")
     args = ["--labels", "circle", "square", "star", "--model", TINY]
     first = fresh.mmcli("classify", "pics", *args, cwd=tmp_path)
     assert first.returncode == 0
@@ -227,6 +236,7 @@ def test_classify_through_the_helper_prints_the_same_bytes(fresh: Helpers, tmp_p
         ["pics/sub", str(sorted(pics.glob("0*.jpg"))[0]), *args, "-f", "csv"],
         [".", *args, "-f", "table", "-k", "2"],
         ["pics", "--labels", "red", "blue", "--multi-label", "--model", TINY, "-f", "json"],
+        ["pics/sub", "--labels-file", "labels.txt", "--templates", "simple", "--model", TINY, "-f", "tsv", "-q"],
         ["pics/broken.jpg", *args],  # nothing classified: exit 1, the same error
     ]
     for case in cases:
