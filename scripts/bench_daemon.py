@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,22 +34,24 @@ from bench import make_weights, synthetic_index  # noqa: E402
 from mmcli.demo.shapes import photo_like  # noqa: E402
 
 
-def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of ``mmcli args`` under /usr/bin/time -v."""
+def timed(args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MB, CPU seconds: user + system) of ``mmcli args`` under /usr/bin/time -v."""
     out = subprocess.run(
         ["/usr/bin/time", "-v", sys.executable, "-m", "mmcli", *args], env=env, capture_output=True, text=True
     )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
-    wall = rss = 0.0
+    wall = rss = cpu = 0.0
     for line in out.stderr.splitlines():
         line = line.strip()
-        if line.startswith("Elapsed (wall clock) time"):
+        if line.startswith(("User time (seconds)", "System time (seconds)")):
+            cpu += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("Elapsed (wall clock) time"):
             parts = line.rsplit(" ", 1)[1].split(":")
             wall = sum(float(p) * 60**i for i, p in enumerate(reversed(parts)))
         elif line.startswith("Maximum resident set size"):
             rss = int(line.rsplit(" ", 1)[1]) / 1024
-    return wall, rss
+    return wall, rss, cpu
 
 
 def helper_status(env: dict[str, str], kind: str) -> dict[str, Any]:
@@ -65,6 +68,12 @@ def wait_for_helper(env: dict[str, str], kind: str) -> None:
         time.sleep(0.5)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (/proc/PID/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def helper_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS"):
@@ -72,25 +81,36 @@ def helper_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def rounds(name: str, make_args: Any, env: dict[str, str], runs: int) -> dict[str, Any]:
+def rounds(name: str, make_args: Any, env: dict[str, str], runs: int, kind: str) -> dict[str, Any]:
+    """``runs`` pairs, alternating: in-process, then through the helper (whose CPU time is counted too)."""
     off = {**env, "MMCLI_DAEMON": "off"}
-    cold, warm = [], []
+    helper = int(helper_status(env, kind)["pid"])
+    cold, warm, helper_cpu = [], [], []
     for i in range(runs):
         cold.append(timed(make_args(f"cold {i}"), off))
+        before = cpu_seconds(helper)
         warm.append(timed(make_args(f"warm {i}"), env))
+        helper_cpu.append(cpu_seconds(helper) - before)
+    med = statistics.median
     result = {
-        "cold_s": statistics.median(w for w, _ in cold),
-        "cold_rss_mb": statistics.median(r for _, r in cold),
-        "warm_s": statistics.median(w for w, _ in warm),
-        "warm_rss_mb": statistics.median(r for _, r in warm),
-        "cold_all_s": [round(w, 3) for w, _ in cold],
-        "warm_all_s": [round(w, 3) for w, _ in warm],
-        "warm_all_rss_mb": [round(r, 1) for _, r in warm],
+        "cold_s": med(w for w, _, _ in cold),
+        "cold_rss_mb": med(r for _, r, _ in cold),
+        "cold_cpu_s": med(c for _, _, c in cold),
+        "warm_s": med(w for w, _, _ in warm),
+        "warm_rss_mb": med(r for _, r, _ in warm),
+        "warm_cpu_s": med(c for _, _, c in warm),
+        "helper_cpu_s": med(helper_cpu),
+        "cold_all_s": [round(w, 3) for w, _, _ in cold],
+        "warm_all_s": [round(w, 3) for w, _, _ in warm],
+        "warm_all_rss_mb": [round(r, 1) for _, r, _ in warm],
+        "load": os.getloadavg(),
     }
     print(
-        f"{name}: cold {result['cold_s']:.3f} s / {result['cold_rss_mb']:.0f} MB, "
-        f"helper {result['warm_s']:.3f} s / {result['warm_rss_mb']:.0f} MB "
-        f"({result['warm_s'] / result['cold_s']:.2f}x); runs {result['warm_all_s']} vs {result['cold_all_s']}",
+        f"{name}: cold {result['cold_s']:.3f} s wall, {result['cold_cpu_s']:.2f} s CPU, "
+        f"{result['cold_rss_mb']:.0f} MB; "
+        f"helper {result['warm_s']:.3f} s wall ({result['warm_s'] / result['cold_s']:.2f}x), CPU "
+        f"{result['warm_cpu_s']:.3f} s + {result['helper_cpu_s']:.3f} s in the helper, {result['warm_rss_mb']:.0f} MB; "
+        f"wall runs {result['warm_all_s']} vs {result['cold_all_s']}; load {result['load'][0]:.1f}",
         flush=True,
     )
     return result
@@ -125,22 +145,33 @@ def main() -> None:
     timed(["search", "a first search starts the helper", "--index", "bench"], env)
     wait_for_helper(env, "search")
     results: dict[str, Any] = {}
+    start = [
+        subprocess.run(
+            ["/usr/bin/time", "-f", "%e %U %S", sys.executable, "-c", "pass"], capture_output=True, text=True
+        )
+        for _ in range(5)
+    ]
+    walls = [float(p.stderr.split()[0]) for p in start]
+    cpus = [float(p.stderr.split()[1]) + float(p.stderr.split()[2]) for p in start]
+    results["python_start"] = {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+    print(f"python -c pass: {statistics.median(walls):.3f} s wall, {statistics.median(cpus):.3f} s CPU", flush=True)
     search = ["search", "--index", "bench"]
-    results["search"] = rounds("search (jsonl)", lambda t: [*search, f"a new text, {t}"], env, opts.runs)
-    results["search_table"] = rounds(
-        "search -f table", lambda t: ["search", f"a table, {t}", "--index", "bench", "-f", "table"], env, opts.runs
-    )
+    results["search"] = rounds("search (jsonl)", lambda t: [*search, f"a new text, {t}"], env, opts.runs, "search")
+    table = [*search, "-f", "table"]
+    results["search_table"] = rounds("search -f table", lambda t: [*table, f"a table, {t}"], env, opts.runs, "search")
     status = helper_status(env, "search")
     results["helper_rss_mb"] = helper_rss_mb(int(status["pid"]))
     print(f"search helper: pid {status['pid']}, RSS {results['helper_rss_mb']:.0f} MB", flush=True)
     classify = ["classify", str(image), "--model", "mmcli-tiny", "--labels"]
     timed([*classify, "first", "labels"], env)
     wait_for_helper(env, "classify")
-    results["classify"] = rounds("classify one image", lambda t: [*classify, f"{t} a", f"{t} b"], env, opts.runs)
+    two_labels = lambda t: [*classify, f"{t} a", f"{t} b"]  # noqa: E731
+    results["classify"] = rounds("classify one image", two_labels, env, opts.runs, "classify")
     subprocess.run([sys.executable, "-m", "mmcli", "daemon", "stop"], env=env, capture_output=True)
     results["machine"] = {"cpus": os.cpu_count(), "load": os.getloadavg(), "python": sys.version.split()[0]}
     if opts.out:
         opts.out.write_text(json.dumps(results, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
