@@ -17,12 +17,14 @@ TINY = "mmcli-tiny"
 
 
 def isolate(mp: pytest.MonkeyPatch, base: Path) -> None:
-    """Point every cache, model hub and home directory into ``base``; no server, no other MMCLI_*."""
+    """Point every cache, model hub and home directory into ``base``; no server, no resident helper, no
+    other MMCLI_*."""
     for name in [k for k in os.environ if k.startswith("MMCLI_")]:
         mp.delenv(name)
     mp.setenv("MMCLI_CACHE", str(base / "cache"))
     mp.setenv("MMCLI_HOME", str(base / "home"))
     mp.setenv("MMCLI_SERVER", "off")  # a running `mmcli serve` must not answer; test_serve names its own
+    mp.setenv("MMCLI_DAEMON", "off")  # no resident helper is started or used; test_daemon turns it on
     user = base / "user"  # ~: platformdirs, ~/.cache/huggingface, ~/.cache/torch, ~/.cache/clip
     mp.setenv("HOME", str(user))
     for var, sub in (("XDG_CACHE_HOME", ".cache"), ("XDG_DATA_HOME", ".local/share"), ("XDG_CONFIG_HOME", ".config")):
@@ -71,12 +73,16 @@ def random_corpus(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, 
 
 
 def run_mmcli(
-    *args: str, stdin: bytes | None = None, env: dict[str, str | None] | None = None, timeout: float = 300
+    *args: str,
+    stdin: bytes | None = None,
+    env: dict[str, str | None] | None = None,
+    timeout: float = 300,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run the real ``mmcli`` in a subprocess: stdout is a pipe, as in a shell pipeline.
     ``env`` adds to this process's environment; a ``None`` value removes that variable."""
     merged = {**os.environ, **(env or {})}
     full_env = {k: v for k, v in merged.items() if v is not None}
     return subprocess.run(
-        [sys.executable, "-m", "mmcli", *args], input=stdin, capture_output=True, env=full_env, timeout=timeout
+        [sys.executable, "-m", "mmcli", *args], input=stdin, capture_output=True, env=full_env, timeout=timeout, cwd=cwd
     )

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mmcli import __version__
-from mmcli.cli import assistants, classify, embed, explore, index, models, search, serve
+from mmcli.cli import assistants, classify, daemon, embed, explore, index, models, search, serve
 
 app = typer.Typer(
     name="mmcli",
@@ -35,6 +35,7 @@ COMMANDS = (
     explore.cluster,
     serve.serve,
     assistants.mcp,
+    daemon.daemon,
     models.models,
     models.demo,
 )

@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
-import typer
-
 from mmcli.errors import ExitCode, MmcliError
 
 
@@ -33,30 +31,50 @@ def warn_all(messages: Iterator[str] | tuple[str, ...] | list[str]) -> None:
         warn(message)
 
 
-def fail(exc: MmcliError) -> NoReturn:
+def report(exc: MmcliError) -> int:
+    """Say ``mmcli: error: ...`` (and ``hint: ...``) on stderr; the exit code."""
     say(f"mmcli: error: {exc.message}")
     if exc.hint:
         say(f"hint: {exc.hint}")
-    raise typer.Exit(int(exc.exit_code))
+    return int(exc.exit_code)
+
+
+def fail(exc: MmcliError) -> NoReturn:
+    import typer
+
+    raise typer.Exit(report(exc))
+
+
+def handled(exc: BaseException) -> int | None:
+    """For an expected failure: say what went wrong and give the exit code; None for any other exception.
+
+    ``MmcliError``: ``mmcli: error: ...``; Ctrl-C: 130; a closed pipe (``mmcli ... | head``, the reader is
+    gone, which is fine): 0; an ``OSError`` (the machine said no: a full disk, a read-only folder, a file
+    where a folder goes): an error naming it."""
+    if isinstance(exc, MmcliError):
+        return report(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        say("mmcli: interrupted")
+        return int(ExitCode.INTERRUPTED)
+    if isinstance(exc, BrokenPipeError):
+        _silence_stdout()
+        return 0
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            _silence_stdout()  # (stdout may be the full device: nothing more can go there)
+        return report(MmcliError(describe_os_error(exc)))
+    return None
 
 
 @contextmanager
 def funnel() -> Iterator[None]:
-    """Turn expected failures into ``mmcli: error: ...`` and an exit code; Ctrl-C into 130."""
+    """Turn expected failures into ``mmcli: error: ...`` and an exit code (see ``handled``)."""
     try:
         yield
-    except MmcliError as exc:
-        fail(exc)
-    except KeyboardInterrupt:
-        say("mmcli: interrupted")
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    except BrokenPipeError:  # `mmcli ... | head`: the reader is gone, which is fine
-        _silence_stdout()
-        raise typer.Exit(0) from None
-    except OSError as exc:  # the machine said no: a full disk, a read-only folder, a file where a folder goes
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            _silence_stdout()  # (stdout may be the full device: nothing more can go there)
-        fail(MmcliError(describe_os_error(exc)))
+    except (MmcliError, KeyboardInterrupt, OSError) as exc:
+        import typer  # (here, not at the top: the fast path, ``mmcli.cli.fast``, runs without Typer)
+
+        raise typer.Exit(handled(exc) or 0) from None
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -14,37 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
+from mmcli.cli.argv import MULTI_VALUE_OPTIONS, expand_multi_values  # noqa: F401 (read without Click too)
+
 if TYPE_CHECKING:
     from mmcli.cli.output import View
 
 F = TypeVar("F", bound=Callable[..., Any])
-MULTI_VALUE_OPTIONS = ("--labels", "-l", "--text", "-t")
-
-
-def expand_multi_values(args: Sequence[str], options: Sequence[str] = MULTI_VALUE_OPTIONS) -> list[str]:
-    """``--labels cat dog -f csv`` -> ``--labels cat --labels dog -f csv``.
-
-    The values of a multi-value option run up to the next argument that starts with "-" (an
-    option, "--", or "-" for stdin). Put inputs before the option, or after "--".
-    """
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        out.append(arg)
-        i += 1
-        if arg == "--":
-            out.extend(args[i:])
-            break
-        if arg in options:
-            first = True
-            while i < len(args) and not args[i].startswith("-"):
-                if not first:
-                    out.append(arg)
-                out.append(args[i])
-                first = False
-                i += 1
-    return out
 
 
 def expand_bare_preview(args: Sequence[str]) -> list[str]:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 
 def _when(seconds: float | None) -> str:
+    if seconds is None:  # an image: no need to import the video module (and numpy) to say nothing
+        return ""
     from mmcli.media.video import format_time
 
     return format_time(seconds)
@@ -278,4 +280,24 @@ MODELS = View(
     table_rows=lambda m: [(m.name, m.spec, "yes" if m.local else "no", m.description)],
     csv_header=("name", "spec", "local", "description"),
     csv_rows=lambda m: [(m.name, m.spec, m.local, m.description)],
+)
+
+HELPERS = View(
+    columns=("kind", "target", "model", "pid", "up", "idle", "served"),
+    table_rows=lambda h: [
+        (
+            h.kind,
+            h.target or "(default model)",
+            h.model,
+            h.pid,
+            f"{h.up_s:.0f} s",
+            f"{h.idle_s:.0f} of {h.idle_limit_s:.0f} s",
+            h.searches + h.classifications,
+        )
+    ],
+    csv_header=("kind", "target", "model", "pid", "up_s", "idle_s", "idle_limit_s", "searches", "classifications"),
+    csv_rows=lambda h: [
+        (h.kind, h.target, h.model, h.pid, h.up_s, h.idle_s, h.idle_limit_s, h.searches, h.classifications)
+    ],
+    paths=lambda h: [h.socket],
 )
