@@ -235,13 +235,13 @@ def test_the_prepared_tables_are_used_and_a_damaged_copy_is_made_again(
 
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
     first = Tokenizer(77)
-    (prepared,) = (tmp_path / "cache" / "onnx").glob("bpe-*.txt")
+    (prepared,) = (tmp_path / "cache" / "onnx").glob("bpe-*.marshal")
     monkeypatch.setattr(tokenizer, "_parse", lambda vocab_file: pytest.fail("parsed again"))
     assert Tokenizer(77).ids == first.ids and Tokenizer(77).ranks == first.ranks  # read from the prepared file
     monkeypatch.undo()
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
     data = prepared.read_bytes()
-    damaged = data.replace(b"\nab</w>\n", b"\nba</w>\n", 1)  # one token changed: its digest fails
+    damaged = data.replace(b"ab</w>", b"ba</w>", 1)  # one token changed: its digest fails
     assert damaged != data
     prepared.write_bytes(damaged)
     again = Tokenizer(77)

@@ -143,9 +143,9 @@ class LocalEngine:
         missing, so the next search is as fast as any other. Notes for what failed (tried again later)."""
         if self._encoder is None:
             return ()
-        from mmcli.models.towers import ensure_towers
+        from mmcli.models.towers import ensure_towers, towers_used
 
-        return ensure_towers(self.spec, self._encoder)
+        return ensure_towers(self.spec, self._encoder, towers_used(self.device, self.precision))
 
     def _say(self, note: str | None) -> None:
         if note and note not in self._said:

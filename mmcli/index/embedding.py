@@ -72,12 +72,12 @@ def small_job_encoder(store: Store, spec: ModelSpec, job: IndexJob, images: int)
     return tower if isinstance(tower, OnnxImageEncoder) and tower.dim == int(dim) else None
 
 
-def towers_after(spec: ModelSpec, encoder: Encoder | None) -> tuple[str, ...]:
+def towers_after(spec: ModelSpec, job: IndexJob, encoder: Encoder | None) -> tuple[str, ...]:
     """After a run that loaded the torch model: the ONNX towers searches (and small updates) need,
     exported if missing; notes for what failed (a run never fails for them; tried again next time)."""
-    from mmcli.models.towers import ensure_towers
+    from mmcli.models.towers import ensure_towers, towers_used
 
-    return ensure_towers(spec, encoder)
+    return ensure_towers(spec, encoder, towers_used(job.device, job.precision))
 
 
 def embed_into(target: Target, encoder: Encoder | OnnxImageEncoder, paths: list[str]) -> dict[str, int]:

@@ -152,7 +152,7 @@ def run_index(
         finally:
             store.close()
     if loaded.spec is not None:  # the model was loaded anyway: the towers searches need, written now
-        notes = towers_after(loaded.spec, loaded.take())
+        notes = towers_after(loaded.spec, job, loaded.take())
         summary = replace(summary, warnings=summary.warnings + notes)
     return summary
 

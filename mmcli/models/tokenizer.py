@@ -6,8 +6,8 @@ same pre-tokenising pattern, same merges, same truncation (the last kept token b
 end-of-text token) and zero padding. Tests compare the ids with open_clip's on many strings.
 
 Start-up is what a query pays: the tables (token -> id, merge -> rank) are prepared once into
-``$MMCLI_CACHE/onnx/bpe-<key>.txt`` (plain lines, checked by a SHA-256 in its first line) and
-read from there, not parsed from the vocabulary file each time. Text of printable ASCII without
+``$MMCLI_CACHE/onnx/bpe-<key>.marshal`` (checked by a SHA-256 in its first line) and read from
+there, not parsed from the vocabulary file each time. Text of printable ASCII without
 ``&`` (most queries) is one ftfy and HTML unescaping leave as it is, so it skips them (and the
 import of ftfy); ASCII text is pre-tokenised with ``re`` (what ``regex``'s Unicode classes mean
 on ASCII), anything else with ``regex``.
@@ -80,7 +80,7 @@ def clean_whitespace(text: str) -> str:
 
 
 CLEANERS = {"lower": clean_lower, "whitespace": clean_whitespace}
-TABLES_FORMAT = "mmcli-bpe/1"
+TABLES_FORMAT = b"mmcli-bpe/2"
 
 
 @cache
@@ -90,50 +90,58 @@ def _unicode_pattern() -> Any:
     return regex.compile("|".join(SPECIAL) + "|" + _PATTERN, regex.IGNORECASE)
 
 
-def _parse(vocab_file: Path) -> tuple[list[str], list[str]]:
-    """(tokens in id order, merges "a b" in rank order) from open_clip's vocabulary file."""
+def _parse(vocab_file: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """(token -> id, merge "a b" -> rank) from open_clip's vocabulary file."""
     lines = gzip.open(vocab_file).read().decode("utf-8").split("\n")
     merges = [" ".join(line.split()) for line in lines[1 : N_MERGES + 1]]
     symbols = list(_byte_alphabet().values())
     vocab = symbols + [s + "</w>" for s in symbols] + [m.replace(" ", "") for m in merges] + list(SPECIAL)
-    return vocab, merges
+    return dict(zip(vocab, range(len(vocab)))), dict(zip(merges, range(len(merges))))
 
 
 def _prepared_file(vocab_file: Path) -> Path | None:
+    """Where the tables of ``vocab_file`` are kept ready: marshal's format, so per Python version."""
+    import marshal
+    import sys
+
     from mmcli.config import cache_dir
 
     try:
         st = vocab_file.stat()
     except OSError:
         return None
-    key = hashlib.sha256(f"{vocab_file.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode("utf-8", "replace"))
-    return cache_dir() / "onnx" / f"bpe-{key.hexdigest()[:24]}.txt"
+    ident = f"{vocab_file.resolve()}|{st.st_size}|{st.st_mtime_ns}|{sys.version_info[:2]}|{marshal.version}"
+    key = hashlib.sha256(ident.encode("utf-8", "replace")).hexdigest()[:24]
+    return cache_dir() / "onnx" / f"bpe-{key}.marshal"
 
 
-def _tables(vocab_file: Path) -> tuple[list[str], list[str]]:
-    """The tables, from the prepared file when it is there and whole, else parsed (and prepared)."""
+def _tables(vocab_file: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """The tables, from the prepared file when it is there and whole (its SHA-256 checked), else parsed
+    (and prepared for the next time)."""
+    import marshal
+
     prepared = _prepared_file(vocab_file)
     if prepared is not None:
         try:
-            head, _, body = prepared.read_text("utf-8").partition("\n")
-            name, n_vocab, n_merges, digest = head.split(" ")
-            if name == TABLES_FORMAT and hashlib.sha256(body.encode("utf-8")).hexdigest() == digest:
-                lines = body.split("\n")
-                if len(lines) == int(n_vocab) + int(n_merges):
-                    return lines[: int(n_vocab)], lines[int(n_vocab) :]
-        except (OSError, ValueError):
+            head, _, body = prepared.read_bytes().partition(b"\n")
+            name, digest = head.split(b" ")
+            if name == TABLES_FORMAT and hashlib.sha256(body).hexdigest().encode() == digest:
+                ids, ranks = marshal.loads(body)
+                if isinstance(ids, dict) and isinstance(ranks, dict):
+                    return ids, ranks
+        except (OSError, ValueError, EOFError, TypeError):
             pass
-    vocab, merges = _parse(vocab_file)
+    ids, ranks = _parse(vocab_file)
     if prepared is not None:
         from mmcli.atomic import atomic_write_bytes
 
-        body = "\n".join(vocab + merges)
-        head = f"{TABLES_FORMAT} {len(vocab)} {len(merges)} {hashlib.sha256(body.encode('utf-8')).hexdigest()}"
+        body = marshal.dumps((ids, ranks))
         try:
-            atomic_write_bytes(prepared, (head + "\n" + body).encode("utf-8"))
+            head = TABLES_FORMAT + b" " + hashlib.sha256(body).hexdigest().encode()
+            atomic_write_bytes(prepared, head + b"\n" + body)
         except OSError:
             pass  # a read-only cache: parsed each time
-    return vocab, merges
+    return ids, ranks
 
 
 class Tokenizer:
@@ -144,9 +152,7 @@ class Tokenizer:
             raise ValueError(f"no torch-free tokenizer for clean={clean!r}")
         self.context_length = context_length
         self.clean = CLEANERS[clean]
-        vocab, merges = _tables(vocab_file or default_vocab_file())
-        self.ids = dict(zip(vocab, range(len(vocab))))
-        self.ranks = dict(zip(merges, range(len(merges))))
+        self.ids, self.ranks = _tables(vocab_file or default_vocab_file())
         self.sot, self.eot = self.ids[SPECIAL[0]], self.ids[SPECIAL[1]]
         self._words: dict[str, list[int]] = {s: [self.ids[s]] for s in SPECIAL}
 

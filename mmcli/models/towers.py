@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mmcli.models.onnx_towers import TOWERS, OnnxImageEncoder, OnnxTextEncoder, runtime_available
+from mmcli.models.onnx_towers import TOWERS, OnnxImageEncoder, OnnxTextEncoder, cpu_fp32_ok, runtime_available
 from mmcli.models.spec import ModelSpec
 from mmcli.models.tower_files import TowerDamaged, check_files, tower_paths, tower_state
 
@@ -72,6 +72,12 @@ def _open(
     spec: ModelSpec, tower: str, meta: dict[str, Any] | None = None, warm: bool = False
 ) -> OnnxTextEncoder | OnnxImageEncoder:
     return OnnxTextEncoder(spec, meta, warm) if tower == "text" else OnnxImageEncoder(spec, meta, warm)
+
+
+def towers_used(device: str, precision: str) -> tuple[str, ...]:
+    """The towers the query path of a machine and settings uses: the text tower always; the image tower
+    where small image jobs run on the CPU in fp32 (with a GPU, torch does them)."""
+    return TOWERS if cpu_fp32_ok(device, precision) else ("text",)
 
 
 def ensure_towers(spec: ModelSpec, encoder: Encoder | None = None, towers: tuple[str, ...] = TOWERS) -> tuple[str, ...]:
