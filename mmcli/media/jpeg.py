@@ -1,14 +1,15 @@
 """JPEG pixels through libjpeg-turbo's own API (simplejpeg), where it gives what Pillow gives.
 
-Pillow decodes JPEGs with libjpeg-turbo as well, but feeds it in 64 KB blocks and unpacks each
-line into its own 4-byte-per-pixel store; simplejpeg hands the whole buffer to ``tjDecompress``
-and gets packed RGB back: 15-25 % less CPU per photo here (``scripts/bench_decode.py``). Same
-library, same DCT scaling, same colour conversion and upsampling, so the pixels are identical to
-Pillow's (a test decodes both ways). This module only decodes: the caller has already opened the
-file with Pillow (header only) and checked its size and scans, and it orients the result. Anything
-this path does not take (CMYK and YCCK, a header libjpeg reads otherwise than Pillow, and any
-error or warning of libjpeg: truncated or corrupt data) returns None, and the caller decodes the
-file with Pillow as before, which then gives the same image or the same error as ever.
+Pillow decodes JPEGs with libjpeg-turbo as well (each wheel bundles its own copy), but feeds it
+64 KB at a time and unpacks each line into its own image store; simplejpeg hands the whole buffer
+to ``tjDecompress`` and gets packed RGB back: about 15 % less CPU per phone photo here
+(``scripts/bench_decode.py``). Same library, same DCT scaling, same colour conversion and
+upsampling, so the pixels are Pillow's to the bit (a test decodes both ways, at every scale). This
+module only decodes: the caller has already opened the file with Pillow (header only) and checked
+its size and scans, and it orients the result. Anything this path does not take (CMYK and YCCK, a
+header libjpeg reads otherwise than Pillow, and any error or warning of libjpeg: truncated or
+corrupt data) returns None, and the caller decodes the file with Pillow as before, which then gives
+the same image or the same error as ever.
 """
 
 from __future__ import annotations
