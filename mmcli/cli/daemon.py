@@ -11,7 +11,10 @@ from mmcli.cli.console import funnel, say
 from mmcli.cli.options import FormatOpt, command
 
 
-@command(examples=("mmcli daemon", "mmcli daemon stop", "MMCLI_DAEMON=off mmcli search 'a red car'   (none used)"))
+@command(
+    short="The resident helpers that keep searches warm: list or stop them.",
+    examples=("mmcli daemon", "mmcli daemon stop", "MMCLI_DAEMON=off mmcli search 'a red car'   (none used)"),
+)
 def daemon(
     action: Annotated[str, typer.Argument(help="status: list this user's helpers | stop: stop them all.")] = "status",
     fmt: FormatOpt = None,
