@@ -78,17 +78,7 @@ def _orient(img, data: bytes):  # noqa: ANN001, ANN202 - PIL images, lazily impo
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as probe:
-        orientation = probe.getexif().get(0x0112, 1)
-    method = {
-        2: Image.Transpose.FLIP_LEFT_RIGHT,
-        3: Image.Transpose.ROTATE_180,
-        4: Image.Transpose.FLIP_TOP_BOTTOM,
-        5: Image.Transpose.TRANSPOSE,
-        6: Image.Transpose.ROTATE_270,
-        7: Image.Transpose.TRANSVERSE,
-        8: Image.Transpose.ROTATE_90,
-    }.get(orientation)
-    return img.transpose(method) if method is not None else img
+        return jpeg.orient(img, probe.getexif().get(0x0112, 1))
 
 
 def _draft_scale(w: int, h: int, min_side: int) -> int:
@@ -114,13 +104,13 @@ def decoders(pre: Preprocess) -> dict[str, Callable[[str, bytes], np.ndarray]]:
 
         tj = TurboJPEG()
 
-        def turbo(path: str, data: bytes) -> np.ndarray:
+        def pyturbo(path: str, data: bytes) -> np.ndarray:
             w, h, _, _ = tj.decode_header(data)
             s = _draft_scale(w, h, pre.min_side)
             arr = tj.decode(data, pixel_format=0, scaling_factor=(1, s))  # TJPF_RGB
             return np.asarray(pre.resize(_orient(Image.fromarray(arr), data)))
 
-        out["pyturbojpeg"] = turbo
+        out["pyturbojpeg"] = pyturbo
     except (ImportError, RuntimeError, OSError):
         pass
     try:
