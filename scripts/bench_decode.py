@@ -19,6 +19,9 @@ With ``--weights`` (ViT-B-32-256 stand-in weights, as scripts/bench.py makes the
 TREE`` (a checkout of the code to compare with): whole `mmcli index` runs over the corpus, this tree's
 and TREE's alternated, each with a one-file run to take start-up off (steady images/s = (n - 1) /
 (t(n) - t(1))), medians over ``--pairs``, with the CPU seconds (user + sys) the runs took.
+``--stream``: ``embed_stream`` in this process instead, the model loaded once, simplejpeg against
+Pillow alone. ``--threads``: ``embed_stream`` with the model's torch threads and the decoding
+processes split three ways (the model and the decoders share the cores).
 """
 
 from __future__ import annotations
@@ -75,17 +78,7 @@ def _orient(img, data: bytes):  # noqa: ANN001, ANN202 - PIL images, lazily impo
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as probe:
-        orientation = probe.getexif().get(0x0112, 1)
-    method = {
-        2: Image.Transpose.FLIP_LEFT_RIGHT,
-        3: Image.Transpose.ROTATE_180,
-        4: Image.Transpose.FLIP_TOP_BOTTOM,
-        5: Image.Transpose.TRANSPOSE,
-        6: Image.Transpose.ROTATE_270,
-        7: Image.Transpose.TRANSVERSE,
-        8: Image.Transpose.ROTATE_90,
-    }.get(orientation)
-    return img.transpose(method) if method is not None else img
+        return jpeg.orient(img, probe.getexif().get(0x0112, 1))
 
 
 def _draft_scale(w: int, h: int, min_side: int) -> int:
@@ -111,13 +104,13 @@ def decoders(pre: Preprocess) -> dict[str, Callable[[str, bytes], np.ndarray]]:
 
         tj = TurboJPEG()
 
-        def turbo(path: str, data: bytes) -> np.ndarray:
+        def pyturbo(path: str, data: bytes) -> np.ndarray:
             w, h, _, _ = tj.decode_header(data)
             s = _draft_scale(w, h, pre.min_side)
             arr = tj.decode(data, pixel_format=0, scaling_factor=(1, s))  # TJPF_RGB
             return np.asarray(pre.resize(_orient(Image.fromarray(arr), data)))
 
-        out["pyturbojpeg"] = turbo
+        out["pyturbojpeg"] = pyturbo
     except (ImportError, RuntimeError, OSError):
         pass
     try:
@@ -231,6 +224,38 @@ def stream_pairs(paths: list[Path], weights: Path, pairs: int, workers: int | No
     }
 
 
+def thread_rounds(paths: list[Path], weights: Path, rounds: int) -> dict[str, object]:
+    """``embed_stream`` over the corpus in this process with the model's torch threads and the decoding
+    processes split three ways, alternated: mmcli's default (as many of each as cores), one torch
+    thread with one decoding process, one torch thread with the default processes; images/s."""
+    import torch
+
+    from mmcli.embedding.batch import default_workers, embed_stream
+    from mmcli.models import load_encoder, parse_model_spec
+
+    encoder = load_encoder(parse_model_spec("ViT-B-32-256", weights), device="cpu")
+    names = [str(p) for p in paths]
+    cores, workers = torch.get_num_threads(), default_workers()
+    variants = {
+        f"{cores} threads, {workers} processes": (cores, workers),
+        "1 thread, 1 process": (1, 1),
+        f"1 thread, {workers} processes": (1, workers),
+    }
+    rates: dict[str, list[float]] = {k: [] for k in variants}
+    list(embed_stream(encoder, names[:8], workers=workers))
+    try:
+        for r in range(rounds):
+            for name in list(variants) if r % 2 == 0 else list(reversed(variants)):
+                threads, procs = variants[name]
+                torch.set_num_threads(threads)
+                t = time.perf_counter()
+                n = sum(1 for _ in embed_stream(encoder, names, workers=procs))
+                rates[name].append(n / (time.perf_counter() - t))
+    finally:
+        torch.set_num_threads(cores)
+    return {"median": {k: statistics.median(v) for k, v in rates.items()}, "rates": rates}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=Path("/tmp/mmcli-phone"))
@@ -244,6 +269,7 @@ def main() -> None:
     ap.add_argument("--index-only", action="store_true", help="skip the decoder table")
     ap.add_argument("--stream", action="store_true", help="with --weights: embed_stream in-process, on and off")
     ap.add_argument("--workers", type=int, help="decoding processes for --stream (default: mmcli's)")
+    ap.add_argument("--threads", action="store_true", help="with --weights: torch threads / processes split")
     args = ap.parse_args()
     paths = make_phone_corpus(args.corpus, args.n12, args.n2)
     load = os.getloadavg()
@@ -267,7 +293,13 @@ def main() -> None:
             f"simplejpeg {med['simplejpeg']:.1f} images/s, Pillow {med['pillow']:.1f}; "  # type: ignore[index]
             f"ratio {st['simplejpeg_over_pillow']:.2f}x"
         )
-    if args.index_only or args.stream:
+    if args.weights and args.threads:
+        th = thread_rounds(paths, args.weights, args.pairs)
+        res["threads"] = th
+        print(f"embed_stream over {len(paths)} files, {args.pairs} alternated rounds, medians:")
+        for name, rate in th["median"].items():  # type: ignore[union-attr]
+            print(f"  {name}: {rate:.1f} images/s")
+    if args.index_only or args.stream or args.threads:
         print(f"load average at start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
         if args.out:
             args.out.write_text(json.dumps(res, indent=2))

@@ -2,7 +2,7 @@
 
 Pillow decodes JPEGs with libjpeg-turbo as well (each wheel bundles its own copy), but feeds it
 64 KB at a time and unpacks each line into its own image store; simplejpeg hands the whole buffer
-to ``tjDecompress`` and gets packed RGB back: about 15 % less CPU per phone photo here
+to ``tjDecompress`` and gets packed RGB back: about 7 % less CPU per phone photo here
 (``scripts/bench_decode.py``). Same library, same DCT scaling, same colour conversion and
 upsampling, so the pixels are Pillow's to the bit (a test decodes both ways, at every scale). This
 module only decodes: the caller has already opened the file with Pillow (header only) and checked
