@@ -304,3 +304,15 @@ def test_a_prefix_cut_tower_that_does_not_reproduce_the_model_is_exported_whole(
     spec = parse_model_spec(TINY)
     assert onnx_export.export_tower(spec).done
     assert tower_state(spec).meta["lengths"] == "full"
+
+
+def test_a_server_and_a_command_embed_texts_to_the_same_bits(tiny_tower) -> None:
+    """A warm engine (the server) and a command of its own must give the same bytes on stdout: their
+    text towers, however their sessions are set up, give the same vectors to the last bit."""
+    from mmcli.models import parse_model_spec
+    from mmcli.models.onnx_towers import OnnxTextEncoder
+
+    cold, _ = tiny_tower
+    warm = OnnxTextEncoder(parse_model_spec(TINY), warm=True)
+    for batch in (STRINGS, STRINGS[:1], STRINGS[5:7]):
+        assert np.array_equal(warm.encode_texts(batch), cold.encode_texts(batch))

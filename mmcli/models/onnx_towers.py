@@ -51,15 +51,15 @@ def cpu_fp32_ok(device: str, precision: str) -> bool:
 
 
 class _Tower:
-    def __init__(
-        self, spec: ModelSpec, tower: str, meta: dict[str, Any] | None = None, warm: bool = False, threads: int = 0
-    ) -> None:
+    def __init__(self, spec: ModelSpec, tower: str, meta: dict[str, Any] | None = None, threads: int = 0) -> None:
         """Open ``spec``'s exported ``tower`` (``meta``: its sidecar, else read); TowerDamaged when its
         files are not those exported or ONNX Runtime cannot load them; ValueError when none is recorded.
-        ``warm``: for a process that runs many queries (a server): the weights are repacked for the CPU's
-        matrix kernels once (~0.3 s and a copy in memory for ViT-B/32's text tower), then each query
-        runs ~4x faster; a single query is faster on the mapped weights as they are. ``threads``: ONNX
-        Runtime's threads for one operator (0: one per core)."""
+        ``threads``: ONNX Runtime's threads for one operator (0: one per core).
+
+        The weights are used as they are mapped, never repacked for the CPU's matrix kernels: that would
+        make a warm process's queries ~2x faster (ViT-B/32's text tower: 41 against 83 ms on 2 busy
+        cores) but cost a cold one ~0.2 s to load, and the vectors differ in the last bits between the
+        two (2.6e-6), while `mmcli search` gives the same bytes through a server as in its own process."""
         import onnxruntime
 
         paths = tower_paths(spec, tower)
@@ -77,8 +77,7 @@ class _Tower:
         options.log_severity_level = 3
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # done at export
         options.intra_op_num_threads = threads
-        if not warm:
-            options.add_session_config_entry("session.disable_prepacking", "1")  # use the mapped weights as they are
+        options.add_session_config_entry("session.disable_prepacking", "1")  # the mapped weights as they are
         try:
             self.session = onnxruntime.InferenceSession(
                 str(paths.folder / self.meta["model"]), options, providers=["CPUExecutionProvider"]
@@ -101,8 +100,9 @@ class OnnxTextEncoder(_Tower):
     """Texts in, unit float32 vectors out, like ``Encoder.encode_texts``, with no torch in the process."""
 
     def __init__(self, spec: ModelSpec, meta: dict[str, Any] | None = None, warm: bool = False) -> None:
-        # One query's few tokens: one thread (no pool to start; measured faster than two on 2 cores).
-        super().__init__(spec, "text", meta, warm, threads=0 if warm else 1)
+        # warm: a process that runs many queries (a server). A cold query's few tokens run on one thread
+        # (no pool to start; measured faster than two on 2 cores); the vectors are the same bits either way.
+        super().__init__(spec, "text", meta, threads=0 if warm else 1)
         self.context_length = int(self.meta["context_length"])
         self.prefix = self.meta.get("lengths") == "prefix"
         self._tokenizer: Tokenizer | None = None
@@ -133,10 +133,10 @@ class OnnxImageEncoder(_Tower):
 
     device = "cpu"
 
-    def __init__(self, spec: ModelSpec, meta: dict[str, Any] | None = None, warm: bool = False) -> None:
+    def __init__(self, spec: ModelSpec, meta: dict[str, Any] | None = None) -> None:
         from mmcli.media.preprocess import Preprocess
 
-        super().__init__(spec, "image", meta, warm)
+        super().__init__(spec, "image", meta)
         p = self.meta["preprocess"]
         self.preprocess = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()})
 

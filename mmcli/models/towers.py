@@ -37,7 +37,7 @@ def open_tower(
 ) -> Opened:
     """``spec``'s ONNX ``tower``, exported first if needed (``export``; ``encoder``: a torch model
     already loaded, used for it when it is a CPU fp32 one); Opened(None, why) where torch must do.
-    ``warm``: for a process that runs many queries (see ``OnnxTextEncoder``)."""
+    ``warm``: for a process that runs many queries, a server (see ``OnnxTextEncoder``)."""
     if not runtime_available():
         return Opened(None)
     state = tower_state(spec, tower)
@@ -71,7 +71,7 @@ def open_tower(
 def _open(
     spec: ModelSpec, tower: str, meta: dict[str, Any] | None = None, warm: bool = False
 ) -> OnnxTextEncoder | OnnxImageEncoder:
-    return OnnxTextEncoder(spec, meta, warm) if tower == "text" else OnnxImageEncoder(spec, meta, warm)
+    return OnnxTextEncoder(spec, meta, warm) if tower == "text" else OnnxImageEncoder(spec, meta)
 
 
 def towers_used(device: str, precision: str) -> tuple[str, ...]:
