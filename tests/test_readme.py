@@ -26,6 +26,10 @@ SKIPPED = {  # a command (its start), and why it is not run here
     "pytest": "the test suite itself",
     "apt-get install": "installs system packages",
     "ruff check": "lints the source tree (CI runs it)",
+    "lint-imports": "checks the layers of the source tree (CI runs it; tests/test_architecture.py too)",
+    'mmcli search "a red car" --rerank vit-l-14': "downloads ViT-L-14's weights from the model hub "
+    "(tests/test_answers.py re-ranks with local models)",
+    "claude mcp add": "needs Claude Code installed (tests/test_mcp.py drives `mmcli mcp` with the SDK's client)",
     "python scripts/bench": "a benchmark: minutes of CPU (`--smoke` is tests/test_bench_smoke.py)",
     "mmcli serve": "starts a server that runs until stopped (tests/test_serve.py runs it)",
     "curl -s localhost:8765": "needs a running `mmcli serve`",
