@@ -3,6 +3,9 @@
 ``MMCLI_FAULT=NAME[:N[:stop]][,...]`` makes the process SIGKILL itself the Nth time (default: the
 first) it reaches ``fault_point(NAME)``; with ``:stop`` it SIGSTOPs itself there instead, so a test
 can act while it is paused at a known moment (holding the index lock, say) and then SIGCONT it.
+With ``:hold`` (needs ``MMCLI_FAULT_MARKS``) only the calling thread waits there: it creates
+``DIR/NAME.held`` and blocks until a test creates ``DIR/NAME.release``, so the rest of a server
+can be checked while one request is known to be mid-work.
 Kill tests use it instead of sleeping and hoping the kill lands mid-work. With the variable unset a
 fault point costs one dictionary lookup.
 
@@ -19,26 +22,44 @@ Named points (grep ``fault_point(`` for the list):
     index.rebuild-swapped  `--rebuild`: just after the swap, before the leftovers are removed
     ray.embed           in a Ray actor (`--ray`), before it embeds a batch (each actor counts its own)
     onnx.export         a tower's ONNX files are written and checked, before the sidecar that names them
+    serve.classify      `mmcli serve`: a /classify request is running, before its images are classified
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 _seen: dict[str, int] = {}
+HOLD = "hold"
+_ACTIONS = {"stop": signal.SIGSTOP, "": signal.SIGKILL, "kill": signal.SIGKILL}
 
 
-def _armed() -> dict[str, tuple[int, signal.Signals]]:
+def _armed() -> dict[str, tuple[int, signal.Signals | str]]:
     from mmcli.config import settings
 
-    wanted: dict[str, tuple[int, signal.Signals]] = {}
+    wanted: dict[str, tuple[int, signal.Signals | str]] = {}
     for part in settings().fault.split(","):
         name, _, rest = part.strip().partition(":")
         nth, _, action = rest.partition(":")
         if name:
-            wanted[name] = (int(nth) if nth.isdigit() else 1, signal.SIGSTOP if action == "stop" else signal.SIGKILL)
+            wanted[name] = (int(nth) if nth.isdigit() else 1, HOLD if action == HOLD else _ACTIONS.get(action, signal.SIGKILL))
     return wanted
+
+
+def _hold(name: str) -> None:
+    """Block this thread until ``MMCLI_FAULT_MARKS/NAME.release`` exists (``NAME.held`` says it waits)."""
+    from mmcli.config import settings
+
+    marks = settings().fault_marks
+    if not marks:
+        raise RuntimeError(f"MMCLI_FAULT {name}:N:hold needs MMCLI_FAULT_MARKS")
+    with open(os.path.join(marks, name + ".held"), "w"):
+        pass
+    release = os.path.join(marks, name + ".release")
+    while not os.path.exists(release):
+        time.sleep(0.01)
 
 
 def fault_point(name: str) -> None:
@@ -48,10 +69,14 @@ def fault_point(name: str) -> None:
     armed = _armed().get(name)
     if armed is None:
         return
-    nth, sig = armed
+    nth, action = armed
     _seen[name] = _seen.get(name, 0) + 1
-    if _seen[name] == nth and _first_here(name):  # once: a stopped process that is continued runs on
-        os.kill(os.getpid(), sig)
+    if _seen[name] != nth:
+        return
+    if action == HOLD:
+        _hold(name)
+    elif _first_here(name):  # once: a stopped process that is continued runs on
+        os.kill(os.getpid(), action)
 
 
 def _first_here(name: str) -> bool:

@@ -31,6 +31,7 @@ SKIPPED = {  # a command (its start), and why it is not run here
     "(tests/test_answers.py re-ranks with local models)",
     "claude mcp add": "needs Claude Code installed (tests/test_mcp.py drives `mmcli mcp` with the SDK's client)",
     "python scripts/bench": "a benchmark: minutes of CPU (`--smoke` is tests/test_bench_smoke.py)",
+    "mmcli index ~/Pictures --watch": "watches until Ctrl-C (tests/test_watch.py runs it)",
     "mmcli serve": "starts a server that runs until stopped (tests/test_serve.py runs it)",
     "curl -s localhost:8765": "needs a running `mmcli serve`",
     'mmcli search "sunset" -0 | xargs -0 open': "opens every hit in a desktop viewer",

@@ -477,12 +477,15 @@ def test_endpoints_run_off_the_event_loop() -> None:
 
 
 def test_health_answers_while_a_long_classification_runs(server, tmp_path: Path) -> None:
-    """A second server (its own home, a body limit big enough for 3,000 paths)."""
+    """A second server (its own home, a body limit big enough for 3,000 paths) whose /classify is held
+    at the named point ``serve.classify`` until /health has answered."""
     import threading
 
     home = tmp_path / "home"
+    marks = tmp_path / "marks"
+    marks.mkdir()
     shutil.copytree(server["home"] / "indexes", home / "indexes")
-    env = {**server["env"], "MMCLI_HOME": str(home)}
+    env = {**server["env"], "MMCLI_HOME": str(home), "MMCLI_FAULT": "serve.classify:1:hold", "MMCLI_FAULT_MARKS": str(marks)}
     port = _free_port()
     args = ["serve", "--index", "shapes", "--port", str(port), "--allow-root", str(server["photos"])]
     proc = subprocess.Popen(
@@ -493,21 +496,24 @@ def test_health_answers_while_a_long_classification_runs(server, tmp_path: Path)
         _wait_until_serving(url, proc)
         photo = str(sorted(server["photos"].iterdir())[0])
         body = json.dumps({"paths": [photo] * 3000, "labels": ["red circle", "blue star"]}).encode()
-        done: list[float] = []
+        results: list[int] = []
 
         def classify() -> None:
             req = urllib.request.Request(url + "/classify", data=body, headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(req, timeout=600) as r:
-                assert len(json.loads(r.read())["results"]) == 3000
-            done.append(time.monotonic())
+                results.append(len(json.loads(r.read())["results"]))
 
         worker = threading.Thread(target=classify)
         worker.start()
-        time.sleep(0.5)
-        _get(url + "/health")
-        answered = time.monotonic()
+        deadline = time.monotonic() + 120
+        while not (marks / "serve.classify.held").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the classification never started"
+            time.sleep(0.01)
+        assert _get(url + "/health")["status"] == "ok"  # answered while the classification is held mid-work
+        assert worker.is_alive() and not results
+        (marks / "serve.classify.release").touch()
         worker.join(timeout=600)
-        assert done and answered < done[0]  # /health came back while the classification still ran
+        assert results == [3000]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request, Response  # module level: FastAPI reads the endpoints' annotations
 
 from mmcli.errors import MmcliError, UsageError
+from mmcli.faults import fault_point
 from mmcli.queries import split_moment
 from mmcli.serve.client import NONCE_HEADER, PROOF_HEADER, discovery_file, proof, read_discovery
 from mmcli.serve.guards import BadPath, BodyLimit, HostOriginGuard, PathGuard, Refused
@@ -155,6 +156,7 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
             paths.check(path)
 
         def work() -> ClassifyReply:
+            fault_point("serve.classify")
             run = engine.classify(request)
             return ClassifyReply(results=[ClassifyItem.of(item) for item in run.items], warnings=list(run.warnings))
 
