@@ -315,6 +315,24 @@ def test_the_text_cache_reads_a_read_only_cache(cache: Path) -> None:
     assert r.returncode == 0 and r.stdout.strip() == b"['kept']", r.stderr.decode()
 
 
+# ------------------------------------------------- D: commands that load torch anyway leave the towers
+def test_embedding_images_leaves_the_towers_for_searches(
+    built: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmcli.models.tower_files import tower_state
+
+    photos, _, _ = built
+    monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "vectors.npy"
+    r = subprocess.run(
+        [sys.executable, "-m", "mmcli", "embed", str(photos / "red_star.png"), "--model", TINY, "-o", str(out), "-q"],
+        capture_output=True,
+        timeout=300,
+    )
+    assert r.returncode == 0 and out.exists() and not _warnings(r.stderr), r.stderr.decode()
+    assert tower_state(_spec(), "text").ready and tower_state(_spec(), "image").ready
+
+
 # ------------------------------------------------------------- F: a small index update without torch
 def test_one_new_photo_is_added_without_torch(built: tuple[Path, Path, Path], cache: Path, tmp_path: Path) -> None:
     from mmcli.media.images import load_pixels

@@ -19,7 +19,6 @@ a lack of memory or a killed export is not: it is tried again the next time.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import secrets
 import sys
@@ -208,12 +207,12 @@ def _same_in_torch(prefix: Any, encoder: Encoder, ids: Any) -> bool:
 
 
 def _convert(module: Any, example: Any, name: str, axes: dict[str, Any], paths: TowerPaths) -> Path:
-    """The module traced to ONNX in memory (a failure there is the architecture's: a refusal), then
-    written to a temporary file in the cache folder (a failure there is not), so that the traced bytes
-    are not held while ONNX Runtime optimises them."""
+    """The module traced to ONNX, written to a temporary file in the cache folder (not kept in memory
+    while ONNX Runtime optimises it). A failure to trace or convert is the architecture's (a refusal);
+    a failure to write is not."""
     import torch
 
-    buffer = io.BytesIO()
+    raw = paths.folder / f".{paths.stem}-{secrets.token_hex(4)}.raw.onnx"
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # its fused attention op has no ONNX form
     try:
@@ -222,28 +221,20 @@ def _convert(module: Any, example: Any, name: str, axes: dict[str, Any], paths: 
             torch.onnx.export(
                 module,
                 (example,),
-                buffer,
+                str(raw),
                 input_names=[name],
                 output_names=["features"],
                 dynamic_axes={**axes, "features": {0: "n"}},
                 opset_version=OPSET,
                 dynamo=False,
             )
-    except (OSError, MemoryError, ImportError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - the tracer or the ONNX converter cannot handle this model
+    except BaseException as exc:
+        raw.unlink(missing_ok=True)
+        if isinstance(exc, (OSError, MemoryError, ImportError)) or not isinstance(exc, Exception):
+            raise
         raise _Refusal(f"the ONNX export failed ({_first_line(exc)})") from None
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-    raw = paths.folder / f".{paths.stem}-{secrets.token_hex(4)}.raw.onnx"
-    try:
-        with open(raw, "wb") as f:
-            f.write(buffer.getbuffer())
-    except BaseException:
-        raw.unlink(missing_ok=True)
-        raise
-    finally:
-        buffer.close()
     return raw
 
 

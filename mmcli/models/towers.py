@@ -58,7 +58,7 @@ def open_tower(
     if outcome.done:
         try:
             opened = _open(spec, tower, None, warm)
-        except TowerDamaged as exc:
+        except (TowerDamaged, ValueError) as exc:  # (ValueError: removed meanwhile)
             return Opened(None, f"{where} cannot be used ({exc}): {WHAT[tower]} with torch this time")
         return Opened(opened, f"{where} was damaged ({damaged}): exported it again" if damaged else None)
     if damaged:
@@ -86,7 +86,7 @@ def ensure_towers(spec: ModelSpec, encoder: Encoder | None = None, towers: tuple
     the next time); a model that cannot be exported is recorded once and left alone."""
     if not runtime_available():
         return ()
-    notes = []
+    failed: dict[str, list[str]] = {}  # why -> the towers it kept from being written
     for tower in towers:
         try:
             state = tower_state(spec, tower)
@@ -103,7 +103,11 @@ def ensure_towers(spec: ModelSpec, encoder: Encoder | None = None, towers: tuple
 
             outcome = export_tower(spec, tower, encoder, stale=stale)
             if not outcome.done and not outcome.recorded:
-                notes.append(f"the ONNX {tower} tower was not written ({outcome.reason}): tried again next time")
+                failed.setdefault(str(outcome.reason), []).append(tower)
         except Exception as exc:  # noqa: BLE001 - the towers are a cache: never the reason a command fails
-            notes.append(f"the ONNX {tower} tower was not written ({type(exc).__name__}: {exc}): tried again next time")
-    return tuple(notes)
+            failed.setdefault(f"{type(exc).__name__}: {exc}", []).append(tower)
+    return tuple(
+        f"the ONNX {' and '.join(names)} tower{'s were' if len(names) > 1 else ' was'} not written ({why}): "
+        "searches use torch until then; tried again next time"
+        for why, names in failed.items()
+    )
