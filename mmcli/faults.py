@@ -44,7 +44,8 @@ def _armed() -> dict[str, tuple[int, signal.Signals | str]]:
         name, _, rest = part.strip().partition(":")
         nth, _, action = rest.partition(":")
         if name:
-            wanted[name] = (int(nth) if nth.isdigit() else 1, HOLD if action == HOLD else _ACTIONS.get(action, signal.SIGKILL))
+            how = HOLD if action == HOLD else _ACTIONS.get(action, signal.SIGKILL)
+            wanted[name] = (int(nth) if nth.isdigit() else 1, how)
     return wanted
 
 

@@ -485,7 +485,8 @@ def test_health_answers_while_a_long_classification_runs(server, tmp_path: Path)
     marks = tmp_path / "marks"
     marks.mkdir()
     shutil.copytree(server["home"] / "indexes", home / "indexes")
-    env = {**server["env"], "MMCLI_HOME": str(home), "MMCLI_FAULT": "serve.classify:1:hold", "MMCLI_FAULT_MARKS": str(marks)}
+    env = {**server["env"], "MMCLI_HOME": str(home)}
+    env |= {"MMCLI_FAULT": "serve.classify:1:hold", "MMCLI_FAULT_MARKS": str(marks)}
     port = _free_port()
     args = ["serve", "--index", "shapes", "--port", str(port), "--allow-root", str(server["photos"])]
     proc = subprocess.Popen(
