@@ -536,3 +536,41 @@ def test_listening_beyond_loopback_is_recognised(host: str, beyond: bool) -> Non
     from mmcli.serve.app import beyond_loopback
 
     assert beyond_loopback(host) is beyond
+
+
+def test_a_video_classified_by_the_server_gives_its_timeline_as_the_command_does(server, tmp_path: Path) -> None:
+    """POST /classify of a video: one item per stretch (start, end, its label), in input order, the
+    same stretches and scores as `mmcli classify` in-process."""
+    pytest.importorskip("av")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from videos import write_video
+
+    clips = server["photos"] / ".clips"  # under the allowed root (hidden: the corpus listings skip it)
+    clips.mkdir(exist_ok=True)
+    video = write_video(clips / "shapes.mp4")
+    photo = str(sorted(p for p in server["photos"].iterdir() if p.is_file())[0])
+    labels = ["red circle", "blue square", "green star"]
+    status, reply = _post(
+        server["url"] + "/classify", json.dumps({"paths": [str(video), photo], "labels": labels}).encode()
+    )
+    assert status == 200, reply
+    rows = reply["results"]
+    assert [r["path"] for r in rows] == [str(video)] * 3 + [photo]
+    assert [r["labels"][0]["label"] for r in rows[:3]] == labels
+    assert rows[3]["start"] is None and rows[3]["end"] is None and len(rows[3]["labels"]) == 3
+    alone = run_mmcli(
+        "classify",
+        str(video),
+        "--labels",
+        *labels,
+        "--model",
+        TINY,
+        "-f",
+        "json",
+        env={**server["env"], "MMCLI_SERVER": "off"},
+    )
+    assert alone.returncode == 0, alone.stderr
+    expected = json.loads(alone.stdout)
+    got = [{"path": r["path"], "start": r["start"], "end": r["end"], **r["labels"][0]} for r in rows[:3]]
+    assert [(e["start"], e["end"], e["label"]) for e in expected] == [(g["start"], g["end"], g["label"]) for g in got]
+    assert [g["score"] for g in got] == pytest.approx([e["score"] for e in expected], abs=1e-6)

@@ -28,7 +28,7 @@ from mmcli.queries import (
     build_terms,
     looks_like_path,
 )
-from mmcli.results import Classification, FileFailure, Health, Hit, LabelScore, SearchResult, TermScore
+from mmcli.results import Classification, FileFailure, Health, Hit, LabelScore, SearchResult, Segment, TermScore
 
 MAX_PATHS = 10_000  # per /classify request
 MAX_LABELS = 10_000
@@ -239,21 +239,29 @@ class LabelScoreBody(_Body):
 
 
 class ClassifyItem(_Body):
-    """A classified image (``labels``) or a file that could not be used (``reason``)."""
+    """A classified image (``labels``), a stretch of a video's timeline (``start``/``end`` in seconds,
+    one label: a video gives one item per stretch, in order) or a file that could not be used (``reason``)."""
 
     path: str
     labels: list[LabelScoreBody] | None = None
     reason: str | None = None
+    start: float | None = None
+    end: float | None = None
 
     @classmethod
-    def of(cls, item: Classification | FileFailure) -> ClassifyItem:
+    def of(cls, item: Classification | Segment | FileFailure) -> ClassifyItem:
         if isinstance(item, FileFailure):
             return cls(path=item.path, reason=item.reason)
+        if isinstance(item, Segment):
+            label = LabelScoreBody(label=item.label, score=item.score)
+            return cls(path=item.path, labels=[label], start=item.start, end=item.end)
         return cls(path=item.path, labels=[LabelScoreBody(label=x.label, score=x.score) for x in item.labels])
 
-    def item(self, path: str) -> Classification | FileFailure:
+    def item(self, path: str) -> Classification | Segment | FileFailure:
         if self.labels is None:
             return FileFailure(path, self.reason or "failed")
+        if self.start is not None and self.end is not None and self.labels:
+            return Segment(path, self.start, self.end, self.labels[0].label, self.labels[0].score)
         return Classification(path, tuple(LabelScore(x.label, x.score) for x in self.labels))
 
 
