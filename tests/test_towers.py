@@ -333,6 +333,25 @@ def test_embedding_images_leaves_the_towers_for_searches(
     assert tower_state(_spec(), "text").ready and tower_state(_spec(), "image").ready
 
 
+def test_index_says_once_that_it_writes_the_towers(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """The first index with a model new to the cache spends seconds exporting: it says so on stderr,
+    once; the next run (the towers are there) and `-q` say nothing of it."""
+    photos, _, _ = built
+    env = {**os.environ, "MMCLI_CACHE": str(tmp_path / "cache")}
+
+    def index(name: str, *extra: str) -> str:
+        cmd = [sys.executable, "-m", "mmcli", "index", str(photos), "--index", str(tmp_path / name), "--model", TINY]
+        r = subprocess.run([*cmd, *extra], capture_output=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr.decode()
+        return r.stderr.decode()
+
+    first = index("a")
+    assert first.count("writing the ONNX text and image towers of mmcli-tiny (once per model)") == 1, first
+    assert "writing the ONNX" not in index("b")
+    env["MMCLI_CACHE"] = str(tmp_path / "cache-2")
+    assert "writing the ONNX" not in index("c", "-q")
+
+
 # ------------------------------------------------------------- F: a small index update without torch
 def test_one_new_photo_is_added_without_torch(built: tuple[Path, Path, Path], cache: Path, tmp_path: Path) -> None:
     from mmcli.media.images import load_pixels

@@ -97,7 +97,7 @@ def embed(
         else:
             _images_to_file(engine, source.paths(videos=True), how, quiet, output)
         if not text:
-            warn_all(engine.write_towers())  # the model is loaded: the towers searches need, if missing
+            warn_all(engine.write_towers(None if quiet else say))  # the model is loaded: the towers searches need
 
 
 def _texts(engine: LocalEngine, texts: list[str], output: Path | None, quiet: bool) -> None:

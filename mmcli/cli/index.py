@@ -95,6 +95,7 @@ def index_cmd(
             max_pixels=run.pixel_limit,
             on_progress=progress.update,
             on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
+            on_note=None if quiet else lambda m: (progress.close(), say(m)),
             prune=prune,
             every=every,
             max_frames=max_frames,

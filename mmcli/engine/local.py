@@ -9,7 +9,7 @@ picks one, once, for a command: a server that holds the right index and model, e
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -138,14 +138,15 @@ class LocalEngine:
             self._text = opened.encoder if opened.encoder is not None else self.encoder()  # type: ignore[assignment]
         return self._text
 
-    def write_towers(self) -> tuple[str, ...]:
+    def write_towers(self, on_start: Callable[[str], None] | None = None) -> tuple[str, ...]:
         """After a job that loaded the torch model anyway: export the towers searches need that are
-        missing, so the next search is as fast as any other. Notes for what failed (tried again later)."""
+        missing, so the next search is as fast as any other. Notes for what failed (tried again later);
+        ``on_start`` hears, for people, when an export begins."""
         if self._encoder is None:
             return ()
         from mmcli.models.towers import ensure_towers, towers_used
 
-        return ensure_towers(self.spec, self._encoder, towers_used(self.device, self.precision))
+        return ensure_towers(self.spec, self._encoder, towers_used(self.device, self.precision), on_start)
 
     def _say(self, note: str | None) -> None:
         if note and note not in self._said:

@@ -77,7 +77,7 @@ def towers_after(spec: ModelSpec, job: IndexJob, encoder: Encoder | None) -> tup
     exported if missing; notes for what failed (a run never fails for them; tried again next time)."""
     from mmcli.models.towers import ensure_towers, towers_used
 
-    return ensure_towers(spec, encoder, towers_used(job.device, job.precision))
+    return ensure_towers(spec, encoder, towers_used(job.device, job.precision), job.on_note)
 
 
 def embed_into(target: Target, encoder: Encoder | OnnxImageEncoder, paths: list[str]) -> dict[str, int]:

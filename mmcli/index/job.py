@@ -52,6 +52,7 @@ class IndexJob:
     max_frames: int = 2000  # videos: samples per video at most
     ray: RayOptions | None = None  # embed on a Ray cluster (planning stays here)
     keep: KeptModel | None = None  # the model kept between runs (`--watch`), filled on first need
+    on_note: Callable[[str], None] | None = None  # for people: a stage that takes a while (the towers' export)
 
 
 @dataclass

@@ -107,11 +107,13 @@ def run_index(
     max_frames: int = 2000,
     ray: RayOptions | None = None,
     keep: KeptModel | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> IndexSummary:
     """Bring the index at ``folder`` up to date with ``roots``; with ``rebuild``, embed everything again
     into a new database beside it and swap that in only when it is complete. With ``ray``, the files
     that need the model are embedded on a Ray cluster; Ray is not started when none do. ``keep``: a
-    model loaded by an earlier run is used, and one loaded now is kept there (`--watch`)."""
+    model loaded by an earlier run is used, and one loaded now is kept there (`--watch`). ``on_note``:
+    told, for people, of a stage that takes a while (exporting the towers after the first run with a model)."""
     start = time.perf_counter()
     root_paths = tuple(Path(r).expanduser().resolve() for r in roots)
     for r in root_paths:
@@ -121,7 +123,7 @@ def run_index(
         raise UsageError("--every must be above 0 seconds and --max-frames at least 1")
     job = IndexJob(
         root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
-        on_progress, on_failure, prune, every, max_frames, ray, keep,
+        on_progress, on_failure, prune, every, max_frames, ray, keep, on_note,
     )  # fmt: skip
     ensure_writable(folder)
     loaded = LoadedModel()

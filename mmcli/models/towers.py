@@ -13,6 +13,7 @@ loaded anyway, so that the first search afterwards is as fast as any other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -80,13 +81,20 @@ def towers_used(device: str, precision: str) -> tuple[str, ...]:
     return TOWERS if cpu_fp32_ok(device, precision) else ("text",)
 
 
-def ensure_towers(spec: ModelSpec, encoder: Encoder | None = None, towers: tuple[str, ...] = TOWERS) -> tuple[str, ...]:
+def ensure_towers(
+    spec: ModelSpec,
+    encoder: Encoder | None = None,
+    towers: tuple[str, ...] = TOWERS,
+    on_start: Callable[[str], None] | None = None,
+) -> tuple[str, ...]:
     """Export those of ``spec``'s towers that are missing or damaged (``encoder``: the torch model in
-    use, reused when it is a CPU fp32 one). Never raises: a failure is a note (and is tried again
-    the next time); a model that cannot be exported is recorded once and left alone."""
+    use, reused when it is a CPU fp32 one; ``on_start``: told once, for people, before an export
+    begins: it takes seconds). Never raises: a failure is a note (and is tried again the next time);
+    a model that cannot be exported is recorded once and left alone."""
     if not runtime_available():
         return ()
     failed: dict[str, list[str]] = {}  # why -> the towers it kept from being written
+    wanted: list[tuple[str, dict[str, Any] | None]] = []  # (tower, the damaged one's meta)
     for tower in towers:
         try:
             state = tower_state(spec, tower)
@@ -99,6 +107,14 @@ def ensure_towers(spec: ModelSpec, encoder: Encoder | None = None, towers: tuple
                     continue
                 except TowerDamaged:
                     stale = state.meta
+            wanted.append((tower, stale))
+        except Exception as exc:  # noqa: BLE001 - the towers are a cache: never the reason a command fails
+            failed.setdefault(f"{type(exc).__name__}: {exc}", []).append(tower)
+    if wanted and on_start is not None:
+        names = " and ".join(t for t, _ in wanted)
+        on_start(f"writing the ONNX {names} tower{'s' if len(wanted) > 1 else ''} of {spec.name} (once per model)")
+    for tower, stale in wanted:
+        try:
             from mmcli.models.onnx_export import export_tower
 
             outcome = export_tower(spec, tower, encoder, stale=stale)
