@@ -119,6 +119,32 @@ def decode_stream(
                 pending.append(pool.submit(_decode_one, nxt, preprocess, max_pixels, fast_decode, reads))
 
 
+class Prefetch:
+    """Decoding started before the model is loaded, with the input transform known without it (from
+    an index's meta or a model's exported image tower): the decoding processes work through the
+    first files while this process imports torch and loads the weights (seconds on a CPU)."""
+
+    def __init__(
+        self, paths: Sequence[str], preprocess: Preprocess, workers: int | None, max_pixels: int, lookahead: int
+    ) -> None:
+        self.names, self.preprocess, self.max_pixels = [display_path(p) for p in paths], preprocess, max_pixels
+        self._stream = decode_stream(self.names, preprocess, workers, max_pixels, True, lookahead, reads=True)
+        self._first = next(self._stream, None)  # the processes start here and keep ``lookahead`` files in flight
+
+    def fits(self, names: list[str], preprocess: Preprocess, max_pixels: int) -> bool:
+        return names == self.names and preprocess == self.preprocess and max_pixels == self.max_pixels
+
+    def __iter__(self) -> Iterator[Decoded]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._stream
+
+    def close(self) -> None:
+        """Stop the decoding processes (a load that failed, a model that wants another transform)."""
+        self._stream.close()
+
+
 def default_batch_size(device: str) -> int:
     """Images per model batch when ``-b`` is not given: 256 on CUDA (on an H200 the model alone ran
     24,900 images/s at 256 against 8,900 at 32), 32 elsewhere (on 2 CPU cores a larger batch only
@@ -135,17 +161,23 @@ def embed_stream(
     fast_decode: bool = True,
     on_progress: ProgressFn | None = None,
     reads: bool = False,
+    prefetch: Prefetch | None = None,
 ) -> Iterator[ImageVector | FileFailure]:
     """Embed image files in batches; yields results in input order, a FileFailure for each bad file.
 
     Each file is read once; with ``reads`` every result carries the SHA-256 of the bytes that were
     decoded (the index's content hash) and the capture time in them. ``batch_size`` None:
-    ``default_batch_size``.
+    ``default_batch_size``. ``prefetch``: their decoding, started before the model was loaded (used
+    when it decodes these paths as this model wants, else stopped and done again here).
     """
     batch_size = default_batch_size(str(encoder.device)) if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     names = [display_path(p) for p in paths]
+    same = prefetch is not None and reads and fast_decode and prefetch.fits(names, encoder.preprocess, max_pixels)
+    if prefetch is not None and (use_device_decoding(encoder) or not same):
+        prefetch.close()
+        prefetch = None
     if use_device_decoding(encoder):
         yield from _device_stream(encoder, names, batch_size, max_pixels, on_progress, reads)
         return
@@ -171,7 +203,7 @@ def embed_stream(
 
     n_arrays = 0
     lookahead = max(2 * batch_size, 16)
-    stream = decode_stream(names, encoder.preprocess, workers, max_pixels, fast_decode, lookahead, reads)
+    stream = prefetch or decode_stream(names, encoder.preprocess, workers, max_pixels, fast_decode, lookahead, reads)
     for decoded in stream:
         held.append(decoded)
         n_arrays += isinstance(decoded[1], np.ndarray)

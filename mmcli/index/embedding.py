@@ -7,6 +7,7 @@ that gives none (Ray), read here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from mmcli.media.video import VideoVectors
 from mmcli.results import FileFailure, ImageVector, Read
 
 if TYPE_CHECKING:
+    from mmcli.embedding.batch import Prefetch
     from mmcli.models import Encoder, ModelSpec
     from mmcli.models.onnx_towers import OnnxImageEncoder
 
@@ -80,8 +82,44 @@ def towers_after(spec: ModelSpec, job: IndexJob, encoder: Encoder | None) -> tup
     return ensure_towers(spec, encoder, towers_used(job.device, job.precision), job.on_note)
 
 
-def embed_into(target: Target, encoder: Encoder | OnnxImageEncoder, paths: list[str]) -> dict[str, int]:
-    """Embed ``paths`` here and commit them in batches."""
+def prefetch_for(store: Store, spec: ModelSpec, job: IndexJob, paths: list[str]) -> Prefetch | None:
+    """Before the torch model is loaded for ``paths``: their decoding, started now when the input
+    transform is known without the model (the index's meta, else the model's exported image tower) and
+    decoding runs in processes of its own; None otherwise."""
+    from mmcli.embedding.batch import INLINE_BELOW, Prefetch, default_workers
+    from mmcli.media.preprocess import Preprocess
+    from mmcli.models.tower_files import tower_state
+
+    if len(paths) < INLINE_BELOW or (job.workers if job.workers is not None else default_workers()) <= 1:
+        return None
+    try:
+        known = store.meta().get("preprocess")
+        fields = json.loads(known) if known else (tower_state(spec, "image").meta or {}).get("preprocess")
+        preprocess = Preprocess.from_dict(fields) if isinstance(fields, dict) else None
+    except (ValueError, TypeError, OSError):  # unreadable: the model's own transform, after it loads
+        return None
+    if preprocess is None:
+        return None
+    return Prefetch(paths, preprocess, job.workers, job.max_pixels, max(4 * (job.batch_size or 32), 16))
+
+
+def load_decoding_meanwhile(
+    store: Store, spec: ModelSpec, job: IndexJob, paths: list[str]
+) -> tuple[Encoder, Prefetch | None]:
+    """``load_for_index`` with ``paths``' decoding started first (``prefetch_for``): the two overlap."""
+    prefetch = prefetch_for(store, spec, job, paths) if paths else None
+    try:
+        return load_for_index(store, spec, job, None), prefetch
+    except BaseException:
+        if prefetch is not None:
+            prefetch.close()
+        raise
+
+
+def embed_into(
+    target: Target, encoder: Encoder | OnnxImageEncoder, paths: list[str], prefetch: Prefetch | None = None
+) -> dict[str, int]:
+    """Embed ``paths`` here and commit them in batches (``prefetch``: their decoding, already started)."""
     job = target.job
     from mmcli.embedding.batch import default_batch_size, embed_stream
 
@@ -93,6 +131,7 @@ def embed_into(target: Target, encoder: Encoder | OnnxImageEncoder, paths: list[
         job.max_pixels,
         on_progress=job.on_progress,
         reads=True,
+        prefetch=prefetch,
     )
     return commit_stream(target, stream, job.batch_size or default_batch_size(str(encoder.device)))
 

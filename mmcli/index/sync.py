@@ -44,6 +44,7 @@ from mmcli.index.embedding import (
     embed_into,
     embed_on_ray_into,
     embed_videos_into,
+    load_decoding_meanwhile,
     load_for_index,
     small_job_encoder,
     towers_after,
@@ -301,10 +302,13 @@ def _update(
             small = None
             if to_embed and not videos and encoder is None and kept is None:
                 small = small_job_encoder(store, spec, job, len(to_embed))  # a few images: no torch
-            if small is None:
+            prefetch = None
+            if small is None and encoder is None and kept is None:  # decoding starts while torch loads
+                encoder, prefetch = load_decoding_meanwhile(store, spec, job, to_embed)
+            elif small is None:
                 encoder = load_for_index(store, spec, job, encoder)
             t0 = time.perf_counter()  # the embedding alone: the model load is not work done per image
-            done = embed_into(target, small or encoder, to_embed) if to_embed else {}  # type: ignore[arg-type]
+            done = embed_into(target, small or encoder, to_embed, prefetch) if to_embed else {}  # type: ignore[arg-type]
             shot = embed_videos_into(target, encoder, videos) if videos else {}  # type: ignore[arg-type]
         if encoder is not None and loaded is not None:
             loaded.spec, loaded.encoder = spec, encoder

@@ -67,6 +67,11 @@ class Preprocess:
     fill_color: int = 0
 
     @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> Preprocess:
+        """From ``dataclasses.asdict`` of one, read back from JSON (an index's meta, a tower's sidecar)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+    @classmethod
     def from_open_clip(cls, cfg: dict[str, Any], image_size: Any) -> Preprocess:
         size = cfg.get("size", image_size)
         if isinstance(size, int):

@@ -137,8 +137,7 @@ class OnnxImageEncoder(_Tower):
         from mmcli.media.preprocess import Preprocess
 
         super().__init__(spec, "image", meta)
-        p = self.meta["preprocess"]
-        self.preprocess = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()})
+        self.preprocess = Preprocess.from_dict(self.meta["preprocess"])
 
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
         return self._run("pixels", np.ascontiguousarray(pixels, dtype=np.float32))
