@@ -145,6 +145,44 @@ def test_searches_through_the_helper_print_the_same_bytes(warm: tuple[Helpers, d
     assert served(helper) == before + len(cases)
 
 
+def _search_cases(photos: Path) -> list[list[str]]:
+    example = str(sorted(photos.iterdir())[3])
+    return [[f"a yellow square {i}", "--index", INDEX, "-k", "4", *fmt] for i, fmt in enumerate(FORMATS)] + [
+        ["a green star", "--index", INDEX, "-f", "table"],
+        ["a circle", "--add", "2:blue", "--sub", "red", "--index", INDEX, "-f", "csv", "--exact"],
+        ["a circle", "--index", INDEX, "--threshold", "0.99"],  # no results: said on stderr
+        ["a star", "--index", INDEX, "--after", "2999"],  # none taken after: a note, no results
+        ["--image", example, "--index", INDEX, "-k", "3", "--in", str(photos), "-f", "json"],  # the image tower
+        ["a square", "--add", f"0.5:{example}", "--index", INDEX, "--sort", "date"],
+        ["a square", "--index", "no-such-index"],  # an error: the command line says it
+    ]
+
+
+def test_a_search_no_helper_answers_runs_here_without_typer_and_prints_what_the_command_prints(
+    index: Path, photos: Path
+) -> None:
+    """MMCLI_DAEMON=off: `mmcli search` runs in this process without Typer or pydantic, and writes the
+    bytes the Typer command writes (its app called directly)."""
+    typer_app = "import sys\nfrom mmcli.cli import app\nsys.argv = ['mmcli', *sys.argv[1:]]\napp()\n"
+    env = {**os.environ, "MMCLI_DAEMON": "off"}
+    for args in _search_cases(photos):
+        fast = subprocess.run([sys.executable, "-m", "mmcli", "search", *args], capture_output=True, env=env)
+        command = subprocess.run([sys.executable, "-c", typer_app, "search", *args], capture_output=True, env=env)
+        same(fast, command)
+        assert fast.returncode == (1 if "no-such-index" in args else 0), fast.stderr
+    code = (
+        "import sys\n"
+        "from mmcli.cli import main\n"
+        f"sys.argv = ['mmcli', 'search', 'a red triangle, here', '--index', {INDEX!r}, '-k', '2']\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    assert done.code == 0, done.code\n"
+        "heavy = ('typer', 'click', 'pydantic', 'torch')\n"
+        "print('LOADED=' + ','.join(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.count(b"\n") == 2, out.stderr
+    assert out.stderr.decode().strip().splitlines()[-1] == "LOADED="
+
+
 def test_the_client_imports_nothing_heavy(warm: tuple[Helpers, dc.Helper]) -> None:
     helpers, helper = warm
     before = served(helper)
