@@ -15,7 +15,9 @@ code path through --weights). Measures, on a generated corpus of photo-like JPEG
   (f) search latency p50/p99 at 100k and 1M synthetic vectors, exact and approximate, recall@10;
   (g) peak RSS of each command (and of indexing N vs 2N files);
   (h) the query path (scripts/bench_query.py): the first search after `mmcli index` of a model new to
-      the machine, and adding one photo to an index against a cold `classify` of one photo.
+      the machine, and adding one photo to an index against a cold `classify` of one photo;
+  (i) with --rclip-data DIR (written by ../shared/anchors/export_rclip.py) and rclip 3.3 installed
+      (--rclip): issue 20's targets against rclip on this corpus, alternated pairs (scripts/bench_rclip.py).
 Prints a Markdown table with ratios and writes JSON.
 """
 
@@ -318,6 +320,8 @@ def main() -> None:
     ap.add_argument(
         "--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the GPU table (scripts/bench_gpu.py)"
     )
+    ap.add_argument("--rclip-data", type=Path, default=None, help="(i): the folder export_rclip.py wrote")
+    ap.add_argument("--rclip", type=Path, default=Path("/tmp/venv-rclip/bin/rclip"), help="(i): rclip 3.3's command")
     args = ap.parse_args()
     if args.device == "cuda":
         gpu = [sys.executable, str(Path(__file__).with_name("bench_gpu.py")), "--out", str(args.out or "gpu.json")]
@@ -441,7 +445,19 @@ def main() -> None:
     for size in sizes:
         res[f"search_{size}"] = search_latency(size, queries=20 if smoke else 200)
 
+        if args.rclip_data is not None:  # (i) against rclip 3.3, on this corpus
+            import bench_rclip
+
+            work = Path(tempfile.mkdtemp(prefix="mmr", dir=tmpdir))
+            pair = bench_rclip.Bench(tmpdir / "photos", args.rclip_data.resolve(), args.rclip, work)
+            try:
+                res["rclip"] = bench_rclip.run(pair, 2 if smoke else 5)
+            finally:
+                pair.stop_helpers()
+
     report(res, auto)
+    if "rclip" in res:
+        bench_rclip.report(res["rclip"])
     if args.out:
         args.out.write_text(json.dumps(res, indent=2))
 
