@@ -126,12 +126,10 @@ def served(helper: dc.Helper) -> int:
 FORMATS = [["-f", "jsonl"], ["-f", "json"], ["-f", "csv"], ["-f", "tsv"], ["-f", "paths"], ["-0"], ["-f", "urls"]]
 
 
-def test_searches_through_the_helper_print_the_same_bytes(warm: tuple[Helpers, dc.Helper], photos: Path) -> None:
-    helpers, helper = warm
-    before = served(helper)
+def _search_cases(photos: Path, text: str) -> list[list[str]]:
+    """Plain searches of every kind the fast path reads; ``text`` makes the first ones' texts new."""
     example = str(sorted(photos.iterdir())[3])
-    cases = [[f"a blue square {i}", "--index", INDEX, "-k", "4", *fmt] for i, fmt in enumerate(FORMATS)]
-    cases += [
+    return [[f"{text} {i}", "--index", INDEX, "-k", "4", *fmt] for i, fmt in enumerate(FORMATS)] + [
         ["a green star", "--index", INDEX, "-f", "table"],
         ["a circle", "--add", "2:blue", "--sub", "red", "--index", INDEX, "-f", "csv", "--exact"],
         ["a circle", "--index", INDEX, "--threshold", "0.99"],  # no results: said on stderr
@@ -139,23 +137,16 @@ def test_searches_through_the_helper_print_the_same_bytes(warm: tuple[Helpers, d
         ["--image", example, "--index", INDEX, "-k", "3", "--in", str(photos), "-f", "json"],  # the image tower
         ["a square", "--add", f"0.5:{example}", "--index", INDEX, "--sort", "date"],
     ]
+
+
+def test_searches_through_the_helper_print_the_same_bytes(warm: tuple[Helpers, dc.Helper], photos: Path) -> None:
+    helpers, helper = warm
+    before = served(helper)
+    cases = _search_cases(photos, "a blue square")
     for args in cases:
         helped = helpers.mmcli("search", *args)  # first, with a text never seen: the helper embeds it
         same(helped, helpers.mmcli("search", *args, on=False))
     assert served(helper) == before + len(cases)
-
-
-def _search_cases(photos: Path) -> list[list[str]]:
-    example = str(sorted(photos.iterdir())[3])
-    return [[f"a yellow square {i}", "--index", INDEX, "-k", "4", *fmt] for i, fmt in enumerate(FORMATS)] + [
-        ["a green star", "--index", INDEX, "-f", "table"],
-        ["a circle", "--add", "2:blue", "--sub", "red", "--index", INDEX, "-f", "csv", "--exact"],
-        ["a circle", "--index", INDEX, "--threshold", "0.99"],  # no results: said on stderr
-        ["a star", "--index", INDEX, "--after", "2999"],  # none taken after: a note, no results
-        ["--image", example, "--index", INDEX, "-k", "3", "--in", str(photos), "-f", "json"],  # the image tower
-        ["a square", "--add", f"0.5:{example}", "--index", INDEX, "--sort", "date"],
-        ["a square", "--index", "no-such-index"],  # an error: the command line says it
-    ]
 
 
 def test_a_search_no_helper_answers_runs_here_without_typer_and_prints_what_the_command_prints(
@@ -165,7 +156,7 @@ def test_a_search_no_helper_answers_runs_here_without_typer_and_prints_what_the_
     bytes the Typer command writes (its app called directly)."""
     typer_app = "import sys\nfrom mmcli.cli import app\nsys.argv = ['mmcli', *sys.argv[1:]]\napp()\n"
     env = {**os.environ, "MMCLI_DAEMON": "off"}
-    for args in _search_cases(photos):
+    for args in [*_search_cases(photos, "a yellow square"), ["a square", "--index", "no-such-index"]]:
         fast = subprocess.run([sys.executable, "-m", "mmcli", "search", *args], capture_output=True, env=env)
         command = subprocess.run([sys.executable, "-c", typer_app, "search", *args], capture_output=True, env=env)
         same(fast, command)
