@@ -110,13 +110,17 @@ def decode_stream(
             pending.append(pool.submit(_decode_one, p, preprocess, max_pixels, fast_decode, reads))
             if len(pending) >= lookahead:
                 break
-        while pending:
-            decoded = pending.popleft().result()
-            fault_point("index.decoding")  # here, in the parent, while the decoding processes run
-            yield decoded
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(_decode_one, nxt, preprocess, max_pixels, fast_decode, reads))
+        try:
+            while pending:
+                decoded = pending.popleft().result()
+                fault_point("index.decoding")  # here, in the parent, while the decoding processes run
+                yield decoded
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(_decode_one, nxt, preprocess, max_pixels, fast_decode, reads))
+        finally:  # stopped early (an error, Ctrl-C, a prefetch not used): the files not started are dropped
+            for future in pending:
+                future.cancel()
 
 
 class Prefetch:
