@@ -352,6 +352,50 @@ def test_index_says_once_that_it_writes_the_towers(built: tuple[Path, Path, Path
     assert "writing the ONNX" not in index("c", "-q")
 
 
+def test_a_large_classify_says_once_that_it_writes_the_towers(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """Over 16 images torch classifies them, then writes the image tower: each export said once."""
+    photos, _, _ = built
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(3):  # 24 images
+        for p in photos.iterdir():
+            shutil.copy(p, many / f"{i}_{p.name}")
+    env = {**os.environ, "MMCLI_CACHE": str(tmp_path / "cache"), "MMCLI_DAEMON": "off"}
+
+    def classify(*extra: str) -> subprocess.CompletedProcess[bytes]:
+        cmd = [sys.executable, "-m", "mmcli", "classify", str(many), "--labels", "a star", "a circle", "--model", TINY]
+        r = subprocess.run([*cmd, *extra], capture_output=True, timeout=300, env=env)
+        assert r.returncode == 0 and r.stdout.count(b"\n") == 24, r.stderr.decode()
+        return r
+
+    quiet = classify("-q")
+    assert b"writing the ONNX" not in quiet.stderr and tower_files_in(tmp_path / "cache")
+    env["MMCLI_CACHE"] = str(tmp_path / "cache-2")
+    said = classify().stderr.decode()  # the labels need the text tower first, the images the image tower after
+    assert said.count("writing the ONNX text tower of mmcli-tiny (once per model)") == 1, said
+    assert said.count("writing the ONNX image tower of mmcli-tiny (once per model)") == 1, said
+    assert "writing the ONNX" not in classify().stderr.decode()
+
+
+def test_a_search_that_must_write_the_text_tower_says_so(built: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """An index whose towers are gone (a cleared cache): the search exports the text tower, and says so
+    once on stderr, in-process on the fast path and through the command (--server off: Typer)."""
+    _, index, _ = built
+    env = {**os.environ, "MMCLI_DAEMON": "off"}
+    for i, extra in enumerate(([], ["--server", "off"])):
+        env["MMCLI_CACHE"] = str(tmp_path / f"cache-{i}")
+        cmd = [sys.executable, "-m", "mmcli", "search", "a red star", "--index", str(index), "-k", "2", *extra]
+        r = subprocess.run(cmd, capture_output=True, timeout=300, env=env)
+        assert r.returncode == 0 and r.stdout.count(b"\n") == 2, r.stderr.decode()
+        assert r.stderr.decode().count("writing the ONNX text tower of mmcli-tiny (once per model)") == 1, r.stderr
+        again = subprocess.run(cmd[:4] + ["a blue star"] + cmd[5:], capture_output=True, timeout=300, env=env)
+        assert again.returncode == 0 and b"writing the ONNX" not in again.stderr
+
+
+def tower_files_in(cache: Path) -> list[Path]:
+    return sorted((cache / "onnx").glob("*.onnx"))
+
+
 # ------------------------------------------------------------- F: a small index update without torch
 def test_one_new_photo_is_added_without_torch(built: tuple[Path, Path, Path], cache: Path, tmp_path: Path) -> None:
     from mmcli.media.images import load_pixels

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mmcli.cli.console import funnel, summary, warn, warn_all
+from mmcli.cli.console import funnel, say, summary, warn, warn_all
 from mmcli.cli.groups import (
     InputChoice,
     ModelChoice,
@@ -126,11 +126,12 @@ def classify(
             max_frames,
         )
         start = time.perf_counter()
-        local = LocalEngine(None, *model_choice.args, batch_size=run.batch_size, workers=run.workers)
-        engine = choose_engine(server, local, for_classify=True)
         bars = not quiet and shown is None  # pictures are drawn as results come: no bar redrawn among them
         progress = Progress("classifying", enabled=bars)
         prompts = Progress("embedding label prompts", enabled=bars, unit="prompts")
+        note = None if quiet else lambda message: (progress.close(), say(message))  # (the towers' export)
+        local = LocalEngine(None, *model_choice.args, batch_size=run.batch_size, workers=run.workers, on_note=note)
+        engine = choose_engine(server, local, for_classify=True)
         try:
             result = engine.classify(request, progress.update, prompts.update)
             prompts.close()

@@ -173,10 +173,11 @@ def _search(r: Reading, daemon: bool) -> int | None:
 def _search_here(folder: Path, request: Any, out_format: str, null: bool, threshold: bool) -> int | None:
     """The search in this process, as the command runs it without a server; the helper that could have
     answered is started once it has worked. An error: None, and the command line says it."""
+    from mmcli.cli.console import say
     from mmcli.cli.views import HITS
     from mmcli.engine.local import LocalEngine
 
-    result = LocalEngine(folder).search(request)
+    result = LocalEngine(folder, on_note=say).search(request)  # (on_note: a tower's export, seconds, once)
     code = _show_hits(result, HITS, out_format, null, threshold)
     if code == 0:
         start_pending()

@@ -154,7 +154,7 @@ def search(
             explain=explain,
         )
         folder = index_folder(index)
-        result = choose_engine(server, LocalEngine(folder, *model_choice.args)).search(request)
+        result = choose_engine(server, LocalEngine(folder, *model_choice.args, on_note=say)).search(request)
         warn_all(result.warnings)
         if result.threshold is not None:
             say(f"mmcli: --threshold auto: {result.threshold:.4f}")

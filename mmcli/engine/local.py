@@ -60,7 +60,9 @@ class LocalEngine:
         batch_size: int | None = None,
         workers: int | None = None,
         warm: bool = False,
+        on_note: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_note = on_note  # for people: a stage that takes a while (exporting a tower)
         self.index = index
         self.model, self.weights = model, weights
         self.device, self.precision = device, precision
@@ -122,7 +124,7 @@ class LocalEngine:
             from mmcli.models.towers import open_tower
 
             self._image_tried = True
-            opened = open_tower(self.spec, "image", self._encoder, warm=self.warm)
+            opened = open_tower(self.spec, "image", self._encoder, warm=self.warm, on_start=self.on_note)
             self._say(opened.note)
             self._image = opened.encoder if isinstance(opened.encoder, OnnxImageEncoder) else None
         return self._image if self._image is not None else self.encoder()
@@ -133,7 +135,7 @@ class LocalEngine:
         if self._text is None:
             from mmcli.models.towers import open_tower
 
-            opened = open_tower(self.spec, "text", self._encoder, warm=self.warm)
+            opened = open_tower(self.spec, "text", self._encoder, warm=self.warm, on_start=self.on_note)
             self._say(opened.note)
             self._text = opened.encoder if opened.encoder is not None else self.encoder()  # type: ignore[assignment]
         return self._text
@@ -255,7 +257,7 @@ class LocalEngine:
 
     def _then_write_towers(self, items: Iterator[Any]) -> Iterator[Any]:
         yield from items
-        self.write_towers()  # (a failure is tried again by the next command that loads the model)
+        self.write_towers(self.on_note)  # (a failure is tried again by the next command that loads the model)
 
     def health(self) -> Health:
         from mmcli import __version__

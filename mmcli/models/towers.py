@@ -34,11 +34,17 @@ class Opened:
 
 
 def open_tower(
-    spec: ModelSpec, tower: str = "text", encoder: Encoder | None = None, export: bool = True, warm: bool = False
+    spec: ModelSpec,
+    tower: str = "text",
+    encoder: Encoder | None = None,
+    export: bool = True,
+    warm: bool = False,
+    on_start: Callable[[str], None] | None = None,
 ) -> Opened:
     """``spec``'s ONNX ``tower``, exported first if needed (``export``; ``encoder``: a torch model
-    already loaded, used for it when it is a CPU fp32 one); Opened(None, why) where torch must do.
-    ``warm``: for a process that runs many queries, a server (see ``OnnxTextEncoder``)."""
+    already loaded, used for it when it is a CPU fp32 one; ``on_start``: told, for people, before an
+    export begins); Opened(None, why) where torch must do. ``warm``: for a process that runs many
+    queries, a server (see ``OnnxTextEncoder``)."""
     if not runtime_available():
         return Opened(None)
     state = tower_state(spec, tower)
@@ -55,6 +61,8 @@ def open_tower(
         return Opened(None, f"{where} is damaged ({damaged}): {WHAT[tower]} with torch" if damaged else None)
     from mmcli.models.onnx_export import export_tower
 
+    if on_start is not None:
+        on_start(starting(spec, [tower]))
     outcome = export_tower(spec, tower, encoder, stale=state.meta if damaged else None)
     if outcome.done:
         try:
@@ -79,6 +87,13 @@ def towers_used(device: str, precision: str) -> tuple[str, ...]:
     """The towers the query path of a machine and settings uses: the text tower always; the image tower
     where small image jobs run on the CPU in fp32 (with a GPU, torch does them)."""
     return TOWERS if cpu_fp32_ok(device, precision) else ("text",)
+
+
+def starting(spec: ModelSpec, towers: list[str]) -> str:
+    """What people are told when an export begins (it takes seconds, once per model)."""
+    return (
+        f"writing the ONNX {' and '.join(towers)} tower{'s' if len(towers) > 1 else ''} of {spec.name} (once per model)"
+    )
 
 
 def ensure_towers(
@@ -111,8 +126,7 @@ def ensure_towers(
         except Exception as exc:  # noqa: BLE001 - the towers are a cache: never the reason a command fails
             failed.setdefault(f"{type(exc).__name__}: {exc}", []).append(tower)
     if wanted and on_start is not None:
-        names = " and ".join(t for t, _ in wanted)
-        on_start(f"writing the ONNX {names} tower{'s' if len(wanted) > 1 else ''} of {spec.name} (once per model)")
+        on_start(starting(spec, [t for t, _ in wanted]))
     for tower, stale in wanted:
         try:
             from mmcli.models.onnx_export import export_tower
