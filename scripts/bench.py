@@ -40,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import bench_rclip  # noqa: E402
 from bench_query import export_towers, query_figures  # noqa: E402
 from bench_query import report as report_query  # noqa: E402
 
@@ -441,19 +442,18 @@ def main() -> None:
         # (h) the query path: first search after an index, adding one photo
         res["query"] = query_figures(_popen_rss, tmpdir, env, ARCH, weights, corpus, smoke)
 
-    # (f) search latency
-    for size in sizes:
-        res[f"search_{size}"] = search_latency(size, queries=20 if smoke else 200)
-
-        if args.rclip_data is not None:  # (i) against rclip 3.3, on this corpus
-            import bench_rclip
-
-            work = Path(tempfile.mkdtemp(prefix="mmr", dir=tmpdir))
-            pair = bench_rclip.Bench(tmpdir / "photos", args.rclip_data.resolve(), args.rclip, work)
+        # (i) against rclip 3.3, on this corpus
+        if args.rclip_data is not None:
+            pair = bench_rclip.Bench(tmpdir / "photos", args.rclip_data.resolve(), args.rclip, tmpdir / "rclip")
+            (tmpdir / "rclip").mkdir()
             try:
                 res["rclip"] = bench_rclip.run(pair, 2 if smoke else 5)
             finally:
                 pair.stop_helpers()
+
+    # (f) search latency
+    for size in sizes:
+        res[f"search_{size}"] = search_latency(size, queries=20 if smoke else 200)
 
     report(res, auto)
     if "rclip" in res:
