@@ -23,7 +23,7 @@ import os
 import secrets
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,11 +70,16 @@ class _Refusal(Exception):
 
 
 def export_tower(
-    spec: ModelSpec, tower: str = "text", encoder: Encoder | None = None, stale: dict[str, Any] | None = None
+    spec: ModelSpec,
+    tower: str = "text",
+    encoder: Encoder | None = None,
+    stale: dict[str, Any] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> Outcome:
     """Export one of ``spec``'s towers (fp32, CPU), unless it is already there. ``encoder``: the torch
     model already loaded, used when it is on the CPU in fp32 (else one is loaded). ``stale``: the
-    sidecar of an export found damaged, replaced (unless another process replaced it meanwhile)."""
+    sidecar of an export found damaged, replaced (unless another process replaced it meanwhile).
+    ``on_start``: called once the model is there and the export itself begins (seconds, for people)."""
     paths = tower_paths(spec, tower)
     try:
         held = lock(paths)
@@ -92,7 +97,7 @@ def export_tower(
             state = tower_state(spec, tower)
         remove_leftovers(paths, named_files(state.meta))
         try:
-            return _export(spec, tower, paths, encoder)
+            return _export(spec, tower, paths, encoder, on_start)
         except _Refusal as exc:
             reason = str(exc)
             try:
@@ -112,13 +117,17 @@ def export_tower(
         os.close(held)  # (releases the flock)
 
 
-def _export(spec: ModelSpec, tower: str, paths: TowerPaths, encoder: Encoder | None) -> Outcome:
+def _export(
+    spec: ModelSpec, tower: str, paths: TowerPaths, encoder: Encoder | None, on_start: Callable[[], None] | None
+) -> Outcome:
     from mmcli.errors import MmcliError
 
     try:
         encoder = _fp32_cpu(spec, encoder)
     except MmcliError as exc:  # the torch path will say it again, as the error it is
         return Outcome(False, f"the model could not be loaded ({exc.message})")
+    if on_start is not None:
+        on_start()
     meta: dict[str, Any] = {
         "tower": tower,
         "spec": spec.canonical,

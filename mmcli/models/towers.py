@@ -61,9 +61,8 @@ def open_tower(
         return Opened(None, f"{where} is damaged ({damaged}): {WHAT[tower]} with torch" if damaged else None)
     from mmcli.models.onnx_export import export_tower
 
-    if on_start is not None:
-        on_start(starting(spec, [tower]))
-    outcome = export_tower(spec, tower, encoder, stale=state.meta if damaged else None)
+    said = (lambda: on_start(starting(spec, [tower]))) if on_start is not None else None
+    outcome = export_tower(spec, tower, encoder, stale=state.meta if damaged else None, on_start=said)
     if outcome.done:
         try:
             opened = _open(spec, tower, None, warm)
@@ -125,13 +124,18 @@ def ensure_towers(
             wanted.append((tower, stale))
         except Exception as exc:  # noqa: BLE001 - the towers are a cache: never the reason a command fails
             failed.setdefault(f"{type(exc).__name__}: {exc}", []).append(tower)
-    if wanted and on_start is not None:
-        on_start(starting(spec, [t for t, _ in wanted]))
+    told: list[bool] = []
+
+    def said() -> None:  # once, naming every tower to be written, when the first export begins
+        if on_start is not None and not told:
+            told.append(True)
+            on_start(starting(spec, [t for t, _ in wanted]))
+
     for tower, stale in wanted:
         try:
             from mmcli.models.onnx_export import export_tower
 
-            outcome = export_tower(spec, tower, encoder, stale=stale)
+            outcome = export_tower(spec, tower, encoder, stale=stale, on_start=said)
             if not outcome.done and not outcome.recorded:
                 failed.setdefault(str(outcome.reason), []).append(tower)
         except Exception as exc:  # noqa: BLE001 - the towers are a cache: never the reason a command fails
