@@ -386,7 +386,8 @@ def main() -> None:
             return _popen_rss(cmd, env)
 
         # the corpus twice over (new bytes, so nothing is reused by hash): steady-state throughput is
-        # N / (t(2N) - t(N)), free of start-up and model loading; peak RSS should not grow with N
+        # N / (t(2N) - t(N)), free of start-up and model loading; peak RSS should not grow with N.
+        # None when 2N took no longer than N: a tiny corpus (--smoke), decoded while the model loads
         double = tmpdir / "double"
         shutil.copytree(tmpdir / "photos", double / "a")
         (double / "b").mkdir()
@@ -399,7 +400,7 @@ def main() -> None:
                 "img_s": n / one["seconds"],
                 "seconds": one["seconds"],
                 "rss_mb": one["rss_mb"],
-                "steady_img_s": n / max(1e-9, two["seconds"] - one["seconds"]),
+                "steady_img_s": n / (two["seconds"] - one["seconds"]) if two["seconds"] > one["seconds"] else None,
                 "rss_2n_mb": two["rss_mb"],
             }
 
@@ -463,8 +464,8 @@ def main() -> None:
 
 
 def report(res: dict[str, Any], auto: str) -> None:
-    a = res[f"index_{auto}"]["steady_img_s"]
-    f32 = res["index_fp32"]["steady_img_s"]
+    a = res[f"index_{auto}"]["steady_img_s"] or float("nan")  # (nan: not measurable at this size)
+    f32 = res["index_fp32"]["steady_img_s"] or float("nan")
     print(
         f"\nmmcli benchmark: {res['cpu']}, {res['cores']} cores, torch {res['torch']}, {res['date']}"
         f"{' (SMOKE: not a measurement)' if res['smoke'] else ''}"

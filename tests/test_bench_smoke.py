@@ -32,7 +32,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert res["noop_model_loaded"] is False
     assert 0 < res["serve_search"]["new_p50_ms"] < 60_000, res["serve_search"]
     index = res[f"index_{res['auto_precision']}"]
-    assert 0.1 < index["steady_img_s"] < 1e5 and 0 < index["seconds"] < 600, index
+    steady = index["steady_img_s"]  # (None: 2N files took no longer than N, as a tiny corpus may)
+    assert (steady is None or 0.1 < steady < 1e5) and 0 < index["seconds"] < 600, index
     latency = [v for k, v in res.items() if k.startswith("search_") and isinstance(v, dict)]
     assert latency, "no search latency measured"
     for got in latency:
