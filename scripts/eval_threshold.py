@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mmcli.demo.shapes import COLOURS, SHAPES, ShapeSpec, all_specs, write_corpus  # noqa: E402
 from mmcli.engine.local import LocalEngine  # noqa: E402
+from mmcli.index.job import IndexJob
 from mmcli.index.sync import run_index  # noqa: E402
 from mmcli.queries import SearchRequest, build_terms  # noqa: E402
 
@@ -58,7 +59,7 @@ def queries(task: str) -> list[tuple[str, Callable[[ShapeSpec], bool]]]:
 def build(folder: Path, count: int, seed: int, model: str) -> tuple[Path, list[tuple[Path, ShapeSpec]]]:
     """A labelled corpus of ``count`` shapes in ``folder``/photos, indexed in ``folder``/index."""
     written = write_corpus(folder / "photos", count, seed=seed)
-    run_index(folder / "index", [str(folder / "photos")], model=model, device="cpu", precision="fp32")
+    run_index(folder / "index", IndexJob([str(folder / "photos")], model=model, device="cpu", precision="fp32"))
     return folder / "index", written
 
 

@@ -238,11 +238,12 @@ def test_rerank_keeps_vectors_beside_the_index_so_a_repeat_embeds_nothing(corpus
 def test_a_hit_whose_file_is_gone_is_left_out_of_a_rerank_with_a_warning(tmp_path: Path, second: str) -> None:
     from mmcli.demo.shapes import write_corpus
     from mmcli.engine.local import LocalEngine
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
     from mmcli.queries import SearchRequest, build_terms
 
     written = write_corpus(tmp_path / "photos", 8, seed=11)
-    run_index(tmp_path / "index", [str(tmp_path / "photos")], model=TINY, device="cpu", precision="fp32")
+    run_index(tmp_path / "index", IndexJob([str(tmp_path / "photos")], model=TINY, device="cpu", precision="fp32"))
     engine = LocalEngine(tmp_path / "index", device="cpu", precision="fp32")
     request = SearchRequest(build_terms("a shape", None), top_k=8, rerank=second)
     first = engine.search(request)
@@ -269,6 +270,7 @@ def test_rerank_embeds_a_video_at_its_moment(tmp_path: Path, second: str, shapes
     from videos import write_video
 
     from mmcli.engine.local import LocalEngine
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
     from mmcli.media.video import sample_video
     from mmcli.queries import SearchRequest, build_terms
@@ -277,7 +279,7 @@ def test_rerank_embeds_a_video_at_its_moment(tmp_path: Path, second: str, shapes
     folder.mkdir()
     video = write_video(folder / "scenes.mp4")
     shutil.copy(shapes_dir / "blue_square.jpg", folder / "blue_square.jpg")
-    run_index(tmp_path / "index", [str(folder)], model=TINY, device="cpu", precision="fp32", workers=1)
+    run_index(tmp_path / "index", IndexJob([str(folder)], model=TINY, device="cpu", precision="fp32", workers=1))
     request = SearchRequest(build_terms("a blue square", None), top_k=20, all_moments=True, rerank=second)
     hits = LocalEngine(tmp_path / "index", device="cpu", precision="fp32", workers=1).search(request).hits
     encoder = _encoder(second)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from mmcli.cli.console import RATE_MIN_IMAGES, funnel, say, warn, warn_all
-from mmcli.cli.groups import ModelChoice, RunChoice, indexing_model_options, run_options
-from mmcli.cli.options import EveryOpt, HiddenOpt, IndexOpt, MaxFramesOpt, QuietOpt, command, format_option
+from mmcli.cli.groups import ModelChoice, RunChoice, VideoChoice, indexing_model_options, run_options, video_options
+from mmcli.cli.options import HiddenOpt, IndexOpt, QuietOpt, command, format_option
 from mmcli.cli.ray_group import RayChoice, ray_options
 from mmcli.cli.views import INDEXES, INFO
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 @ray_options
 @indexing_model_options
 @run_options
+@video_options
 def index_cmd(
     paths: Annotated[list[str], typer.Argument(help="Folders (walked recursively), image or video files.")],
     index: IndexOpt = None,
@@ -56,8 +57,6 @@ def index_cmd(
             "their vectors kept for when the files come back, e.g. a drive that was not mounted).",
         ),
     ] = False,
-    every: EveryOpt = 2.0,
-    max_frames: MaxFramesOpt = 2000,
     include_hidden: HiddenOpt = False,
     quiet: QuietOpt = False,
     watch: Annotated[
@@ -71,18 +70,21 @@ def index_cmd(
     *,
     model_choice: ModelChoice,
     run: RunChoice,
+    video: VideoChoice,
     ray_choice: RayChoice,
 ) -> None:
     """Add folders of images and videos to an index, incrementally (new, changed, renamed, deleted files)."""
     with funnel():
         from mmcli.cli.output import Progress
+        from mmcli.index.job import IndexJob
         from mmcli.index.open import index_folder
         from mmcli.index.sync import run_index
 
         folder = index_folder(index)
         model, weights, device, precision = model_choice.args
         progress = Progress("indexing", enabled=not quiet)
-        args = dict(
+        job = IndexJob(
+            paths,
             model=model,
             weights=weights,
             device=device,
@@ -93,13 +95,13 @@ def index_cmd(
             batch_size=run.batch_size,
             workers=run.workers,
             max_pixels=run.pixel_limit,
+            prune=prune,
+            every=video.every,
+            max_frames=video.max_frames,
+            ray=ray_choice.options,
             on_progress=progress.update,
             on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
             on_note=None if quiet else lambda m: (progress.close(), say(m)),
-            prune=prune,
-            every=every,
-            max_frames=max_frames,
-            ray=ray_choice.options,
         )
         try:
             if watch:
@@ -111,9 +113,9 @@ def index_cmd(
                     if b.number == 0:
                         say(f"watching {', '.join(paths)} for changes (Ctrl-C to stop)")
 
-                watch_index(folder, paths, batch, on_busy=lambda m: say(f"{m}: trying again"), **args)
+                watch_index(folder, job, batch, on_busy=lambda m: say(f"{m}: trying again"))
             else:
-                _report(folder, run_index(folder, paths, **args), quiet)
+                _report(folder, run_index(folder, job), quiet)
         finally:
             progress.close()
 
