@@ -136,7 +136,7 @@ SHOTS: tuple[Shot, ...] = (
     _shot("buenosaires_nikon", NIKON, -34.6037, -58.3816, "Buenos Aires, AR", ShapeSpec("yellow", "triangle")),
     _shot("tokyo_sony", SONY, 35.6895, 139.6917, "Tokyo, JP", ShapeSpec("red", "square")),
     _shot("suva_antimeridian", PIXEL, -18.1416, 178.4415, "Suva, FJ", ShapeSpec("blue", "circle")),
-    _shot("dateline_east", PIXEL, -16.80, -179.95, None, ShapeSpec("green", "circle")),
+    _shot("dateline_east", PIXEL, -16.80, -179.95, "Labasa, FJ", ShapeSpec("green", "circle")),
     _shot("arctic_drone", DRONE, 89.90, 30.0, None, ShapeSpec("blue", "star")),
     _shot("antarctic_phone", PHONE, -89.95, -120.0, None, ShapeSpec("yellow", "circle")),
     Shot("no_exif", None, None, None, None, ShapeSpec("green", "square")),
