@@ -274,6 +274,8 @@ def test_sidecars_that_are_not_files_are_left_alone(tmp_path: Path) -> None:
     third = picture(tmp_path, "third.jpg")
     (tmp_path / "third.jpg.xmp").symlink_to(tmp_path / "nowhere.xmp")
     assert "symbolic link to nothing" in (write_keywords(third, ["a"]).reason or "")
+    absent = write_keywords(tmp_path / "absent.jpg", ["a"])  # a sidecar belongs beside a picture
+    assert absent.state == "skipped" and not (tmp_path / "absent.jpg.xmp").exists()
 
 
 def test_mode_kept_links_followed_dry_run_writes_nothing(tmp_path: Path) -> None:
@@ -419,6 +421,21 @@ def test_classify_write_xmp_end_to_end(tmp_path: Path, shapes_dir: Path) -> None
     assert b"red_circle.jpg.xmp left as it was: not XML" in adobe.stderr
     assert (tmp_path / "red_circle.jpg.xmp").read_text() == "garbage"
     assert not (tmp_path / "red_circle.xmp").exists()  # the sidecar there is the one: left, not doubled
+
+
+def test_classify_write_xmp_on_a_video_s_timeline(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    from videos import write_video
+
+    from mmcli.demo.shapes import ShapeSpec
+
+    scenes = ((0.0, ShapeSpec("red", "circle")), (9.0, ShapeSpec("blue", "square")))  # blue: the last tenth
+    clip = write_video(tmp_path / "clip.mp4", scenes=scenes)
+    labels = ("--labels", "red circle", "blue square")
+    proc = run_mmcli("classify", str(clip), "--model", TINY, *labels, "--every", "1", "--write-xmp")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["label"] for line in proc.stdout.splitlines()] == ["red circle", "blue square"]
+    assert read_back(tmp_path / "clip.mp4.xmp")["XMP-dc:Subject"] == ["red circle"]  # a fifth at least
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ ClassifyFormat = format_option(CLASSIFICATIONS)
         "find . -name '*.jpg' -print0 | mmcli classify - -z --labels indoor outdoor | jq .labels[0]",
         'mmcli classify talk.mp4 --labels "a person speaking" slides "an audience"   (a timeline of segments)',
         "mmcli classify ./photos --labels cat dog --preview      (each picture beside its labels)",
+        "mmcli classify ./photos --labels beach city --top-k 1 --write-xmp   (keywords into photo.jpg.xmp sidecars)",
     ),
     multi_value=True,
 )

@@ -243,6 +243,8 @@ def write_keywords(
     check_prefix(prefix)
     sidecar = sidecar_for(path, style)
     name = os.fspath(path)
+    if not os.path.exists(path):
+        return SidecarChange(name, str(sidecar), "skipped", reason=f"no picture {name} beside it")
     try:
         data = _read(sidecar)
         result = plan(data, keywords, prefix, replace)
