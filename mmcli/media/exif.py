@@ -47,16 +47,19 @@ def quiet_pillow() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
-def _ifd(exif: Any, tag: int) -> dict[int, Any]:
+def _ifd(exif: Any, tag: int, lenient: bool) -> dict[int, Any]:
     try:
         return dict(exif.get_ifd(tag))
     except Exception:  # noqa: BLE001  a broken sub-IFD: only that part is absent
+        if not lenient:
+            raise
         return {}
 
 
-def tags_of(source: BinaryIO) -> Tags | None:
+def tags_of(source: BinaryIO, lenient: bool = False) -> Tags | None:
     """The header's tags (None: the file has no EXIF). Raises whatever Pillow raises on a file it
-    cannot open; every IFD is copied before the file is closed."""
+    cannot open, and (unless ``lenient``) on an Exif IFD it cannot read, which may lie past the bytes
+    given; a GPS IFD that cannot be read is absent. Every IFD is copied before the file is closed."""
     from PIL import Image
 
     with Image.open(source) as im:  # the header only: no pixel is decoded
@@ -68,7 +71,7 @@ def tags_of(source: BinaryIO) -> Tags | None:
             exif = im.getexif()
         else:
             return None
-        return Tags(dict(exif), _ifd(exif, EXIF_IFD), _ifd(exif, GPS_IFD))
+        return Tags(dict(exif), _ifd(exif, EXIF_IFD, lenient), _ifd(exif, GPS_IFD, True))
 
 
 def read_tags(head: bytes, path: str | None = None, size: int | None = None) -> Tags | None:
@@ -76,14 +79,15 @@ def read_tags(head: bytes, path: str | None = None, size: int | None = None) -> 
     and ``path`` is given, the file's header is opened itself (a regular file only). None when there
     are none, or the header cannot be read."""
     quiet_pillow()
+    whole = path is None or (size is not None and size <= len(head))  # nothing more to read
     try:
-        return tags_of(io.BytesIO(head))
+        return tags_of(io.BytesIO(head), lenient=whole)
     except Exception:  # noqa: BLE001  any failure of a foreign parser on a foreign file: no tags
-        if path is None or (size is not None and size <= len(head)):
+        if whole:
             return None
     try:
         with open_file(path) as f:
-            return tags_of(f)
+            return tags_of(f, lenient=True)
     except Exception:  # noqa: BLE001
         return None
 
