@@ -335,20 +335,55 @@ EMPTY_LISTS = DARKTABLE.replace(
 BARE_RDF = '<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/>\n'
 
 
-@pytest.mark.parametrize("content", [COMPACT, EMPTY_LISTS, BARE_RDF], ids=["other-prefixes", "empty-lists", "bare"])
+CRLF = DARKTABLE.replace("\n", "\r\n")  # written on Windows
+BOM = "\ufeff" + DARKTABLE
+
+
+@pytest.mark.parametrize(
+    "content", [COMPACT, EMPTY_LISTS, BARE_RDF, CRLF, BOM], ids=["other-prefixes", "empty-lists", "bare", "crlf", "bom"]
+)
 def test_other_shapes_of_packets(tmp_path: Path, content: str) -> None:
     photo = picture(tmp_path)
     sidecar = tmp_path / "photo.jpg.xmp"
-    sidecar.write_text(content)
+    sidecar.write_bytes(content.encode())
     flat_before, _ = keywords_in(content.encode())
     write_keywords(photo, ["sunset", "sea"])
     found = read_back(sidecar)
     assert found["XMP-dc:Subject"] == [*flat_before, "sunset", "sea"]
     assert found["XMP-lr:HierarchicalSubject"][-2:] == ["mmcli|label|sunset", "mmcli|label|sea"]
     snapshot = sidecar.read_bytes()
+    assert content is BARE_RDF or only_inserted(content.encode(), snapshot)  # (<rdf:RDF/> must be opened)
+    assert snapshot.count(b"\n") == (snapshot.count(b"\r\n") if content is CRLF else snapshot.count(b"\n"))
     assert write_keywords(photo, ["sea", "sunset"]).state == "unchanged" and sidecar.read_bytes() == snapshot
     assert write_keywords(photo, [], replace=True).state == "changed"
     assert read_back(sidecar).get("XMP-dc:Subject", []) == flat_before  # an emptied list: its property gone
+
+
+def test_mangled_sidecars_are_edited_correctly_or_left_alone(tmp_path: Path) -> None:
+    """Truncations and flipped bytes of a real sidecar: never an exception; either left byte for byte
+    as it was, or edited so that its lists read back as planned."""
+    import random
+
+    rng = random.Random(30)
+    photo = picture(tmp_path)
+    sidecar = tmp_path / "photo.jpg.xmp"
+    original = DARKTABLE.encode()
+    states = set()
+    for i in range(300):
+        data = bytearray(original)
+        if i % 3 == 0:
+            data = data[: rng.randrange(len(data))]
+        for _ in range(rng.randrange(1, 4)):
+            data[rng.randrange(len(data))] = rng.choice(b'<>/"=&; \n\x00\xffabc:')
+        sidecar.write_bytes(bytes(data))
+        change = write_keywords(photo, ["sunset"])
+        states.add(change.state)
+        if change.state == "skipped":
+            assert sidecar.read_bytes() == bytes(data)
+        elif change.state == "changed":
+            flat, tree = keywords_in(sidecar.read_bytes())
+            assert "sunset" in flat and "mmcli|label|sunset" in tree
+    assert {"skipped", "changed"} <= states
 
 
 @pytest.mark.parametrize("bad", ["", " ", "tab\there", "line\nbreak", "cr\rhere", "nul\0", "\x7f"])

@@ -160,6 +160,11 @@ def _indent(data: bytes, at: int) -> str:
     return lead.decode() if not lead.strip() else ""
 
 
+def _newline(data: bytes) -> str:
+    """The file's line break ("" for a packet on one line)."""
+    return "\r\n" if b"\r\n" in data else "\n" if b"\n" in data else ""
+
+
 def _gap_start(data: bytes, at: int, floor: int) -> int:
     """Where the whitespace before ``at`` starts (not before ``floor``)."""
     return max(len(data[:at].rstrip(b" \t\r\n")), floor)
@@ -184,16 +189,16 @@ def add_items(data: bytes, listing: Listing, texts: Sequence[str], gone: set[int
     if kept:  # after the last item kept, with the whitespace that stands before it
         last = kept[-1]
         gap = data[_gap_start(data, last.start, 0) : last.start].decode()
-        sep = "\n" + _indent(data, last.start) if "\n" in gap else gap
+        sep = (_newline(data) + _indent(data, last.start)) if "\n" in gap else gap
         return [(last.end, last.end, "".join(sep + _li(prefix, t) for t in texts).encode())]
-    lines = b"\n" in data
+    nl = _newline(data)
     own = _indent(data, bag.start)
-    sep = "\n" + own + STEP if lines else ""
+    sep = nl + own + STEP if nl else ""
     items = "".join(sep + _li(prefix, t) for t in texts)
     if bag.close is None:  # <rdf:Bag/>: opened, filled, closed
-        closing = ("\n" + own if lines else "") + f"</{bag.qname}>"
+        closing = (nl + own if nl else "") + f"</{bag.qname}>"
         return [(bag.start, bag.end, _open_tag(data, bag) + (items + closing).encode())]
-    closing = "\n" + own if lines and not data[bag.inner : bag.close].strip(b" \t") else ""
+    closing = nl + own if nl and not data[bag.inner : bag.close].strip(b" \t") else ""
     return [(bag.inner, bag.inner, (items + closing).encode())]
 
 
@@ -224,13 +229,13 @@ def description(data: bytes, rdf: Node, missing: dict[tuple[str, str], list[str]
     about = ""
     for d in descriptions[:1]:
         about = next((v for k, v in d.attributes.items() if k.rpartition(":")[2] == "about"), "")
-    lines = b"\n" in data
-    nl = "\n" if lines else ""
+    nl = _newline(data)
+    lines = bool(nl)
     ind = (_indent(data, descriptions[0].start) if descriptions else _indent(data, rdf.start) + STEP) if lines else ""
     step = STEP if lines else ""
     spaces = {ns for ns, _ in missing} | ({RDF} if rdf.scope.get("rdf") != RDF else set())
     declared = "".join(
-        (f"\n{ind}    " if lines else " ") + f"xmlns:{names.get(ns, 'rdf')}={quote(ns)}"
+        (f"{nl}{ind}    " if lines else " ") + f"xmlns:{names.get(ns, 'rdf')}={quote(ns)}"
         for ns in (RDF, DC, LR)
         if ns in spaces
     )
