@@ -81,22 +81,17 @@ def item_value(item: Item) -> dict[str, Any]:
 
 def read_item(found: Any) -> Item:
     """``item_value`` read back, checked."""
-    shape = read(_ItemShape, found)
-    if shape.labels is None:
-        return FileFailure(shape.path, shape.reason or "failed")
-    if shape.start is not None and shape.end is not None and shape.labels:
-        first = shape.labels[0]
-        return Segment(shape.path, shape.start, shape.end, first.label, first.score)
-    return Classification(shape.path, shape.labels)
-
-
-@dataclasses.dataclass(frozen=True)
-class _ItemShape:
-    path: str
-    labels: tuple[LabelScore, ...] | None = None
-    reason: str | None = None
-    start: float | None = None
-    end: float | None = None
+    if not isinstance(found, dict):
+        raise WireError("item: not an object")
+    path = read(str, found.get("path"), "item.path")
+    labels = read(tuple[LabelScore, ...] | None, found.get("labels"), "item.labels")  # type: ignore[arg-type]
+    reason = read(str | None, found.get("reason"), "item.reason")  # type: ignore[arg-type]
+    start, end = (read(float | None, found.get(k), f"item.{k}") for k in ("start", "end"))  # type: ignore[arg-type]
+    if labels is None:
+        return FileFailure(path, reason or "failed")
+    if start is not None and end is not None and labels:
+        return Segment(path, start, end, labels[0].label, labels[0].score)
+    return Classification(path, labels)
 
 
 def error_value(exc: MmcliError) -> dict[str, Any]:

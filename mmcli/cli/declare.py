@@ -29,7 +29,7 @@ Values = Mapping[str, Any]  # option name -> value as typed (text, a flag, a lis
 C = TypeVar("C")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Option:
     """One option of a command, or its positional words (``flags`` empty). ``kind``: "value" (one
     value; the last one given counts), "many" (repeatable: a list), "flag", "words" (the positional
@@ -44,7 +44,7 @@ class Option:
     hidden: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Command:
     """A command: its help, its options and its body (values -> exit code, having written its output)."""
 
@@ -161,7 +161,7 @@ def model_options(default: str = "none") -> tuple[Option, ...]:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModelChoice:
     """--model, --weights, --device, --precision."""
 
@@ -193,7 +193,7 @@ RUN_OPTIONS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RunChoice:
     """--batch-size, --workers, --max-pixels (None: $MMCLI_MAX_PIXELS or the default)."""
 
@@ -213,20 +213,6 @@ class RunChoice:
         return self.max_pixels if self.max_pixels is not None else settings().max_pixels
 
 
-@dataclass(frozen=True)
-class VideoChoice:
-    """--every, --max-frames of the commands without a request of their own (embed, index)."""
-
-    every: float
-    max_frames: int
-
-    def __post_init__(self) -> None:
-        from mmcli.queries.requests import MAX_SECONDS, real
-
-        real("every", self.every, 0.0, MAX_SECONDS, above=True)
-        whole("max_frames", self.max_frames, 1)
-
-
 # ------------------------------------------------------------------------------------- the inputs
 INPUT_OPTIONS = (
     Option("inputs", (), "Image files, folders (searched recursively), or - to read paths from stdin.", kind="words"),
@@ -236,7 +222,7 @@ INPUT_OPTIONS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class InputChoice:
     """The image inputs of a command: arguments, ``-`` for stdin (``-z``: NUL-separated), --include-hidden."""
 
@@ -265,7 +251,7 @@ PICTURE_OPTIONS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PictureChoice:
     """--html and --grid: pictures of the results besides the data on stdout."""
 
@@ -273,10 +259,10 @@ class PictureChoice:
     grid: Path | None
 
     def __post_init__(self) -> None:
-        from mmcli.atomic import check_output
-
         for path in (self.html, self.grid):
             if path is not None:
+                from mmcli.atomic import check_output
+
                 check_output(path)  # before the work: a bad path is an error now, not after it
 
     def write(self, tiles: list[Tile], title: str, subtitle: str) -> None:

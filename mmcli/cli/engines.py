@@ -52,6 +52,8 @@ def _server(kind: str, local: LocalEngine, server: str | None) -> Engine | None:
     classifications only when it holds the very model ``local`` would load."""
     if local.weights is not None or (local.model is not None and kind == "search"):
         return None
+    if server is None and not _maybe_server():
+        return None
     from mmcli.serve.client import RemoteEngine, find_server
 
     found = find_server(server, local.index if kind == "search" else None)
@@ -63,6 +65,14 @@ def _server(kind: str, local: LocalEngine, server: str | None) -> Engine | None:
 
         wanted = local.model or default_model()
     return RemoteEngine(found, local.index, wanted_model=wanted)
+
+
+def _maybe_server() -> bool:
+    """Might a server be named (MMCLI_SERVER) or running (its discovery file)? A look without the client."""
+    from mmcli.config import settings
+
+    current = settings()
+    return current.server is not None or (current.home / "server.json").exists()  # (serve.client.DISCOVERY)
 
 
 def helper_of(kind: str, local: LocalEngine) -> Helper | None:

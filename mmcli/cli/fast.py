@@ -19,17 +19,19 @@ if TYPE_CHECKING:
     from mmcli.cli.declare import Command
 
 
-def commands() -> dict[str, Command]:
-    """The commands the fast path reads."""
-    from mmcli.cli import classify, search
-
-    return {"search": search.COMMAND, "classify": classify.COMMAND}
+def command_named(name: str) -> Command:
+    """The declared command the fast path reads (only its module is imported)."""
+    if name == "search":
+        from mmcli.cli.search import COMMAND
+    else:
+        from mmcli.cli.classify import COMMAND
+    return COMMAND
 
 
 def run(argv: list[str]) -> int | None:
     """The exit code of ``mmcli *argv`` (``search ...`` or ``classify ...``) run here, or None when the
     command line must read the arguments (nothing was written then)."""
-    command = commands()[argv[0]]
+    command = command_named(argv[0])
     reading = read_strictly(prepared(argv[1:], command.multi_value), Grammar.of(command))
     if reading is None:
         return None

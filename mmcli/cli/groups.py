@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -33,15 +34,29 @@ from mmcli.cli.declare import (
     Option,
     PictureChoice,
     RunChoice,
-    VideoChoice,
     choice,
 )
 from mmcli.cli.declare import (
     model_options as declared_model_options,
 )
 from mmcli.cli.options import parameter
+from mmcli.queries.requests import MAX_SECONDS, real, whole
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class VideoChoice:
+    """--every, --max-frames of the commands written as Typer functions (embed, index)."""
+
+    every: float
+    max_frames: int
+
+    def __post_init__(self) -> None:
+        real("every", self.every, 0.0, MAX_SECONDS, above=True)
+        whole("max_frames", self.max_frames, 1)
+
+
 __all__ = ["InputChoice", "ModelChoice", "PictureChoice", "RunChoice", "VideoChoice"]  # (the choices, for commands)
 
 

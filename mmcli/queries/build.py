@@ -150,10 +150,23 @@ def _threshold(value: Any) -> float | str:
         raise UsageError(f"--threshold {value}: not a number or 'auto'", hint="e.g. --threshold 0.25") from None
 
 
+KINDS = {"int": int, "float": float, "bool": bool, "Path": Path}  # the field types text is converted to
+
+
 @functools.cache
-def _kinds(cls: type, name: str) -> tuple[Any, ...]:
-    hint = typing.get_type_hints(cls)[name]
-    return tuple(k for k in typing.get_args(hint) or (hint,) if k is not type(None))
+def _hints(cls: type) -> dict[str, tuple[Any, ...]]:
+    """Each field's types, ``None`` left out (``int | None`` -> ``(int,)``): read once per class, from the
+    annotations as written (``from __future__ import annotations``: text), without evaluating them; a type
+    text is not converted to is kept as its name."""
+    found: dict[str, tuple[Any, ...]] = {}
+    for f in fields(cls):
+        names = [n.strip() for n in (f.type if isinstance(f.type, str) else _name(f.type)).split("|")]
+        found[f.name] = tuple(KINDS.get(n, n) for n in names if n != "None")
+    return found
+
+
+def _name(kind: Any) -> str:
+    return " | ".join(getattr(k, "__name__", str(k)) for k in typing.get_args(kind) or (kind,))
 
 
 FLAGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
@@ -163,9 +176,9 @@ def convert(cls: type, name: str, value: Any) -> Any:
     """``value`` for the field ``name`` of the dataclass ``cls``: text as typed made a whole number, a
     number, a flag (true/false, as a URL's query string gives it) or a path as the field's type says;
     whole numbers given for numbers made numbers; anything else as it is (the dataclass checks it)."""
-    kinds = _kinds(cls, name)
-    if value is None:
-        return None
+    if value is None or isinstance(value, bool):
+        return value
+    kinds = _hints(cls)[name]
     if not isinstance(value, str):
         return _float(value) if kinds == (float,) else value
     if kinds in ((int,), (float,)):
