@@ -208,14 +208,16 @@ def test_cli_json_fields_urls_paths_and_table(indexed: tuple[Path, Path]) -> Non
 
 
 def test_server_reply_carries_time() -> None:
-    from mmcli.queries import SearchRequest, build_terms
+    import json
+
+    from mmcli import wire
+    from mmcli.queries import SearchRequest, build_terms, search_request
     from mmcli.results import Hit, SearchResult
-    from mmcli.serve.wire import SearchBody, SearchReply
 
     result = SearchResult((Hit(1, "/v.mp4", 12.0, 0.5), Hit(2, "/i.jpg", None, 0.4)))
-    assert SearchReply.model_validate_json(SearchReply.of(result).model_dump_json()).result() == result
+    assert wire.read(SearchResult, json.loads(json.dumps(wire.value(result)))) == result
     request = SearchRequest(build_terms("a red circle", None), all_moments=True)
-    assert SearchBody.model_validate_json(SearchBody.of(request).model_dump_json()).request() == request
+    assert search_request(**json.loads(json.dumps(wire.search_values(request)))) == request
 
 
 def test_reindex_is_a_noop_rename_reuses_moments_delete_hides_them(
