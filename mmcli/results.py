@@ -121,6 +121,7 @@ class SearchResult:
     hits: tuple[Hit, ...]
     warnings: tuple[str, ...] = ()
     threshold: float | None = None  # ``--threshold auto``: the cut-off it chose for this query
+    cutoff: str | None = None  # ``--threshold auto``: why that cut-off, in words ("a gap after the 1st best")
 
 
 @dataclass(frozen=True)
