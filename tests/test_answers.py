@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -366,6 +367,116 @@ def test_a_hit_whose_file_is_gone_is_left_out_of_a_rerank_with_a_warning(tmp_pat
     result = engine.search(request)
     assert len(result.hits) == len(written) - 1 and gone not in {h.path for h in result.hits}
     assert any("could not be re-ranked" in w and gone in w for w in result.warnings), result.warnings
+
+
+def _strict_json(data: bytes) -> list[dict]:
+    """JSON as the standard has it: NaN and Infinity are not JSON."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in the output")
+
+    return json.loads(data, parse_constant=refuse)
+
+
+def test_a_damaged_rerank_cache_is_embedded_again(corpus, second: str) -> None:
+    import sqlite3
+
+    index, _, _ = corpus
+    args = ("search", "a red star", "--index", str(index), "--rerank", second, "--rerank-k", "12", "-k", "12", *CPU)
+    shutil.rmtree(index / "rerank", ignore_errors=True)  # (the cache then holds this search's rows only)
+    clean = run_mmcli(*args, "-f", "json")
+    assert clean.returncode == 0, clean.stderr
+    (cache,) = (index / "rerank").glob("*.sqlite")
+    db = sqlite3.connect(cache)
+    rows = db.execute("SELECT rowid, vector FROM vectors").fetchall()
+    dim = len(rows[0][1]) // 4
+    damage = [
+        np.ones(3, np.float32).tobytes(),  # a vector of the wrong length (issue 28.5: a matmul traceback)
+        np.full(dim, np.nan, np.float32).tobytes(),  # NaN (issue 28.5: "score": NaN in JSON Lines)
+        np.full(dim, 5.0, np.float32).tobytes(),  # not of unit length
+        b"\x00" * (4 * dim + 2),  # not whole floats
+    ]
+    with db:
+        for (rowid, _), bad in zip(rows, damage * len(rows)):
+            db.execute("UPDATE vectors SET vector = ? WHERE rowid = ?", (bad, rowid))
+    db.close()
+    for fmt in ("json", "jsonl"):
+        again = run_mmcli(*args, "-f", fmt)
+        assert again.returncode == 0 and b"Traceback" not in again.stderr, again.stderr
+        lines = again.stdout.splitlines()
+        hits = _strict_json(again.stdout) if fmt == "json" else [_strict_json(line) for line in lines]
+        assert [(h["path"], h["score"]) for h in hits] == [(h["path"], h["score"]) for h in _strict_json(clean.stdout)]
+    db = sqlite3.connect(cache)
+    for (vector,) in db.execute("SELECT vector FROM vectors"):  # each damaged row was replaced
+        v = np.frombuffer(vector, np.float32)
+        assert len(vector) == 4 * dim and np.isfinite(v).all() and abs(np.linalg.norm(v) - 1) < 1e-3
+    db.close()
+
+
+def test_a_rerank_model_that_does_not_load_leaves_nothing_beside_the_index(corpus) -> None:
+    index, _, _ = corpus
+    shutil.rmtree(index / "rerank", ignore_errors=True)
+    proc = run_mmcli("search", "a star", "--index", str(index), "--rerank", "ViT-B-32:openai", *CPU)  # offline
+    assert proc.returncode == 1 and b"cannot get the weights" in proc.stderr, proc.stderr
+    assert not (index / "rerank").exists() or not any((index / "rerank").iterdir())
+
+
+def test_no_score_that_is_not_a_number_is_ever_output(tmp_path: Path) -> None:
+    from mmcli.cli.output import json_line
+    from mmcli.demo.shapes import write_corpus
+    from mmcli.errors import NotANumber
+    from mmcli.index.store import Store
+    from mmcli.results import Hit
+
+    with pytest.raises(NotANumber):
+        Hit(1, "x.jpg", None, float("nan"))  # the last line of defence: the type refuses it
+    with pytest.raises(NotANumber):
+        json_line({"score": float("inf")})  # and the renderer
+    photos = tmp_path / "photos"
+    written = write_corpus(photos, 6, seed=5)
+    index = tmp_path / "index"
+    assert run_mmcli("index", str(photos), "--index", str(index), "--model", TINY, *CPU).returncode == 0
+    store = Store(index, create=False)
+    damaged = str(written[0][0])
+    st = os.stat(damaged)
+    dim = int(store.meta()["dim"])
+    store.put_ok(damaged, st.st_size, st.st_mtime_ns, None, np.full(dim, np.nan, np.float32).tobytes(), None)
+    store.close()
+    for extra in ((), ("--exact",), ("--in", str(photos)), ("--explain",)):
+        proc = run_mmcli("search", "a shape", "--index", str(index), "-k", "6", "-f", "jsonl", *extra, *CPU)
+        assert b"Traceback" not in proc.stderr, proc.stderr
+        for line in proc.stdout.splitlines():
+            assert math.isfinite(_strict_json(line)["score"])
+        assert proc.returncode == 0 or b"is not a number" in proc.stderr, proc.stderr
+
+
+def test_a_vector_the_model_gives_as_nan_is_a_failed_file_never_stored(tmp_path: Path, monkeypatch) -> None:
+    from mmcli.demo.shapes import write_corpus
+    from mmcli.embedding.batch import embed_stream
+    from mmcli.index.store import Store
+    from mmcli.index.sync import run_index
+    from mmcli.models import load_encoder, parse_model_spec
+    from mmcli.models.encoder import Encoder
+    from mmcli.results import NOT_A_NUMBER, FileFailure, ImageVector
+
+    written = write_corpus(tmp_path / "photos", 5, seed=8)
+    real = Encoder.encode_images
+
+    def poisoned(self, pixels):  # noqa: ANN001, ANN202 - the first image of each batch comes out as NaN
+        vectors = real(self, pixels).copy()
+        vectors[0] = np.nan
+        return vectors
+
+    monkeypatch.setattr(Encoder, "encode_images", poisoned)
+    encoder = load_encoder(parse_model_spec(TINY), device="cpu", precision="fp32")
+    results = list(embed_stream(encoder, [str(p) for p, _ in written], batch_size=8, workers=1))
+    assert isinstance(results[0], FileFailure) and results[0].reason == NOT_A_NUMBER
+    assert all(isinstance(r, ImageVector) and np.isfinite(r.vector).all() for r in results[1:])
+    summary = run_index(tmp_path / "index", [str(tmp_path / "photos")], model=TINY, device="cpu", precision="fp32")
+    assert summary.failed == 1 and summary.added == 4
+    store = Store(tmp_path / "index", create=False)
+    assert all(np.isfinite(vecs).all() for _, vecs in store.vectors())
+    store.close()
 
 
 def test_rerank_errors_are_usage_errors(corpus, tmp_path: Path) -> None:
