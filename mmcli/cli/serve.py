@@ -72,7 +72,9 @@ def serve(
             import fastapi  # noqa: F401
             import uvicorn  # noqa: F401
         except ImportError:
-            raise UsageError("mmcli serve needs FastAPI and uvicorn", hint='pip install "mmcli[serve]"') from None
+            from mmcli.config import install_command
+
+            raise UsageError("mmcli serve needs FastAPI and uvicorn", hint=install_command("serve")) from None
         from mmcli.serve.app import ServerConfig, beyond_loopback, refuse_second_server, run_server
 
         refuse_second_server()  # before the model loads and the banner says it is up
