@@ -256,3 +256,21 @@ def test_a_videos_moments_are_imported_as_its_moments(tmp_path: Path) -> None:
     assert [(h["path"], h["time"]) for h in map(json.loads, got.stdout.splitlines())] == [
         (h["path"], h["time"]) for h in map(json.loads, want_hits.stdout.splitlines())
     ]
+
+
+def test_the_models_shape_from_its_exported_tower_is_the_built_models(
+    made: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import asdict
+
+    from mmcli.index.imports import model_shape
+    from mmcli.models import describe_encoder, parse_model_spec, tower_files
+
+    spec = parse_model_spec(TINY)
+    built = describe_encoder(spec)
+    want = (built.dim, json.loads(json.dumps(asdict(built.preprocess))))
+    assert tower_files.tower_state(spec, "image").meta  # (`mmcli embed` exported the towers)
+    assert model_shape(spec) == want  # read from the tower's sidecar: no torch
+    monkeypatch.setattr(tower_files, "tower_state", lambda *a: tower_files.TowerState(False, None))
+    dim, preprocess = model_shape(spec)  # no tower: built on the meta device
+    assert (dim, json.loads(json.dumps(preprocess))) == want

@@ -155,13 +155,26 @@ def _bind_model(store: Store, source: EmbeddingSource, model: str | None, weight
     else:
         spec = _named_spec(named)
     from mmcli.index.sync import model_meta
+
+    dim, preprocess = model_shape(spec)
+    if dim != source.dim:
+        raise ModelMismatch(f"the embeddings have {source.dim} dimensions; {spec.shown} gives {dim}")
+    store.record_model(model_meta(spec))
+    store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), dim, preprocess)
+
+
+def model_shape(spec: ModelSpec) -> tuple[int, dict[str, object]]:
+    """The model's vector size and input transform: from its exported image tower when it is there (no
+    torch), else built on the meta device (no weights loaded, but torch imported: seconds)."""
+    from mmcli.models.tower_files import tower_state
+
+    meta = tower_state(spec, "image").meta or {}
+    if isinstance(meta.get("dim"), int) and isinstance(meta.get("preprocess"), dict):
+        return meta["dim"], meta["preprocess"]
     from mmcli.models import describe_encoder
 
-    shape = describe_encoder(spec)  # no weights loaded: the input transform and the vector size
-    if shape.dim != source.dim:
-        raise ModelMismatch(f"the embeddings have {source.dim} dimensions; {spec.shown} gives {shape.dim}")
-    store.record_model(model_meta(spec))
-    store.init_meta(spec.name, spec.canonical, str(spec.weights or ""), shape.dim, asdict(shape.preprocess))
+    shape = describe_encoder(spec)
+    return shape.dim, asdict(shape.preprocess)
 
 
 def same_model(spec: ModelSpec, named: str) -> bool:
