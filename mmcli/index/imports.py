@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 10_000  # rows per transaction: all a SIGKILL can cost
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # in a name from the embeddings, shown escaped in messages
 REASONS = {  # why a row was not imported, as the summary says it
     "not_found": "not found here",
     "urls": "a URL, not a file",
@@ -370,7 +371,7 @@ def _warnings(skipped: tuple[tuple[str, int, str], ...], kept: int, keep: bool) 
     notes = []
     for key, n, example in skipped:
         rows = f"{n} row{'s' if n != 1 else ''}"
-        first = f" (the first: {example})" if example else ""
+        first = f" (the first: {_CONTROL.sub(lambda m: repr(m.group())[1:-1], example)})" if example else ""
         if key == "not_found":
             notes.append(
                 f"{rows} not imported: {REASONS[key]}{first}; `--path-prefix OLD=NEW` reads them under another "
