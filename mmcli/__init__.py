@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Index": "mmcli.api",
     "classify": "mmcli.api",
+    "write_keywords": "mmcli.api",
+    "SidecarChange": "mmcli.xmp.keywords",
     "MmcliWarning": "mmcli.api",
     "MmcliError": "mmcli.errors",
     "UsageError": "mmcli.errors",
@@ -41,9 +43,11 @@ __all__ = [  # (types for checkers: __init__.pyi)
     "MmcliError",
     "MmcliWarning",
     "Segment",
+    "SidecarChange",
     "UsageError",
     "__version__",
     "classify",
+    "write_keywords",
 ]
 
 

@@ -3,6 +3,7 @@
 from mmcli.api import Index as Index
 from mmcli.api import MmcliWarning as MmcliWarning
 from mmcli.api import classify as classify
+from mmcli.api import write_keywords as write_keywords
 from mmcli.errors import ImageLoadError as ImageLoadError
 from mmcli.errors import IndexMissing as IndexMissing
 from mmcli.errors import MmcliError as MmcliError
@@ -14,6 +15,7 @@ from mmcli.results import Hit as Hit
 from mmcli.results import IndexInfo as IndexInfo
 from mmcli.results import LabelScore as LabelScore
 from mmcli.results import Segment as Segment
+from mmcli.xmp.keywords import SidecarChange as SidecarChange
 
 __version__: str
 __all__: list[str]
