@@ -126,7 +126,7 @@ def import_embeddings(
     skipped = tuple((key, c[key], rows.first[key]) for key in REASONS if c[key])
     return ImportSummary(
         str(opened.path), opened.kind, opened.rows, c["added"], c["updated"], c["unchanged"], c["kept"], skipped,
-        c["videos"], c["moments"], time.perf_counter() - start, _warnings(skipped, c["kept"], keep_not_found),
+        c["videos"], c["moments"], time.perf_counter() - start, _warnings(skipped, c["kept"]),
     )  # fmt: skip
 
 
@@ -367,7 +367,7 @@ def unit_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return vectors, ok
 
 
-def _warnings(skipped: tuple[tuple[str, int, str], ...], kept: int, keep: bool) -> tuple[str, ...]:
+def _warnings(skipped: tuple[tuple[str, int, str], ...], kept: int) -> tuple[str, ...]:
     notes = []
     for key, n, example in skipped:
         rows = f"{n} row{'s' if n != 1 else ''}"
