@@ -15,6 +15,8 @@ _EXPORTS = {
     "Index": "mmcli.api",
     "classify": "mmcli.api",
     "ocr": "mmcli.api",
+    "write_keywords": "mmcli.api",
+    "SidecarChange": "mmcli.xmp.keywords",
     "MmcliWarning": "mmcli.api",
     "MmcliError": "mmcli.errors",
     "UsageError": "mmcli.errors",
@@ -45,11 +47,13 @@ __all__ = [  # (types for checkers: __init__.pyi)
     "OcrUnavailable",
     "PictureText",
     "Segment",
+    "SidecarChange",
     "TextLine",
     "UsageError",
     "__version__",
     "classify",
     "ocr",
+    "write_keywords",
 ]
 
 

@@ -4,6 +4,7 @@ from mmcli.api import Index as Index
 from mmcli.api import MmcliWarning as MmcliWarning
 from mmcli.api import classify as classify
 from mmcli.api import ocr as ocr
+from mmcli.api import write_keywords as write_keywords
 from mmcli.errors import ImageLoadError as ImageLoadError
 from mmcli.errors import IndexMissing as IndexMissing
 from mmcli.errors import MmcliError as MmcliError
@@ -17,6 +18,7 @@ from mmcli.results import LabelScore as LabelScore
 from mmcli.results import PictureText as PictureText
 from mmcli.results import Segment as Segment
 from mmcli.results import TextLine as TextLine
+from mmcli.xmp.keywords import SidecarChange as SidecarChange
 
 __version__: str
 __all__: list[str]

@@ -27,9 +27,12 @@ from typing import TYPE_CHECKING, Literal
 from mmcli.errors import ImageLoadError, MmcliError, UsageError
 
 if TYPE_CHECKING:
+    from mmcli.engine.keywords import SidecarWriter
     from mmcli.engine.local import LocalEngine
     from mmcli.index.sync import IndexSummary
+    from mmcli.queries import ClassifyRequest
     from mmcli.results import Classification, FileFailure, Hit, IndexInfo, PictureText, ProgressFn, Segment
+    from mmcli.xmp.keywords import SidecarChange
 
 PathLike = str | os.PathLike[str]
 
@@ -181,6 +184,9 @@ def classify(
     errors: Literal["raise", "skip"] = "raise",
     every: float = 2.0,
     max_frames: int = 2000,
+    write_xmp: bool | Literal["darktable", "adobe"] = False,
+    xmp_prefix: str = "mmcli|label",
+    xmp_replace: bool = False,
 ) -> list[Classification | Segment]:
     """Zero-shot classify images (files, or folders walked) against ``labels``, as `mmcli classify`:
     one ``Classification`` per image, in input order, its ``.labels`` best first (a softmax over the
@@ -188,7 +194,10 @@ def classify(
     A video gives its timeline: ``Segment`` items (``.start``, ``.end``, ``.label``, ``.score``).
     ``templates``: a set's name (``"default"``, ``"single"``, ...) or prompt templates with ``{}``.
     ``errors="raise"`` (default) raises ``ImageLoadError`` naming the files that could not be read,
-    after the others are done; ``"skip"`` leaves them out."""
+    after the others are done; ``"skip"`` leaves them out. ``write_xmp``: the labels kept written as
+    keywords into each picture's XMP sidecar, as `classify --write-xmp` (``True`` or ``"darktable"``:
+    ``photo.jpg.xmp``; ``"adobe"``: ``photo.xmp``), under ``xmp_prefix``; ``xmp_replace`` takes out
+    our keywords this run does not give. A sidecar left as it was is an ``MmcliWarning``."""
     from mmcli.config import templates_named
     from mmcli.engine.classify import check_templates
     from mmcli.engine.local import LocalEngine
@@ -210,6 +219,7 @@ def classify(
         tuple(files), tuple(labels), tuple(check_templates(chosen)), multi_label, top_k, cut, every=every,
         max_frames=max_frames,
     )  # fmt: skip
+    sidecars = _sidecar_writer(request, write_xmp, xmp_prefix, xmp_replace)
     engine = LocalEngine(None, model, os.fspath(weights) if weights is not None else None, device, precision)
     run = engine.classify(request)
     _warn(run.warnings)
@@ -220,11 +230,52 @@ def classify(
             failures.append(item)
         else:
             results.append(item)
+        if sidecars is not None:
+            _warn(_left_as_they_were(sidecars.add(item)))
+    if sidecars is not None:
+        _warn(_left_as_they_were(sidecars.finish()))
     if failures and errors == "raise":
         first = failures[0]
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         raise ImageLoadError(first.path, first.reason + more)
     return results
+
+
+def _sidecar_writer(
+    request: ClassifyRequest, write_xmp: bool | str, prefix: str, replace: bool
+) -> SidecarWriter | None:
+    from mmcli.engine.keywords import SidecarWriter, XmpOptions, check_labels
+
+    if write_xmp is False:
+        if replace:
+            raise UsageError("classify: xmp_replace=True needs write_xmp")
+        return None
+    check_labels(request.labels)
+    style = "darktable" if write_xmp is True else str(write_xmp)
+    return SidecarWriter(request, XmpOptions(style, prefix, replace))
+
+
+def _left_as_they_were(changes: list[SidecarChange]) -> list[str]:
+    return [f"sidecar {c.sidecar} left as it was: {c.reason}" for c in changes if c.state == "skipped"]
+
+
+def write_keywords(
+    path: PathLike,
+    keywords: Sequence[str],
+    *,
+    style: Literal["darktable", "adobe"] = "darktable",
+    prefix: str = "mmcli|label",
+    replace: bool = False,
+    dry_run: bool = False,
+) -> SidecarChange:
+    """Put ``keywords`` into the XMP sidecar of the picture at ``path``, as `classify --write-xmp` does
+    with its labels: ``dc:subject`` and ``lr:hierarchicalSubject`` under ``prefix``, everything else in
+    the sidecar kept byte for byte, nothing added twice; ``replace`` takes out our keywords (under
+    ``prefix``) not given now. Returns what it did (``.state``: new, changed, unchanged, skipped, with
+    ``.reason``); ``dry_run`` writes nothing."""
+    from mmcli.xmp.keywords import write_keywords as write
+
+    return write(os.fspath(path), list(keywords), style=style, prefix=prefix, replace=replace, dry_run=dry_run)
 
 
 def ocr(
@@ -266,4 +317,4 @@ def ocr(
     return results
 
 
-__all__ = ["Index", "MmcliError", "MmcliWarning", "classify", "ocr"]
+__all__ = ["Index", "MmcliError", "MmcliWarning", "classify", "ocr", "write_keywords"]

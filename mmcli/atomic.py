@@ -25,11 +25,16 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(
-    path: Path, data: bytes, before_replace: Callable[[], None] | None = None, private: bool = False
+    path: Path,
+    data: bytes,
+    before_replace: Callable[[], None] | None = None,
+    private: bool = False,
+    prepare: Callable[[Path], None] | None = None,
 ) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
 
-    The file gets the mode the umask gives a new file (0600 when ``private``).
+    The file gets the mode the umask gives a new file (0600 when ``private``); ``prepare`` may then
+    change the temporary file (its mode, its owner) before it takes the name.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -39,6 +44,8 @@ def atomic_write_bytes(
             f.flush()
             if not private:
                 os.fchmod(f.fileno(), 0o666 & ~_umask())
+            if prepare is not None:
+                prepare(Path(tmp))
             os.fsync(f.fileno())
         if before_replace is not None:
             before_replace()

@@ -36,6 +36,76 @@ def iso(when: float, source: str | None, offset: int | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class Camera:
+    """What took a picture, as its EXIF header (or a video's metadata) names it: ``make`` and ``model``
+    (IFD0 Make, Model), ``lens`` and ``lens_make`` (Exif LensModel, LensMake); None where absent. The
+    text is the file's, stripped of NULs and spaces at its ends (``mmcli.media.camera``)."""
+
+    make: str | None = None
+    model: str | None = None
+    lens: str | None = None
+    lens_make: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``Canon EOS R5``: the model, after the make unless the model already starts with it."""
+        make, model = self.make or "", self.model or ""
+        first = make.split()[0].casefold() if make.split() else ""
+        if not model:
+            return make
+        return model if not first or model.casefold().startswith(first) else f"{make} {model}"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a picture was taken: WGS 84 degrees, north and east positive (``mmcli.media.camera``)."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class Place:
+    """A place of the offline gazetteer (``mmcli.media.places``: GeoNames' cities): ``country`` is the
+    ISO 3166-1 alpha-2 code, ``admin1`` the first-level division's code (a US state: ``TX``)."""
+
+    name: str
+    country: str
+    lat: float
+    lon: float
+    population: int = 0
+    admin1: str = ""
+
+    @property
+    def label(self) -> str:
+        """``Innsbruck, AT``; ``Paris, TX, US`` (a US city names its state)."""
+        if self.country == "US" and self.admin1:
+            return f"{self.name}, {self.admin1}, US"
+        return f"{self.name}, {self.country}"
+
+
+@dataclass(frozen=True)
+class Near:
+    """``--near``: the pictures taken within ``km`` of (``lat``, ``lon``); ``place`` is the gazetteer's
+    label when the user named a place (None for coordinates)."""
+
+    lat: float
+    lon: float
+    km: float
+    place: str | None = None
+
+
+@dataclass(frozen=True)
+class Header:
+    """What one read of a file's header gives: when it was taken, by what, where (None: not recorded,
+    or not usable)."""
+
+    taken: Taken
+    camera: Camera | None = None
+    position: Position | None = None
+
+
+@dataclass(frozen=True)
 class Read:
     """What one read of a file gives: its content hash (SHA-256) and when it was taken."""
 

@@ -25,29 +25,24 @@ offset allowed). Without an offset they are read as UTC, like camera times witho
 means the same on every machine. ``--after X`` keeps what was taken at or after the start of X;
 ``--before X`` what was taken before the end of X: ``--after 2024 --before 2024`` is the whole year.
 
-No heavy imports at module level (PIL is imported where a header is read).
+No heavy imports at module level (PIL is imported where a header is read: ``mmcli.media.exif``).
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
-import functools
-import io
 import math
 import re
-from typing import BinaryIO
 
 from mmcli.errors import UsageError
-from mmcli.media.regular import open_file
+from mmcli.media.exif import HEAD_BYTES, Tags, read_tags  # noqa: F401 (HEAD_BYTES: read by media.files)
 from mmcli.results import Taken, iso  # noqa: F401 (the dates' types live with the results)
 
 SOURCES = ("exif", "exif-local", "mtime")
 NO_DATE = Taken(math.nan, "none")  # read, and no date to be had: stored as NULL with source "none"
-EXIF_IFD = 0x8769
 DATE_TIME_ORIGINAL = 36867
 OFFSET_TIME_ORIGINAL = 36881
-HEAD_BYTES = 1 << 20  # the EXIF header of a JPEG, PNG, WebP or TIFF lies within its first MiB
 MIN_YEAR, MAX_YEAR = 1800, 2200  # outside: a broken camera clock, not a date
 
 _EXIF_DATE = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
@@ -103,33 +98,11 @@ def _offset_seconds(raw: object) -> int | None:
     return (1 if m.group(1) == "+" else -1) * (hours * 3600 + minutes * 60)
 
 
-@functools.cache
-def _quiet_pillow() -> None:
-    """Pillow warns about odd EXIF data; a date it cannot give is simply absent. Set once per
-    process, never undone (``warnings.catch_warnings`` is not safe from the hashing threads)."""
-    import warnings
-
-    from mmcli.media.limits import register_heif, take_over_pixel_limit
-
-    register_heif()  # HEIC/AVIF headers too, when pillow-heif is installed
-    take_over_pixel_limit()  # no decompression-bomb warning or error from merely opening a header
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-
-
-def _exif_of(source: BinaryIO) -> tuple[float, int | None] | None:
-    from PIL import Image
-
-    with Image.open(source) as im:  # the header only: no pixel is decoded
-        raw = im.info.get("exif")
-        if isinstance(raw, bytes):
-            exif = Image.Exif()
-            exif.load(raw)
-        elif im.format == "TIFF":
-            exif = im.getexif()
-        else:
-            return None
-        ifd = exif.get_ifd(EXIF_IFD)
-        return exif_date(ifd.get(DATE_TIME_ORIGINAL), ifd.get(OFFSET_TIME_ORIGINAL))
+def taken_from(tags: Tags | None) -> tuple[float, int | None] | None:
+    """(unix seconds, offset or None) of a header's DateTimeOriginal, or None."""
+    if tags is None:
+        return None
+    return exif_date(tags.exif.get(DATE_TIME_ORIGINAL), tags.exif.get(OFFSET_TIME_ORIGINAL))
 
 
 def mtime_taken(mtime: float) -> Taken:
@@ -144,17 +117,12 @@ def from_header(head: bytes, mtime: float, path: str | None = None, size: int | 
     """The capture time from the first bytes of an image file (``head``), else ``mtime`` (``NO_DATE``
     when neither is a date). When the header does not fit in ``head`` and ``path`` is given, the
     file's header is opened itself (a regular file only)."""
-    _quiet_pillow()
-    found = None
-    try:
-        found = _exif_of(io.BytesIO(head))
-    except Exception:  # noqa: BLE001  any failure of a foreign parser on a foreign file: no date
-        if path is not None and (size is None or size > len(head)):
-            try:
-                with open_file(path) as f:
-                    found = _exif_of(f)
-            except Exception:  # noqa: BLE001
-                found = None
+    return taken_of(read_tags(head, path, size), mtime)
+
+
+def taken_of(tags: Tags | None, mtime: float) -> Taken:
+    """The capture time of a header's tags, else ``mtime`` (``NO_DATE`` when neither is a date)."""
+    found = taken_from(tags)
     if found is None:
         return mtime_taken(mtime)
     when, offset = found

@@ -1,0 +1,2 @@
+"""XMP sidecars: keywords written where photo managers read them (``keywords``), by byte-exact edits
+of the packet (``packet``). Standard library only."""
