@@ -260,3 +260,26 @@ def test_python_api(pictures: Path) -> None:
     with pytest.raises(mmcli.ImageLoadError, match=BROKEN):
         mmcli.ocr([pictures / BROKEN, pictures / "star.jpg"])
     assert len(mmcli.ocr([pictures / BROKEN, pictures / "star.jpg"], errors="skip")) == 1
+
+
+def test_too_many_pixels_is_a_reason(pictures: Path) -> None:
+    proc = run_mmcli("ocr", "--max-pixels", "500000", str(pictures / "big.jpg"), str(pictures / "aileron.png"))
+    assert proc.returncode == 0, proc.stderr
+    assert [os.path.basename(json.loads(line)["path"]) for line in proc.stdout.decode().splitlines()] == ["aileron.png"]
+    assert "big.jpg: too large: 4800x3200" in proc.stderr.decode()
+
+
+def test_a_reading_process_that_dies_is_reported_not_a_traceback(pictures: Path, tmp_path: Path) -> None:
+    """MMCLI_FAULT kills the first reading process at its first picture: the pool is broken; every picture not
+    read is one warning, the run ends as usual."""
+    names = ("sign.png", "aileron.png", "star.jpg")
+    proc = run_mmcli(
+        "ocr", "--workers", "2", *(str(pictures / n) for n in names),
+        env={"MMCLI_FAULT": "ocr.read", "MMCLI_FAULT_MARKS": str(tmp_path)},
+    )  # fmt: skip
+    err = proc.stderr.decode()
+    assert "Traceback" not in err
+    died = [line for line in err.splitlines() if "the reading process died" in line]
+    read = proc.stdout.decode().splitlines()
+    assert died and len(died) + len(read) == len(names)
+    assert proc.returncode == (0 if read else 1)
