@@ -231,7 +231,7 @@ def test_table_shows_control_characters_as_escapes(pictures: Path, tmp_path: Pat
     from mmcli.cli.app import app
     from mmcli.cli.ocr import visible
 
-    assert visible("a\x1b[31mb\u202ec\n") == "a\\x1b[31mb\\u202ec\\x0a"
+    assert visible("a\x1b[31mb\u202ec\n\x9b") == "a\\x1b[31mb\\u202ec\\n\\x9b"
     odd = tmp_path / "red\x1b[31m.png"
     odd.write_bytes((pictures / "aileron.png").read_bytes())
     result = runner.invoke(app, ["ocr", str(odd), "-f", "table"])  # type: ignore[attr-defined]

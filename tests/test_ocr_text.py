@@ -6,9 +6,11 @@ from __future__ import annotations
 import sqlite3
 import unicodedata
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mmcli.errors import UsageError
 from mmcli.media.ocr.text import (
     CONFUSABLES,
     fold_lines,
@@ -19,6 +21,7 @@ from mmcli.media.ocr.text import (
     matches,
     query_words,
     short_words,
+    text_filter,
 )
 
 words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
@@ -111,3 +114,26 @@ def test_trigram_tokenizer_on_folded_text() -> None:
     assert found("password revenue") == []  # every word, in one picture
     assert db.execute("SELECT count(*) FROM t WHERE t MATCH '\"q3\"'").fetchone() == (0,)
     assert db.execute("SELECT rowid FROM t WHERE folded LIKE '%q3%'").fetchall() == [(1,)]  # LIKE: no index
+
+
+def test_text_filter_folds_each_word_and_keeps_the_operators() -> None:
+    assert text_filter("IKEA") == '"lkea"'
+    assert text_filter('"Q3 revenue" OR ikea*') == '"q3revenue" OR "lkea"'
+    assert text_filter("wifi password") == '"wlfl" AND "password"'
+    assert text_filter("(cafe OR coffee) NOT decaf") == '( "cafe" OR "coffee" ) NOT "decaf"'
+    assert text_filter("receipt (ikea OR hema)") == '"recelpt" AND ( "lkea" OR "hema" )'
+    for bad in ("q3", "OR ikea", "ikea OR", "(ikea", "ikea)", "()", "", "★★★", "NOT ikea"):
+        with pytest.raises(UsageError):
+            text_filter(bad)
+
+
+@given(st.lists(st.sampled_from(list('ab cdé0"()*-') + ["OR ", "AND ", "NOT ", "ikea "]), max_size=20).map("".join))
+def test_text_filter_gives_sqlite_a_query_it_takes_or_says_why(query: str) -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(folded, tokenize='trigram')")
+    db.execute("INSERT INTO t(folded) VALUES ('lkea cafe0')")
+    try:
+        expression = text_filter(query)
+    except UsageError:
+        return
+    db.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()  # no syntax error

@@ -23,19 +23,25 @@ from mmcli.errors import NoImagesError
 if TYPE_CHECKING:
     from mmcli.results import PictureText
 
-_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})  # control, format (bidi overrides), line and paragraph separators
+# control, format (bidi overrides), line and paragraph separators, lone surrogates (bytes that were not UTF-8)
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
 def visible(text: str) -> str:
-    """``text`` with its control and format characters shown as escapes (``\\x1b``, ``\\u202e``), so what a
-    picture says cannot move the cursor, recolour or reorder a terminal. (One place: S6's shared helper for
-    names from outside replaces it when it lands.)"""
+    """``text`` with its control and format characters shown as escapes (``\\n``, ``\\x1b``, ``\\u202e``), so
+    what a picture says cannot move the cursor, recolour or reorder a terminal. (The one place for it here:
+    S6's ``mmcli.errors.shown`` for every name from outside gives the same escapes and replaces it.)"""
     if all(unicodedata.category(c) not in _HIDDEN for c in text):
         return text
-    return "".join(
-        (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") if unicodedata.category(c) in _HIDDEN else c
-        for c in text
-    )
+    return "".join(_escaped(c) if unicodedata.category(c) in _HIDDEN else c for c in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def _rows(p: PictureText) -> list[tuple[str, str, str]]:

@@ -16,6 +16,8 @@ Queries are matched word by word, each word a substring of a picture's folded te
 finds ``password`` in ``WIFIPASSWORD`` whatever the engine did with the space. SQLite FTS5's ``trigram``
 tokenizer indexes every three characters, so such substring matches use the index; a word of fewer
 than three characters after folding cannot (``short_words``: match those with ``LIKE`` or drop them).
+``text_filter`` turns a user's filter with FTS5's operators (OR, AND, NOT, "phrases", parentheses) into
+the same kind of expression, or says why it cannot.
 """
 
 from __future__ import annotations
@@ -93,3 +95,74 @@ def matches(query: str, lines: Iterable[str], confusables: dict[str, str] = CONF
     folded = fold_lines(lines, confusables)
     words = query_words(query, confusables)
     return bool(words) and all(w in folded for w in words)
+
+
+_OPERATORS = frozenset({"AND", "OR", "NOT"})
+
+
+def _tokens(query: str) -> list[str]:
+    """A ``--text`` query's tokens: "quoted phrases" (whole), ( and ), and the words between."""
+    out: list[str] = []
+    i, n = 0, len(query)
+    while i < n:
+        c = query[i]
+        if c.isspace():
+            i += 1
+        elif c in "()":
+            out.append(c)
+            i += 1
+        elif c == '"':
+            end = query.find('"', i + 1)
+            end = n if end < 0 else end
+            out.append(query[i : end + 1] if end < n else query[i:] + '"')
+            i = end + 1
+        else:
+            j = i
+            while j < n and not query[j].isspace() and query[j] not in '()"':
+                j += 1
+            out.append(query[i:j])
+            i = j
+    return out
+
+
+def text_filter(query: str, confusables: dict[str, str] = CONFUSABLES) -> str:
+    """A user's text filter (``--text``: words, "phrases", OR, AND, NOT, parentheses, a prefix*) as an FTS5
+    MATCH expression over folded text: each word and phrase folded and quoted (a phrase's spaces go, as
+    they go from the picture's text; a trailing * is dropped: a substring match finds prefixes anyway);
+    words side by side must all match. UsageError for one that folds to fewer than three characters
+    (the trigram index cannot look it up) or an unbalanced parenthesis."""
+    from mmcli.errors import UsageError
+
+    parts: list[str] = []
+    depth = 0
+    for token in _tokens(query):
+        if token in _OPERATORS:
+            if not parts or parts[-1] in _OPERATORS or parts[-1] == "(":
+                raise UsageError(f"--text {query!r}: {token} needs a word before it")
+            parts.append(token)
+        elif token in "()":
+            depth += 1 if token == "(" else -1
+            if depth < 0:
+                raise UsageError(f"--text {query!r}: a ) without its (")
+            if token == ")" and parts[-1] in ("(", *_OPERATORS):
+                raise UsageError(f"--text {query!r}: no word before a )")
+            if token == "(" and parts and parts[-1] not in _OPERATORS and parts[-1] != "(":
+                parts.append("AND")
+            parts.append(token)
+        else:
+            folded = fold_word(token.strip('"').rstrip("*"), confusables)
+            if len(folded) < TRIGRAM:
+                raise UsageError(
+                    f"--text {query!r}: {token!r} is too short to look up in the text of pictures",
+                    hint="each word needs at least 3 letters or digits",
+                )
+            if parts and parts[-1] not in _OPERATORS and parts[-1] != "(":
+                parts.append("AND")
+            parts.append(f'"{folded}"')
+    if depth:
+        raise UsageError(f"--text {query!r}: a ( without its )")
+    if not parts or parts[-1] in _OPERATORS:
+        raise UsageError(
+            f"--text {query!r}: no word to look for" if not parts else f"--text {query!r}: ends in {parts[-1]}"
+        )
+    return " ".join(parts)
