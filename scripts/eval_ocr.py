@@ -39,7 +39,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from make_ocr_set import Label, make_set, read_labels  # noqa: E402
 
-from mmcli.media.ocr.text import CONFUSABLES, EXTRA_CONFUSABLES, fold_lines, fold_word, fts_query  # noqa: E402
+from mmcli.media.ocr.text import (  # noqa: E402
+    CONFUSABLES,
+    EXTRA_CONFUSABLES,
+    fold_lines,
+    fold_word,
+    fts_query,
+    whole_words,
+)
+from mmcli.results import TextLine  # noqa: E402
 
 FOLDS: dict[str, dict[str, str]] = {
     "none": {},
@@ -52,8 +60,8 @@ FOLDS: dict[str, dict[str, str]] = {
 }
 
 
-def read_mmcli(paths: Sequence[str], workers: int, threads: int) -> tuple[list[list[str]], list[float], float]:
-    """Each picture's lines (empty for a failure), each picture's seconds (one at a time; none with
+def read_mmcli(paths: Sequence[str], workers: int, threads: int) -> tuple[list[list[TextLine]], list[float], float]:
+    """Each picture's lines (none for a failure), each picture's seconds (one at a time; none with
     ``workers`` > 1), and the whole run's seconds (the model load not counted)."""
     from mmcli.media.ocr.engine import load_engine
     from mmcli.media.ocr.reader import read_all, read_picture
@@ -62,15 +70,15 @@ def read_mmcli(paths: Sequence[str], workers: int, threads: int) -> tuple[list[l
     if workers > 1:
         start = time.perf_counter()
         out = [list(r.lines) if isinstance(r, PictureText) else [] for r in read_all(paths, workers=workers)]
-        return [[line.text for line in lines] for lines in out], [], time.perf_counter() - start
+        return out, [], time.perf_counter() - start
     engine = load_engine(threads)
-    texts, each = [], []
+    lines, each = [], []
     start = time.perf_counter()
     for path in paths:
         t0 = time.perf_counter()
-        texts.append(read_picture(path, engine).text.split("\n"))
+        lines.append(list(read_picture(path, engine).lines))
         each.append(time.perf_counter() - t0)
-    return texts, each, time.perf_counter() - start
+    return lines, each, time.perf_counter() - start
 
 
 def other_engine(name: str) -> Callable[[str], list[str]]:
@@ -114,9 +122,15 @@ def exact_recall(labels: Sequence[Label], texts: Sequence[list[str]]) -> float:
     return sum(w in t for w, t in pairs) / max(1, len(pairs))
 
 
-def search(labels: Sequence[Label], texts: Sequence[list[str]], folds: dict[str, str]) -> tuple[float, float]:
+def search(
+    labels: Sequence[Label],
+    texts: Sequence[list[str]],
+    folds: dict[str, str],
+    report: bool = False,
+    rank_whole: bool = True,
+) -> tuple[float, float]:
     """First-place share and mean reciprocal rank of each picture's unique word, over an FTS5 trigram table
-    of every picture's folded text, ranked by bm25 (ties: the table's order)."""
+    of every picture's folded text, ranked by whole-word matches, then bm25 (``rank_whole`` False: bm25)."""
     db = sqlite3.connect(":memory:")
     db.execute("CREATE VIRTUAL TABLE t USING fts5(folded, tokenize='trigram')")
     db.executemany(
@@ -129,10 +143,17 @@ def search(labels: Sequence[Label], texts: Sequence[list[str]], folds: dict[str,
         n += 1
         query = fts_query(label.unique, folds)
         rows = [r for (r,) in db.execute("SELECT rowid FROM t WHERE t MATCH ? ORDER BY bm25(t)", (query,))]
+        if rank_whole:  # whole words first, then bm25 (a stable sort keeps bm25's order within)
+            rows.sort(key=lambda r: -whole_words(label.unique, texts[r], folds))
         if i in rows:
             rank = rows.index(i) + 1
             first += rank == 1
             rr += 1 / rank
+            if rank > 1 and report:
+                above = ", ".join(labels[r].file for r in rows[: rank - 1][:3])
+                print(f"query {label.unique!r}: {label.file} ranked {rank} (below {above})", file=sys.stderr)
+        elif report:
+            print(f"query {label.unique!r}: {label.file} not found ({len(rows)} others)", file=sys.stderr)
     return first / max(1, n), rr / max(1, n)
 
 
@@ -146,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
     parser.add_argument("--engine", default="mmcli")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--dump", type=Path, help="write each picture's lines (text, score) here, JSON Lines")
+    parser.add_argument("--from-dump", type=Path, help="measure the lines of an earlier --dump (no reading)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mmcli-ocr-set-") as tmp:
         folder = args.set or Path(tmp)
@@ -153,8 +176,18 @@ def main(argv: list[str] | None = None) -> int:
             make_set(folder, args.count, args.notext, args.seed)
         labels = read_labels(folder)
         paths = [os.fspath(folder / label.file) for label in labels]
-        if args.engine == "mmcli":
-            texts, each, wall = read_mmcli(paths, args.workers, args.threads)
+        if args.from_dump:
+            with open(args.from_dump, encoding="utf-8") as f:
+                dumped = {d["file"]: [text for text, _ in d["lines"]] for d in map(json.loads, f)}
+            texts, each, wall = [dumped[label.file] for label in labels], [], 0.0
+        elif args.engine == "mmcli":
+            read_lines, each, wall = read_mmcli(paths, args.workers, args.threads)
+            texts = [[line.text for line in lines] for lines in read_lines]
+            if args.dump:  # (--from-dump FILE measures again from it, without reading)
+                with open(args.dump, "w", encoding="utf-8") as f:
+                    for label, lines in zip(labels, read_lines):
+                        record = {"file": label.file, "words": label.words, "lines": [(x.text, x.score) for x in lines]}
+                        f.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
             read = other_engine(args.engine)
             texts, each = [], []
@@ -168,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     with_text = [s for lab, s in zip(labels, each) if lab.kind != "notext"]
     without = [s for lab, s in zip(labels, each) if lab.kind == "notext"]
     word_recall, by_kind = recall(labels, texts, CONFUSABLES)
-    first, mrr = search(labels, texts, CONFUSABLES)
+    first, mrr = search(labels, texts, CONFUSABLES, report=True)
+    bm25_first, bm25_mrr = search(labels, texts, CONFUSABLES, rank_whole=False)
     figures = {
         "engine": args.engine,
         "pictures": len(labels),
@@ -179,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         "no_text_on_text_free": round(sum(blank) / max(1, len(blank)), 3),
         "search_first": round(first, 3),
         "search_mrr": round(mrr, 3),
+        "search_first_bm25_only": round(bm25_first, 3),
+        "search_mrr_bm25_only": round(bm25_mrr, 3),
         "folds": {
             name: {
                 "word_recall": round(recall(labels, texts, f)[0], 3),

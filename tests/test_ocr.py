@@ -122,7 +122,11 @@ def test_turned_pictures_are_read(readings: dict[str, PictureText | FileFailure]
         assert isinstance(got, PictureText) and got.lines, name
     upside_down = readings["turned180.jpg"]
     assert isinstance(upside_down, PictureText)
-    assert "revenue" in upside_down.text.casefold()  # read the right way up (the direction classifier)
+    text = upside_down.text.casefold()
+    assert "revenue" in text and text.index("revenue") < text.index("monday")  # read the right way up, in order
+    for line in upside_down.lines:  # the box starts at the text's top left: bottom right in the picture
+        (x0, y0), _, (x2, y2), _ = line.box
+        assert x0 > x2 and y0 > y2, line
 
 
 def test_boxes_are_in_the_upright_pictures_pixels(readings: dict[str, PictureText | FileFailure]) -> None:

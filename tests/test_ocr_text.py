@@ -22,6 +22,7 @@ from mmcli.media.ocr.text import (
     query_words,
     short_words,
     text_filter,
+    whole_words,
 )
 
 words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
@@ -137,3 +138,10 @@ def test_text_filter_gives_sqlite_a_query_it_takes_or_says_why(query: str) -> No
     except UsageError:
         return
     db.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()  # no syntax error
+
+
+def test_whole_words_rank_first() -> None:
+    assert whole_words("kato", ["KATO"]) == 1 and whole_words("kato", ["KATORMI54 Garden"]) == 0
+    assert whole_words("wifi password", ["WIFI PASSWORD"]) == 2
+    assert whole_words("wifi password", ["WIFIPASSWORD"]) == 0  # (still a match, ranked after)
+    assert whole_words("katormi54", ["KATORM154"]) == 1  # folded alike

@@ -19,6 +19,7 @@ from mmcli.errors import OcrUnavailable
 if TYPE_CHECKING:
     import numpy as np
 
+SURE = 0.98  # a line read this well as it stands is not read upside down too
 INSTALL_HINT = 'install the OCR engine: pip install "mmcli[ocr]" (rapidocr, its models are in the package)'
 
 
@@ -49,6 +50,8 @@ class Engine:
         params: dict[str, Any] = {
             "Global.log_level": "error",
             "Global.use_preprocess_img": False,  # the reader sizes the picture (reader.fit)
+            "Global.use_cls": False,  # the direction: both readings compared instead (``read``)
+            "Global.text_score": 0.0,  # every line, so that one read upside down can be read the other way
         }
         if threads:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
@@ -60,11 +63,43 @@ class Engine:
         self._lock = threading.Lock()  # one picture at a time through one instance (its sessions are shared)
 
     def read(self, rgb: np.ndarray) -> list[tuple[Any, str, float]]:
-        """The lines in an (H, W, 3) uint8 RGB array: (4 corner points, text, score), top to bottom. Raises
-        whatever the engine raises on a picture it cannot handle (the reader turns that into a reason)."""
+        """The lines in an (H, W, 3) uint8 RGB array: (4 corner points clockwise from the text's top left, text,
+        score), top to bottom. Raises whatever the engine raises on a picture it cannot handle (the reader
+        turns that into a reason).
+
+        The direction of each line: its crop is read as it stands (a standing crop turned a quarter first)
+        and, unless that reading scores ``SURE`` or more, upside down too; the better-scoring reading wins.
+        On the labelled set this read every line of the pictures turned 90, 180 and 270 degrees that the
+        direction classifier (PP-OCR's, ``cls``) got wrong, and none of its false flips (``nuuuəq`` for
+        ``Lexqufuqu``), at the cost of a second recognition of the doubtful lines only."""
+        import numpy as np
+
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # it wants OpenCV's BGR
         with self._lock:
-            out = self._ocr(rgb[:, :, ::-1].copy())  # it wants OpenCV's BGR
-        boxes, texts, scores = out.boxes, out.txts, out.scores
-        if boxes is None or texts is None or scores is None:
-            return []
-        return [(box, str(text), float(score)) for box, text, score in zip(boxes, texts, scores)]
+            out = self._ocr(bgr)
+            if out.boxes is None or out.txts is None or out.scores is None:
+                return []
+            lines = [(box, str(text), float(score)) for box, text, score in zip(out.boxes, out.txts, out.scores)]
+            doubtful = [i for i, (_, _, score) in enumerate(lines) if score < SURE]
+            flipped = 0
+            if doubtful:
+                turned = self._upside_down(bgr, [lines[i][0] for i in doubtful])
+                for i, (text, score) in zip(doubtful, turned):
+                    if score > lines[i][2]:
+                        lines[i] = (np.roll(lines[i][0], 2, axis=0), text, score)  # its top left is across
+                        flipped += 1
+        return lines[::-1] if 2 * flipped > len(lines) else lines  # an upside-down picture: its last line first
+
+    def _upside_down(self, bgr: np.ndarray, boxes: list[Any]) -> list[tuple[str, float]]:
+        """The readings of the lines in ``boxes`` turned 180 degrees."""
+        import numpy as np
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        crops = [np.ascontiguousarray(get_rotate_crop_image(bgr, np.array(b, np.float32))[::-1, ::-1]) for b in boxes]
+        try:
+            rec = self._ocr.recognize_txt(crops)
+        except Exception as exc:  # RapidOCRError: nothing recognised; anything else is the engine's failure
+            if type(exc).__name__ == "RapidOCRError":
+                return [("", 0.0)] * len(boxes)
+            raise
+        return [(str(t), float(s)) for t, s in zip(rec.txts or (), rec.scores or ())]

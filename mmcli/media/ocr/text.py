@@ -166,3 +166,11 @@ def text_filter(query: str, confusables: dict[str, str] = CONFUSABLES) -> str:
             f"--text {query!r}: no word to look for" if not parts else f"--text {query!r}: ends in {parts[-1]}"
         )
     return " ".join(parts)
+
+
+def whole_words(query: str, lines: Iterable[str], confusables: dict[str, str] = CONFUSABLES) -> int:
+    """How many of the query's words are whole words of a picture's text (folded alike), not only parts of
+    longer ones: the first key of the ranking among pictures that match (then bm25), so that ``kato`` finds
+    the sign saying KATO before the one saying KATORMI54."""
+    words = {fold_word(w, confusables) for line in lines for w in unicodedata.normalize("NFKC", line).split()}
+    return sum(1 for w in query_words(query, confusables) if w in words)
