@@ -1,6 +1,6 @@
 """Measure `mmcli ocr` on the labelled set (scripts/make_ocr_set.py): what issue 29 asks of text in pictures.
 
-    python scripts/eval_ocr.py [--set DIR] [--count 200] [--notext 60] [--seed 0] [--workers 1] [--threads 0]
+    python scripts/eval_ocr.py [--set DIR] [--count 200] [--notext 60] [--seed 0] [--workers 1] [--threads 1]
                                [--engine mmcli|rapidocr-onnxruntime|tesseract] [--json OUT.json]
 
 Without ``--set`` the set is made in a temporary folder first. It reports:
@@ -69,7 +69,8 @@ def read_mmcli(paths: Sequence[str], workers: int, threads: int) -> tuple[list[l
 
     if workers > 1:
         start = time.perf_counter()
-        out = [list(r.lines) if isinstance(r, PictureText) else [] for r in read_all(paths, workers=workers)]
+        read = read_all(paths, workers=workers, threads=threads)
+        out = [list(r.lines) if isinstance(r, PictureText) else [] for r in read]
         return out, [], time.perf_counter() - start
     engine = load_engine(threads)
     lines, each = [], []
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notext", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1: one at a time)")
-    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per process (0: one per core)")
     parser.add_argument("--engine", default="mmcli")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--dump", type=Path, help="write each picture's lines (text, score) here, JSON Lines")

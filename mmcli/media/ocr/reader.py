@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 # 1600 -> 1.6 s, 1280 -> 0.85 s, 960 -> 0.5 s; a line 44 px high in it (11 px at 960) was read at each.
 MAX_SIDE = 1280
 MIN_SIDE = 32  # a shorter side is padded up to this
+# onnxruntime's threads per process. Measured on 2 cores, 52 pictures (scripts/eval_ocr.py, user CPU): one
+# process of 1 thread 21.9 s, of 2 threads 37.1 s (the same work: threads wait spinning), 2 processes of
+# 1 thread 21.5 s. So pictures are read in parallel by processes, each model on one thread.
+THREADS = 1
 _SWAPPED = (5, 6, 7, 8)  # EXIF orientations that turn the picture on its side
 
 
@@ -102,7 +106,7 @@ def read_picture(
     from mmcli.media.ocr.engine import load_engine
 
     name = os.fsdecode(path)
-    engine = engine or load_engine()
+    engine = engine or load_engine(THREADS)
     img, size = decode(path, max_pixels)
     arr, scale = fit(img)
     try:
@@ -135,11 +139,11 @@ def _start_worker(threads: int) -> None:
 
 
 def read_all(
-    paths: Sequence[str], max_pixels: int = DEFAULT_MAX_PIXELS, workers: int = 1, threads: int = 0
+    paths: Sequence[str], max_pixels: int = DEFAULT_MAX_PIXELS, workers: int = 1, threads: int = THREADS
 ) -> Iterator[PictureText | FileFailure]:
     """Each picture's text in input order; a file that cannot be read is a ``FileFailure`` and the others go
-    on. ``workers`` > 1: that many processes (spawned: each loads the engine once), each with ``threads``
-    onnxruntime threads (0: 1 in a worker, one per core in this process)."""
+    on. ``workers`` > 1: that many processes (spawned: each loads the engine once); each process runs the
+    models on ``threads`` onnxruntime threads (0: its default, one per core)."""
     from mmcli.media.ocr.engine import check_installed
 
     check_installed()
@@ -151,7 +155,7 @@ def read_all(
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    each = threads or 1
+    each = threads or 1  # (processes already share the cores)
     context = multiprocessing.get_context("spawn")  # (not fork: the caller may hold threads, an engine)
     pool = ProcessPoolExecutor(
         min(workers, len(paths)), mp_context=context, initializer=_start_worker, initargs=(each,)
