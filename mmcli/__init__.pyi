@@ -10,6 +10,7 @@ from mmcli.errors import IndexMissing as IndexMissing
 from mmcli.errors import MmcliError as MmcliError
 from mmcli.errors import OcrUnavailable as OcrUnavailable
 from mmcli.errors import UsageError as UsageError
+from mmcli.index.imports import ImportSummary as ImportSummary
 from mmcli.index.sync import IndexSummary as IndexSummary
 from mmcli.results import Classification as Classification
 from mmcli.results import Hit as Hit

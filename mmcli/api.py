@@ -4,6 +4,7 @@
 
     index = mmcli.Index("photos")                   # a name under $MMCLI_HOME/indexes, or a folder path
     index.add(["~/Pictures"], model="mmcli-tiny")   # as `mmcli index`; returns the run's IndexSummary
+    index.add_embeddings("photos-emb/")             # as `mmcli index --from-embeddings`: an ImportSummary
     for hit in index.search("a red car", k=5):      # Hit: .rank .path .score .time .taken .taken_source
         print(hit.score, hit.path)
     results = mmcli.classify(["a.jpg"], labels=["cat", "dog"], model="mmcli-tiny")
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -29,6 +30,7 @@ from mmcli.errors import ImageLoadError, MmcliError, UsageError
 if TYPE_CHECKING:
     from mmcli.engine.keywords import SidecarWriter
     from mmcli.engine.local import LocalEngine
+    from mmcli.index.imports import ImportSummary
     from mmcli.index.sync import IndexSummary
     from mmcli.queries import ClassifyRequest
     from mmcli.results import Classification, FileFailure, Hit, IndexInfo, PictureText, ProgressFn, Segment
@@ -109,6 +111,39 @@ class Index:
             every=every,
             max_frames=max_frames,
         )
+        _warn(summary.warnings)
+        return summary
+
+    def add_embeddings(
+        self,
+        source: PathLike,
+        *,
+        model: str | None = None,
+        weights: PathLike | None = None,
+        path_prefix: Mapping[str, PathLike] | Sequence[str] = (),
+        keep_not_found: bool = False,
+        read_hash: bool = False,
+        batch_rows: int = 10_000,
+        on_progress: ProgressFn | None = None,
+    ) -> ImportSummary:
+        """Record vectors made elsewhere, as `mmcli index --from-embeddings SOURCE`: the folder (or .npy)
+        `mmcli embed -o` wrote, or clip-retrieval's output folder (which names no model: give ``model``
+        for a new index). ``path_prefix``: ``{OLD: NEW}`` (or ``["OLD=NEW"]``), folders the files were
+        embedded under and where they are here; files not found are skipped and counted unless
+        ``keep_not_found``; ``read_hash`` reads each file whole for its content hash. ``batch_rows``:
+        rows per transaction (a killed import loses at most that many; the same call again resumes)."""
+        from mmcli.index.imports import import_embeddings, parse_prefix
+
+        pairs = (
+            [parse_prefix(f"{old}={os.fspath(new)}") for old, new in path_prefix.items()]
+            if isinstance(path_prefix, Mapping)
+            else [parse_prefix(text) for text in path_prefix]
+        )
+        summary = import_embeddings(
+            self.folder, source, model=model, weights=os.fspath(weights) if weights is not None else None,
+            path_prefix=pairs, keep_not_found=keep_not_found, read_hash=read_hash, batch_rows=batch_rows,
+            on_progress=on_progress,
+        )  # fmt: skip
         _warn(summary.warnings)
         return summary
 

@@ -89,3 +89,7 @@ class ModelMismatch(IndexStoreError):
 
 class DiskFull(IndexStoreError):
     """The disk filled up while writing; everything committed before is kept."""
+
+
+class EmbeddingsError(MmcliError):
+    """Embeddings to import whose files do not fit together (row counts, dimensions, unreadable parts)."""
