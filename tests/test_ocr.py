@@ -287,3 +287,10 @@ def test_a_reading_process_that_dies_is_reported_not_a_traceback(pictures: Path,
     read = proc.stdout.decode().splitlines()
     assert died and len(died) + len(read) == len(names)
     assert proc.returncode == (0 if read else 1)
+
+
+def test_bytes_in_hand_read_as_the_file(pictures: Path, readings: dict[str, PictureText | FileFailure]) -> None:
+    from mmcli.media.ocr.reader import read_picture
+
+    path = pictures / "sideways-exif.jpg"
+    assert read_picture(path, data=path.read_bytes()) == readings["sideways-exif.jpg"]

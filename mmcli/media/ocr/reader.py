@@ -61,12 +61,15 @@ def _upright_size(data: bytes | None, path: str | os.PathLike[str]) -> tuple[int
     return (h, w) if turned else (w, h)
 
 
-def decode(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, tuple[int, int]]:
-    """The upright RGB picture, reduced where the JPEG decoder can, and its full upright size."""
+def decode(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """The upright RGB picture, reduced where the JPEG decoder can, and its full upright size. ``data``: the
+    file's bytes when the caller has read them (the indexer: one read for its hash, vector and text)."""
     from mmcli.media.files import read_whole
     from mmcli.media.images import load_image
 
-    data = read_whole(path)
+    data = data if data is not None else read_whole(path)
     size = _upright_size(data, path)
     min_side = None
     if size is not None and max(size) > 2 * MAX_SIDE:  # DCT scaling keeps the shorter side >= 2 x min_side
@@ -100,14 +103,18 @@ def _box(points: Any, sx: float, sy: float, size: tuple[int, int]) -> tuple[tupl
 
 
 def read_picture(
-    path: str | os.PathLike[str], engine: Engine | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str],
+    engine: Engine | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    data: bytes | None = None,
 ) -> PictureText:
-    """The text in one picture, or ImageLoadError saying why it could not be read."""
+    """The text in one picture, or ImageLoadError saying why it could not be read (``data``: its bytes, if
+    read already)."""
     from mmcli.media.ocr.engine import load_engine
 
     name = os.fsdecode(path)
     engine = engine or load_engine(THREADS)
-    img, size = decode(path, max_pixels)
+    img, size = decode(path, max_pixels, data)
     arr, scale = fit(img)
     try:
         found = engine.read(arr)
