@@ -60,6 +60,9 @@ FOLDS: dict[str, dict[str, str]] = {
 }
 
 
+CPU: list[float] = []  # each picture's CPU seconds (this process, all its threads), one at a time
+
+
 def read_mmcli(paths: Sequence[str], workers: int, threads: int) -> tuple[list[list[TextLine]], list[float], float]:
     """Each picture's lines (none for a failure), each picture's seconds (one at a time; none with
     ``workers`` > 1), and the whole run's seconds (the model load not counted)."""
@@ -76,9 +79,10 @@ def read_mmcli(paths: Sequence[str], workers: int, threads: int) -> tuple[list[l
     lines, each = [], []
     start = time.perf_counter()
     for path in paths:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         lines.append(list(read_picture(path, engine).lines))
         each.append(time.perf_counter() - t0)
+        CPU.append(time.process_time() - c0)
     return lines, each, time.perf_counter() - start
 
 
@@ -158,6 +162,10 @@ def search(
     return first / max(1, n), rr / max(1, n)
 
 
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", type=Path, help="a set made by scripts/make_ocr_set.py (default: make one)")
@@ -228,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_per_picture": round(wall / len(labels), 3),
         "median_s_with_text": round(statistics.median(with_text), 3) if with_text else None,
         "median_s_without_text": round(statistics.median(without), 3) if without else None,
+        "median_cpu_s_with_text": _median([c for lab, c in zip(labels, CPU) if lab.kind != "notext"]),
+        "median_cpu_s_without_text": _median([c for lab, c in zip(labels, CPU) if lab.kind == "notext"]),
         "cpus": os.cpu_count(),
     }
     print(json.dumps(figures, indent=2))

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 SURE = 0.98  # a line read this well as it stands is not read upside down too
+# The detector's input: its shorter side brought to 736 pixels (RapidOCR's default; smaller pictures are
+# enlarged for it, which finds small print). The reader has already brought the longer side to 1280 at most.
+DETECTION: dict[str, Any] = {"Det.limit_type": "min", "Det.limit_side_len": 736}
 INSTALL_HINT = 'install the OCR engine: pip install "mmcli[ocr]" (rapidocr, its models are in the package)'
 
 
@@ -53,6 +56,7 @@ class Engine:
             "Global.use_preprocess_img": False,  # the reader sizes the picture (reader.fit)
             "Global.use_cls": False,  # the direction: both readings compared instead (``read``)
             "Global.text_score": 0.0,  # every line, so that one read upside down can be read the other way
+            **DETECTION,
         }
         if threads:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
