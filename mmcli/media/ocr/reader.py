@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
     from mmcli.media.ocr.engine import Engine
 
-# The longer side the engine gets at most. On a 4000 x 3000 photo (one thread, CPU seconds): 2000 -> 2.9 s,
-# 1600 -> 1.6 s, 1280 -> 0.85 s, 960 -> 0.5 s; a line 44 px high in it (11 px at 960) was read at each.
+# The longer side the engine gets at most. On a 4000 x 3000 photo (one thread, CPU seconds, the detector
+# then at RapidOCR's default): 2000 -> 2.9 s, 1600 -> 1.6 s, 1280 -> 0.85 s, 960 -> 0.5 s; a line 44 px high
+# in it (11 px at 960) was read at each. With the detector at 960 (engine.DETECTION): 0.75 s, blank 0.41 s.
 MAX_SIDE = 1280
 MIN_SIDE = 32  # a shorter side is padded up to this
 # onnxruntime's threads per process. Measured on 2 cores, 52 pictures (scripts/eval_ocr.py, user CPU): one
