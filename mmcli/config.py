@@ -22,6 +22,7 @@ Every ``MMCLI_*`` variable is read here, in ``settings()``, and nowhere else:
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -39,6 +40,7 @@ DEFAULT_MODEL = "ViT-B-32-256:datacomp_s34b_b86k"
 DEFAULT_MAX_PIXELS = 256_000_000  # a 200 MP phone photo fits; a 40000 x 40000 bomb does not
 DEFAULT_DAEMON_IDLE = 600.0  # seconds
 SERVER_OFF = ("0", "off", "no", "none", "false")
+DISTRIBUTION = "mmcli-clip"  # the name pip knows this project by (on PyPI, "mmcli" is another project)
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,31 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         daemon=e.get("MMCLI_DAEMON", "").strip().lower() not in SERVER_OFF,
         daemon_idle=_env_seconds("MMCLI_DAEMON_IDLE", e, DEFAULT_DAEMON_IDLE),
     )
+
+
+def install_command(extra: str | None = None) -> str:
+    """The pip command that installs this copy of mmcli (with an ``extra``: serve, video, ...): from the
+    source tree it runs from (a clone: ``pip install -e 'CLONE[serve]'``), else by its distribution name
+    (never plain ``mmcli``: that is another project on PyPI). Worked out from this file's path alone."""
+    root = _installed_at()
+    suffix = f"[{extra}]" if extra else ""
+    if root is None:
+        return f"pip install {shlex.quote(DISTRIBUTION + suffix)}"
+    return f"pip install -e {shlex.quote(f'{root}{suffix}')}"
+
+
+def upgrade_command() -> str:
+    """How to upgrade this copy of mmcli: its clone pulled and installed again, or by its name."""
+    root = _installed_at()
+    if root is None:
+        return f"pip install -U {DISTRIBUTION}"
+    return f"git -C {shlex.quote(str(root))} pull && {install_command()}"
+
+
+def _installed_at() -> Path | None:
+    """The source tree this copy of mmcli runs from, or None where it was installed as a package."""
+    root = Path(__file__).resolve().parent.parent
+    return None if root.name in ("site-packages", "dist-packages") else root
 
 
 def home_dir() -> Path:

@@ -71,6 +71,10 @@ class IndexCorrupt(IndexStoreError):
     """The index database cannot be read (``mmcli index --rebuild`` sets it aside)."""
 
 
+class NotANumber(IndexCorrupt):
+    """A score or vector that is not a number (NaN or infinite): a damaged vector, never shown as output."""
+
+
 class IndexTooNew(IndexStoreError):
     """Written by a newer mmcli (a newer format version)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 ProgressFn = Callable[[int, int], None]  # (done, total): progress callbacks of long jobs
+NOT_A_NUMBER = "the model gave a vector that is not a number (NaN or infinite)"  # a file's failure
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,20 @@ class Hit:
     taken_source: str | None = None
     explain: tuple[TermScore, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.score):  # the last line of defence: no NaN in any output (issue 28.5)
+            raise not_a_number(self.path)
+
+
+def not_a_number(path: str) -> Exception:
+    """The error for a score that is not a number: a damaged vector in the index (or a cache)."""
+    from mmcli.errors import NotANumber
+
+    return NotANumber(
+        f"the score of {path} is not a number: the index holds a damaged vector",
+        hint="`mmcli index --rebuild PATH...` embeds everything again",
+    )
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -212,6 +228,7 @@ class SearchResult:
     hits: tuple[Hit, ...]
     warnings: tuple[str, ...] = ()
     threshold: float | None = None  # ``--threshold auto``: the cut-off it chose for this query
+    cutoff: str | None = None  # ``--threshold auto``: why that cut-off, in words ("a gap after the 1st best")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 CLUSTER = "needs a Ray cluster (tests/test_ray.py runs --ray against a local one)"
 SKIPPED = {  # a command (its start), and why it is not run here
     "pip install": "installs packages from the network (the tests run in an installed checkout)",
+    "python3 -m venv": "makes a virtual environment (the tests run in one)",
     "pytest": "the test suite itself",
     "apt-get install": "installs system packages",
     "ruff check": "lints the source tree (CI runs it)",

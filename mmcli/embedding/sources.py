@@ -14,7 +14,8 @@ Three layouts are recognised:
 ``open_source`` checks everything that is cheap before a row is written (the layout, each part's shape
 and dtype, the row counts of vectors against paths, one dimension throughout); ``read_chunks`` then gives
 the rows in order, a chunk at a time (memory holds one chunk of vectors and one part's paths).
-Reading parquet needs pyarrow (``pip install "mmcli[import]"``), imported only for clip-retrieval.
+Reading parquet needs pyarrow (the ``import`` extra: ``install_command("import")``), imported only for
+clip-retrieval.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmcli.config import install_command
 from mmcli.embedding.shards import MANIFEST, read_manifest
 from mmcli.errors import EmbeddingsError, UsageError
 
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 MMCLI_SHARDS, MMCLI_FILE, CLIP_RETRIEVAL = "mmcli shards", "mmcli file", "clip-retrieval"
-PYARROW_HINT = 'pip install "mmcli[import]"   (pyarrow: it reads clip-retrieval\'s metadata)'
+PYARROW_HINT = f"{install_command('import')}   (pyarrow: it reads clip-retrieval's metadata)"
 _PART = re.compile(r"^img_emb_(\d+)\.npy$")
 
 

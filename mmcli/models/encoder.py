@@ -93,10 +93,12 @@ def describe_encoder(spec: ModelSpec) -> EncoderShape:
 
 def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Encoder:
     """Build the model of ``spec`` on ``device`` in ``precision`` and load its weights."""
+    from mmcli.models.weights import check_reachable, resolve
+
+    check_reachable(spec)  # weights that cannot be had now: the error before seconds of importing torch
     import torch
 
     from mmcli.models.build import build_model
-    from mmcli.models.weights import resolve
 
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)

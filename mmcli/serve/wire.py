@@ -187,15 +187,15 @@ class SearchReply(_Body):
     hits: list[HitBody]
     warnings: list[str] = Field(default_factory=list)
     threshold: float | None = None  # the cut-off that "auto" chose
+    cutoff: str | None = None  # why, in words
 
     @classmethod
     def of(cls, result: SearchResult) -> SearchReply:
-        return cls(
-            hits=[HitBody.of(h) for h in result.hits], warnings=list(result.warnings), threshold=result.threshold
-        )
+        hits = [HitBody.of(h) for h in result.hits]
+        return cls(hits=hits, warnings=list(result.warnings), threshold=result.threshold, cutoff=result.cutoff)
 
     def result(self) -> SearchResult:
-        return SearchResult(tuple(h.hit() for h in self.hits), tuple(self.warnings), self.threshold)
+        return SearchResult(tuple(h.hit() for h in self.hits), tuple(self.warnings), self.threshold, self.cutoff)
 
 
 class ClassifyBody(_Body):
