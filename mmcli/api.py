@@ -322,7 +322,7 @@ def ocr(
 ) -> list[PictureText]:
     """The text in pictures (files, or folders walked), as `mmcli ocr`: one ``PictureText`` per picture, in
     input order: ``.text`` (its lines joined by newlines, "" for none) and ``.lines`` (``.text``, ``.score``,
-    ``.box``: four corners in pixels of the upright picture). Needs the OCR extra (``mmcli[ocr]``;
+    ``.box``: four corners in pixels of the upright picture). Needs the OCR extra (``mmcli-clip[ocr]``;
     ``OcrUnavailable`` without it). ``workers`` > 1 reads in that many processes. ``errors="raise"``
     (default) raises ``ImageLoadError`` naming the files that could not be read, after the others are
     done; ``"skip"`` leaves them out."""

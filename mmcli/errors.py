@@ -56,7 +56,7 @@ class ImageLoadError(MmcliError):
 
 
 class OcrUnavailable(MmcliError):
-    """Reading text from pictures needs the OCR engine (the ``mmcli[ocr]`` extra), which is not there."""
+    """Reading text from pictures needs the OCR engine (the ``ocr`` extra: ``mmcli-clip[ocr]``), which is not there."""
 
 
 class IndexStoreError(MmcliError):

@@ -1,4 +1,4 @@
-"""`mmcli ocr`: the text in pictures (the OCR engine of the ``mmcli[ocr]`` extra), one record per picture.
+"""`mmcli ocr`: the text in pictures (the OCR engine of the ``ocr`` extra), one record per picture.
 
 The display of text read from pictures is all here (``visible``, ``OCR_VIEW``): a table on a terminal shows
 control and format characters as escapes; JSON and the other machine formats keep the text as read.
@@ -109,9 +109,10 @@ def ocr(
 ) -> None:
     """Read the text in pictures: each picture's lines, their confidence and where they are.
 
-    Reads Chinese, Japanese kana, and Latin letters with accents (English and other Latin-script
-    languages), digits and common symbols; other scripts are not read. Needs the OCR extra:
-    pip install "mmcli[ocr]". A file that cannot be read is reported on stderr and the others go on.
+    Reads Chinese, Japanese, and Latin letters with accents (English and other Latin-script languages),
+    digits and common symbols; other scripts are not read. Needs the OCR extra: pip install -e '.[ocr]'
+    in a clone, pip install 'mmcli-clip[ocr]' otherwise. A file that cannot be read is reported on stderr
+    and the others go on.
     """
     with funnel():
         from mmcli.cli.output import Progress, Renderer, choose_format
@@ -146,4 +147,7 @@ def ocr(
             raise NoImagesError(f"no picture could be read ({failed} failed)")
 
 
-MANY = 8  # pictures from which spawning reading processes pays for their start (measured: scripts/eval_ocr.py)
+# Pictures from which reading processes are spawned. 2 processes read 52 pictures for the CPU time 1 did
+# (their start and model load included: scripts/eval_ocr.py --workers 2), so they pay from a few pictures;
+# 8 keeps a handful in this process, where the first answer comes soonest (not timed on a quiet machine).
+MANY = 8

@@ -27,7 +27,13 @@ SURE = 0.98  # a line read this well as it stands is not read upside down too
 # nothing on every text-free picture for a median 0.47 CPU s a picture with text and 0.42 s without; this
 # reads 0.991, nothing on 59 of 60, for 0.25 s and 0.17 s.
 DETECTION: dict[str, Any] = {"Det.limit_type": "max", "Det.limit_side_len": 960}
-INSTALL_HINT = 'install the OCR engine: pip install "mmcli[ocr]" (rapidocr, its models are in the package)'
+
+
+def install_hint() -> str:
+    """How to install the engine: this copy of mmcli with its ``ocr`` extra (RapidOCR, models included)."""
+    from mmcli.config import install_command
+
+    return f"install the OCR engine: {install_command('ocr')} (RapidOCR; its models come in the package)"
 
 
 def check_installed() -> None:
@@ -35,7 +41,7 @@ def check_installed() -> None:
     import importlib.util
 
     if importlib.util.find_spec("rapidocr") is None:
-        raise OcrUnavailable("reading text needs the OCR engine, which is not installed", INSTALL_HINT)
+        raise OcrUnavailable("reading text needs the OCR engine, which is not installed", install_hint())
 
 
 @functools.cache
@@ -53,7 +59,7 @@ class Engine:
             from rapidocr import RapidOCR
         except ImportError as exc:
             message = f"reading text needs the OCR engine, which is not installed ({exc})"
-            raise OcrUnavailable(message, INSTALL_HINT) from None
+            raise OcrUnavailable(message, install_hint()) from None
         params: dict[str, Any] = {
             "Global.log_level": "error",
             "Global.use_preprocess_img": False,  # the reader sizes the picture (reader.fit)
@@ -67,7 +73,7 @@ class Engine:
         try:
             self._ocr = RapidOCR(params=params)
         except Exception as exc:  # a broken install: its models missing or unreadable
-            raise OcrUnavailable(f"the OCR engine could not start: {exc}", INSTALL_HINT) from None
+            raise OcrUnavailable(f"the OCR engine could not start: {exc}", install_hint()) from None
         self._lock = threading.Lock()  # one picture at a time through one instance (its sessions are shared)
 
     def read(self, rgb: np.ndarray) -> list[tuple[Any, str, float]]:
