@@ -14,10 +14,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import run_mmcli
 
 from mmcli.media.ocr.text import fold_lines, fts_query, matches
 from mmcli.results import FileFailure, PictureText
-from tests.conftest import run_mmcli
 
 if importlib.util.find_spec("rapidocr") is None:
     if os.environ.get("CI"):  # .ci/run installs .[dev], which holds the engine: there this never skips
