@@ -9,6 +9,7 @@
         print(hit.score, hit.path)
     results = mmcli.classify(["a.jpg"], labels=["cat", "dog"], model="mmcli-tiny")
     results[0].labels[0].label                      # Classification: .path, .labels (.label, .score) best first
+    mmcli.ocr(["receipt.jpg"])[0].text              # PictureText: .path, .text, .lines (.text, .score, .box)
 
 Errors are ``mmcli.MmcliError`` subclasses (``UsageError`` for bad arguments, ``IndexMissing``, ...), the
 same the CLI turns into ``mmcli: error:`` lines; warnings for people (a query longer than the model's
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from mmcli.index.imports import ImportSummary
     from mmcli.index.sync import IndexSummary
     from mmcli.queries import ClassifyRequest
-    from mmcli.results import Classification, FileFailure, Hit, IndexInfo, ProgressFn, Segment
+    from mmcli.results import Classification, FileFailure, Hit, IndexInfo, PictureText, ProgressFn, Segment
     from mmcli.xmp.keywords import SidecarChange
 
 PathLike = str | os.PathLike[str]
@@ -312,4 +313,43 @@ def write_keywords(
     return write(os.fspath(path), list(keywords), style=style, prefix=prefix, replace=replace, dry_run=dry_run)
 
 
-__all__ = ["Index", "MmcliError", "MmcliWarning", "classify", "write_keywords"]
+def ocr(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    errors: Literal["raise", "skip"] = "raise",
+    workers: int = 1,
+    max_pixels: int | None = None,
+) -> list[PictureText]:
+    """The text in pictures (files, or folders walked), as `mmcli ocr`: one ``PictureText`` per picture, in
+    input order: ``.text`` (its lines joined by newlines, "" for none) and ``.lines`` (``.text``, ``.score``,
+    ``.box``: four corners in pixels of the upright picture). Needs the OCR extra (``mmcli-clip[ocr]``;
+    ``OcrUnavailable`` without it). ``workers`` > 1 reads in that many processes. ``errors="raise"``
+    (default) raises ``ImageLoadError`` naming the files that could not be read, after the others are
+    done; ``"skip"`` leaves them out."""
+    from mmcli.config import settings
+    from mmcli.media.images import expand_inputs
+    from mmcli.media.ocr.reader import read_all
+    from mmcli.results import FileFailure
+
+    if errors not in ("raise", "skip"):
+        raise UsageError(f"errors={errors!r}: use 'raise' or 'skip'")
+    inputs = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    files = [os.fspath(p) for p in expand_inputs([os.fspath(i) for i in inputs])]
+    if not files:
+        raise UsageError("ocr: no image files in the paths given")
+    limit = max_pixels if max_pixels is not None else settings().max_pixels
+    results: list[PictureText] = []
+    failures: list[FileFailure] = []
+    for item in read_all(files, limit, workers=workers):
+        if isinstance(item, FileFailure):
+            failures.append(item)
+        else:
+            results.append(item)
+    if failures and errors == "raise":
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise ImageLoadError(first.path, first.reason + more)
+    return results
+
+
+__all__ = ["Index", "MmcliError", "MmcliWarning", "classify", "ocr", "write_keywords"]

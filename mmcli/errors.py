@@ -55,6 +55,10 @@ class ImageLoadError(MmcliError):
         return (ImageLoadError, (self.path, self.reason))
 
 
+class OcrUnavailable(MmcliError):
+    """Reading text from pictures needs the OCR engine (the ``ocr`` extra: ``mmcli-clip[ocr]``), which is not there."""
+
+
 class IndexStoreError(MmcliError):
     """An index that cannot be used as asked; the subclasses below say why."""
 

@@ -24,6 +24,7 @@ Named points (grep ``fault_point(`` for the list):
     ray.embed           in a Ray actor (`--ray`), before it embeds a batch (each actor counts its own)
     onnx.export         a tower's ONNX files are written and checked, before the sidecar that names them
     serve.classify      `mmcli serve`: a /classify request is running, before its images are classified
+    ocr.read            `mmcli ocr`, before each picture is read (with --workers 2 or more: in a reading process)
 """
 
 from __future__ import annotations

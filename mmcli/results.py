@@ -201,6 +201,27 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class TextLine:
+    """One line of text read from a picture: the recogniser's mean confidence (0-1), and its box: four
+    corners (x, y), clockwise from the top left of the text, in pixels of the upright picture (EXIF
+    orientation applied)."""
+
+    text: str
+    score: float
+    box: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class PictureText:
+    """The text read from one picture (`mmcli ocr`): its lines top to bottom, ``text`` those joined by
+    newlines; no lines and ``text == ""`` for a picture without text."""
+
+    path: str
+    text: str
+    lines: tuple[TextLine, ...]
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """Ranked hits, and warnings for people (a truncated query, a server that did not answer)."""
 

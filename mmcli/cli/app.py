@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mmcli import __version__
-from mmcli.cli import assistants, classify, daemon, embed, explore, index, models, search, serve
+from mmcli.cli import assistants, classify, daemon, embed, explore, index, models, ocr, search, serve
 
 app = typer.Typer(
     name="mmcli",
@@ -26,6 +26,7 @@ app = typer.Typer(
 
 COMMANDS = (
     classify.classify,
+    ocr.ocr,
     embed.embed,
     index.index_cmd,
     search.search,
