@@ -1,8 +1,8 @@
 """mmcli: zero-shot image classification and text-to-image search with CLIP-family models.
 
 The Python API (``mmcli.api``): ``mmcli.Index(name_or_path)`` with ``.add``, ``.search`` and ``.info``,
-and ``mmcli.classify(paths, labels)``. Importing ``mmcli`` loads nothing heavy: the API's modules are
-imported on first use of a name below (``__init__.pyi`` gives type checkers the same names).
+``mmcli.classify(paths, labels)`` and ``mmcli.ocr(paths)``. Importing ``mmcli`` loads nothing heavy: the API's
+modules are imported on first use of a name below (``__init__.pyi`` gives type checkers the same names).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Index": "mmcli.api",
     "classify": "mmcli.api",
+    "ocr": "mmcli.api",
     "write_keywords": "mmcli.api",
     "SidecarChange": "mmcli.xmp.keywords",
     "MmcliWarning": "mmcli.api",
@@ -22,10 +23,14 @@ _EXPORTS = {
     "ImageLoadError": "mmcli.errors",
     "IndexMissing": "mmcli.errors",
     "IndexSummary": "mmcli.index.sync",
+    "ImportSummary": "mmcli.index.imports",
     "Hit": "mmcli.results",
     "Classification": "mmcli.results",
     "LabelScore": "mmcli.results",
     "Segment": "mmcli.results",
+    "PictureText": "mmcli.results",
+    "TextLine": "mmcli.results",
+    "OcrUnavailable": "mmcli.errors",
     "IndexInfo": "mmcli.results",
 }
 
@@ -33,6 +38,7 @@ __all__ = [  # (types for checkers: __init__.pyi)
     "Classification",
     "Hit",
     "ImageLoadError",
+    "ImportSummary",
     "Index",
     "IndexInfo",
     "IndexMissing",
@@ -40,11 +46,15 @@ __all__ = [  # (types for checkers: __init__.pyi)
     "LabelScore",
     "MmcliError",
     "MmcliWarning",
+    "OcrUnavailable",
+    "PictureText",
     "Segment",
     "SidecarChange",
+    "TextLine",
     "UsageError",
     "__version__",
     "classify",
+    "ocr",
     "write_keywords",
 ]
 

@@ -4,10 +4,12 @@
 
     index = mmcli.Index("photos")                   # a name under $MMCLI_HOME/indexes, or a folder path
     index.add(["~/Pictures"], model="mmcli-tiny")   # as `mmcli index`; returns the run's IndexSummary
+    index.add_embeddings("photos-emb/")             # as `mmcli index --from-embeddings`: an ImportSummary
     for hit in index.search("a red car", k=5):      # Hit: .rank .path .score .time .taken .taken_source
         print(hit.score, hit.path)
     results = mmcli.classify(["a.jpg"], labels=["cat", "dog"], model="mmcli-tiny")
     results[0].labels[0].label                      # Classification: .path, .labels (.label, .score) best first
+    mmcli.ocr(["receipt.jpg"])[0].text              # PictureText: .path, .text, .lines (.text, .score, .box)
 
 Errors are ``mmcli.MmcliError`` subclasses (``UsageError`` for bad arguments, ``IndexMissing``, ...), the
 same the CLI turns into ``mmcli: error:`` lines; warnings for people (a query longer than the model's
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,9 +30,10 @@ from mmcli.errors import ImageLoadError, MmcliError, UsageError
 if TYPE_CHECKING:
     from mmcli.engine.keywords import SidecarWriter
     from mmcli.engine.local import LocalEngine
+    from mmcli.index.imports import ImportSummary
     from mmcli.index.sync import IndexSummary
     from mmcli.queries import ClassifyRequest
-    from mmcli.results import Classification, FileFailure, Hit, IndexInfo, ProgressFn, Segment
+    from mmcli.results import Classification, FileFailure, Hit, IndexInfo, PictureText, ProgressFn, Segment
     from mmcli.xmp.keywords import SidecarChange
 
 PathLike = str | os.PathLike[str]
@@ -109,6 +112,39 @@ class Index:
             on_progress=on_progress,
         )
         summary = run_index(self.folder, job)
+        _warn(summary.warnings)
+        return summary
+
+    def add_embeddings(
+        self,
+        source: PathLike,
+        *,
+        model: str | None = None,
+        weights: PathLike | None = None,
+        path_prefix: Mapping[str, PathLike] | Sequence[str] = (),
+        keep_not_found: bool = False,
+        read_hash: bool = False,
+        batch_rows: int = 10_000,
+        on_progress: ProgressFn | None = None,
+    ) -> ImportSummary:
+        """Record vectors made elsewhere, as `mmcli index --from-embeddings SOURCE`: the folder (or .npy)
+        `mmcli embed -o` wrote, or clip-retrieval's output folder (which names no model: give ``model``
+        for a new index). ``path_prefix``: ``{OLD: NEW}`` (or ``["OLD=NEW"]``), folders the files were
+        embedded under and where they are here; files not found are skipped and counted unless
+        ``keep_not_found``; ``read_hash`` reads each file whole for its content hash. ``batch_rows``:
+        rows per transaction (a killed import loses at most that many; the same call again resumes)."""
+        from mmcli.index.imports import import_embeddings, parse_prefix
+
+        pairs = (
+            [parse_prefix(f"{old}={os.fspath(new)}") for old, new in path_prefix.items()]
+            if isinstance(path_prefix, Mapping)
+            else [parse_prefix(text) for text in path_prefix]
+        )
+        summary = import_embeddings(
+            self.folder, source, model=model, weights=os.fspath(weights) if weights is not None else None,
+            path_prefix=pairs, keep_not_found=keep_not_found, read_hash=read_hash, batch_rows=batch_rows,
+            on_progress=on_progress,
+        )  # fmt: skip
         _warn(summary.warnings)
         return summary
 
@@ -263,4 +299,43 @@ def write_keywords(
     return write(os.fspath(path), list(keywords), style=style, prefix=prefix, replace=replace, dry_run=dry_run)
 
 
-__all__ = ["Index", "MmcliError", "MmcliWarning", "classify", "write_keywords"]
+def ocr(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    errors: Literal["raise", "skip"] = "raise",
+    workers: int = 1,
+    max_pixels: int | None = None,
+) -> list[PictureText]:
+    """The text in pictures (files, or folders walked), as `mmcli ocr`: one ``PictureText`` per picture, in
+    input order: ``.text`` (its lines joined by newlines, "" for none) and ``.lines`` (``.text``, ``.score``,
+    ``.box``: four corners in pixels of the upright picture). Needs the OCR extra (``mmcli-clip[ocr]``;
+    ``OcrUnavailable`` without it). ``workers`` > 1 reads in that many processes. ``errors="raise"``
+    (default) raises ``ImageLoadError`` naming the files that could not be read, after the others are
+    done; ``"skip"`` leaves them out."""
+    from mmcli.config import settings
+    from mmcli.media.images import expand_inputs
+    from mmcli.media.ocr.reader import read_all
+    from mmcli.results import FileFailure
+
+    if errors not in ("raise", "skip"):
+        raise UsageError(f"errors={errors!r}: use 'raise' or 'skip'")
+    inputs = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    files = [os.fspath(p) for p in expand_inputs([os.fspath(i) for i in inputs])]
+    if not files:
+        raise UsageError("ocr: no image files in the paths given")
+    limit = max_pixels if max_pixels is not None else settings().max_pixels
+    results: list[PictureText] = []
+    failures: list[FileFailure] = []
+    for item in read_all(files, limit, workers=workers):
+        if isinstance(item, FileFailure):
+            failures.append(item)
+        else:
+            results.append(item)
+    if failures and errors == "raise":
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise ImageLoadError(first.path, first.reason + more)
+    return results
+
+
+__all__ = ["Index", "MmcliError", "MmcliWarning", "classify", "ocr", "write_keywords"]

@@ -23,6 +23,7 @@ Every ``MMCLI_*`` variable is read here, in ``settings()``, and nowhere else:
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -42,6 +43,7 @@ DEFAULT_HELPER_IDLE = 600.0  # seconds
 HELPER, HELPER_IDLE = "MMCLI_HELPER", "MMCLI_HELPER_IDLE"
 HELPER_NAMES = (HELPER, HELPER_IDLE, "MMCLI_DAEMON", "MMCLI_DAEMON_IDLE")  # (the older names still read)
 SERVER_OFF = ("0", "off", "no", "none", "false")
+DISTRIBUTION = "mmcli-clip"  # the name pip knows this project by (on PyPI, "mmcli" is another project)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,31 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         helper=e.get(HELPER, e.get("MMCLI_DAEMON", "")).strip().lower() not in SERVER_OFF,
         helper_idle=_env_seconds(HELPER_IDLE if HELPER_IDLE in e else "MMCLI_DAEMON_IDLE", e, DEFAULT_HELPER_IDLE),
     )
+
+
+def install_command(extra: str | None = None) -> str:
+    """The pip command that installs this copy of mmcli (with an ``extra``: serve, video, ...): from the
+    source tree it runs from (a clone: ``pip install -e 'CLONE[serve]'``), else by its distribution name
+    (never plain ``mmcli``: that is another project on PyPI). Worked out from this file's path alone."""
+    root = _installed_at()
+    suffix = f"[{extra}]" if extra else ""
+    if root is None:
+        return f"pip install {shlex.quote(DISTRIBUTION + suffix)}"
+    return f"pip install -e {shlex.quote(f'{root}{suffix}')}"
+
+
+def upgrade_command() -> str:
+    """How to upgrade this copy of mmcli: its clone pulled and installed again, or by its name."""
+    root = _installed_at()
+    if root is None:
+        return f"pip install -U {DISTRIBUTION}"
+    return f"git -C {shlex.quote(str(root))} pull && {install_command()}"
+
+
+def _installed_at() -> Path | None:
+    """The source tree this copy of mmcli runs from, or None where it was installed as a package."""
+    root = Path(__file__).resolve().parent.parent
+    return None if root.name in ("site-packages", "dist-packages") else root
 
 
 def home_dir() -> Path:

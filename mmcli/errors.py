@@ -55,6 +55,10 @@ class ImageLoadError(MmcliError):
         return (ImageLoadError, (self.path, self.reason))
 
 
+class OcrUnavailable(MmcliError):
+    """Reading text from pictures needs the OCR engine (the ``ocr`` extra: ``mmcli-clip[ocr]``), which is not there."""
+
+
 class IndexStoreError(MmcliError):
     """An index that cannot be used as asked; the subclasses below say why."""
 
@@ -65,6 +69,10 @@ class IndexMissing(IndexStoreError):
 
 class IndexCorrupt(IndexStoreError):
     """The index database cannot be read (``mmcli index --rebuild`` sets it aside)."""
+
+
+class NotANumber(IndexCorrupt):
+    """A score or vector that is not a number (NaN or infinite): a damaged vector, never shown as output."""
 
 
 class IndexTooNew(IndexStoreError):
@@ -85,3 +93,7 @@ class ModelMismatch(IndexStoreError):
 
 class DiskFull(IndexStoreError):
     """The disk filled up while writing; everything committed before is kept."""
+
+
+class EmbeddingsError(MmcliError):
+    """Embeddings to import whose files do not fit together (row counts, dimensions, unreadable parts)."""

@@ -14,7 +14,8 @@ With ``MMCLI_FAULT_MARKS=DIR`` a point fires only in the process that first crea
 
 Named points (grep ``fault_point(`` for the list):
     index.scanned       after the folders are walked, before anything is hashed or embedded
-    index.commit        after a batch of embeddings (or one video's moments) is committed to SQLite
+    index.commit        after a batch of embeddings (or one video's moments) is committed to SQLite;
+                        `index --from-embeddings`: after a batch of imported rows is
     index.decoding      in the parent, after a decoded image came back from the forked decoding
                         processes while they are running (``mmcli index --workers 2`` or more, 8+ files)
     index.faiss-write   after the FAISS file's temporary copy is written, before it replaces the old one
@@ -23,6 +24,7 @@ Named points (grep ``fault_point(`` for the list):
     ray.embed           in a Ray actor (`--ray`), before it embeds a batch (each actor counts its own)
     onnx.export         a tower's ONNX files are written and checked, before the sidecar that names them
     serve.classify      `mmcli serve`: a /classify request is running, before its images are classified
+    ocr.read            `mmcli ocr`, before each picture is read (with --workers 2 or more: in a reading process)
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 ProgressFn = Callable[[int, int], None]  # (done, total): progress callbacks of long jobs
+NOT_A_NUMBER = "the model gave a vector that is not a number (NaN or infinite)"  # a file's failure
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,20 @@ class Hit:
     taken_source: str | None = None
     explain: tuple[TermScore, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.score):  # the last line of defence: no NaN in any output (issue 28.5)
+            raise not_a_number(self.path)
+
+
+def not_a_number(path: str) -> Exception:
+    """The error for a score that is not a number: a damaged vector in the index (or a cache)."""
+    from mmcli.errors import NotANumber
+
+    return NotANumber(
+        f"the score of {path} is not a number: the index holds a damaged vector",
+        hint="`mmcli index --rebuild PATH...` embeds everything again",
+    )
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -185,12 +201,34 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class TextLine:
+    """One line of text read from a picture: the recogniser's mean confidence (0-1), and its box: four
+    corners (x, y), clockwise from the top left of the text, in pixels of the upright picture (EXIF
+    orientation applied)."""
+
+    text: str
+    score: float
+    box: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class PictureText:
+    """The text read from one picture (`mmcli ocr`): its lines top to bottom, ``text`` those joined by
+    newlines; no lines and ``text == ""`` for a picture without text."""
+
+    path: str
+    text: str
+    lines: tuple[TextLine, ...]
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """Ranked hits, and warnings for people (a truncated query, a server that did not answer)."""
 
     hits: tuple[Hit, ...]
     warnings: tuple[str, ...] = ()
     threshold: float | None = None  # ``--threshold auto``: the cut-off it chose for this query
+    cutoff: str | None = None  # ``--threshold auto``: why that cut-off, in words ("a gap after the 1st best")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from exif_fixtures import SHOTS, dms, gps_tags, jpeg_bytes, write_shots
 
+from mmcli.config import install_command
 from mmcli.errors import UsageError
 from mmcli.media import places
 from mmcli.media.camera import (
@@ -386,7 +387,7 @@ def test_without_the_gazetteer_names_say_how_to_get_it(monkeypatch: pytest.Monke
     try:
         with pytest.raises(places.GazetteerMissing) as caught:
             places.parse_near("Innsbruck")
-        assert "pip install 'mmcli[places]'" in (caught.value.hint or "")
+        assert install_command("places") in (caught.value.hint or "")
         assert places.parse_near("47.27,11.39") == Near(47.27, 11.39, places.DEFAULT_KM)
     finally:
         places._records.cache_clear()

@@ -71,9 +71,7 @@ def test_decoding_started_before_the_model_gives_the_same_vectors(
     spy = Spy(monkeypatch)
     again = run_index(tmp_path / "b", IndexJob([str(photos)], model=TINY, workers=2))  # the image tower's sidecar knows
     assert again.added == 12 and len(spy.made) == 1 and spy.closed == 0
-    inline = run_index(
-        tmp_path / "c", IndexJob([str(photos)], model=TINY, workers=1)
-    )  # decoded in-process: no prefetch
+    inline = run_index(tmp_path / "c", IndexJob([str(photos)], model=TINY, workers=1))  # in-process: no prefetch
     assert inline.added == 12 and len(spy.made) == 1
     reference = _vectors(tmp_path / "c")
     assert len(reference) == 12 and _vectors(tmp_path / "a") == reference == _vectors(tmp_path / "b")

@@ -20,6 +20,7 @@ from killing import assert_kept, check_complete, check_index, draw_pngs, index_c
 import mmcli.embedding.ray_driver
 import mmcli.models
 from mmcli.cli import app
+from mmcli.config import install_command
 from mmcli.embedding.ray_driver import RayOptions, plan_actors
 from mmcli.embedding.ray_files import complain
 from mmcli.embedding.shards import read_shards
@@ -242,7 +243,8 @@ def test_without_ray_one_line_says_how_to_install_it(runner, tmp_path: Path, mon
     draw_pngs(tmp_path / "photos", 2)
     result = runner.invoke(app, ["index", str(tmp_path / "photos"), "--index", str(tmp_path / "i"), "--ray"])
     assert result.exit_code == 2
-    assert result.stderr == 'mmcli: error: --ray needs Ray Data, which is not installed: pip install "mmcli[ray]"\n'
+    hint = install_command("ray")
+    assert result.stderr == f"mmcli: error: --ray needs Ray Data, which is not installed: {hint}\n"
     assert not (tmp_path / "i").exists()
 
 

@@ -23,6 +23,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 CLUSTER = "needs a Ray cluster (tests/test_ray.py runs --ray against a local one)"
 SKIPPED = {  # a command (its start), and why it is not run here
     "pip install": "installs packages from the network (the tests run in an installed checkout)",
+    "python3 -m venv": "makes a virtual environment (the tests run in one)",
     "pytest": "the test suite itself",
     "apt-get install": "installs system packages",
     "ruff check": "lints the source tree (CI runs it)",
@@ -39,6 +40,9 @@ SKIPPED = {  # a command (its start), and why it is not run here
     "export RAY_ADDRESS": CLUSTER,
     "mmcli index /shared/photos": CLUSTER,
     "mmcli embed /shared/photos": CLUSTER,
+    "clip-retrieval inference": "another tool (tests/test_imports.py writes its output folder with pyarrow)",
+    "mmcli index --from-embeddings /data/emb": "imports the clip-retrieval output of the line before, made with "
+    "ViT-B/32's weights from the model hub (tests/test_imports.py imports such a folder)",
 }
 MOVED = {"/data/photos": "data/photos"}  # absolute example folders, made inside the sandbox instead
 CWD_FILES = ("photo.jpg", "image.jpg", "a.jpg", "b.jpg", "beach.jpg", "frame.jpg", "labels.txt", "talk.mp4")

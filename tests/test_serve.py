@@ -389,6 +389,18 @@ def test_a_second_server_on_the_same_home_is_refused_and_leaves_the_first_alone(
     assert _get(server["url"] + "/health")["status"] == "ok"
 
 
+def test_a_port_in_use_is_one_error_line_before_any_banner(server, tmp_path: Path) -> None:
+    env = {**server["env"], "MMCLI_HOME": str(tmp_path / "home")}  # (not the first server's: no discovery refusal)
+    index = str(server["home"] / "indexes" / "shapes")
+    r = run_mmcli("serve", "--index", index, "--port", str(server["port"]), env=env)
+    said = r.stderr.decode()
+    assert r.returncode == 1, said  # (uvicorn's own failure was exit 3, after the banner)
+    assert said.splitlines()[0] == f"mmcli: error: 127.0.0.1:{server['port']} is in use", said
+    assert said.splitlines()[1].startswith("hint: pick another port with --port") and len(said.splitlines()) == 2
+    assert "mmcli serve: http" not in said and "Errno" not in said and "Traceback" not in said
+    assert _get(server["url"] + "/health")["status"] == "ok"  # the first server goes on
+
+
 def test_discovery_file_is_private_and_its_token_never_travels(server) -> None:
     path = server["home"] / "server.json"
     assert path.stat().st_mode & 0o077 == 0

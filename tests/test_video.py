@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import sys
 from fractions import Fraction
@@ -22,6 +23,7 @@ pytest.importorskip("av")
 
 from videos import lie_about_duration, rotate_mp4, write_audio_only, write_video  # noqa: E402
 
+from mmcli.config import install_command  # noqa: E402
 from mmcli.demo.shapes import ShapeSpec  # noqa: E402
 
 VFR_TIMES = (0.0, 0.05, 0.3, 0.35, 1.2, 2.9, 3.0, 3.9, 4.1, 4.15, 5.5, 7.9, 8.05, 9.0, 9.7)
@@ -356,12 +358,12 @@ def test_without_pyav_one_clear_line(clips: dict[str, Path], shapes_dir: Path, t
     os.link(clips["mp4"], folder / "talk.mp4")
     (folder / "red_circle.jpg").write_bytes((shapes_dir / "red_circle.jpg").read_bytes())
     monkeypatch.setitem(sys.modules, "av", None)  # import av -> ImportError
-    with pytest.raises(ImageLoadError, match=r'pip install "mmcli\[video\]"'):
+    with pytest.raises(ImageLoadError, match=re.escape(install_command("video"))):
         next(iter(sample_video(folder / "talk.mp4")))
     s = run_index(tmp_path / "idx", IndexJob([str(folder)], model=TINY, workers=1))
     assert s.added == 1 and s.failed == 0
     assert [w for w in s.warnings if "video" in w] == ['1 video file not indexed: PyAV is not installed, which video '
-                                                       'needs: pip install "mmcli[video]"']  # fmt: skip
+                                                       f'needs: {install_command("video")}']  # fmt: skip
     monkeypatch.undo()
     s = run_index(tmp_path / "idx", IndexJob([str(folder)], workers=1))  # not recorded as failed: indexed now
     assert s.added == 1 and s.moments == 5

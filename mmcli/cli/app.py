@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from mmcli import __version__
-from mmcli.cli import assistants, classify, embed, explore, helper, index, models, search, serve
+from mmcli.cli import assistants, classify, embed, explore, helper, index, models, ocr, search, serve
 from mmcli.cli.options import typer_command
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app = typer.Typer(
 
 COMMANDS = (
     typer_command(classify.COMMAND),
+    ocr.ocr,
     embed.embed,
     index.index_cmd,
     typer_command(search.COMMAND),

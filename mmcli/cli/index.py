@@ -14,6 +14,7 @@ from mmcli.cli.groups import ModelChoice, RunChoice, VideoChoice, indexing_model
 from mmcli.cli.options import HiddenOpt, IndexOpt, QuietOpt, command, format_option
 from mmcli.cli.ray_group import RayChoice, ray_options
 from mmcli.cli.views import INDEXES, INFO
+from mmcli.errors import UsageError
 
 IndexesFormat = format_option(INDEXES)
 InfoFormat = format_option(INFO)
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
         "mmcli index ~/Videos --every 1 --max-frames 500       (videos: a frame every second, and at cuts)",
         "mmcli index /shared/photos --ray-address head:6379      (on a Ray cluster; see README, Large collections)",
         "mmcli index ~/Pictures --watch              (then keep it current as files come and go; Ctrl-C stops)",
+        "mmcli index --from-embeddings photos/ --path-prefix /mnt/gpu/photos=~/Pictures   (vectors made elsewhere)",
     ),
 )
 @ray_options
@@ -40,7 +42,9 @@ if TYPE_CHECKING:
 @run_options
 @video_options
 def index_cmd(
-    paths: Annotated[list[str], typer.Argument(help="Folders (walked recursively), image or video files.")],
+    paths: Annotated[
+        Optional[list[str]], typer.Argument(help="Folders (walked recursively), image or video files.")
+    ] = None,
     index: IndexOpt = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Forget every entry and embed everything again (needed to switch models).")
@@ -67,6 +71,35 @@ def index_cmd(
             "the model stays loaded). Ctrl-C stops.",
         ),
     ] = False,
+    from_embeddings: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--from-embeddings",
+            help="Record vectors made elsewhere instead of running the model: the folder (or .npy) `mmcli embed "
+            "-o` wrote, or clip-retrieval's output folder. See README, Import embeddings made elsewhere.",
+            show_default=False,
+        ),
+    ] = None,
+    path_prefix: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--path-prefix",
+            help="With --from-embeddings: read paths under OLD as under NEW here (OLD=NEW, repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    keep_not_found: Annotated[
+        bool,
+        typer.Option("--keep-not-found", help="With --from-embeddings: record files not found here too."),
+    ] = False,
+    read_hash: Annotated[
+        bool,
+        typer.Option(
+            "--hash",
+            help="With --from-embeddings: read each file whole for its content hash, so that renamed and copied "
+            "files are recognised later without the model (default: a header read, for the date).",
+        ),
+    ] = False,
     *,
     model_choice: ModelChoice,
     run: RunChoice,
@@ -74,7 +107,14 @@ def index_cmd(
     ray_choice: RayChoice,
 ) -> None:
     """Add folders of images and videos to an index, incrementally (new, changed, renamed, deleted files)."""
+    if from_embeddings is not None or path_prefix or keep_not_found or read_hash:
+        extra = [paths and "PATHS", rebuild and "--rebuild", watch and "--watch", prune and "--prune"]
+        extra += [exclude and "--exclude", ray_choice.options is not None and "--ray"]
+        _import(index, from_embeddings, path_prefix or [], keep_not_found, read_hash, model_choice, quiet, extra)
+        return
     with funnel():
+        if not paths:
+            raise UsageError("give the folders or files to index, or --from-embeddings PATH")
         from mmcli.cli.output import Progress
         from mmcli.index.job import IndexJob
         from mmcli.index.open import index_folder
@@ -118,6 +158,47 @@ def index_cmd(
                 _report(folder, run_index(folder, job), quiet)
         finally:
             progress.close()
+
+
+def _import(
+    index: str | None,
+    source: Path | None,
+    prefixes: list[str],
+    keep: bool,
+    read_hash: bool,
+    model_choice: ModelChoice,
+    quiet: bool,
+    extra: list[object],
+) -> None:
+    """`--from-embeddings`: vectors made elsewhere, recorded as if indexed here."""
+    with funnel():
+        from mmcli.cli.output import Progress
+        from mmcli.index.imports import import_embeddings, parse_prefix
+        from mmcli.index.open import index_folder
+
+        if source is None:
+            raise UsageError("--path-prefix, --keep-not-found and --hash go with --from-embeddings PATH")
+        given = [str(e) for e in extra if e]
+        if given:
+            raise UsageError(f"--from-embeddings imports; it does not go with {', '.join(given)}")
+        folder = index_folder(index)
+        model, weights, _, _ = model_choice.args
+        progress = Progress("importing", enabled=not quiet, unit="rows")
+        try:
+            s = import_embeddings(
+                folder, source, model=model, weights=weights, path_prefix=[parse_prefix(p) for p in prefixes],
+                keep_not_found=keep, read_hash=read_hash, on_progress=progress.update,
+            )  # fmt: skip
+        finally:
+            progress.close()
+        warn_all(s.warnings)
+        if not quiet:
+            skipped = sum(n for _, n, _ in s.skipped)
+            videos = f" ({s.videos} videos, {s.moments} moments)" if s.videos else ""
+            say(
+                f"imported {s.source} ({s.kind}) into {folder}: {s.rows} rows, {s.added} added{videos}, "
+                f"{s.updated} updated, {s.unchanged} unchanged, {skipped} skipped in {s.seconds:.1f} s"
+            )
 
 
 def _report(folder: Path, s: IndexSummary, quiet: bool, prefix: str = "") -> None:

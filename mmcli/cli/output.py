@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -40,12 +41,16 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     if isinstance(value, float):
+        if not math.isfinite(value):  # NaN is not JSON: never written (a damaged vector; issue 28.5)
+            from mmcli.errors import NotANumber
+
+            raise NotANumber("a result holds a value that is not a number (a damaged vector)")
         return round(value, 6)
     return value
 
 
 def json_line(record: dict[str, Any]) -> str:
-    return json.dumps(_clean(record), ensure_ascii=False)
+    return json.dumps(_clean(record), ensure_ascii=False, allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ class Renderer:
         if self.fmt == "json":
             data = [_clean(self.view.as_dict(r)) for r in self.held]
             shown = data[0] if self.view.single and len(data) == 1 else data
-            self.out.write(json.dumps(shown, ensure_ascii=False, indent=2) + "\n")
+            self.out.write(json.dumps(shown, ensure_ascii=False, indent=2, allow_nan=False) + "\n")
         elif self.fmt == "table" and self.preview is None:
             self._table()
         self.out.flush()

@@ -38,7 +38,8 @@ RAY_PARAMS = (
         False,
         "--ray",
         help="Run the decoding and the model on a Ray cluster: $RAY_ADDRESS, else a new local Ray instance "
-        '(needs pip install "mmcli[ray]"; every Ray node must see the files at the same paths).',
+        "(needs mmcli's ray extra on every node, as `pip install -e '.[ray]'` in its clone installs it; "
+        "every Ray node must see the files at the same paths).",
     ),
     _opt(
         "ray_address",

@@ -125,7 +125,8 @@ def search(values: Values) -> int:
     result = choose_engine("search", folder, model, values["server"], on_note=say).search(request)
     warn_all(result.warnings)
     if result.threshold is not None:
-        say(f"mmcli: --threshold auto: {result.threshold:.4f}")
+        why = f" ({result.cutoff})" if result.cutoff else ""
+        say(f"mmcli: --threshold auto: {result.threshold:.4f}{why}")
     render(result.hits, view, out_format, nul=null, preview=shown)
     if not result.hits:
         say("mmcli: no results" + (" above the threshold" if request.threshold is not None else ""))

@@ -72,8 +72,10 @@ def serve(
             import fastapi  # noqa: F401
             import uvicorn  # noqa: F401
         except ImportError:
-            raise UsageError("mmcli serve needs FastAPI and uvicorn", hint='pip install "mmcli[serve]"') from None
-        from mmcli.serve.app import ServerConfig, beyond_loopback, refuse_second_server, run_server
+            from mmcli.config import install_command
+
+            raise UsageError("mmcli serve needs FastAPI and uvicorn", hint=install_command("serve")) from None
+        from mmcli.serve.app import ServerConfig, beyond_loopback, listen, refuse_second_server, run_server
 
         refuse_second_server()  # before the model loads and the banner says it is up
         roots = tuple(root.expanduser() for root in allow_root or [Path.cwd()])
@@ -92,17 +94,21 @@ def serve(
             max_upload=max_upload,
             warn=warn,
         )
-        engine = LocalEngine(folder, *model_choice.args, workers=1, warm=True)
-        engine.encoder()  # load the model and the towers small jobs use before saying the server is ready
-        engine.text_encoder()
-        engine.image_encoder(1)
-        if beyond_loopback(host):
-            warn(
-                f"--host {host!r} listens beyond this machine: anyone who can reach port {port} can search "
-                "this index and see its file names"
+        sock = listen(host, port)  # a port in use: one error line, before the model loads or "up" is said
+        try:
+            engine = LocalEngine(folder, *model_choice.args, workers=1, warm=True)
+            engine.encoder()  # load the model and the towers small jobs use before saying the server is ready
+            engine.text_encoder()
+            engine.image_encoder(1)
+            if beyond_loopback(host):
+                warn(
+                    f"--host {host!r} listens beyond this machine: anyone who can reach port {port} can search "
+                    "this index and see its file names"
+                )
+            say(
+                f"mmcli serve: http://{host}:{port}/ (search page; index {folder}, model {engine.spec.name}); "
+                f"images allowed under: {', '.join(str(r) for r in roots)}; docs at /docs"
             )
-        say(
-            f"mmcli serve: http://{host}:{port}/ (search page; index {folder}, model {engine.spec.name}); "
-            f"images allowed under: {', '.join(str(r) for r in roots)}; docs at /docs"
-        )
-        run_server(engine, config)
+            run_server(engine, config, sock)
+        finally:
+            sock.close()

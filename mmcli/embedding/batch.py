@@ -21,7 +21,7 @@ from mmcli.errors import ImageLoadError
 from mmcli.faults import fault_point
 from mmcli.media.files import read_facts, read_whole_stat
 from mmcli.media.images import DEFAULT_MAX_PIXELS, display_path, load_pixels
-from mmcli.results import FileFailure, ImageVector, ProgressFn
+from mmcli.results import NOT_A_NUMBER, FileFailure, ImageVector, ProgressFn
 
 if TYPE_CHECKING:
     from mmcli.media.preprocess import Preprocess
@@ -199,7 +199,7 @@ def embed_stream(
                 yield FileFailure(name, item.reason, read)
             else:
                 assert vectors is not None
-                yield ImageVector(name, vectors[row[i]], read)
+                yield _result(name, vectors[row[i]], read)
         done += len(held)
         held.clear()
         if on_progress:
@@ -216,6 +216,11 @@ def embed_stream(
             n_arrays = 0
     if held:
         yield from flush()
+
+
+def _result(name: str, vector: np.ndarray, read: Read | None) -> ImageVector | FileFailure:
+    """A file's vector, or its failure where the model gave NaN or infinite values (never stored or shown)."""
+    return ImageVector(name, vector, read) if np.isfinite(vector).all() else FileFailure(name, NOT_A_NUMBER, read)
 
 
 def use_device_decoding(encoder: Encoder) -> bool:
@@ -243,7 +248,7 @@ def _device_stream(
         for name in chunk:
             read = out.reads.get(name)
             if name in found:
-                yield ImageVector(name, found[name], read)
+                yield _result(name, found[name], read)
             else:
                 yield FileFailure(name, failed[name].reason if name in failed else "not decoded", read)
         done += len(chunk)

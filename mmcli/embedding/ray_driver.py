@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmcli.config import DEFAULT_MAX_PIXELS
+from mmcli.config import DEFAULT_MAX_PIXELS, install_command
 from mmcli.embedding.ray_files import check_shared_files
 from mmcli.embedding.ray_workers import Embedder, check_model, decode_task
 from mmcli.errors import MmcliError, UsageError
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from mmcli.media.preprocess import Preprocess
     from mmcli.models import ModelSpec
 
-INSTALL = 'pip install "mmcli[ray]"'
+INSTALL = install_command("ray")
 CPUS_PER_CPU_ACTOR = 8  # on a cluster without GPUs: one model per this many CPUs (at least one)
 DECODE_MEMORY = 256 * 2**20  # reserved per decoding task: a large photo decodes to a few hundred MB
 MAX_BLOCKS = 20_000  # decoding tasks per job at most

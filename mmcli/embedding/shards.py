@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmcli.atomic import atomic_write_bytes, write_embeddings
 from mmcli.errors import UsageError
@@ -103,16 +103,25 @@ def _forget_earlier(folder: Path) -> None:
                 (folder / name).unlink(missing_ok=True)
 
 
-def read_shards(folder: Path) -> tuple[np.ndarray, list[str]]:
-    """All rows of a folder of shards and their paths, in order (for tests and small folders)."""
-    import numpy as np
-
-    manifest = json.loads((folder / MANIFEST).read_text())
-    kind, _, version = str(manifest.get("format", "")).partition("/")
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """A folder's manifest, checked to be mmcli's, of this version."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{folder / MANIFEST}: unreadable ({exc})") from None
+    kind, _, version = str(manifest.get("format", "") if isinstance(manifest, dict) else "").partition("/")
     if kind != SHARDS_FORMAT.partition("/")[0]:
         raise UsageError(f"{folder}: not a folder of mmcli embeddings")
     if version != SHARDS_FORMAT.partition("/")[2]:
         raise UsageError(f"{folder} was written by a newer mmcli ({manifest['format']})", hint="upgrade mmcli")
+    return manifest
+
+
+def read_shards(folder: Path) -> tuple[np.ndarray, list[str]]:
+    """All rows of a folder of shards and their paths, in order (for tests and small folders)."""
+    import numpy as np
+
+    manifest = read_manifest(folder)
     vectors, paths = [], []
     for shard in manifest["shards"]:
         vectors.append(np.load(folder / shard["vectors"]))

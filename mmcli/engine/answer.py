@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 class Answer:
     hits: tuple[Hit, ...]
     threshold: float | None  # the cut-off "auto" chose
+    cutoff: str | None = None  # why, in words
 
 
 def answer(
@@ -39,11 +40,12 @@ def answer(
     force). ``second``: the re-ranking model of ``request.rerank``, loaded on first need."""
     terms = term_vectors(store, request.terms, engine, request.max_pixels, notes)
     q = combine(request.terms, terms)
-    auto = None
+    auto, why = None, None
     if request.auto_threshold:
         from mmcli.engine.cutoff import auto_cutoff
 
-        auto = auto_cutoff(store, index, q).threshold
+        chosen = auto_cutoff(store, index, q)
+        auto, why = chosen.threshold, chosen.why
     by_id: dict[int, np.ndarray] | None = None  # the hits' vectors, where re-ranking has them
     if request.rerank is None:
         best = ranked(store, index, q, request, request.top_k, request.min_score if auto is None else auto)
@@ -59,7 +61,7 @@ def answer(
     if request.explain:
         by_id = by_id if by_id is not None else _index_vectors(store, best)
         explained = {i: explain(request.terms, terms, by_id[i]) for _, i, _, _ in best if i in by_id}
-    return Answer(as_hits(store, best, request, explained), auto)
+    return Answer(as_hits(store, best, request, explained), auto, why)
 
 
 def _index_vectors(store: Store, best: list[Found]) -> dict[int, np.ndarray]:

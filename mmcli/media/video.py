@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmcli.config import DEFAULT_MAX_PIXELS
+from mmcli.config import DEFAULT_MAX_PIXELS, install_command
 from mmcli.errors import ImageLoadError
 from mmcli.media.files import media_stat
 from mmcli.media.images import VIDEO_EXTENSIONS
@@ -44,7 +44,7 @@ DEFAULT_EVERY = 2.0  # seconds between samples
 DEFAULT_MAX_FRAMES = 2000  # samples per video
 CUT = 0.1  # mean absolute difference (0..1) of thumbnails that counts as a sharp change (a pan: ~0.03)
 THUMB = (16, 9)  # blocks of the Y, U, V thumbnails compared for change detection (Y alone misses blue -> green)
-INSTALL_HINT = 'PyAV is not installed, which video needs: pip install "mmcli[video]"'
+INSTALL_HINT = f"PyAV is not installed, which video needs: {install_command('video')}"
 
 
 def is_video(path: str | os.PathLike[str]) -> bool:

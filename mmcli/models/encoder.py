@@ -19,9 +19,16 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def resolve_device(device: str) -> str:
+def check_names(device: str, precision: str) -> None:
+    """Refuse a device or precision this build does not know (a usage error), without torch."""
     if device not in DEVICES:
         raise UsageError(f"unknown device {device!r}", hint=f"choose one of: {', '.join(DEVICES)}")
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}", hint=f"choose one of: {', '.join(PRECISIONS)}")
+
+
+def resolve_device(device: str) -> str:
+    check_names(device, "auto")
     import torch
 
     if device == "auto":
@@ -93,10 +100,13 @@ def describe_encoder(spec: ModelSpec) -> EncoderShape:
 
 def load_encoder(spec: ModelSpec, device: str = "auto", precision: str = "auto") -> Encoder:
     """Build the model of ``spec`` on ``device`` in ``precision`` and load its weights."""
+    from mmcli.models.weights import check_reachable, resolve
+
+    check_names(device, precision)  # a usage error first, then weights that cannot be had now:
+    check_reachable(spec)  # both before seconds of importing torch
     import torch
 
     from mmcli.models.build import build_model
-    from mmcli.models.weights import resolve
 
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)

@@ -166,11 +166,12 @@ def _export(
 
 
 def _fp32_cpu(spec: ModelSpec, encoder: Encoder | None) -> Encoder:
-    import torch
+    if encoder is not None:
+        import torch  # (loaded already, with the encoder)
 
-    if encoder is not None and encoder.device == "cpu" and encoder.dtype == torch.float32:
-        return encoder
-    from mmcli.models import load_encoder
+        if encoder.device == "cpu" and encoder.dtype == torch.float32:
+            return encoder
+    from mmcli.models import load_encoder  # (which says before importing torch when the weights cannot be had)
 
     return load_encoder(spec, device="cpu", precision="fp32")
 

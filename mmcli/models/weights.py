@@ -184,6 +184,34 @@ def _hub_file(repo: str, filename: str, what: str) -> Path:
         hub_logger.setLevel(level)
 
 
+def check_reachable(spec: ModelSpec) -> None:
+    """Fail fast where the weights of ``spec`` are in no local cache and cannot be downloaded now
+    (HF_HUB_OFFLINE, or no network): the error ``resolve`` would end with, in milliseconds and before
+    torch or open_clip is imported (they take seconds). Only specs whose hub repo is known without
+    open_clip are checked here (hf-hub: specs, the aliases' ARCH:TAG in models.toml); others go on."""
+    from mmcli.models.spec import aliases
+
+    if spec.source and spec.source.startswith("hf-hub:"):
+        repo, what = spec.source[len("hf-hub:") :], spec.source
+    elif spec.source or spec.weights is not None or not spec.arch or not spec.tag:
+        return  # a folder or a file: no hub
+    else:
+        named = f"{spec.arch}:{spec.tag}"
+        hubs = [entry.get("hub") for entry in aliases().values() if entry.get("spec") == named]
+        if not hubs or not hubs[0]:
+            return
+        repo = hubs[0]
+        arch = spec.arch
+        if spec.tag == "openai" and not arch.endswith("-quickgelu"):
+            arch += "-quickgelu"  # (as pretrained_location names it)
+        what = f"{arch}:{spec.tag}"
+    if hub_cached(repo, HF_WEIGHTS) is not None:
+        return
+    reason = _offline_reason()
+    if reason:
+        raise ModelError(f"cannot get the weights of {what}: {reason}", hint=offline_hint())
+
+
 def _check_arch(arch: str) -> None:
     import open_clip
 

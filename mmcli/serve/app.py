@@ -39,6 +39,8 @@ from mmcli.serve.client import NONCE_HEADER, PROOF_HEADER, discovery_file, proof
 from mmcli.serve.guards import BadPath, BodyLimit, HostOriginGuard, PathGuard, Refused, named_files
 
 if TYPE_CHECKING:
+    import socket
+
     from mmcli.engine.local import LocalEngine
 
 DEFAULT_MAX_BODY = 1_000_000
@@ -215,9 +217,35 @@ def release_discovery(path: Path, config: ServerConfig) -> None:
         pass
 
 
-def run_server(engine: LocalEngine, config: ServerConfig) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` as uvicorn binds it, taken before anything says the server is
+    up (and before the model loads): a port in use is one error line, not uvicorn's ``[Errno 98]``."""
+    import errno
+    import socket
+
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise MmcliError(
+                f"{where} is in use",
+                hint=f"pick another port with --port, or stop what listens there (a running mmcli serve answers "
+                f"http://{where}/health; search through it with --server http://{where})",
+            ) from None
+        reason = "no such address here" if isinstance(exc, socket.gaierror) else exc.strerror or str(exc)
+        raise MmcliError(f"cannot listen on {where}: {reason}") from None
+    return sock
+
+
+def run_server(engine: LocalEngine, config: ServerConfig, sock: socket.socket | None = None) -> None:
+    """Serve until stopped, on ``sock`` (from ``listen``; taken here when None)."""
     import uvicorn
 
+    sock = sock or listen(config.host, config.port)
     path = claim_discovery(engine, config)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: exit through Python so the
     # discovery file is removed below
@@ -226,9 +254,10 @@ def run_server(engine: LocalEngine, config: ServerConfig) -> None:
 
     app = NoTracebacks(create_app(engine, config), config.warn or _log_warning)
     try:
-        uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+        uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning")).run([sock])
     finally:
         release_discovery(path, config)
+        sock.close()
 
 
 def _log_warning(message: str) -> None:

@@ -28,6 +28,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, Field, ValidationError
 
+from mmcli.config import install_command
 from mmcli.errors import MmcliError
 from mmcli.queries.build import classify_request, search_request
 from mmcli.results import DupeGroup, Hit, LabelScore, SearchResult, Segment
@@ -41,7 +42,7 @@ THUMB_SIDE = 128
 MAX_THUMBS = 12
 MAX_THUMB_BYTES = 400_000
 MAX_FILES = 100  # per classify call
-INSTALL_HINT = 'pip install "mmcli[mcp]" (the official MCP Python SDK)'
+INSTALL_HINT = f"{install_command('mcp')} (the official MCP Python SDK)"
 INSTRUCTIONS = (
     "Search and classify the user's own photos and videos in a local mmcli index (CLIP embeddings). "
     "`search` finds pictures by a text description and/or an example image, with optional +/- terms, "
