@@ -88,6 +88,16 @@ def test_the_fast_reader_hands_the_body_what_typer_hands_it(
     assert len(seen) == 2 and seen[0] == seen[1] and set(seen[0]) == {o.name for o in COMMANDS[command].options}
 
 
+def test_no_flag_is_declared_twice_in_a_command() -> None:
+    from mmcli.cli.ocr import COMMAND as OCR
+
+    for declared in (SEARCH, CLASSIFY, OCR):
+        flags = [f for o in declared.options for f in o.flags]
+        assert len(flags) == len(set(flags)), declared.name
+        names = [o.name for o in declared.options]
+        assert len(names) == len(set(names)), declared.name
+
+
 def test_the_typer_command_is_the_declaration() -> None:
     group = typer.main.get_command(app)
     for name, declared in COMMANDS.items():

@@ -28,7 +28,7 @@ app = typer.Typer(
 
 COMMANDS = (
     typer_command(classify.COMMAND),
-    ocr.ocr,
+    typer_command(ocr.COMMAND),
     embed.embed,
     index.index_cmd,
     typer_command(search.COMMAND),
