@@ -89,9 +89,10 @@ def test_the_fast_reader_hands_the_body_what_typer_hands_it(
 
 
 def test_no_flag_is_declared_twice_in_a_command() -> None:
+    from mmcli.cli.index import COMMAND as INDEX
     from mmcli.cli.ocr import COMMAND as OCR
 
-    for declared in (SEARCH, CLASSIFY, OCR):
+    for declared in (SEARCH, CLASSIFY, OCR, INDEX):
         flags = [f for o in declared.options for f in o.flags]
         assert len(flags) == len(set(flags)), declared.name
         names = [o.name for o in declared.options]

@@ -30,7 +30,7 @@ COMMANDS = (
     typer_command(classify.COMMAND),
     typer_command(ocr.COMMAND),
     embed.embed,
-    index.index_cmd,
+    typer_command(index.COMMAND),
     typer_command(search.COMMAND),
     index.info,
     index.indexes,

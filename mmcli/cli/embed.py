@@ -19,11 +19,12 @@ from mmcli.cli.groups import (
     VideoChoice,
     input_options,
     model_options,
+    ray_options,
     run_options,
     video_options,
 )
 from mmcli.cli.options import QuietOpt, command
-from mmcli.cli.ray_group import RayChoice, ray_options
+from mmcli.cli.ray_group import RayChoice
 from mmcli.errors import NoImagesError, UsageError
 
 if TYPE_CHECKING:

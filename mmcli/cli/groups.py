@@ -9,7 +9,7 @@
 ``@input_options``   inputs argument, -z, --include-hidden      -> ``source: InputChoice``
 ``@picture_options`` --html/--grid                              -> ``pictures: PictureChoice``
 ``@ray_options``     --ray/--ray-address/--ray-actors/--ray-gpus-per-actor -> ``ray_choice: RayChoice``
-                    (in ``ray_group.py``)
+                    (declared in ``ray_group.py``)
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
-
-import typer
+from typing import Any, TypeVar
 
 from mmcli.cli.console import funnel
 from mmcli.cli.declare import (
@@ -40,6 +38,7 @@ from mmcli.cli.declare import (
     model_options as declared_model_options,
 )
 from mmcli.cli.options import parameter
+from mmcli.cli.ray_group import RAY_OPTIONS, RayChoice
 from mmcli.queries.requests import MAX_SECONDS, real, whole
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,14 +57,6 @@ class VideoChoice:
 
 
 __all__ = ["InputChoice", "ModelChoice", "PictureChoice", "RunChoice", "VideoChoice"]  # (the choices, for commands)
-
-
-def _opt(name: str, kind: Any, default: Any, *flags: str, **settings: Any) -> inspect.Parameter:
-    """One keyword-only command parameter ``name: Annotated[kind, typer.Option(*flags)] = default`` (options
-    Click converts itself: ``ray_group.py``)."""
-    settings.setdefault("show_default", default is not None and default is not False)
-    info = typer.Argument(**settings) if not flags else typer.Option(*flags, **settings)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, info])
 
 
 def _group(target: str, params: Sequence[inspect.Parameter], build: Callable[..., Any]) -> Callable[[F], F]:
@@ -124,6 +115,11 @@ def index_model_options(fn: F) -> F:
 def run_options(fn: F) -> F:
     """Adds --batch-size/--workers/--max-pixels; the command receives ``run: RunChoice``."""
     return _declared("run", RUN_OPTIONS, RunChoice)(fn)
+
+
+def ray_options(fn: F) -> F:
+    """Adds --ray/--ray-address/--ray-actors/--ray-gpus-per-actor; the command receives ``ray_choice: RayChoice``."""
+    return _declared("ray_choice", RAY_OPTIONS, RayChoice)(fn)
 
 
 def video_options(fn: F) -> F:
