@@ -23,7 +23,7 @@ import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mmcli.errors import ImageLoadError, MmcliError, UsageError
 
@@ -90,27 +90,28 @@ class Index:
         changed files embedded, renamed and copied ones reused without the model, vanished ones kept as
         missing (``prune=True`` drops them). ``model``: for a new index (default: the configured model);
         an existing index keeps its own. Files that cannot be read are counted in ``.failed``."""
+        from mmcli.index.job import IndexJob
         from mmcli.index.sync import run_index
 
         roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         if not roots:
             raise UsageError("Index.add: no paths given")
-        summary = run_index(
-            self.folder,
-            [os.fspath(Path(os.fspath(r)).expanduser()) for r in roots],
+        job = IndexJob(
+            roots,
             model=model,
-            weights=os.fspath(weights) if weights is not None else None,
+            weights=weights,  # type: ignore[arg-type]
             device=device,
             precision=precision,
             include_hidden=include_hidden,
-            exclude=tuple(exclude),
+            exclude=exclude,
             batch_size=batch_size,
             workers=workers,
-            on_progress=on_progress,
             prune=prune,
             every=every,
             max_frames=max_frames,
+            on_progress=on_progress,
         )
+        summary = run_index(self.folder, job)
         _warn(summary.warnings)
         return summary
 
@@ -158,34 +159,25 @@ class Index:
         after: str | None = None,
         before: str | None = None,
         within: PathLike | None = None,
-        threshold: float | None = None,
+        threshold: float | Literal["auto"] | None = None,
         sort: Literal["score", "date", "-date"] = "score",
         all_moments: bool = False,
         exact: bool = False,
+        **more: Any,
     ) -> list[Hit]:
         """The ``k`` best matches of a text ``query``, an example ``image``, or both, as `mmcli search`:
         ``add``/``sub`` terms (``"[WEIGHT:]TEXT-OR-IMAGE-PATH"``), dates ``after``/``before`` (``YYYY``,
         ``YYYY-MM``, ``YYYY-MM-DD`` or ISO date-times; ``before`` includes all of its day, month or year),
-        ``within`` a folder, ``threshold`` a minimum score, ``sort`` by score or date. A video gives one
-        hit (its best moment, ``.time`` in seconds) unless ``all_moments``."""
-        from mmcli.media.taken import period
-        from mmcli.queries import SearchRequest, build_terms
+        ``within`` a folder, ``threshold`` a minimum score (or "auto"), ``sort`` by score or date. A video
+        gives one hit (its best moment, ``.time`` in seconds) unless ``all_moments``. ``more``: any other
+        option of `mmcli search` by its name there (``rerank="vit-l-14"``, ``rerank_k=50``, ``explain=True``).
+        Values are checked as the command line checks them: a ``UsageError`` for one out of range."""
+        from mmcli.queries.build import search_request
 
-        if k < 1:
-            raise UsageError(f"k must be at least 1, not {k}")
-        terms = build_terms(query, os.fspath(image) if image is not None else None, list(add), list(sub))
-        start, stop = period(after, before)
-        request = SearchRequest(
-            terms,
-            k,
-            threshold,
-            SearchRequest.folder(os.fspath(within) if within is not None else None),
-            exact,
-            after=start,
-            before=stop,
-            sort=sort,
-            all_moments=all_moments,
-        )
+        request = search_request(
+            query=query, image=image, add=add, sub=sub, after=after, before=before, within=within, top_k=k,
+            threshold=threshold, sort=sort, all_moments=all_moments, exact=exact, **more,
+        )  # fmt: skip
         result = self._local().search(request)
         _warn(result.warnings)
         return list(result.hits)
@@ -233,11 +225,9 @@ def classify(
     keywords into each picture's XMP sidecar, as `classify --write-xmp` (``True`` or ``"darktable"``:
     ``photo.jpg.xmp``; ``"adobe"``: ``photo.xmp``), under ``xmp_prefix``; ``xmp_replace`` takes out
     our keywords this run does not give. A sidecar left as it was is an ``MmcliWarning``."""
-    from mmcli.config import templates_named
-    from mmcli.engine.classify import check_templates
     from mmcli.engine.local import LocalEngine
     from mmcli.media.images import expand_inputs
-    from mmcli.queries import ClassifyRequest
+    from mmcli.queries.build import classify_request
     from mmcli.results import FileFailure
 
     if errors not in ("raise", "skip"):
@@ -246,13 +236,9 @@ def classify(
     files = [os.fspath(p) for p in expand_inputs([os.fspath(i) for i in inputs], videos=True)]
     if not files:
         raise UsageError("classify: no image files in the paths given")
-    if isinstance(labels, str) or not [label for label in labels if label.strip()]:
-        raise UsageError("classify: labels must be a list of label texts, e.g. labels=['cat', 'dog']")
-    chosen = templates_named(templates) if isinstance(templates, str) else list(templates)
-    cut = threshold if threshold is not None else (0.5 if multi_label else None)
-    request = ClassifyRequest(
-        tuple(files), tuple(labels), tuple(check_templates(chosen)), multi_label, top_k, cut, every=every,
-        max_frames=max_frames,
+    request = classify_request(
+        paths=files, labels=labels, templates=templates, multi_label=multi_label, top_k=top_k, threshold=threshold,
+        every=every, max_frames=max_frames,
     )  # fmt: skip
     sidecars = _sidecar_writer(request, write_xmp, xmp_prefix, xmp_replace)
     engine = LocalEngine(None, model, os.fspath(weights) if weights is not None else None, device, precision)

@@ -7,8 +7,9 @@ Every ``MMCLI_*`` variable is read here, in ``settings()``, and nowhere else:
     MMCLI_CACHE           disposable caches: text embeddings (platform cache dir)
     MMCLI_MODEL           the default --model
     MMCLI_SERVER          a running `mmcli serve` to use (URL), or off/0/no/none for never
-    MMCLI_DAEMON          off/0/no/none/false: no resident helper for search and classify (default on)
-    MMCLI_DAEMON_IDLE     seconds the resident helper waits for a query before it exits (default 600)
+    MMCLI_HELPER          off/0/no/none/false: no resident helper for search and classify (default on)
+    MMCLI_HELPER_IDLE     seconds the resident helper waits for a query before it exits (default 600)
+                          (MMCLI_DAEMON, MMCLI_DAEMON_IDLE: their older names, read when these are unset)
     MMCLI_WORKERS         decoding processes (default: the CPUs this process may use)
     MMCLI_MAX_PIXELS      the default --max-pixels (decompression-bomb limit)
     MMCLI_DEVICE_DECODE   0: never decode JPEGs on the GPU
@@ -38,7 +39,9 @@ from mmcli.errors import UsageError
 
 DEFAULT_MODEL = "ViT-B-32-256:datacomp_s34b_b86k"
 DEFAULT_MAX_PIXELS = 256_000_000  # a 200 MP phone photo fits; a 40000 x 40000 bomb does not
-DEFAULT_DAEMON_IDLE = 600.0  # seconds
+DEFAULT_HELPER_IDLE = 600.0  # seconds
+HELPER, HELPER_IDLE = "MMCLI_HELPER", "MMCLI_HELPER_IDLE"
+HELPER_NAMES = (HELPER, HELPER_IDLE, "MMCLI_DAEMON", "MMCLI_DAEMON_IDLE")  # (the older names still read)
 SERVER_OFF = ("0", "off", "no", "none", "false")
 DISTRIBUTION = "mmcli-clip"  # the name pip knows this project by (on PyPI, "mmcli" is another project)
 
@@ -57,8 +60,8 @@ class Settings:
     cpu_bf16: bool
     fault: str
     fault_marks: str = ""
-    daemon: bool = True  # a resident helper answers search and classify (mmcli.serve.daemon)
-    daemon_idle: float = DEFAULT_DAEMON_IDLE
+    helper: bool = True  # a resident helper answers search and classify (mmcli.helper)
+    helper_idle: float = DEFAULT_HELPER_IDLE
 
 
 def _env_int(name: str, env: dict[str, str] | os._Environ[str]) -> int | None:
@@ -115,8 +118,8 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         cpu_bf16=e.get("MMCLI_CPU_BF16", "1") != "0",
         fault=e.get("MMCLI_FAULT", ""),
         fault_marks=e.get("MMCLI_FAULT_MARKS", ""),
-        daemon=e.get("MMCLI_DAEMON", "").strip().lower() not in SERVER_OFF,
-        daemon_idle=_env_seconds("MMCLI_DAEMON_IDLE", e, DEFAULT_DAEMON_IDLE),
+        helper=e.get(HELPER, e.get("MMCLI_DAEMON", "")).strip().lower() not in SERVER_OFF,
+        helper_idle=_env_seconds(HELPER_IDLE if HELPER_IDLE in e else "MMCLI_DAEMON_IDLE", e, DEFAULT_HELPER_IDLE),
     )
 
 

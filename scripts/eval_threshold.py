@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mmcli.demo.shapes import COLOURS, SHAPES, ShapeSpec, all_specs, draw_shape, write_corpus  # noqa: E402
 from mmcli.engine import cutoff  # noqa: E402
 from mmcli.engine.local import LocalEngine  # noqa: E402
+from mmcli.index.job import IndexJob  # noqa: E402
 from mmcli.index.sync import run_index  # noqa: E402
 from mmcli.queries import SearchRequest, build_terms  # noqa: E402
 
@@ -96,7 +97,10 @@ def draw_queries(folder: Path) -> list[tuple[Path, ShapeSpec]]:
 def build(folder: Path, count: int, seed: int, model: str) -> tuple[Path, list[tuple[Path, ShapeSpec]]]:
     """A labelled corpus of ``count`` shapes in ``folder``/photos, indexed in ``folder``/index."""
     written = write_corpus(folder / "photos", count, seed=seed)
-    run_index(folder / "index", [str(folder / "photos")], model=model, device="cpu", precision="fp32", workers=1)
+    run_index(
+        folder / "index",
+        IndexJob([str(folder / "photos")], model=model, device="cpu", precision="fp32", workers=1),
+    )
     return folder / "index", written
 
 

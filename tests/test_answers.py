@@ -354,11 +354,12 @@ def test_rerank_keeps_vectors_beside_the_index_so_a_repeat_embeds_nothing(corpus
 def test_a_hit_whose_file_is_gone_is_left_out_of_a_rerank_with_a_warning(tmp_path: Path, second: str) -> None:
     from mmcli.demo.shapes import write_corpus
     from mmcli.engine.local import LocalEngine
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
     from mmcli.queries import SearchRequest, build_terms
 
     written = write_corpus(tmp_path / "photos", 8, seed=11)
-    run_index(tmp_path / "index", [str(tmp_path / "photos")], model=TINY, device="cpu", precision="fp32")
+    run_index(tmp_path / "index", IndexJob([str(tmp_path / "photos")], model=TINY, device="cpu", precision="fp32"))
     engine = LocalEngine(tmp_path / "index", device="cpu", precision="fp32")
     request = SearchRequest(build_terms("a shape", None), top_k=8, rerank=second)
     first = engine.search(request)
@@ -453,6 +454,7 @@ def test_no_score_that_is_not_a_number_is_ever_output(tmp_path: Path) -> None:
 def test_a_vector_the_model_gives_as_nan_is_a_failed_file_never_stored(tmp_path: Path, monkeypatch) -> None:
     from mmcli.demo.shapes import write_corpus
     from mmcli.embedding.batch import embed_stream
+    from mmcli.index.job import IndexJob
     from mmcli.index.store import Store
     from mmcli.index.sync import run_index
     from mmcli.models import load_encoder, parse_model_spec
@@ -472,7 +474,8 @@ def test_a_vector_the_model_gives_as_nan_is_a_failed_file_never_stored(tmp_path:
     results = list(embed_stream(encoder, [str(p) for p, _ in written], batch_size=8, workers=1))
     assert isinstance(results[0], FileFailure) and results[0].reason == NOT_A_NUMBER
     assert all(isinstance(r, ImageVector) and np.isfinite(r.vector).all() for r in results[1:])
-    summary = run_index(tmp_path / "index", [str(tmp_path / "photos")], model=TINY, device="cpu", precision="fp32")
+    job = IndexJob([str(tmp_path / "photos")], model=TINY, device="cpu", precision="fp32")
+    summary = run_index(tmp_path / "index", job)
     assert summary.failed == 1 and summary.added == 4
     store = Store(tmp_path / "index", create=False)
     assert all(np.isfinite(vecs).all() for _, vecs in store.vectors())
@@ -495,6 +498,7 @@ def test_rerank_embeds_a_video_at_its_moment(tmp_path: Path, second: str, shapes
     from videos import write_video
 
     from mmcli.engine.local import LocalEngine
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
     from mmcli.media.video import sample_video
     from mmcli.queries import SearchRequest, build_terms
@@ -503,7 +507,7 @@ def test_rerank_embeds_a_video_at_its_moment(tmp_path: Path, second: str, shapes
     folder.mkdir()
     video = write_video(folder / "scenes.mp4")
     shutil.copy(shapes_dir / "blue_square.jpg", folder / "blue_square.jpg")
-    run_index(tmp_path / "index", [str(folder)], model=TINY, device="cpu", precision="fp32", workers=1)
+    run_index(tmp_path / "index", IndexJob([str(folder)], model=TINY, device="cpu", precision="fp32", workers=1))
     request = SearchRequest(build_terms("a blue square", None), top_k=20, all_moments=True, rerank=second)
     hits = LocalEngine(tmp_path / "index", device="cpu", precision="fp32", workers=1).search(request).hits
     encoder = _encoder(second)

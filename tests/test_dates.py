@@ -19,11 +19,13 @@ import mmcli.models
 from mmcli.cli import app
 from mmcli.demo.shapes import ShapeSpec, draw_shape
 from mmcli.engine.local import LocalEngine
+from mmcli.index.job import IndexJob
 from mmcli.index.open import index_info
 from mmcli.index.schema import FORMAT_VERSION
 from mmcli.index.sync import run_index
-from mmcli.media.taken import exif_date, parse_date, period
+from mmcli.media.taken import exif_date
 from mmcli.queries import SearchRequest, build_terms
+from mmcli.queries.dates import parse_date, period
 
 UTC = dt.timezone.utc
 
@@ -69,7 +71,7 @@ def _write(folder: Path) -> None:
 def dated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("dated")
     _write(base / "photos")
-    run_index(base / "idx", [str(base / "photos")], model=TINY, workers=1)
+    run_index(base / "idx", IndexJob([str(base / "photos")], model=TINY, workers=1))
     return base / "photos", base / "idx"
 
 
@@ -339,7 +341,7 @@ def test_an_index_of_format_2_gets_its_dates_in_place_without_the_model(
 
     with monkeypatch.context() as m:
         _no_model(m)
-        s = run_index(index, [str(photos)], workers=1)
+        s = run_index(index, IndexJob([str(photos)], workers=1))
     assert (s.unchanged, s.dated, s.added, s.updated, s.model_loaded) == (len(FILES), len(FILES), 0, 0, False)
     after_rows, after_meta = _snapshot(index)
     assert after_rows == rows  # same ids, paths, hashes and vector bytes: not re-embedded
@@ -352,5 +354,5 @@ def test_an_index_of_format_2_gets_its_dates_in_place_without_the_model(
     }
     with monkeypatch.context() as m:
         _no_model(m)
-        s = run_index(index, [str(photos)], workers=1)
+        s = run_index(index, IndexJob([str(photos)], workers=1))
     assert (s.unchanged, s.dated, s.model_loaded) == (len(FILES), 0, False)  # read once

@@ -35,10 +35,11 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def index(media: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
 
     folder = tmp_path_factory.mktemp("idx")
-    s = run_index(folder, [str(media)], model=TINY, device="cpu", precision="fp32", workers=1)
+    s = run_index(folder, IndexJob([str(media)], model=TINY, device="cpu", precision="fp32", workers=1))
     assert (s.added, s.failed, s.moments) == (5, 0, 5)
     return folder
 

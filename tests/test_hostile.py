@@ -126,6 +126,7 @@ def test_file_deleted_between_scan_and_decode_and_rewritten_while_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mmcli.index.sync as sync
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
 
     folder = tmp_path / "p"
@@ -142,7 +143,7 @@ def test_file_deleted_between_scan_and_decode_and_rewritten_while_read(
 
     monkeypatch.setattr(sync, "find_changes", racing_scan)
     failures = []
-    s = run_index(tmp_path / "idx", [str(folder)], model=TINY, workers=1, on_failure=failures.append)
+    s = run_index(tmp_path / "idx", IndexJob([str(folder)], model=TINY, workers=1, on_failure=failures.append))
     assert [f.path for f in failures] == [str(folder / "red.jpg")] and "no such file" in failures[0].reason
     assert s.added == 2 and s.failed == 1
     with sqlite3.connect(tmp_path / "idx" / "index.sqlite") as db:
@@ -150,6 +151,6 @@ def test_file_deleted_between_scan_and_decode_and_rewritten_while_read(
     # the hash is of the bytes that were embedded (the rewrite), not of what was there at the scan
     assert stored == hashlib.sha256((folder / "blue.jpg").read_bytes()).hexdigest()
     monkeypatch.undo()
-    s = run_index(tmp_path / "idx", [str(folder)], workers=1)
+    s = run_index(tmp_path / "idx", IndexJob([str(folder)], workers=1))
     assert s.missing == 1  # the deleted file's row is kept as missing (out of searches)
     assert s.updated == 1  # the rewritten file changed mtime/size: embedded again

@@ -140,6 +140,7 @@ def test_every_that_is_not_a_number_of_seconds_is_a_usage_error(runner, tmp_path
 
 def test_every_is_checked_by_the_core_too(tmp_path: Path) -> None:
     from mmcli.errors import UsageError
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
     from mmcli.queries import ClassifyRequest
 
@@ -147,12 +148,12 @@ def test_every_is_checked_by_the_core_too(tmp_path: Path) -> None:
         with pytest.raises(UsageError):
             ClassifyRequest(("x.mp4",), ("a",), every=bad)
         with pytest.raises(UsageError):
-            run_index(tmp_path / "idx", [str(tmp_path)], model=TINY, every=bad)
+            run_index(tmp_path / "idx", IndexJob([str(tmp_path)], model=TINY, every=bad))
 
 
 # ------------------------------------------------------------------------------------------ 13. dates users give
 def test_years_up_to_9999_are_dates_and_an_empty_date_is_an_error(runner, tmp_path: Path) -> None:
-    from mmcli.media.taken import as_text, parse_date, period
+    from mmcli.queries.dates import as_text, parse_date, period
 
     end = parse_date("9999", end=True)
     assert end == 253402300800.0 and parse_date(as_text(end), end=True) == end  # the end of 9999 round-trips
@@ -457,7 +458,7 @@ def test_a_video_hit_shows_its_moment_and_more_like_this_uses_it(served) -> None
         names = [Path(h["path"]).name for h in reply["hits"]]
         assert names[0] == expected and "clip.mp4" not in names, (t, names)
     for bad in ({"image": str(clip), "time": -1}, {"text": "x", "time": 1}, {"image": str(clip), "time": "inf"}):
-        assert _json(url + "/search", {"terms": [bad]})[0] == 422
+        assert _json(url + "/search", {"terms": [bad]})[0] == 400
 
 
 # ----------------------------------------------------- 12. JSON whatever the content type; foreign forms refused

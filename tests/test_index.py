@@ -18,6 +18,7 @@ import mmcli.models
 from mmcli.cli import app
 from mmcli.demo.shapes import ShapeSpec, all_specs, draw_shape, write_corpus
 from mmcli.engine.local import LocalEngine
+from mmcli.index.job import IndexJob
 from mmcli.index.store import Store
 from mmcli.index.sync import run_index
 from mmcli.queries import SearchRequest, build_terms
@@ -49,31 +50,31 @@ def _no_model(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_add_modify_delete_rename_copy(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = tmp_path / "idx"
-    s = run_index(index, [str(photos)], model=TINY, workers=1)
+    s = run_index(index, IndexJob([str(photos)], model=TINY, workers=1))
     assert (s.scanned, s.added, s.failed, s.model_loaded) == (13, 13, 0, True)
     assert set(_rows(index)) == {str(p) for p in photos.rglob("*") if p.is_file()}
 
     with monkeypatch.context() as m:
         _no_model(m)
-        s = run_index(index, [str(photos)], workers=1)  # nothing changed: no model
+        s = run_index(index, IndexJob([str(photos)], workers=1))  # nothing changed: no model
         assert (s.unchanged, s.added, s.model_loaded) == (13, 0, False)
 
         first = sorted(photos.glob("*.jpg"))[0]
         first.rename(photos / "sub" / "moved.jpg")  # rename/move: vector reused, no model
         shutil.copy(photos / "sub" / "blue_star.png", photos / "copy.png")  # copy: vector reused
-        s = run_index(index, [str(photos)], workers=1)
+        s = run_index(index, IndexJob([str(photos)], workers=1))
         assert (s.renamed, s.copied, s.removed, s.added, s.model_loaded) == (1, 1, 0, 0, False)
 
         victim = sorted(photos.glob("*.jpg"))[1]
         victim.unlink()
-        s = run_index(index, [str(photos)], workers=1)
+        s = run_index(index, IndexJob([str(photos)], workers=1))
         assert (s.missing, s.removed, s.unchanged) == (1, 0, 13)  # kept as missing, out of searches
-        s = run_index(index, [str(photos)], workers=1, prune=True)
+        s = run_index(index, IndexJob([str(photos)], workers=1, prune=True))
         assert (s.missing, s.removed, s.unchanged) == (0, 1, 13)  # --prune drops it
 
     modified = sorted(photos.glob("*.jpg"))[2]
     draw_shape(ShapeSpec("green", "triangle"), size=160, seed=99).save(modified)
-    s = run_index(index, [str(photos)], workers=1)
+    s = run_index(index, IndexJob([str(photos)], workers=1))
     assert (s.updated, s.added, s.model_loaded) == (1, 0, True)
     assert set(_rows(index)) == {str(p) for p in photos.rglob("*") if p.is_file()}
 
@@ -83,14 +84,14 @@ def test_failed_files_are_recorded_and_not_retried(
 ) -> None:
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
     index = tmp_path / "idx"
-    s = run_index(index, [str(photos)], model=TINY, workers=1)
+    s = run_index(index, IndexJob([str(photos)], model=TINY, workers=1))
     assert s.failed == 1 and _rows(index)[str(photos / "broken.jpg")] == "failed"
     db = sqlite3.connect(index / "index.sqlite")
     assert "not an image" in db.execute("SELECT error FROM files WHERE status = 'failed'").fetchone()[0]
     db.close()
     with monkeypatch.context() as m:
         _no_model(m)
-        s = run_index(index, [str(photos)], workers=1)
+        s = run_index(index, IndexJob([str(photos)], workers=1))
         assert s.failed == 0 and s.unchanged == 14
 
 
@@ -98,8 +99,8 @@ def test_rows_outside_the_roots_are_kept(photos: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     write_corpus(other, 3, seed=2)
     index = tmp_path / "idx"
-    run_index(index, [str(photos), str(other)], model=TINY, workers=1)
-    s = run_index(index, [str(other)], workers=1)
+    run_index(index, IndexJob([str(photos), str(other)], model=TINY, workers=1))
+    s = run_index(index, IndexJob([str(other)], workers=1))
     assert s.removed == 0 and len(_rows(index)) == 16
 
 
@@ -112,7 +113,7 @@ def test_faiss_equals_numpy_ranking(photos: Path, tmp_path: Path, monkeypatch: p
     if faiss:
         monkeypatch.setattr(mmcli.engine.search, "COLD_BRUTE_MAX", 0)
     index = tmp_path / "idx"
-    run_index(index, [str(photos)], model=TINY, workers=1)
+    run_index(index, IndexJob([str(photos)], model=TINY, workers=1))
     engine = LocalEngine(index)
     hits = engine.search(SearchRequest(build_terms("a blue star", None, (), ()), top_k=50)).hits
     q = engine.text_encoder().encode_texts(["a blue star"])[0]  # the query vector the search used
@@ -135,14 +136,14 @@ def test_red_circles_lead_the_results(tmp_path: Path) -> None:
     for i in range(11):
         draw_shape(ShapeSpec("red", "circle"), size=160, seed=8000 + i).save(folder / f"x{i:02d}_red_circle.jpg")
     index = tmp_path / "idx"
-    run_index(index, [str(folder)], model=TINY)
+    run_index(index, IndexJob([str(folder)], model=TINY))
     hits = LocalEngine(index).search(SearchRequest(build_terms("a red circle", None, (), ()), top_k=10)).hits
     assert sum("red_circle" in h.path for h in hits) >= 8
 
 
 def test_image_query_combined_terms_in_and_threshold(photos: Path, tmp_path: Path) -> None:
     index = tmp_path / "idx"
-    run_index(index, [str(photos)], model=TINY, workers=1)
+    run_index(index, IndexJob([str(photos)], model=TINY, workers=1))
     star = photos / "sub" / "blue_star.png"
     hits = LocalEngine(index).search(SearchRequest(build_terms(None, str(star), (), ()), top_k=5)).hits
     assert str(star) not in [h.path for h in hits]  # the query image is left out
@@ -259,7 +260,7 @@ def test_second_indexer_exits_clearly_and_search_works_meanwhile(photos: Path, t
     from mmcli.index.lock import IndexLock
 
     index = tmp_path / "idx"
-    run_index(index, [str(photos)], model=TINY, workers=1)
+    run_index(index, IndexJob([str(photos)], model=TINY, workers=1))
     with IndexLock(index):  # this process is "the first indexer", for as long as the test needs
         second = run_mmcli("index", str(photos), "--index", str(index))
         search = run_mmcli("search", "a blue star", "--index", str(index), "-k", "3")

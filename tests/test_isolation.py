@@ -28,7 +28,7 @@ print(json.dumps({
     "mmcli_home": str(s.home),
     "mmcli_cache": str(s.cache),
     "server": s.server,
-    "daemon": s.daemon,
+    "helper": s.helper,
     "fault": s.fault,
     "offline": constants.HF_HUB_OFFLINE,
 }))
@@ -39,7 +39,7 @@ def test_a_subprocess_sees_only_the_test_folders(tmp_path_factory: pytest.TempPa
     base = tmp_path_factory.getbasetemp()
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
     seen = json.loads(out.stdout)
-    assert (seen.pop("server"), seen.pop("daemon"), seen.pop("fault"), seen.pop("offline")) == ("off", False, "", True)
+    assert (seen.pop("server"), seen.pop("helper"), seen.pop("fault"), seen.pop("offline")) == ("off", False, "", True)
     outside = {key: path for key, path in seen.items() if not Path(path).is_relative_to(base)}
     assert not outside, f"not under {base}: {outside}"
 

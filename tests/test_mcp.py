@@ -86,7 +86,7 @@ def test_lists_the_read_only_tools(session) -> None:
     search = tools["search"].input_schema["properties"]
     assert {"text", "image", "add", "sub", "after", "before", "within", "k"} <= set(search)
     assert set(tools["classify"].input_schema["required"]) == {"paths", "labels"}
-    hit = tools["search"].output_schema["$defs"]["HitBody"]["properties"]
+    hit = tools["search"].output_schema["$defs"]["Hit"]["properties"]  # the results' own dataclass
     assert {"path", "score", "time", "taken"} <= set(hit)
 
 
@@ -133,7 +133,7 @@ def test_classify_dupes_info(session) -> None:
 @pytest.mark.parametrize(
     ("call", "says"),
     [
-        ("k0", "greater than or equal to 1"),
+        ("k0", "--top-k 0: must be at least 1"),  # the request's own rule, as every way in says it
         ("wrong type", "valid integer"),
         ("outside", "outside the allowed roots"),
         ("missing outside", "outside the allowed roots"),  # the same answer: which files exist is not told

@@ -12,6 +12,7 @@ from conftest import TINY, run_mmcli
 
 import mmcli.models
 from mmcli.demo.shapes import write_corpus
+from mmcli.index.job import IndexJob
 from mmcli.index.schema import FORMAT_VERSION
 from mmcli.index.sync import run_index
 
@@ -38,7 +39,7 @@ def indexed(tmp_path: Path) -> tuple[Path, Path]:
     photos = tmp_path / "drive" / "photos"
     write_corpus(photos, 10, seed=77)
     index = tmp_path / "idx"
-    run_index(index, [str(photos)], model=TINY, workers=1)
+    run_index(index, IndexJob([str(photos)], model=TINY, workers=1))
     return photos, index
 
 
@@ -57,7 +58,7 @@ def test_an_unmounted_drive_loses_nothing(indexed, monkeypatch: pytest.MonkeyPat
     photos.with_name("away").rename(photos)  # mounted again
     with monkeypatch.context() as m:
         _no_model(m)
-        s = run_index(index, [str(photos)], workers=1)
+        s = run_index(index, IndexJob([str(photos)], workers=1))
     assert (s.restored, s.unchanged, s.added, s.model_loaded) == (10, 10, 0, False)
     assert _search(index) == before
     assert (_info(index)["ok"], _info(index)["missing"]) == (10, 0)
@@ -68,12 +69,12 @@ def test_missing_files_come_back_by_content_at_another_path(indexed, monkeypatch
     moved = photos.parent / "elsewhere"
     photos.rename(moved)
     photos.mkdir()
-    run_index(index, [str(photos)], workers=1)  # all missing now
+    run_index(index, IndexJob([str(photos)], workers=1))  # all missing now
     for p in moved.iterdir():
         p.rename(photos / ("renamed-" + p.name))  # back under the root, under other names
     with monkeypatch.context() as m:
         _no_model(m)
-        s = run_index(index, [str(photos)], workers=1)
+        s = run_index(index, IndexJob([str(photos)], workers=1))
     assert (s.renamed, s.copied, s.added, s.missing) == (10, 0, 0, 0)
     assert sorted(_search(index)) == sorted(str(p) for p in photos.iterdir())
 
@@ -84,7 +85,7 @@ def test_a_folder_moved_to_another_root_is_renamed_and_leaves_no_dead_entries(in
     photos.rename(new_home)
     with monkeypatch.context() as m:
         _no_model(m)
-        s = run_index(index, [str(new_home)], workers=1)
+        s = run_index(index, IndexJob([str(new_home)], workers=1))
     assert (s.renamed, s.copied, s.added) == (10, 0, 0)
     assert sorted(_search(index)) == sorted(str(p) for p in new_home.iterdir())  # no dead old paths
     r = run_mmcli("dupes", "--index", str(index), "--threshold", "0.999", "-f", "paths")
@@ -96,9 +97,9 @@ def test_prune_drops_what_is_missing(indexed) -> None:
     victims = sorted(photos.iterdir())[:3]
     for v in victims:
         v.unlink()
-    s = run_index(index, [str(photos)], workers=1)
+    s = run_index(index, IndexJob([str(photos)], workers=1))
     assert (s.missing, s.removed) == (3, 0)
-    s = run_index(index, [str(photos)], workers=1, prune=True)
+    s = run_index(index, IndexJob([str(photos)], workers=1, prune=True))
     assert (s.missing, s.removed) == (0, 3)
     assert _info(index)["missing"] == 0
 
@@ -111,7 +112,7 @@ def test_an_unreadable_folder_keeps_its_entries(indexed, monkeypatch: pytest.Mon
     sub = photos / "sub"
     sub.mkdir()
     write_corpus(sub, 4, seed=78)
-    run_index(index, [str(photos)], workers=1)
+    run_index(index, IndexJob([str(photos)], workers=1))
     real_scandir = os.scandir
 
     def scandir(path):
@@ -120,7 +121,7 @@ def test_an_unreadable_folder_keeps_its_entries(indexed, monkeypatch: pytest.Mon
         return real_scandir(path)
 
     monkeypatch.setattr(mmcli.media.images.os, "scandir", scandir)
-    s = run_index(index, [str(photos)], workers=1)
+    s = run_index(index, IndexJob([str(photos)], workers=1))
     assert (s.missing, s.removed, s.unchanged) == (0, 0, 10)
     assert any("cannot read the folder" in w and str(sub) in w for w in s.warnings)
     monkeypatch.undo()
@@ -139,7 +140,7 @@ def test_an_index_of_the_previous_format_is_migrated_in_place(indexed, monkeypat
     assert _info(index)["format_version"] == FORMAT_VERSION
     with monkeypatch.context() as m:
         _no_model(m)
-        s = run_index(index, [str(photos)], workers=1)
+        s = run_index(index, IndexJob([str(photos)], workers=1))
     assert (s.unchanged, s.model_loaded) == (10, False)
     db = sqlite3.connect(index / "index.sqlite")
     assert db.execute("SELECT id, path, hash, vector FROM files ORDER BY id").fetchall() == rows  # not re-embedded

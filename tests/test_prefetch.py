@@ -62,15 +62,16 @@ def _children() -> set[int]:
 def test_decoding_started_before_the_model_gives_the_same_vectors(
     photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
 
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
-    first = run_index(tmp_path / "a", [str(photos)], model=TINY, workers=2)  # exports the towers after
+    first = run_index(tmp_path / "a", IndexJob([str(photos)], model=TINY, workers=2))  # exports the towers after
     assert first.added == 12
     spy = Spy(monkeypatch)
-    again = run_index(tmp_path / "b", [str(photos)], model=TINY, workers=2)  # the image tower's sidecar knows
+    again = run_index(tmp_path / "b", IndexJob([str(photos)], model=TINY, workers=2))  # the image tower's sidecar knows
     assert again.added == 12 and len(spy.made) == 1 and spy.closed == 0
-    inline = run_index(tmp_path / "c", [str(photos)], model=TINY, workers=1)  # decoded in-process: no prefetch
+    inline = run_index(tmp_path / "c", IndexJob([str(photos)], model=TINY, workers=1))  # in-process: no prefetch
     assert inline.added == 12 and len(spy.made) == 1
     reference = _vectors(tmp_path / "c")
     assert len(reference) == 12 and _vectors(tmp_path / "a") == reference == _vectors(tmp_path / "b")
@@ -79,18 +80,19 @@ def test_decoding_started_before_the_model_gives_the_same_vectors(
 def test_a_transform_that_differs_from_the_models_is_decoded_again(
     photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
     from mmcli.models import parse_model_spec
     from mmcli.models.tower_files import tower_paths
 
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
-    run_index(tmp_path / "ref", [str(photos)], model=TINY, workers=1)
+    run_index(tmp_path / "ref", IndexJob([str(photos)], model=TINY, workers=1))
     sidecar = tower_paths(parse_model_spec(TINY), "image").sidecar
     meta = json.loads(sidecar.read_text())
     meta["preprocess"]["size"] = [8, 8]  # a stale or edited sidecar: not what the model says
     sidecar.write_text(json.dumps(meta))
     spy = Spy(monkeypatch)
-    run_index(tmp_path / "b", [str(photos)], model=TINY, workers=2)
+    run_index(tmp_path / "b", IndexJob([str(photos)], model=TINY, workers=2))
     assert len(spy.made) == 1 and spy.made[0].preprocess.size == (8, 8) and spy.closed == 1
     assert _vectors(tmp_path / "b") == _vectors(tmp_path / "ref")
 
@@ -99,10 +101,11 @@ def test_a_model_that_fails_to_load_stops_the_decoding(
     photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mmcli.index import embedding
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
 
     monkeypatch.setenv("MMCLI_CACHE", str(tmp_path / "cache"))
-    run_index(tmp_path / "a", [str(photos)], model=TINY, workers=2)
+    run_index(tmp_path / "a", IndexJob([str(photos)], model=TINY, workers=2))
     before = _children()
     spy = Spy(monkeypatch)
 
@@ -112,6 +115,6 @@ def test_a_model_that_fails_to_load_stops_the_decoding(
 
     monkeypatch.setattr(embedding, "load_for_index", fail)
     with pytest.raises(MemoryError):
-        run_index(tmp_path / "b", [str(photos)], model=TINY, workers=2)
+        run_index(tmp_path / "b", IndexJob([str(photos)], model=TINY, workers=2))
     assert len(spy.made) == 1 and spy.closed == 1
     assert not _children() - before

@@ -25,6 +25,7 @@ from mmcli.embedding.ray_driver import RayOptions, plan_actors
 from mmcli.embedding.ray_files import complain
 from mmcli.embedding.shards import read_shards
 from mmcli.errors import MmcliError, UsageError
+from mmcli.index.job import IndexJob
 from mmcli.index.sync import run_index
 
 
@@ -112,7 +113,7 @@ def test_videos_are_sampled_and_embedded_on_the_workers(
     (folder / "0002.mp4").write_bytes(b"not a video")
     local = runner.invoke(app, ["embed", str(folder), "--model", TINY, "-o", str(tmp_path / "local.npy"), "-q"])
     assert local.exit_code == 0, local.stderr
-    run_index(tmp_path / "local", [str(folder)], model=TINY, workers=1)
+    run_index(tmp_path / "local", IndexJob([str(folder)], model=TINY, workers=1))
 
     def refuse(*args, **kwargs):
         raise AssertionError("a video was sampled on the driver")
@@ -130,7 +131,7 @@ def test_videos_are_sampled_and_embedded_on_the_workers(
     assert [line for line in on_ray.stderr.splitlines() if "0002.mp4" in line] == [
         line for line in local.stderr.splitlines() if "0002.mp4" in line
     ]
-    s = run_index(tmp_path / "ray", [str(folder)], model=TINY, batch_size=2, ray=RayOptions())
+    s = run_index(tmp_path / "ray", IndexJob([str(folder)], model=TINY, batch_size=2, ray=RayOptions()))
     assert (s.added, s.failed, s.moments) == (4, 1, 5)
     frames = []
     for index in ("local", "ray"):
@@ -164,7 +165,7 @@ def test_index_on_ray_gives_the_local_rows_and_a_second_run_starts_no_ray(
     ray_address, hostile: Corpus, runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = str(Path(hostile.good[0]).parent)
-    run_index(tmp_path / "local", [folder], model=TINY, workers=1, max_pixels=MAX_PIXELS)
+    run_index(tmp_path / "local", IndexJob([folder], model=TINY, workers=1, max_pixels=MAX_PIXELS))
     args = ["index", folder, "--index", str(tmp_path / "ray"), "--model", TINY, "--max-pixels", str(MAX_PIXELS)]
     done = runner.invoke(app, [*args, "--ray", "-b", "4"])
     assert done.exit_code == 0, done.stderr
@@ -199,7 +200,7 @@ def test_a_killed_actor_loses_nothing_and_duplicates_nothing(
     marks.mkdir()
     monkeypatch.setenv("MMCLI_FAULT", "ray.embed:3")  # the actor SIGKILLs itself before its 3rd batch
     monkeypatch.setenv("MMCLI_FAULT_MARKS", str(marks))  # once: the restarted actor runs on
-    s = run_index(tmp_path / "idx", [str(tmp_path / "photos")], model=TINY, batch_size=8, ray=RayOptions())
+    s = run_index(tmp_path / "idx", IndexJob([str(tmp_path / "photos")], model=TINY, batch_size=8, ray=RayOptions()))
     assert (marks / "ray.embed").exists(), "the actor was never killed"
     assert (s.added, s.failed) == (40, 1)
     check_complete(tmp_path / "idx", good, [bad])
@@ -284,7 +285,8 @@ def test_ray_is_not_imported_by_a_local_run(tmp_path: Path) -> None:
     draw_pngs(tmp_path / "photos", 2)
     code = (
         "import sys; from pathlib import Path; from mmcli.index.sync import run_index; "
-        "run_index(Path(sys.argv[1]), [sys.argv[2]], model=sys.argv[3], workers=1); "
+        "from mmcli.index.job import IndexJob; "
+        "run_index(Path(sys.argv[1]), IndexJob([sys.argv[2]], model=sys.argv[3], workers=1)); "
         "assert 'ray' not in sys.modules, 'ray was imported'"
     )
     args = [sys.executable, "-c", code, str(tmp_path / "i"), str(tmp_path / "photos"), TINY]

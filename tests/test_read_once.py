@@ -16,6 +16,7 @@ from conftest import TINY
 
 from mmcli.demo.shapes import photo_like
 from mmcli.embedding.batch import default_batch_size, embed_stream
+from mmcli.index.job import IndexJob
 from mmcli.index.sync import run_index
 from mmcli.media.gpu_decode import CPU_SCALE, device_decode_stream
 from mmcli.media.images import load_pixels
@@ -50,7 +51,7 @@ def test_a_new_index_opens_each_image_once_and_stores_the_hash_of_what_it_embedd
     OPENS.clear()
     WATCHING[:] = [folder]
     try:
-        s = run_index(tmp_path / "idx", [str(folder)], model=TINY, workers=1)  # decoding in this process
+        s = run_index(tmp_path / "idx", IndexJob([str(folder)], model=TINY, workers=1))  # decoding in this process
     finally:
         WATCHING.clear()
     assert s.added == 10
@@ -64,11 +65,11 @@ def test_a_copy_of_an_indexed_image_is_still_found_by_its_content(tmp_path: Path
     folder.mkdir()
     for p, _ in random_corpus[:4]:
         shutil.copy(p, folder / p.name)
-    run_index(tmp_path / "idx", [str(folder)], model=TINY, workers=1)
+    run_index(tmp_path / "idx", IndexJob([str(folder)], model=TINY, workers=1))
     first = random_corpus[0][0]
     shutil.copy(first, folder / "copy.jpg")  # same size as a stored file: hashed first, vector reused
     (folder / random_corpus[1][0].name).rename(folder / "renamed.jpg")
-    s = run_index(tmp_path / "idx", [str(folder)], workers=1)
+    s = run_index(tmp_path / "idx", IndexJob([str(folder)], workers=1))
     assert (s.copied, s.renamed, s.embedded, s.model_loaded) == (1, 1, 0, False)
 
 

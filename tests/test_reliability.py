@@ -170,6 +170,7 @@ def test_truncated_faiss_file_is_rebuilt(runner, tmp_path: Path, monkeypatch: py
 
 
 def test_disk_full_in_sqlite_keeps_the_last_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmcli.index.job import IndexJob
     from mmcli.index.store import Store
     from mmcli.index.sync import run_index
 
@@ -186,10 +187,10 @@ def test_disk_full_in_sqlite_keeps_the_last_commit(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(Store, "put_ok", put_until_full)
     with pytest.raises(IndexStoreError, match="disk is full"):
-        run_index(tmp_path / "idx", [str(folder)], model=TINY, workers=1, batch_size=4)
+        run_index(tmp_path / "idx", IndexJob([str(folder)], model=TINY, workers=1, batch_size=4))
     assert len(check_index(tmp_path / "idx")) == 12  # three committed batches of 4; the fourth rolled back
     monkeypatch.undo()
-    s = run_index(tmp_path / "idx", [str(folder)], workers=1, batch_size=4)
+    s = run_index(tmp_path / "idx", IndexJob([str(folder)], workers=1, batch_size=4))
     assert s.unchanged == 12 and s.added == 12
 
 

@@ -256,7 +256,7 @@ def test_auto_threshold_explain_and_rerank_answer_the_same_through_a_server(serv
     status, reply = _post(server["url"] + "/search", json.dumps({"query": "a red circle"}).encode())
     assert status == 200 and reply["hits"][0]["explain"] is None and reply["threshold"] is None
     status, reply = _post(server["url"] + "/search", json.dumps({"query": "a", "threshold": "high"}).encode())
-    assert status == 422 and "threshold" in reply["error"]
+    assert status == 400 and "--threshold" in reply["error"]
 
 
 def test_relative_image_term_means_the_same_through_a_server(server) -> None:
@@ -281,20 +281,38 @@ def test_relative_image_term_means_the_same_through_a_server(server) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "field"),
+    "body",
     [
-        ({"query": 5}, "query"),
-        ({"query": "a", "top_k": -1}, "top_k"),
-        ({"query": "a", "top_k": 1e400}, "top_k"),
-        ({"terms": [{"text": "a", "image": "/x.jpg"}]}, "terms"),
-        ({"query": "a", "unknown": 1}, "unknown"),
-        ({"query": "a", "sort": "newest"}, "sort"),
-        ({"query": "a", "after": 2020}, "after"),
+        {"query": 5},
+        {"query": "a", "top_k": -1},
+        {"query": "a", "top_k": 1e400},
+        {"query": "a", "unknown": 1},
+        {"query": "a", "sort": "newest"},
+        {"query": "a", "after": 2020},
+        {"query": "a", "threshold": 5},
+        {"query": "a", "threshold": "nan"},
+        {"query": "a", "rerank_k": 0, "rerank": "mmcli-tiny"},
+        {"query": "a", "add": [3]},
+        {"terms": [{"text": "a", "time": 3}]},
+        {},
     ],
 )
-def test_search_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body: dict, field: str) -> None:
+def test_search_values_the_builder_refuses_are_a_400_with_its_words(server, body: dict) -> None:
+    """The server reads a body with the builder every way in uses: what it refuses, it refuses with the
+    words the command line says."""
+    from mmcli.errors import UsageError
+    from mmcli.queries.build import search_request
+
     status, reply = _post(server["url"] + "/search", json.dumps(body).encode())
-    assert status == 422 and field in reply["error"], reply
+    with pytest.raises(UsageError) as here:
+        search_request(**json.loads(json.dumps(body)))
+    assert status == 400 and reply["error"] == here.value.message, reply
+
+
+def test_a_body_that_is_no_json_object_is_a_422(server) -> None:
+    for endpoint in ("/search", "/classify"):
+        status, reply = _post(server["url"] + endpoint, b'["a red car"]')
+        assert status == 422 and reply["error"].startswith("body"), reply
 
 
 def test_a_deeply_nested_body_is_a_400_and_the_server_goes_on(server) -> None:
@@ -312,12 +330,14 @@ def test_a_deeply_nested_body_is_a_400_and_the_server_goes_on(server) -> None:
     [
         ({"paths": "/photos/x.jpg", "labels": ["a"]}, "paths"),
         ({"paths": ["/x.jpg"], "labels": [5, None]}, "labels"),
-        ({"paths": ["/x.jpg"], "labels": ["a"], "top_k": -1}, "top_k"),
+        ({"paths": ["/x.jpg"], "labels": ["a"], "top_k": -1}, "--top-k"),
+        ({"paths": ["/x.jpg"], "labels": ["a"], "threshold": 1.5}, "--threshold"),
+        ({"paths": ["/x.jpg"], "labels": ["a"], "every": 0}, "--every"),
     ],
 )
-def test_classify_bodies_of_the_wrong_shape_get_422_naming_the_field(server, body: dict, field: str) -> None:
+def test_classify_values_the_builder_refuses_are_a_400_naming_them(server, body: dict, field: str) -> None:
     status, reply = _post(server["url"] + "/classify", json.dumps(body).encode())
-    assert status == 422 and field in reply["error"], reply
+    assert status == 400 and field in reply["error"], reply
 
 
 @pytest.mark.parametrize(

@@ -81,10 +81,11 @@ def test_onnx_text_tower_equals_open_clip(tiny_tower) -> None:
 
 def test_search_rankings_are_the_same_with_either_text_encoder(tiny_tower, shapes_dir: Path, tmp_path: Path) -> None:
     from mmcli.engine.local import LocalEngine
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
     from mmcli.queries import SearchRequest, build_terms
 
-    run_index(tmp_path / "idx", [str(shapes_dir)], model=TINY, workers=1)
+    run_index(tmp_path / "idx", IndexJob([str(shapes_dir)], model=TINY, workers=1))
     for text in ("a red circle", "a blue star", "a green square", "a white triangle"):
         request = SearchRequest(build_terms(text, None), top_k=32)
         with_onnx = LocalEngine(tmp_path / "idx").search(request).hits

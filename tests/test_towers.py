@@ -25,6 +25,7 @@ from mmcli.demo.shapes import all_specs, draw_shape
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """(photos, an index of them, the cache `mmcli index` left: the towers it exported)."""
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
 
     base = tmp_path_factory.mktemp("towers")
@@ -34,7 +35,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
         draw_shape(spec, size=96, seed=70_000 + i).save(photos / f"{spec.colour}_{spec.shape}.png")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MMCLI_CACHE", str(base / "cache"))
-        summary = run_index(base / "idx", [str(photos)], model=TINY, workers=1)
+        summary = run_index(base / "idx", IndexJob([str(photos)], model=TINY, workers=1))
     assert summary.added == 8 and not summary.warnings
     return photos, base / "idx", base / "cache"
 

@@ -119,6 +119,7 @@ def test_formats() -> None:
 # ------------------------------------------------------------------------------ index and search
 @pytest.fixture(scope="module")
 def indexed(clips: dict[str, Path], shapes_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
 
     folder = tmp_path_factory.mktemp("media")
@@ -126,7 +127,7 @@ def indexed(clips: dict[str, Path], shapes_dir: Path, tmp_path_factory: pytest.T
         os.link(clips[key], folder / clips[key].name)
     (folder / "yellow_triangle.jpg").write_bytes((shapes_dir / "yellow_triangle.jpg").read_bytes())
     index = tmp_path_factory.mktemp("vidx")
-    s = run_index(index, [str(folder)], model=TINY, device="cpu", precision="fp32", workers=1)
+    s = run_index(index, IndexJob([str(folder)], model=TINY, device="cpu", precision="fp32", workers=1))
     assert (s.added, s.failed, s.moments) == (3, 0, 10)
     return folder, index
 
@@ -209,20 +210,23 @@ def test_cli_json_fields_urls_paths_and_table(indexed: tuple[Path, Path]) -> Non
 
 
 def test_server_reply_carries_time() -> None:
-    from mmcli.queries import SearchRequest, build_terms
+    import json
+
+    from mmcli import wire
+    from mmcli.queries import SearchRequest, build_terms, search_request
     from mmcli.results import Hit, SearchResult
-    from mmcli.serve.wire import SearchBody, SearchReply
 
     result = SearchResult((Hit(1, "/v.mp4", 12.0, 0.5), Hit(2, "/i.jpg", None, 0.4)))
-    assert SearchReply.model_validate_json(SearchReply.of(result).model_dump_json()).result() == result
+    assert wire.read(SearchResult, json.loads(json.dumps(wire.value(result)))) == result
     request = SearchRequest(build_terms("a red circle", None), all_moments=True)
-    assert SearchBody.model_validate_json(SearchBody.of(request).model_dump_json()).request() == request
+    assert search_request(**json.loads(json.dumps(wire.search_values(request)))) == request
 
 
 def test_reindex_is_a_noop_rename_reuses_moments_delete_hides_them(
     clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mmcli.models
+    from mmcli.index.job import IndexJob
     from mmcli.index.store import Store
     from mmcli.index.sync import run_index
 
@@ -230,25 +234,25 @@ def test_reindex_is_a_noop_rename_reuses_moments_delete_hides_them(
     folder.mkdir()
     os.link(clips["mp4"], folder / "talk.mp4")
     index = tmp_path / "idx"
-    run_index(index, [str(folder)], model=TINY, workers=1)
+    run_index(index, IndexJob([str(folder)], model=TINY, workers=1))
 
     def no_model(*a: object, **k: object) -> None:
         raise AssertionError("the model was loaded")
 
     monkeypatch.setattr(mmcli.models, "load_encoder", no_model)
-    s = run_index(index, [str(folder)], workers=1)
+    s = run_index(index, IndexJob([str(folder)], workers=1))
     assert not s.model_loaded and s.unchanged == 1
     (folder / "talk.mp4").rename(folder / "renamed.mp4")
-    s = run_index(index, [str(folder)], workers=1)
+    s = run_index(index, IndexJob([str(folder)], workers=1))
     assert (s.renamed, s.added, s.model_loaded) == (1, 0, False)
     store = Store(index)
     assert store.vector_count() == store.frame_count() == 5
     store.close()
     assert {h.path for h in _search(index, "a red circle", top_k=3)} == {str(folder / "renamed.mp4")}
     (folder / "renamed.mp4").unlink()
-    s = run_index(index, [str(folder)], workers=1)
+    s = run_index(index, IndexJob([str(folder)], workers=1))
     assert s.missing == 1 and _search(index, "a red circle", top_k=3) == ()
-    run_index(index, [str(folder)], workers=1, prune=True)
+    run_index(index, IndexJob([str(folder)], workers=1, prune=True))
     db = sqlite3.connect(index / "index.sqlite")
     assert db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 0
     db.close()
@@ -256,6 +260,7 @@ def test_reindex_is_a_noop_rename_reuses_moments_delete_hides_them(
 
 def test_format_2_index_migrates_in_place(clips: dict[str, Path], shapes_dir: Path, tmp_path: Path) -> None:
     """An index of format 2 (no frames table) is read as it is where read-only, migrated in place where writable."""
+    from mmcli.index.job import IndexJob
     from mmcli.index.store import Store
     from mmcli.index.sync import run_index
 
@@ -263,7 +268,7 @@ def test_format_2_index_migrates_in_place(clips: dict[str, Path], shapes_dir: Pa
     folder.mkdir()
     (folder / "red_circle.jpg").write_bytes((shapes_dir / "red_circle.jpg").read_bytes())
     index = tmp_path / "idx"
-    run_index(index, [str(folder)], model=TINY, workers=1)
+    run_index(index, IndexJob([str(folder)], model=TINY, workers=1))
     db = sqlite3.connect(index / "index.sqlite")  # what mmcli of format 2 wrote: no frames table
     db.execute("DROP TABLE frames")
     db.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
@@ -276,7 +281,7 @@ def test_format_2_index_migrates_in_place(clips: dict[str, Path], shapes_dir: Pa
         assert _search(index, "a red circle", top_k=1)[0].path.endswith("red_circle.jpg")
         ro.close()
     os.link(clips["mp4"], folder / "talk.mp4")
-    s = run_index(index, [str(folder)], workers=1)
+    s = run_index(index, IndexJob([str(folder)], workers=1))
     assert (s.unchanged, s.added, s.moments) == (1, 1, 5)  # the image is not embedded again
     store = Store(index)
     assert store.meta()["format_version"] == "4" and store.vector_count() == 6
@@ -344,6 +349,7 @@ def test_hostile_videos_each_reported_once_rest_indexed(hostile: tuple[Path, dic
 
 def test_without_pyav_one_clear_line(clips: dict[str, Path], shapes_dir: Path, tmp_path: Path, monkeypatch) -> None:
     from mmcli.errors import ImageLoadError
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
     from mmcli.media.video import sample_video
 
@@ -354,12 +360,12 @@ def test_without_pyav_one_clear_line(clips: dict[str, Path], shapes_dir: Path, t
     monkeypatch.setitem(sys.modules, "av", None)  # import av -> ImportError
     with pytest.raises(ImageLoadError, match=re.escape(install_command("video"))):
         next(iter(sample_video(folder / "talk.mp4")))
-    s = run_index(tmp_path / "idx", [str(folder)], model=TINY, workers=1)
+    s = run_index(tmp_path / "idx", IndexJob([str(folder)], model=TINY, workers=1))
     assert s.added == 1 and s.failed == 0
     assert [w for w in s.warnings if "video" in w] == ['1 video file not indexed: PyAV is not installed, which video '
                                                        f'needs: {install_command("video")}']  # fmt: skip
     monkeypatch.undo()
-    s = run_index(tmp_path / "idx", [str(folder)], workers=1)  # not recorded as failed: indexed now
+    s = run_index(tmp_path / "idx", IndexJob([str(folder)], workers=1))  # not recorded as failed: indexed now
     assert s.added == 1 and s.moments == 5
 
 
@@ -424,6 +430,7 @@ def test_dupes_and_cluster_over_moments(clips: dict[str, Path], shapes_dir: Path
     from mmcli.engine.local import LocalEngine
     from mmcli.explore.cluster import cluster_index
     from mmcli.explore.dupes import find_dupes
+    from mmcli.index.job import IndexJob
     from mmcli.index.sync import run_index
     from mmcli.media.video import sample_video
 
@@ -434,7 +441,7 @@ def test_dupes_and_cluster_over_moments(clips: dict[str, Path], shapes_dir: Path
     next(iter(sample_video(clips["mp4"]))).image.save(folder / "still.png")  # the red circle at 0 s
     (folder / "purple_star.jpg").write_bytes((shapes_dir / "purple_star.jpg").read_bytes())
     index = tmp_path / "idx"
-    run_index(index, [str(folder)], model=TINY, workers=1)
+    run_index(index, IndexJob([str(folder)], model=TINY, workers=1))
     groups = find_dupes(index, threshold=0.97)
     # one group: the copy (same hash), the re-encoded video and the still, each once; moments of one
     # video (0 s and 2 s show the same picture) never make a video a duplicate of itself
@@ -456,6 +463,7 @@ def test_rebuild_and_a_damaged_faiss_file_keep_the_moments(
     monkeypatch.setattr(mmcli.engine.search, "COLD_BRUTE_MAX", 0)  # the search goes through FAISS
 
     from mmcli.index import vectors
+    from mmcli.index.job import IndexJob
     from mmcli.index.schema import FRAME_ID_BASE
     from mmcli.index.store import Store
     from mmcli.index.sync import run_index
@@ -464,8 +472,8 @@ def test_rebuild_and_a_damaged_faiss_file_keep_the_moments(
     folder.mkdir()
     os.link(clips["mp4"], folder / "talk.mp4")
     index = tmp_path / "idx"
-    run_index(index, [str(folder)], model=TINY, workers=1)
-    s = run_index(index, [str(folder)], workers=1, rebuild=True)
+    run_index(index, IndexJob([str(folder)], model=TINY, workers=1))
+    s = run_index(index, IndexJob([str(folder)], workers=1, rebuild=True))
     assert (s.added, s.moments) == (1, 5)
     store = Store(index)
     ids, _ = vectors.load_all(store)

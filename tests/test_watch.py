@@ -17,6 +17,7 @@ from conftest import TINY
 from killing import check_index, draw_pngs, index_command
 
 from mmcli.engine.local import LocalEngine
+from mmcli.index.job import IndexJob
 from mmcli.index.lock import IndexLock
 from mmcli.index.watch import WatchBatch, watch_index
 from mmcli.queries import SearchRequest, build_terms
@@ -68,11 +69,11 @@ def watcher(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Watcher]
     root = tmp_path / "photos"
     draw_pngs(root, 3)
     w = Watcher(root, tmp_path / "idx")
-    options = getattr(request, "param", {})  # more arguments of run_index
+    options = getattr(request, "param", {})  # more of the job
 
     def run() -> None:
         try:
-            watch_index(w.index, [str(root)], w.on_batch, stop=w.stop, model=TINY, workers=1, **options)
+            watch_index(w.index, IndexJob([str(root)], model=TINY, workers=1, **options), w.on_batch, stop=w.stop)
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             w.errors.append(exc)
 
@@ -211,5 +212,5 @@ def test_watch_without_watchfiles_says_how_to_get_it(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(watch, "watchfiles_available", lambda: False)
     with pytest.raises(UsageError, match="needs watchfiles") as caught:
-        watch.watch_index(tmp_path, [str(tmp_path)], lambda b: None)
+        watch.watch_index(tmp_path, IndexJob([str(tmp_path)]), lambda b: None)
     assert caught.value.hint == watch.INSTALL_HINT

@@ -400,7 +400,7 @@ def test_uploads_are_limited_checked_and_removed(server) -> None:
     assert status == 415 and "the uploaded file" in json.loads(body)["error"]
     assert "/uploads/" not in json.loads(body)["error"]
     status, _, body = _request(url + "?top_k=nope", "POST", (server["outside"] / "query.png").read_bytes())
-    assert status == 422 and json.loads(body)["error"].startswith("top_k")
+    assert status == 400 and json.loads(body)["error"].startswith("--top-k nope")
     status, _, body = _request(url + "?image=/etc/hostname", "POST", (server["outside"] / "query.png").read_bytes())
     assert status == 403
     status, _, body = _request(url + "?top_k=2&add=star", "POST", (server["outside"] / "query.png").read_bytes())

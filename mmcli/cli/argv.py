@@ -1,5 +1,6 @@
-"""Reading arguments without Click: the multi-value options (shared with the Click commands) and the
-strict reader of the fast path (``mmcli.cli.fast``).
+"""Reading arguments without Click: what every command does to its arguments before Click reads them
+(multi-value options, a bare ``--preview``), and the strict reader of the fast path (``mmcli.cli.fast``),
+whose grammar is derived from a command's declaration (``mmcli.cli.declare``), as Typer's parameters are.
 
 Nothing here imports Typer: the fast path runs before it is imported.
 """
@@ -8,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mmcli.cli.declare import Command
 
 MULTI_VALUE_OPTIONS = ("--labels", "-l", "--text", "-t")
 
@@ -38,14 +43,40 @@ def expand_multi_values(args: Sequence[str], options: Sequence[str] = MULTI_VALU
     return out
 
 
+def expand_bare_preview(args: Sequence[str]) -> list[str]:
+    """``--preview`` not followed by a mode is ``--preview=auto`` (``mmcli search --preview 'a dog'``)."""
+    from mmcli.cli.preview import MODES
+
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + list(args[i:])
+        bare = arg == "--preview" and (i + 1 == len(args) or args[i + 1] not in MODES)
+        out.append("--preview=auto" if bare else arg)
+    return out
+
+
+def prepared(args: Sequence[str], multi_value: bool) -> list[str]:
+    """The arguments as a command's parser reads them (``MmcliCommand.parse_args`` does the same)."""
+    expanded = expand_multi_values(args) if multi_value else list(args)
+    return expand_bare_preview(expanded) if "--preview" in expanded else expanded
+
+
 @dataclass(frozen=True)
 class Grammar:
     """The options a fast path understands: ``values`` take one value (``--opt v`` or ``--opt=v``),
-    ``many`` of them collect every value given, ``flags`` take none. Each maps to a field name."""
+    ``many`` of them collect every value given, ``flags`` take none. Each maps to an option's name."""
 
     values: Mapping[str, str]
     flags: Mapping[str, str]
     many: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, command: Command) -> Grammar:
+        """The grammar of a declared command: every option it has (the positional words read apart)."""
+        values = {f: o.name for o in command.options if o.kind in ("value", "many") for f in o.flags}
+        flags = {f: o.name for o in command.options if o.kind == "flag" for f in o.flags}
+        return cls(values, flags, frozenset(o.name for o in command.options if o.kind == "many"))
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,19 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from mmcli.cli.console import funnel, say, summary, warn, warn_all
-from mmcli.cli.groups import InputChoice, ModelChoice, RunChoice, input_options, model_options, run_options
-from mmcli.cli.options import EveryOpt, MaxFramesOpt, QuietOpt, command
-from mmcli.cli.ray_group import RayChoice, ray_options
+from mmcli.cli.groups import (
+    InputChoice,
+    ModelChoice,
+    RunChoice,
+    VideoChoice,
+    input_options,
+    model_options,
+    ray_options,
+    run_options,
+    video_options,
+)
+from mmcli.cli.options import QuietOpt, command
+from mmcli.cli.ray_group import RayChoice
 from mmcli.errors import NoImagesError, UsageError
 
 if TYPE_CHECKING:
@@ -42,6 +52,7 @@ if TYPE_CHECKING:
 @input_options
 @model_options
 @run_options
+@video_options
 def embed(
     text: Annotated[
         Optional[list[str]],
@@ -64,13 +75,12 @@ def embed(
     shard_rows: Annotated[
         int, typer.Option("--shard-rows", min=1, help="Rows per shard when --output is a folder.")
     ] = 100_000,
-    every: EveryOpt = 2.0,
-    max_frames: MaxFramesOpt = 2000,
     quiet: QuietOpt = False,
     *,
     source: InputChoice,
     model_choice: ModelChoice,
     run: RunChoice,
+    video: VideoChoice,
     ray_choice: RayChoice,
 ) -> None:
     """L2-normalised embeddings of images, video moments or texts."""
@@ -89,7 +99,7 @@ def embed(
         if text and ray is not None:
             raise UsageError("--ray embeds images; texts are embedded here")
         engine = LocalEngine(None, *model_choice.args, batch_size=run.batch_size, workers=run.workers)
-        how = MediaRun(run, ray, every, max_frames)
+        how = MediaRun(run, ray, video.every, video.max_frames)
         if text:
             _texts(engine, text, output, quiet)
         elif output is not None and sharded:

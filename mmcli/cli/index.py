@@ -1,18 +1,33 @@
-"""`mmcli index` and `mmcli info`: bring an index up to date; say what it holds."""
+"""`mmcli index` and `mmcli info`: bring an index up to date; say what it holds.
+
+`mmcli index` is a declared command (``COMMAND``: its options once, a Typer-free body); `mmcli indexes` and
+`mmcli info` are Typer functions."""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
-
-import typer
+from typing import TYPE_CHECKING
 
 from mmcli.cli.console import RATE_MIN_IMAGES, funnel, say, warn, warn_all
-from mmcli.cli.groups import ModelChoice, RunChoice, indexing_model_options, run_options
-from mmcli.cli.options import EveryOpt, HiddenOpt, IndexOpt, MaxFramesOpt, QuietOpt, command, format_option
-from mmcli.cli.ray_group import RayChoice, ray_options
+from mmcli.cli.declare import (
+    EVERY,
+    HIDDEN,
+    INDEX,
+    MAX_FRAMES,
+    QUIET,
+    RUN_OPTIONS,
+    Command,
+    ModelChoice,
+    Option,
+    RunChoice,
+    Values,
+    choice,
+    model_options,
+)
+from mmcli.cli.options import IndexOpt, command, format_option
+from mmcli.cli.ray_group import RAY_OPTIONS, RayChoice
 from mmcli.cli.views import INDEXES, INFO
 from mmcli.errors import UsageError
 
@@ -24,9 +39,155 @@ if TYPE_CHECKING:
     from mmcli.index.watch import WatchBatch
 
 
-@command(
+OPTIONS = (
+    Option("paths", (), "Folders (walked recursively), image or video files.", kind="words"),
+    INDEX,
+    Option(
+        "rebuild",
+        ("--rebuild",),
+        "Forget every entry and embed everything again (needed to switch models).",
+        kind="flag",
+    ),
+    Option("exclude", ("--exclude",), "Skip names or paths matching this glob (repeatable).", kind="many"),
+    Option(
+        "prune",
+        ("--prune",),
+        "Drop the entries of files that are gone (otherwise they are kept as missing: out of searches, their "
+        "vectors kept for when the files come back, e.g. a drive that was not mounted).",
+        kind="flag",
+    ),
+    EVERY,
+    MAX_FRAMES,
+    HIDDEN,
+    QUIET,
+    Option(
+        "watch",
+        ("--watch",),
+        "After the first pass, keep the index current as files appear, change, move or vanish (batched; the model "
+        "stays loaded). Ctrl-C stops.",
+        kind="flag",
+    ),
+    Option(
+        "from_embeddings",
+        ("--from-embeddings",),
+        "Record vectors made elsewhere instead of running the model: the folder (or .npy) `mmcli embed -o` wrote, "
+        "or clip-retrieval's output folder. See README, Import embeddings made elsewhere.",
+    ),
+    Option(
+        "path_prefix",
+        ("--path-prefix",),
+        "With --from-embeddings: read paths under OLD as under NEW here (OLD=NEW, repeatable).",
+        kind="many",
+    ),
+    Option(
+        "keep_not_found", ("--keep-not-found",), "With --from-embeddings: record files not found here too.", kind="flag"
+    ),
+    Option(
+        "read_hash",
+        ("--hash",),
+        "With --from-embeddings: read each file whole for its content hash, so that renamed and copied files are "
+        "recognised later without the model (default: a header read, for the date).",
+        kind="flag",
+    ),
+    *RAY_OPTIONS,
+    *model_options("indexing"),
+    *RUN_OPTIONS,
+)
+IMPORT_ONLY = ("from_embeddings", "path_prefix", "keep_not_found", "read_hash")
+
+
+def index_body(values: Values) -> int:
+    """Add folders of images and videos to an index, incrementally (new, changed, renamed, deleted files)."""
+    from mmcli.cli.output import Progress
+    from mmcli.index.job import IndexJob
+    from mmcli.index.open import index_folder
+    from mmcli.index.sync import run_index
+    from mmcli.queries.build import convert
+
+    model_choice, run, ray = choice(ModelChoice, values), choice(RunChoice, values), choice(RayChoice, values)
+    if any(values[name] for name in IMPORT_ONLY):
+        return _import(values, model_choice, ray)
+    paths, quiet = values["paths"], values["quiet"]
+    if not paths:
+        raise UsageError("give the folders or files to index, or --from-embeddings PATH")
+    folder = index_folder(values["index"])
+    model, weights, device, precision = model_choice.args
+    progress = Progress("indexing", enabled=not quiet)
+    job = IndexJob(  # (the values as typed, converted by the job's field types; the job checks them)
+        paths,
+        **{name: convert(IndexJob, name, values[name]) for name in ("rebuild", "prune", "every", "max_frames")},
+        model=model,
+        weights=weights,
+        device=device,
+        precision=precision,
+        include_hidden=values["include_hidden"],
+        exclude=values["exclude"] or (),
+        batch_size=run.batch_size,
+        workers=run.workers,
+        max_pixels=run.pixel_limit,
+        ray=ray.options,
+        on_progress=progress.update,
+        on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
+        on_note=None if quiet else lambda m: (progress.close(), say(m)),
+    )
+    try:
+        if values["watch"]:
+            from mmcli.index.watch import watch_index
+
+            def batch(b: WatchBatch) -> None:
+                progress.close()
+                _report(folder, b.summary, quiet, f"{time.strftime('%H:%M:%S')} " if b.number else "")
+                if b.number == 0:
+                    say(f"watching {', '.join(paths)} for changes (Ctrl-C to stop)")
+
+            watch_index(folder, job, batch, on_busy=lambda m: say(f"{m}: trying again"))
+        else:
+            _report(folder, run_index(folder, job), quiet)
+    finally:
+        progress.close()
+    return 0
+
+
+def _import(values: Values, model_choice: ModelChoice, ray: RayChoice) -> int:
+    """`--from-embeddings`: vectors made elsewhere, recorded as if indexed here."""
+    from mmcli.cli.output import Progress
+    from mmcli.index.imports import import_embeddings, parse_prefix
+    from mmcli.index.open import index_folder
+
+    source, quiet = values["from_embeddings"], values["quiet"]
+    if source is None:
+        raise UsageError("--path-prefix, --keep-not-found and --hash go with --from-embeddings PATH")
+    extra = [values["paths"] and "PATHS", values["rebuild"] and "--rebuild", values["watch"] and "--watch"]
+    extra += [values["prune"] and "--prune", values["exclude"] and "--exclude", ray.options is not None and "--ray"]
+    given = [str(e) for e in extra if e]
+    if given:
+        raise UsageError(f"--from-embeddings imports; it does not go with {', '.join(given)}")
+    folder = index_folder(values["index"])
+    model, weights, _, _ = model_choice.args
+    progress = Progress("importing", enabled=not quiet, unit="rows")
+    try:
+        s = import_embeddings(
+            folder, Path(source), model=model, weights=weights,
+            path_prefix=[parse_prefix(p) for p in values["path_prefix"] or ()], keep_not_found=values["keep_not_found"],
+            read_hash=values["read_hash"], on_progress=progress.update,
+        )  # fmt: skip
+    finally:
+        progress.close()
+    warn_all(s.warnings)
+    if not quiet:
+        skipped = sum(n for _, n, _ in s.skipped)
+        videos = f" ({s.videos} videos, {s.moments} moments)" if s.videos else ""
+        say(
+            f"imported {s.source} ({s.kind}) into {folder}: {s.rows} rows, {s.added} added{videos}, "
+            f"{s.updated} updated, {s.unchanged} unchanged, {skipped} skipped in {s.seconds:.1f} s"
+        )
+    return 0
+
+
+COMMAND = Command(
     "index",
     short="Add folders of images and videos to an index.",
+    doc=index_body.__doc__ or "",
     examples=(
         "mmcli index ~/Pictures                      (again later: only new or changed files are embedded)",
         "mmcli index ./photos --index holiday --exclude '*.tmp.jpg' --model mmcli-tiny",
@@ -36,167 +197,9 @@ if TYPE_CHECKING:
         "mmcli index ~/Pictures --watch              (then keep it current as files come and go; Ctrl-C stops)",
         "mmcli index --from-embeddings photos/ --path-prefix /mnt/gpu/photos=~/Pictures   (vectors made elsewhere)",
     ),
+    options=OPTIONS,
+    body=index_body,
 )
-@ray_options
-@indexing_model_options
-@run_options
-def index_cmd(
-    paths: Annotated[
-        Optional[list[str]], typer.Argument(help="Folders (walked recursively), image or video files.")
-    ] = None,
-    index: IndexOpt = None,
-    rebuild: Annotated[
-        bool, typer.Option("--rebuild", help="Forget every entry and embed everything again (needed to switch models).")
-    ] = False,
-    exclude: Annotated[
-        Optional[list[str]],
-        typer.Option("--exclude", help="Skip names or paths matching this glob (repeatable).", show_default=False),
-    ] = None,
-    prune: Annotated[
-        bool,
-        typer.Option(
-            "--prune",
-            help="Drop the entries of files that are gone (otherwise they are kept as missing: out of searches, "
-            "their vectors kept for when the files come back, e.g. a drive that was not mounted).",
-        ),
-    ] = False,
-    every: EveryOpt = 2.0,
-    max_frames: MaxFramesOpt = 2000,
-    include_hidden: HiddenOpt = False,
-    quiet: QuietOpt = False,
-    watch: Annotated[
-        bool,
-        typer.Option(
-            "--watch",
-            help="After the first pass, keep the index current as files appear, change, move or vanish (batched; "
-            "the model stays loaded). Ctrl-C stops.",
-        ),
-    ] = False,
-    from_embeddings: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--from-embeddings",
-            help="Record vectors made elsewhere instead of running the model: the folder (or .npy) `mmcli embed "
-            "-o` wrote, or clip-retrieval's output folder. See README, Import embeddings made elsewhere.",
-            show_default=False,
-        ),
-    ] = None,
-    path_prefix: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--path-prefix",
-            help="With --from-embeddings: read paths under OLD as under NEW here (OLD=NEW, repeatable).",
-            show_default=False,
-        ),
-    ] = None,
-    keep_not_found: Annotated[
-        bool,
-        typer.Option("--keep-not-found", help="With --from-embeddings: record files not found here too."),
-    ] = False,
-    read_hash: Annotated[
-        bool,
-        typer.Option(
-            "--hash",
-            help="With --from-embeddings: read each file whole for its content hash, so that renamed and copied "
-            "files are recognised later without the model (default: a header read, for the date).",
-        ),
-    ] = False,
-    *,
-    model_choice: ModelChoice,
-    run: RunChoice,
-    ray_choice: RayChoice,
-) -> None:
-    """Add folders of images and videos to an index, incrementally (new, changed, renamed, deleted files)."""
-    if from_embeddings is not None or path_prefix or keep_not_found or read_hash:
-        extra = [paths and "PATHS", rebuild and "--rebuild", watch and "--watch", prune and "--prune"]
-        extra += [exclude and "--exclude", ray_choice.options is not None and "--ray"]
-        _import(index, from_embeddings, path_prefix or [], keep_not_found, read_hash, model_choice, quiet, extra)
-        return
-    with funnel():
-        if not paths:
-            raise UsageError("give the folders or files to index, or --from-embeddings PATH")
-        from mmcli.cli.output import Progress
-        from mmcli.index.open import index_folder
-        from mmcli.index.sync import run_index
-
-        folder = index_folder(index)
-        model, weights, device, precision = model_choice.args
-        progress = Progress("indexing", enabled=not quiet)
-        args = dict(
-            model=model,
-            weights=weights,
-            device=device,
-            precision=precision,
-            rebuild=rebuild,
-            include_hidden=include_hidden,
-            exclude=exclude or (),
-            batch_size=run.batch_size,
-            workers=run.workers,
-            max_pixels=run.pixel_limit,
-            on_progress=progress.update,
-            on_failure=lambda f: warn(f"skipped {f.path}: {f.reason}"),
-            on_note=None if quiet else lambda m: (progress.close(), say(m)),
-            prune=prune,
-            every=every,
-            max_frames=max_frames,
-            ray=ray_choice.options,
-        )
-        try:
-            if watch:
-                from mmcli.index.watch import watch_index
-
-                def batch(b: WatchBatch) -> None:
-                    progress.close()
-                    _report(folder, b.summary, quiet, f"{time.strftime('%H:%M:%S')} " if b.number else "")
-                    if b.number == 0:
-                        say(f"watching {', '.join(paths)} for changes (Ctrl-C to stop)")
-
-                watch_index(folder, paths, batch, on_busy=lambda m: say(f"{m}: trying again"), **args)
-            else:
-                _report(folder, run_index(folder, paths, **args), quiet)
-        finally:
-            progress.close()
-
-
-def _import(
-    index: str | None,
-    source: Path | None,
-    prefixes: list[str],
-    keep: bool,
-    read_hash: bool,
-    model_choice: ModelChoice,
-    quiet: bool,
-    extra: list[object],
-) -> None:
-    """`--from-embeddings`: vectors made elsewhere, recorded as if indexed here."""
-    with funnel():
-        from mmcli.cli.output import Progress
-        from mmcli.index.imports import import_embeddings, parse_prefix
-        from mmcli.index.open import index_folder
-
-        if source is None:
-            raise UsageError("--path-prefix, --keep-not-found and --hash go with --from-embeddings PATH")
-        given = [str(e) for e in extra if e]
-        if given:
-            raise UsageError(f"--from-embeddings imports; it does not go with {', '.join(given)}")
-        folder = index_folder(index)
-        model, weights, _, _ = model_choice.args
-        progress = Progress("importing", enabled=not quiet, unit="rows")
-        try:
-            s = import_embeddings(
-                folder, source, model=model, weights=weights, path_prefix=[parse_prefix(p) for p in prefixes],
-                keep_not_found=keep, read_hash=read_hash, on_progress=progress.update,
-            )  # fmt: skip
-        finally:
-            progress.close()
-        warn_all(s.warnings)
-        if not quiet:
-            skipped = sum(n for _, n, _ in s.skipped)
-            videos = f" ({s.videos} videos, {s.moments} moments)" if s.videos else ""
-            say(
-                f"imported {s.source} ({s.kind}) into {folder}: {s.rows} rows, {s.added} added{videos}, "
-                f"{s.updated} updated, {s.unchanged} unchanged, {skipped} skipped in {s.seconds:.1f} s"
-            )
 
 
 def _report(folder: Path, s: IndexSummary, quiet: bool, prefix: str = "") -> None:

@@ -1,4 +1,5 @@
 """`mmcli ocr`: the text in pictures (the OCR engine of the ``ocr`` extra), one record per picture.
+``COMMAND`` declares its options once; ``ocr`` is its body (no Typer here).
 
 The display of text read from pictures is all here (``visible``, ``OCR_VIEW``): a table on a terminal shows
 control and format characters as escapes; JSON and the other machine formats keep the text as read.
@@ -10,13 +11,22 @@ import os
 import sys
 import time
 import unicodedata
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING
 
-import typer
-
-from mmcli.cli.console import funnel, summary, warn
-from mmcli.cli.groups import InputChoice, input_options
-from mmcli.cli.options import NulOutOpt, QuietOpt, command, format_option
+from mmcli.cli.console import summary, warn
+from mmcli.cli.declare import (
+    INPUT_OPTIONS,
+    NULL,
+    QUIET,
+    RUN_OPTIONS,
+    Command,
+    InputChoice,
+    Option,
+    RunChoice,
+    Values,
+    choice,
+    format_option,
+)
 from mmcli.cli.output import View
 from mmcli.errors import NoImagesError
 
@@ -68,45 +78,22 @@ OCR_VIEW = View(
     right=frozenset({"score"}),
     path_column="path",
 )
-OcrFormat = format_option(OCR_VIEW)
-
-
-@command(
-    short="Read the text in pictures (OCR).",
-    examples=(
-        "mmcli ocr receipt.jpg",
-        "mmcli ocr ./photos | jq -r 'select(.text != \"\") | .path'",
-        "find . -name '*.png' -print0 | mmcli ocr - -z -f csv > text.csv",
-        "mmcli ocr ./photos -f paths      (only the pictures that have text)",
+OPTIONS = (
+    Option(
+        "workers",
+        ("--workers",),
+        "Processes reading pictures (default: $MMCLI_WORKERS, else 1 for a few pictures, else the CPU count; 0 or "
+        "1 reads in this process).",
     ),
+    RUN_OPTIONS[2],  # --max-pixels
+    format_option(OCR_VIEW),
+    NULL,
+    QUIET,
+    *(o for o in INPUT_OPTIONS if o.name != "old_null"),  # (-0 is this command's NUL-separated output)
 )
-@input_options
-def ocr(
-    workers: Annotated[
-        Optional[int],
-        typer.Option(
-            "--workers",
-            min=0,
-            help="Processes reading pictures (default: $MMCLI_WORKERS, else 1 for a few pictures, else the CPU "
-            "count; 0 or 1 reads in this process).",
-            show_default=False,
-        ),
-    ] = None,
-    max_pixels: Annotated[
-        Optional[int],
-        typer.Option(
-            "--max-pixels",
-            min=1,
-            help="Refuse images with more pixels (decompression bombs). Default: $MMCLI_MAX_PIXELS or 256000000.",
-            show_default=False,
-        ),
-    ] = None,
-    fmt: OcrFormat = None,
-    nul: NulOutOpt = False,
-    quiet: QuietOpt = False,
-    *,
-    source: InputChoice,
-) -> None:
+
+
+def ocr(values: Values) -> int:
     """Read the text in pictures: each picture's lines, their confidence and where they are.
 
     Reads Chinese, Japanese, and Latin letters with accents (English and other Latin-script languages),
@@ -114,37 +101,52 @@ def ocr(
     in a clone, pip install 'mmcli-clip[ocr]' otherwise. A file that cannot be read is reported on stderr
     and the others go on.
     """
-    with funnel():
-        from mmcli.cli.output import Progress, Renderer, choose_format
-        from mmcli.config import settings
-        from mmcli.media.ocr.reader import read_all
-        from mmcli.results import FileFailure
+    from mmcli.cli.output import Progress, Renderer, choose_format
+    from mmcli.config import settings
+    from mmcli.media.ocr.reader import read_all
+    from mmcli.results import FileFailure
 
-        paths = source.paths()
-        out_format = choose_format(OCR_VIEW, fmt, sys.stdout, nul)
-        config = settings()
-        pixel_limit = max_pixels if max_pixels is not None else config.max_pixels
-        procs = workers if workers is not None else config.workers
-        if procs is None:
-            procs = 1 if len(paths) < MANY else os.cpu_count() or 1
-        start = time.perf_counter()
-        progress = Progress("reading text", enabled=not quiet)
-        renderer, done, failed = Renderer(OCR_VIEW, out_format, nul=nul), 0, 0
-        try:
-            for k, item in enumerate(read_all(paths, pixel_limit, workers=procs), 1):
-                if isinstance(item, FileFailure):
-                    failed += 1
-                    warn(f"skipped {visible(item.path)}: {visible(item.reason)}")
-                else:
-                    done += 1
-                    renderer.write(item)
-                progress.update(k, len(paths))
-        finally:
-            progress.close()
-        renderer.close()
-        summary("read", done, failed, time.perf_counter() - start, quiet)
-        if not done:
-            raise NoImagesError(f"no picture could be read ({failed} failed)")
+    source, run = choice(InputChoice, values), choice(RunChoice, values)
+    nul, quiet = values["null"], values["quiet"]
+    paths = source.paths()
+    out_format = choose_format(OCR_VIEW, values["fmt"], sys.stdout, nul)
+    procs = run.workers if run.workers is not None else settings().workers
+    if procs is None:
+        procs = 1 if len(paths) < MANY else os.cpu_count() or 1
+    start = time.perf_counter()
+    progress = Progress("reading text", enabled=not quiet)
+    renderer, done, failed = Renderer(OCR_VIEW, out_format, nul=nul), 0, 0
+    try:
+        for k, item in enumerate(read_all(paths, run.pixel_limit, workers=procs), 1):
+            if isinstance(item, FileFailure):
+                failed += 1
+                warn(f"skipped {visible(item.path)}: {visible(item.reason)}")
+            else:
+                done += 1
+                renderer.write(item)
+            progress.update(k, len(paths))
+    finally:
+        progress.close()
+    renderer.close()
+    summary("read", done, failed, time.perf_counter() - start, quiet)
+    if not done:
+        raise NoImagesError(f"no picture could be read ({failed} failed)")
+    return 0
+
+
+COMMAND = Command(
+    "ocr",
+    short="Read the text in pictures (OCR).",
+    doc=ocr.__doc__ or "",
+    examples=(
+        "mmcli ocr receipt.jpg",
+        "mmcli ocr ./photos | jq -r 'select(.text != \"\") | .path'",
+        "find . -name '*.png' -print0 | mmcli ocr - -z -f csv > text.csv",
+        "mmcli ocr ./photos -f paths      (only the pictures that have text)",
+    ),
+    options=OPTIONS,
+    body=ocr,
+)
 
 
 # Pictures from which reading processes are spawned. 2 processes read 52 pictures for the CPU time 1 did

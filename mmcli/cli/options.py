@@ -1,4 +1,5 @@
-"""Every option shared by several commands, declared once (groups of them: ``groups.py``).
+"""Typer's side of the declarations (``mmcli.cli.declare``): a command's parameters and its Typer
+function derived from its options, how values are named in help, the @command marker.
 
 Flag meanings are the same in every command: ``-0`` is NUL-separated *output* (paths), ``-z`` is
 NUL-separated *input* (paths read from stdin).
@@ -6,33 +7,30 @@ NUL-separated *input* (paths read from stdin).
 
 from __future__ import annotations
 
-import math
+import inspect
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
-from mmcli.cli.argv import MULTI_VALUE_OPTIONS, expand_multi_values  # noqa: F401 (read without Click too)
-
-if TYPE_CHECKING:
-    from mmcli.cli.output import View
+from mmcli.cli.argv import expand_bare_preview, expand_multi_values
+from mmcli.cli.declare import (
+    HIDDEN,
+    INDEX,
+    LABELS,
+    LABELS_FILE,
+    NULL,
+    PREVIEW,
+    QUIET,
+    SERVER,
+    TEMPLATE,
+    Command,
+    Option,
+)
+from mmcli.cli.declare import format_option as declared_format
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def expand_bare_preview(args: Sequence[str]) -> list[str]:
-    """``--preview`` not followed by a mode is ``--preview=auto`` (``mmcli search --preview 'a dog'``)."""
-    from mmcli.cli.preview import MODES
-
-    out: list[str] = []
-    for i, arg in enumerate(args):
-        if arg == "--":
-            return out + list(args[i:])
-        bare = arg == "--preview" and (i + 1 == len(args) or args[i + 1] not in MODES)
-        out.append("--preview=auto" if bare else arg)
-    return out
 
 
 # What each value is called in help (``--labels LABEL...``), by the option's long name; any other option
@@ -48,7 +46,7 @@ METAVARS = {
     "--ray-actors": "N", "--ray-gpus-per-actor": "GPUS", "--host": "HOST", "--port": "PORT",
     "--allow-root": "FOLDER", "--allow-host": "HOST", "--allow-origin": "URL", "--max-body": "BYTES",
     "--max-upload": "BYTES", "--dir": "FOLDER", "--count": "N", "--seed": "N", "--samples": "N",
-    "--rerank": "MODEL", "--rerank-weights": "FILE", "--rerank-k": "N",
+    "--rerank": "MODEL", "--rerank-weights": "FILE", "--rerank-k": "N", "--preview": "MODE",
 }  # fmt: skip
 ARGUMENT_METAVARS = {"inputs": "PATH", "paths": "PATH", "query": "TEXT"}
 
@@ -141,18 +139,48 @@ def command(
     return mark
 
 
-# ----------------------------------------------------------------------------------- single options
-def format_option(view: View) -> Any:
-    """``-f/--format`` listing the formats ``view`` offers (what ``output.choose_format`` accepts)."""
-    return Annotated[
-        Optional[str],
-        typer.Option(
-            "--format",
-            "-f",
-            help=f"{' | '.join(view.formats)} (default: table on a terminal, jsonl when piped).",
-            show_default=False,
-        ),
-    ]
+# ----------------------------------------------------------------------------- from the declarations
+def annotated(option: Option) -> Any:
+    """The Typer annotation of a declared option: values reach the command as typed (text), converted
+    where they are used (``mmcli.queries.build.convert``), the same whichever way the command was read."""
+    settings: dict[str, Any] = {"help": option.help, "hidden": option.hidden}
+    settings["show_default"] = option.default is not None and option.kind != "flag"
+    if option.kind == "words":
+        return Annotated[Optional[list[str]], typer.Argument(**settings)]
+    if option.kind == "flag":
+        return Annotated[bool, typer.Option(*option.flags, **settings)]
+    kind = Optional[list[str]] if option.kind == "many" else Optional[str] if option.default is None else str
+    return Annotated[kind, typer.Option(*option.flags, **settings)]
+
+
+def parameter(option: Option) -> inspect.Parameter:
+    """``name: Annotated[..., typer.Option(...)] = default`` for a command function's signature."""
+    default = False if option.kind == "flag" else option.default
+    return inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotated(option))
+
+
+def typer_command(declared: Command) -> Callable[..., None]:
+    """The Typer function of a declared command: its parameters are the options; it hands their values
+    to the command's body, which the fast path runs too (``mmcli.cli.fast``)."""
+
+    def run(**values: Any) -> None:
+        code = declared(values)
+        if code:
+            raise typer.Exit(code)
+
+    params = [parameter(o) for o in declared.options]
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    run.__name__ = run.__qualname__ = declared.name
+    run.__doc__ = declared.doc
+    return command(declared.name, examples=declared.examples, short=declared.short, multi_value=declared.multi_value)(
+        run
+    )
+
+
+def format_option(view: Any) -> Any:
+    """``-f/--format`` listing the formats ``view`` offers, as a Typer annotation."""
+    return annotated(declared_format(view))
 
 
 FormatOpt = Annotated[
@@ -164,71 +192,12 @@ FormatOpt = Annotated[
         show_default=False,
     ),
 ]
-NulOutOpt = Annotated[bool, typer.Option("-0", "--null", help="NUL-separated paths on stdout (for xargs -0).")]
-HiddenOpt = Annotated[bool, typer.Option("--include-hidden", help="Also walk hidden files and folders.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")]
-IndexOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--index",
-        "-i",
-        help="Index name (under $MMCLI_HOME/indexes, default 'default') or a folder path.",
-        show_default=False,
-    ),
-]
-LabelsOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--labels", "-l", help="Labels: --labels cat dog, --labels cat,dog, or repeated.", show_default=False),
-]
-LabelsFileOpt = Annotated[
-    Optional[Path], typer.Option("--labels-file", help="A file with one label per line.", show_default=False)
-]
-TemplateOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--template",
-        help='Prompt template with {} for the label (repeat to average several); "{}" uses '
-        'labels as they are. Default: "a photo of a {}."',
-        show_default=False,
-    ),
-]
-ServerOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--server",
-        help="Use a running `mmcli serve` at this URL, or `off` for none (default: $MMCLI_SERVER, or one "
-        "found running; MMCLI_SERVER=off never uses one).",
-        show_default=False,
-    ),
-]
-
-
-def _finite_seconds(value: float) -> float:
-    """``--every``: a number of seconds (``inf`` would sample one frame of nothing, ``nan`` no time)."""
-    if not math.isfinite(value):
-        raise typer.BadParameter(f"{value} is not a number of seconds")
-    return value
-
-
-EveryOpt = Annotated[
-    float,
-    typer.Option(
-        "--every",
-        min=0.01,
-        callback=_finite_seconds,
-        help="Videos: sample a frame every this many seconds (and where the picture changes sharply).",
-    ),
-]
-PreviewOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--preview",
-        metavar="MODE",
-        help="Each result's thumbnail beside its score and name, in the terminal. MODE: auto, kitty, iterm, "
-        "sixel, blocks or off. auto (--preview alone): kitty, "
-        "iTerm2 or sixel pictures where the terminal shows them, else Unicode half blocks; nothing when stdout is "
-        "not a terminal. A protocol named is written anyway.",
-        show_default=False,
-    ),
-]
-MaxFramesOpt = Annotated[int, typer.Option("--max-frames", min=1, help="Videos: at most this many frames per video.")]
+IndexOpt = annotated(INDEX)
+NulOutOpt = annotated(NULL)
+HiddenOpt = annotated(HIDDEN)
+QuietOpt = annotated(QUIET)
+ServerOpt = annotated(SERVER)
+PreviewOpt = annotated(PREVIEW)
+LabelsOpt = annotated(LABELS)
+LabelsFileOpt = annotated(LABELS_FILE)
+TemplateOpt = annotated(TEMPLATE)

@@ -1,11 +1,13 @@
-"""The ``@ray_options`` group: --ray and its settings, handed to a command as one ``RayChoice``."""
+"""The ``--ray`` group: its options, declared once (``RAY_OPTIONS``, without Typer), handed to a command as
+one ``RayChoice`` (``mmcli.cli.groups.ray_options`` for Typer-written commands, ``choice`` for declared ones)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
-from mmcli.cli.groups import F, _group, _opt
+from mmcli.cli.declare import Option
+from mmcli.queries.requests import real, whole
 
 if TYPE_CHECKING:
     from mmcli.embedding.ray_driver import RayOptions
@@ -20,6 +22,12 @@ class RayChoice:
     ray_actors: int | None
     ray_gpus_per_actor: float | None
 
+    def __post_init__(self) -> None:
+        if self.ray_actors is not None:
+            whole("ray_actors", self.ray_actors, 1)
+        if self.ray_gpus_per_actor is not None:
+            real("ray_gpus_per_actor", self.ray_gpus_per_actor, 0.0, 1024.0)
+
     @property
     def options(self) -> RayOptions | None:
         """What the core takes: None for a local run (Ray is then never imported)."""
@@ -31,47 +39,30 @@ class RayChoice:
         return RayOptions(self.ray_address, self.ray_actors, self.ray_gpus_per_actor)
 
 
-RAY_PARAMS = (
-    _opt(
+RAY_OPTIONS = (
+    Option(
         "ray",
-        bool,
-        False,
-        "--ray",
-        help="Run the decoding and the model on a Ray cluster: $RAY_ADDRESS, else a new local Ray instance "
-        "(needs mmcli's ray extra on every node, as `pip install -e '.[ray]'` in its clone installs it; "
-        "every Ray node must see the files at the same paths).",
+        ("--ray",),
+        "Run the decoding and the model on a Ray cluster: $RAY_ADDRESS, else a new local Ray instance (needs mmcli's "
+        "ray extra on every node, as `pip install -e '.[ray]'` in its clone installs it; every Ray node must see the "
+        "files at the same paths).",
+        kind="flag",
     ),
-    _opt(
+    Option(
         "ray_address",
-        Optional[str],
-        None,
-        "--ray-address",
-        help="The Ray cluster to use (implies --ray): HOST:PORT of its head, ray://HOST:10001, "
-        "auto (the cluster started last on this machine) or local.",
-        show_default=False,
+        ("--ray-address",),
+        "The Ray cluster to use (implies --ray): HOST:PORT of its head, ray://HOST:10001, auto (the cluster started "
+        "last on this machine) or local.",
     ),
-    _opt(
+    Option(
         "ray_actors",
-        Optional[int],
-        None,
-        "--ray-actors",
-        min=1,
-        help="Model copies (Ray actors) (implies --ray). Default: one per GPU, or one per 8 CPUs without GPUs.",
-        show_default=False,
+        ("--ray-actors",),
+        "Model copies (Ray actors) (implies --ray). Default: one per GPU, or one per 8 CPUs without GPUs.",
     ),
-    _opt(
+    Option(
         "ray_gpus_per_actor",
-        Optional[float],
-        None,
-        "--ray-gpus-per-actor",
-        min=0,
-        help="GPUs each actor reserves (implies --ray; 0.5 puts two on a GPU). Default: 1 if the cluster "
-        "has GPUs, else 0. --batch-size is per actor.",
-        show_default=False,
+        ("--ray-gpus-per-actor",),
+        "GPUs each actor reserves (implies --ray; 0.5 puts two on a GPU). Default: 1 if the cluster has GPUs, "
+        "else 0. --batch-size is per actor.",
     ),
 )
-
-
-def ray_options(fn: F) -> F:
-    """Adds --ray/--ray-address/--ray-actors/--ray-gpus-per-actor; the command receives ``ray_choice: RayChoice``."""
-    return _group("ray_choice", RAY_PARAMS, RayChoice)(fn)

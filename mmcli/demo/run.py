@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mmcli.demo.shapes import all_specs, write_corpus
 from mmcli.engine.local import LocalEngine
+from mmcli.index.job import IndexJob
 from mmcli.index.sync import IndexSummary, run_index
 from mmcli.queries import ClassifyRequest, SearchRequest, build_terms
 from mmcli.results import Classification, Hit
@@ -36,7 +37,7 @@ def run_demo(folder: Path, count: int = 48, seed: int = 7, classify_count: int =
     start = time.perf_counter()
     written = write_corpus(folder, count, seed=seed)
     index = folder / ".mmcli-index"
-    summary = run_index(index, [str(folder)], model=DEMO_MODEL, device="cpu", precision="fp32", workers=1)
+    summary = run_index(index, IndexJob([str(folder)], model=DEMO_MODEL, device="cpu", precision="fp32", workers=1))
     engine = LocalEngine(index, DEMO_MODEL, None, "cpu", "fp32", workers=1)
     hits = engine.search(SearchRequest(build_terms(DEMO_QUERY, None), top_k=5)).hits
     truth = {str(p): spec.label for p, spec in written}

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmcli.errors import UsageError
+from mmcli.queries.requests import check_templates  # noqa: F401  (the rule lives with the request)
 from mmcli.results import Classification, FileFailure, ImageVector, LabelScore, Segment
 
 if TYPE_CHECKING:
@@ -65,15 +66,6 @@ def clean_labels(raw: Sequence[str]) -> tuple[list[str], list[str]]:
         else:
             labels.append(label)
     return labels, notes
-
-
-def check_templates(templates: Sequence[str]) -> list[str]:
-    if not templates:
-        raise UsageError("no prompt template given")
-    bad = [t for t in templates if "{}" not in t]
-    if bad:
-        raise UsageError(f"template {bad[0]!r} has no {{}} for the label", hint='e.g. --template "a photo of a {}."')
-    return list(templates)
 
 
 def build_label_set(

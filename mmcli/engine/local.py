@@ -1,9 +1,10 @@
-"""One interface for the work behind ``search`` and ``classify``: in this process, or in a server.
+"""One interface for the work behind ``search`` and ``classify``: in this process, in the resident
+helper, or in a server.
 
 ``LocalEngine`` runs it here: the model is loaded on first need (a cached query needs none), the
-index is opened per call. ``mmcli serve`` keeps one LocalEngine warm behind HTTP, and
-``mmcli.serve.client.RemoteEngine`` talks to it with the same methods (``mmcli.serve.client.choose_engine``
-picks one, once, for a command: a server that holds the right index and model, else this process).
+index is opened per call. ``mmcli serve`` and the resident helper keep one LocalEngine warm, behind
+HTTP and a Unix socket; ``mmcli.serve.client.RemoteEngine`` and ``mmcli.helper.engine.HelperEngine``
+talk to them with the same methods (``mmcli.cli.engines.choose_engine`` picks one, once, for a command).
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ class ClassifyRun:
 
     warnings: tuple[str, ...]
     items: Iterator[Classification | Segment | FileFailure]  # Segments: the timeline of a video
+
+
+class Unanswered(Exception):
+    """An engine elsewhere (a server, the resident helper) cannot answer this call, and nothing was done
+    there that the caller must know of: the caller does the work in this process instead
+    (``mmcli.cli.engines.Fallback``). ``said``: what people are told of it (nothing when it is routine)."""
+
+    def __init__(self, why: str, said: tuple[str, ...] = ()) -> None:
+        super().__init__(why)
+        self.said = said
 
 
 class Engine(Protocol):

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import DiskFull, IndexCorrupt, IndexReadOnly, IndexStoreError, UsageError
 from mmcli.faults import fault_point
 from mmcli.index import schema
@@ -49,16 +47,15 @@ from mmcli.index.embedding import (
     small_job_encoder,
     towers_after,
 )
-from mmcli.index.job import IndexJob, KeptModel, LoadedModel
+from mmcli.index.job import IndexJob, LoadedModel
 from mmcli.index.lock import IndexLock
 from mmcli.index.open import model_spec_for
 from mmcli.index.schema import REBUILD_DB, ensure_writable
 from mmcli.index.store import FileRow, Store
 from mmcli.media.files import hash_files
-from mmcli.results import FileFailure, ProgressFn
+from mmcli.results import FileFailure
 
 if TYPE_CHECKING:
-    from mmcli.embedding.ray_driver import RayOptions
     from mmcli.models import Encoder, ModelSpec
 
 
@@ -87,61 +84,31 @@ class IndexSummary:
         return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
 
-def run_index(
-    folder: Path,
-    roots: Sequence[str],
-    *,
-    model: str | None = None,
-    weights: str | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    rebuild: bool = False,
-    include_hidden: bool = False,
-    exclude: Sequence[str] = (),
-    batch_size: int | None = None,
-    workers: int | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    on_progress: ProgressFn | None = None,
-    on_failure: Callable[[FileFailure], None] | None = None,
-    prune: bool = False,
-    every: float = 2.0,
-    max_frames: int = 2000,
-    ray: RayOptions | None = None,
-    keep: KeptModel | None = None,
-    on_note: Callable[[str], None] | None = None,
-) -> IndexSummary:
-    """Bring the index at ``folder`` up to date with ``roots``; with ``rebuild``, embed everything again
-    into a new database beside it and swap that in only when it is complete. With ``ray``, the files
-    that need the model are embedded on a Ray cluster; Ray is not started when none do. ``keep``: a
-    model loaded by an earlier run is used, and one loaded now is kept there (`--watch`). ``on_note``:
-    told, for people, of a stage that takes a while (exporting the towers after the first run with a model)."""
+def run_index(folder: Path, job: IndexJob) -> IndexSummary:
+    """Bring the index at ``folder`` up to date with ``job.roots``; with ``job.rebuild``, embed everything
+    again into a new database beside it and swap that in only when it is complete. With ``job.ray``, the
+    files that need the model are embedded on a Ray cluster; Ray is not started when none do. ``job.keep``:
+    a model loaded by an earlier run is used, and one loaded now is kept there (`--watch`)."""
     start = time.perf_counter()
-    root_paths = tuple(Path(r).expanduser().resolve() for r in roots)
-    for r in root_paths:
-        if not r.exists():
+    for r in job.roots:
+        if not Path(r).exists():
             raise UsageError(f"no such file or folder: {r}")
-    if not (math.isfinite(every) and every > 0) or max_frames < 1:
-        raise UsageError("--every must be above 0 seconds and --max-frames at least 1")
-    job = IndexJob(
-        root_paths, device, precision, include_hidden, tuple(exclude), batch_size, workers, max_pixels,
-        on_progress, on_failure, prune, every, max_frames, ray, keep, on_note,
-    )  # fmt: skip
     ensure_writable(folder)
     loaded = LoadedModel()
     with IndexLock(folder):
-        store = _open_for_writing(folder, rebuild)
+        store = _open_for_writing(folder, job.rebuild)
         try:
-            if rebuild:
-                summary = _rebuild(store, model, weights, job, start, loaded)
+            if job.rebuild:
+                summary = _rebuild(store, job.model, job.weights, job, start, loaded)
             else:
-                spec = model_spec_for(store.meta(), model, weights)
+                spec = model_spec_for(store.meta(), job.model, job.weights)
                 store.record_model(model_meta(spec))  # before any work: a killed first run keeps it
                 summary = _update(store, spec, job, start, loaded=loaded)
             from mmcli.index.vectors import load_or_rebuild
 
             if store.meta().get("dim"):
                 load_or_rebuild(store, write=True, must_write=True)
-            store.add_roots(os.fsdecode(r) for r in root_paths)
+            store.add_roots(os.fsdecode(r) for r in job.roots)
         except sqlite3.OperationalError as exc:
             if _is_disk_full(exc):
                 raise _disk_full(folder) from None

@@ -3,7 +3,7 @@ move or vanish.
 
 The watcher (watchfiles: inotify, FSEvents, ReadDirectoryChangesW; the ``watch`` extra) starts
 before the first pass, so nothing written meanwhile is missed. Its events are only a trigger: each
-batch is an ordinary incremental run (``run_index`` over the same roots: the walk finds what
+batch is an ordinary incremental run (``run_index`` of the same job: the walk finds what
 changed, a moved file's vector is found by its hash, a vanished file is kept as missing or
 pruned), so a batch commits as `mmcli index` commits, one model batch per transaction. Events are
 gathered until none came for ``STEP_MS`` (at most ``DEBOUNCE_MS``), and events that come while a
@@ -17,14 +17,14 @@ batches; what was committed stays.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from mmcli.config import install_command
 from mmcli.errors import IndexLocked, UsageError
-from mmcli.index.job import KeptModel
+from mmcli.index.job import IndexJob, KeptModel
 from mmcli.index.sync import IndexSummary, run_index
 
 DEBOUNCE_MS = 1600  # the longest a batch gathers events once the first came
@@ -76,14 +76,13 @@ def media_filter(folder: Path, include_hidden: bool) -> Callable[[Any, str], boo
 
 def watch_index(
     folder: Path,
-    roots: Sequence[str],
+    job: IndexJob,
     on_batch: Callable[[WatchBatch], None],
     *,
     stop: StopEvent | None = None,
     on_busy: Callable[[str], None] | None = None,
-    **index_args: Any,
 ) -> None:
-    """Index ``roots`` into ``folder`` (``run_index`` with ``index_args``), then again after each batch
+    """Index ``job.roots`` into ``folder`` (``run_index`` with ``job``), then again after each batch
     of changes under them, until ``stop`` is set (returns) or Ctrl-C (KeyboardInterrupt). Each run's
     result goes to ``on_batch``; ``on_busy`` hears when a batch waits for the index lock."""
     if not watchfiles_available():
@@ -91,13 +90,13 @@ def watch_index(
     from watchfiles import watch
 
     keep = KeptModel()
-    paths = [Path(r).expanduser().resolve() for r in roots]
+    paths = [Path(r) for r in job.roots]
     for p in paths:
         if not p.exists():
             raise UsageError(f"no such file or folder: {p}")
     events = watch(
         *paths,
-        watch_filter=media_filter(folder, bool(index_args.get("include_hidden"))),
+        watch_filter=media_filter(folder, job.include_hidden),
         debounce=DEBOUNCE_MS,
         step=STEP_MS,
         rust_timeout=TICK_MS,
@@ -111,12 +110,12 @@ def watch_index(
 
         def run(count: int) -> None:
             nonlocal number
-            summary = run_index(folder, [os.fsdecode(p) for p in paths], keep=keep, **index_args)
+            summary = run_index(folder, replace(job, keep=keep))
             on_batch(WatchBatch(number, count, summary, keep.loads))
             number += 1
 
         run(0)
-        index_args["rebuild"] = False  # (a --rebuild is the first pass's)
+        job = replace(job, rebuild=False)  # (a --rebuild is the first pass's)
         for changes in events:
             pending += len(changes)
             if not pending:

@@ -2,8 +2,10 @@
 
 FastAPI + uvicorn (the ``serve`` extra; only that command imports this module). GET /health,
 POST /search, POST /classify, and the search page (GET /, /thumb, /image, POST /search/upload:
-``mmcli.serve.page``); bodies are the pydantic models of ``mmcli.serve.wire`` (a wrong type is a
-422 naming the field), documented at /openapi.json and /docs. Endpoints are plain functions, so
+``mmcli.serve.page``). Bodies are JSON objects of the values users give, read by the same builder as
+every other way in (``mmcli.queries.build``: a value it refuses is a 400 with its message; a body that
+is no JSON object, a 400 or 422), and replies are ``mmcli.wire``'s; both are documented at
+/openapi.json and /docs with schemas made from the same dataclasses. Endpoints are plain functions, so
 FastAPI runs them in its thread pool: model work never blocks the event loop, and /health answers
 while a search runs. Model work is serialised by one lock. ``mmcli.serve.guards`` refuses foreign hosts
 and origins, oversized bodies and files outside the allowed roots.
@@ -23,16 +25,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Request, Response  # module level: FastAPI reads the endpoints' annotations
+from fastapi import Body, Request, Response  # module level: FastAPI reads the endpoints' annotations
 
+from mmcli import wire
 from mmcli.errors import MmcliError, UsageError
 from mmcli.faults import fault_point
-from mmcli.queries import split_moment
+from mmcli.queries.build import classify_request, search_request
+from mmcli.queries.terms import split_moment
+from mmcli.results import Health, SearchResult
 from mmcli.serve.client import NONCE_HEADER, PROOF_HEADER, discovery_file, proof, read_discovery
-from mmcli.serve.guards import BadPath, BodyLimit, HostOriginGuard, PathGuard, Refused
-from mmcli.serve.wire import ClassifyBody, ClassifyItem, ClassifyReply, ErrorReply, HealthReply, SearchBody, SearchReply
+from mmcli.serve.guards import BadPath, BodyLimit, HostOriginGuard, PathGuard, Refused, named_files
 
 if TYPE_CHECKING:
     import socket
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_BODY = 1_000_000
 DEFAULT_MAX_UPLOAD = 50_000_000  # an example image dropped on the search page
+JsonObject = Annotated[dict[str, Any], Body()]
+ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "hint": {"type": ["string", "null"]}}}
 
 
 @dataclass(frozen=True)
@@ -88,10 +94,18 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
     app.add_middleware(
         HostOriginGuard, port=config.port, allow_hosts=config.allow_hosts, allow_origins=config.allow_origins
     )
-    errors = {403: {"model": ErrorReply}, 400: {"model": ErrorReply}, 413: {"model": ErrorReply}}
+    errors = {code: {"content": {"application/json": {"schema": ERROR}}} for code in (400, 403, 413)}
 
     def error(status: int, message: str, hint: str | None = None) -> Any:
-        return AsciiJSON(ErrorReply(error=message, hint=hint).model_dump(), status_code=status)
+        return AsciiJSON({"error": message, "hint": hint}, status_code=status)
+
+    def documented(body: dict[str, Any], reply: Any) -> dict[str, Any]:
+        """The OpenAPI of an endpoint: its body's and reply's schemas (``mmcli.wire``'s, of the dataclasses)."""
+        content = {"content": {"application/json": {"schema": reply}}}
+        return {
+            "openapi_extra": {"requestBody": {"content": {"application/json": {"schema": body}}, "required": True}},
+            "responses": {**errors, 200: content},
+        }
 
     @app.exception_handler(Exception)
     def unexpected(_request: Any, exc: Exception) -> Any:  # the answer; ``NoTracebacks`` tells the terminal
@@ -127,40 +141,42 @@ def create_app(engine: LocalEngine, config: ServerConfig) -> Any:
         with lock:
             return work()
 
-    @app.get("/health", response_model=HealthReply)
-    def health(request: Request, response: Response) -> HealthReply:
+    @app.get("/health", responses={200: {"content": {"application/json": {"schema": wire.schema(Health)}}}})
+    def health(request: Request) -> Response:
         nonce = request.headers.get(NONCE_HEADER)
-        if nonce:
-            response.headers[PROOF_HEADER] = proof(config.token, nonce[:128])
-        return HealthReply.of(engine.health())
+        headers = {PROOF_HEADER: proof(config.token, nonce[:128])} if nonce else {}
+        return AsciiJSON(wire.value(engine.health()), headers=headers)
 
-    def run_search(body: SearchBody, upload: str | None = None) -> SearchReply:
-        for path in body.named_files():  # before anything looks at them: the same 403 whether they exist or not
+    def run_search(values: dict[str, Any], upload: str | None = None) -> Response:
+        for path in named_files(values):  # before anything looks at them: the same 403 whether they exist or not
             if path != upload:
                 paths.check(split_moment(path)[0])  # a video's moment (VIDEO#t=12): the video's file
-        if body.within is not None:
-            paths.resolve(body.within)  # a NUL: 400
+        if isinstance(values.get("within"), str):
+            paths.resolve(values["within"])  # a NUL: 400
         # paths outside the roots are never looked up (``within`` there only narrows the index's paths)
-        request = body.request(lambda path: path == upload or paths.contains(path))
+        request = search_request(lambda path: path == upload or paths.contains(path), **values)
         for term in request.terms:
             if term.is_image and term.value != upload:
                 paths.check(split_moment(term.value)[0])
-        return SearchReply.of(locked(lambda: engine.search(request)))
+        return AsciiJSON(wire.value(locked(lambda: engine.search(request))))
 
-    @app.post("/search", response_model=SearchReply, responses=errors)
-    def search(body: SearchBody) -> SearchReply:
+    @app.post("/search", **documented(wire.search_schema(), wire.schema(SearchResult)))
+    def search(body: JsonObject) -> Response:
         return run_search(body)
 
-    @app.post("/classify", response_model=ClassifyReply, responses=errors)
-    def classify(body: ClassifyBody) -> ClassifyReply:
-        request = body.request()
+    reply = {"type": "object", "properties": {"results": {"type": "array"}, "warnings": {"type": "array"}}}
+
+    @app.post("/classify", **documented(wire.classify_schema(), reply))
+    def classify(body: JsonObject) -> Response:
+        request = classify_request(**body)
         for path in request.paths:
             paths.check(path)
 
-        def work() -> ClassifyReply:
+        def work() -> Response:
             fault_point("serve.classify")
             run = engine.classify(request)
-            return ClassifyReply(results=[ClassifyItem.of(item) for item in run.items], warnings=list(run.warnings))
+            results = [wire.item_value(item) for item in run.items]
+            return AsciiJSON({"results": results, "warnings": list(run.warnings)})
 
         return locked(work)
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mmcli.queries.terms import WEIGHT_RE, looks_like_path
+
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
@@ -177,3 +179,24 @@ class BodyLimit:
         except Exception:
             if not over:
                 raise  # (the endpoint's complaint about a body that stopped short: answered already)
+
+
+def named_files(values: dict[str, Any]) -> list[str]:
+    """Image paths a search body names, whether or not they exist (checked before any is looked at):
+    images, and ``add``/``sub`` terms that look like paths, absolute or not (a relative one as the server
+    would read it), with or without their weight; model files too."""
+    texts = [v for v in (values.get("image"), values.get("rerank_weights")) if isinstance(v, str)]
+    found = [t["image"] for t in _list(values.get("terms")) if isinstance(t, dict) and isinstance(t.get("image"), str)]
+    found += texts
+    for raw in [r for r in (*_list(values.get("add")), *_list(values.get("sub"))) if isinstance(r, str)]:
+        m = WEIGHT_RE.match(raw)
+        for value in (raw, m.group(2)) if m else (raw,):
+            if not value.startswith("text:") and (os.path.isabs(value) or looks_like_path(value)):
+                found.append(value if "\0" in value else os.path.abspath(value))
+    rerank = values.get("rerank")
+    found += [rerank[10:]] if isinstance(rerank, str) and rerank.startswith("local-dir:") else []
+    return found
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if isinstance(value, str) else []

@@ -30,10 +30,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from mmcli.config import install_command
 from mmcli.errors import MmcliError
-from mmcli.results import DupeGroup, Hit, SearchResult, Segment
-from mmcli.serve.guards import BadPath, PathGuard, Refused
+from mmcli.queries.build import classify_request, search_request
+from mmcli.results import DupeGroup, Hit, LabelScore, SearchResult, Segment
+from mmcli.serve.guards import BadPath, PathGuard, Refused, named_files
 from mmcli.serve.thumbs import PictureCache
-from mmcli.serve.wire import HitBody, LabelScoreBody, SearchBody, SearchReply
 
 if TYPE_CHECKING:
     from mmcli.engine.local import LocalEngine
@@ -54,12 +54,12 @@ INSTRUCTIONS = (
 Paths = Annotated[list[Annotated[str, Field(max_length=4096)]], Field(max_length=100)]
 Short = Annotated[str, Field(max_length=2000)]
 Date = Annotated[str, Field(max_length=100, description="YYYY, YYYY-MM, YYYY-MM-DD or an ISO date and time")]
-K = Annotated[int, Field(ge=1, le=200, description="How many results")]
+K = Annotated[int, Field(le=200, description="How many results (the request's own rule: at least 1)")]
 Thumbs = Annotated[int, Field(ge=0, le=MAX_THUMBS, description="Thumbnails of the best results to attach")]
 
 
 class SearchOutput(BaseModel):
-    hits: list[HitBody]
+    hits: list[Hit]  # (the results' own dataclasses: pydantic reads their fields)
     warnings: list[str] = []
 
 
@@ -68,7 +68,7 @@ class ClassifiedOutput(BaseModel):
     ``reason`` says why a file could not be classified."""
 
     path: str
-    labels: list[LabelScoreBody] = []
+    labels: list[LabelScore] = []
     start: float | None = None
     end: float | None = None
     reason: str | None = None
@@ -158,30 +158,24 @@ def create_server(
             out.append(ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type="image/jpeg"))
         return out
 
-    def run_search(body: SearchBody, thumbnails: int) -> Any:
-        for path in body.named_files():
+    def run_search(thumbnails: int, **values: Any) -> Any:
+        """A search built from the tool's values as every way in builds it; every path it names checked."""
+        values = {k: v for k, v in values.items() if v is not None}
+        for path in named_files(values):
             checked(path)
-        if body.within is not None:
-            checked(body.within)
+        if values.get("within") is not None:
+            checked(values["within"])
 
         def go() -> SearchResult:
-            request = body.request()
+            request = search_request(**values)
             for term in request.terms:
                 if term.is_image:
                     checked(term.value)
             return engine.search(request)
 
         result = work(go)
-        output = SearchReply.of(result)
-        return reply(SearchOutput(hits=output.hits, warnings=output.warnings), pictures(result.hits, thumbnails))
-
-    def body(**fields: Any) -> SearchBody:
-        try:
-            return SearchBody(**{k: v for k, v in fields.items() if v is not None})
-        except ValidationError as exc:
-            first = exc.errors()[0] if exc.errors() else {}
-            where = ".".join(map(str, first.get("loc", ()))) or "arguments"
-            raise ToolError(f"{where}: {first.get('msg')}") from None
+        output = SearchOutput(hits=list(result.hits), warnings=list(result.warnings))
+        return reply(output, pictures(result.hits, thumbnails))
 
     @server.tool(
         description="Find pictures (and video moments) in the index by a text description and/or an example image."
@@ -199,8 +193,9 @@ def create_server(
         k: K = 10,
         thumbnails: Thumbs = 6,
     ) -> Annotated[CallToolResult, SearchOutput]:
-        fields = dict(query=text, image=image, add=add, sub=sub, after=after, before=before, within=within, top_k=k)
-        return run_search(body(**fields), thumbnails)
+        return run_search(
+            thumbnails, query=text, image=image, add=add, sub=sub, after=after, before=before, within=within, top_k=k
+        )
 
     @server.tool(description="More pictures like a given file (an absolute path under the indexed folders).")
     def similar(
@@ -214,7 +209,7 @@ def create_server(
         import os
 
         absolute = os.path.abspath(os.path.expanduser(checked(path)))  # (never among its own results)
-        return run_search(body(image=absolute, within=within, after=after, before=before, top_k=k), thumbnails)
+        return run_search(thumbnails, image=absolute, within=within, after=after, before=before, top_k=k)
 
     @server.tool(description="Zero-shot classify image or video files against labels (best labels first).")
     def classify(
@@ -225,12 +220,11 @@ def create_server(
     ) -> Annotated[CallToolResult, ClassifyOutput]:
         import os
 
-        from mmcli.queries import ClassifyRequest
-
-        files = tuple(os.path.abspath(os.path.expanduser(checked(p))) for p in paths)
+        files = [os.path.abspath(os.path.expanduser(checked(p))) for p in paths]
 
         def go() -> ClassifyOutput:
-            run = engine.classify(ClassifyRequest(files, tuple(labels), multi_label=multi_label, top_k=top_k))
+            request = classify_request(paths=files, labels=labels, multi_label=multi_label, top_k=top_k)
+            run = engine.classify(request)
             return ClassifyOutput(results=[_classified(item) for item in run.items], warnings=list(run.warnings))
 
         return reply(work(go))
@@ -278,9 +272,9 @@ def _classified(item: Any) -> ClassifiedOutput:
     if isinstance(item, FileFailure):
         return ClassifiedOutput(path=item.path, reason=item.reason)
     if isinstance(item, Segment):
-        label = LabelScoreBody(label=item.label, score=item.score)
+        label = LabelScore(item.label, item.score)
         return ClassifiedOutput(path=item.path, labels=[label], start=item.start, end=item.end)
-    return ClassifiedOutput(path=item.path, labels=[LabelScoreBody(label=x.label, score=x.score) for x in item.labels])
+    return ClassifiedOutput(path=item.path, labels=list(item.labels))
 
 
 def _thumbnail_jpeg(hit: Hit, cache: PictureCache, guard: PathGuard) -> bytes | None:

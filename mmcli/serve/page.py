@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 from fastapi import Query, Request, Response  # module level: FastAPI reads the endpoints' annotations
 
+from mmcli import wire
 from mmcli.errors import ImageLoadError
+from mmcli.results import SearchResult
 from mmcli.serve.guards import PathGuard
-from mmcli.serve.wire import SearchBody, SearchReply, TermBody
 
 if TYPE_CHECKING:
     from mmcli.serve.thumbs import Picture, PictureCache
@@ -39,21 +40,22 @@ SAFE = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referre
 PICTURE_CACHE = "private, max-age=300"  # a changed file is shown within 5 minutes; ETags revalidate
 
 
-def _upload_body(request: Request) -> SearchBody:
-    """The search options of an upload, from its query string (``add``/``sub`` repeat)."""
-    from fastapi.exceptions import RequestValidationError
-    from pydantic import ValidationError
+MANY = ("add", "sub")  # query-string fields given once per value
 
+
+def _upload_values(request: Request) -> dict[str, Any]:
+    """The search options of an upload, from its query string (``add``/``sub`` repeat), as typed."""
     params = request.query_params
-    fields: dict[str, Any] = {}
-    for key in params:
-        info = SearchBody.model_fields.get(key)
-        many = info is not None and get_origin(info.annotation) is list
-        fields[key] = params.getlist(key) if many else params[key]
-    try:
-        return SearchBody.model_validate(fields)
-    except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
+    return {key: params.getlist(key) if key in MANY else params[key] for key in params}
+
+
+def _upload_limit(values: dict[str, Any]) -> int:
+    """The pixel limit an upload is decoded under: the search's own, checked as the search checks it."""
+    from mmcli.queries.build import convert
+    from mmcli.queries.requests import SearchRequest, whole
+
+    given = convert(SearchRequest, "max_pixels", values.get("max_pixels"))
+    return whole("max_pixels", given if given is not None else SearchRequest.max_pixels, 1)
 
 
 def _file_response(path: str, media_type: str, headers: dict[str, str]) -> Response:
@@ -81,12 +83,12 @@ def _file_response(path: str, media_type: str, headers: dict[str, str]) -> Respo
 
 def add_page(
     app: Any,
-    search: Callable[[SearchBody, str | None], SearchReply],
+    search: Callable[[dict[str, Any], str | None], Response],
     paths: PathGuard,
     cache: PictureCache,
     error: Callable[..., Any],
 ) -> None:
-    """Register the page's routes on ``app``. ``search(body, upload)`` checks the body's paths against
+    """Register the page's routes on ``app``. ``search(values, upload)`` checks the values' paths against
     the roots (all but ``upload``, the server's own temporary file) and runs it under the model lock."""
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
@@ -133,17 +135,20 @@ def add_page(
         paths.check(path)
         return picture(request, browser_image(path, t))
 
-    @app.post("/search/upload", response_model=SearchReply, responses={400: {}, 403: {}, 413: {}, 415: {}})
-    async def upload(request: Request) -> SearchReply:
+    reply = {200: {"content": {"application/json": {"schema": wire.schema(SearchResult)}}}}
+
+    @app.post("/search/upload", responses={**reply, 400: {}, 403: {}, 413: {}, 415: {}})
+    async def upload(request: Request) -> Response:
         """Search by an example image sent as the raw body; the other fields of /search go in the query
         string (``?top_k=20&add=sunset``). The image is never stored beside the photos."""
-        body = _upload_body(request)
+        values = _upload_values(request)
+        limit = _upload_limit(values)
         data = await request.body()
 
-        def work() -> SearchReply:
+        def work() -> Response:
             try:
-                with uploaded_image(data, cache, body.max_pixels) as tmp:
-                    return search(body.model_copy(update={"terms": [*body.terms, TermBody(image=tmp)]}), tmp)
+                with uploaded_image(data, cache, limit) as tmp:
+                    return search({**values, "terms": [{"image": tmp}]}, tmp)
             except NotStored as exc:  # neither the cache nor the system's temporary folder can hold it
                 raise HTTPException(503, str(exc)) from None
 

@@ -1,4 +1,4 @@
-"""What a user asks for: search terms and requests, parsed once, before they reach an engine.
+"""Search terms: what a query is made of, parsed once, in the process that parsed the command.
 
 A search query is a weighted sum of unit vectors, renormalised (as rclip combines queries): the
 main text (weight 1), ``--image PATH`` (weight 1), ``--add TERM`` (+w) and ``--sub TERM`` (-w). A
@@ -6,7 +6,7 @@ TERM is ``[WEIGHT:]TEXT-OR-IMAGE-PATH``: an existing file is an image, anything 
 file stands for all its moments; ``VIDEO#t=SECONDS`` for the one at that time (``split_moment``).
 
 Image paths are made absolute here, in the process that parsed them, so a request means the same
-thing in a server started in another folder.
+thing in a server or a helper started in another folder.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mmcli.config import DEFAULT_MAX_PIXELS
 from mmcli.errors import UsageError
 
 WEIGHT_RE = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)):(.+)$", re.DOTALL)
 MOMENT_RE = re.compile(r"^(.+)#t=(\d+(?:\.\d*)?|\.\d+)$", re.DOTALL)  # a media fragment, as `-f urls` writes
-DEFAULT_TEMPLATE = "a photo of a {}."
+MAX_WEIGHT = 1e6  # a term's weight lies in [-MAX_WEIGHT, MAX_WEIGHT]
+MAX_MOMENT = 1e9  # seconds into a video
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,21 @@ class Term:
     value: str  # a text, or an image file; a video file (all its moments) or VIDEO#t=SECONDS (one moment)
     is_image: bool
     time: float | None = None  # a moment of a video, in seconds: its indexed vector (else its frame there)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)):
+            raise UsageError(f"a term's weight is a number, not {self.weight!r}")
+        if not (math.isfinite(self.weight) and abs(self.weight) <= MAX_WEIGHT):
+            raise UsageError(f"a term's weight lies in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], not {self.weight}")
+        if not isinstance(self.value, str) or not self.value:
+            raise UsageError("a term is a text or an image path, not empty")
+        if self.time is not None:
+            if not self.is_image:
+                raise UsageError("a moment (time) goes with an image term: a video's path")
+            if isinstance(self.time, bool) or not isinstance(self.time, (int, float)):
+                raise UsageError(f"a moment is a number of seconds, not {self.time!r}")
+            if not (math.isfinite(self.time) and 0 <= self.time <= MAX_MOMENT):
+                raise UsageError(f"a moment lies in [0, {MAX_MOMENT:g}] seconds, not {self.time}")
 
 
 def image_term(path: str, weight: float = 1.0, time: float | None = None) -> Term:
@@ -56,6 +71,11 @@ def looks_like_path(value: str) -> bool:
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")  # as mmcli.media.images.VIDEO_EXTENSIONS
+
+
+def names_a_video(path: str) -> bool:
+    """Is ``path`` a video's name (its suffix; nothing is looked up)? As ``mmcli.media.video.is_video``."""
+    return os.path.splitext(path)[1].lower() in VIDEO_SUFFIXES
 
 
 def split_moment(value: str) -> tuple[str, float | None]:
@@ -130,114 +150,3 @@ def describe(terms: Sequence[Term]) -> str:
         return f"like {t.value}" if t.is_image else t.value
     texts = [t.value for t in terms if not t.is_image and t.weight > 0]
     return texts[0] if texts else "combined query"
-
-
-SORTS = ("score", "date", "-date")
-AUTO = "auto"  # --threshold auto: a cut-off chosen per query (mmcli.engine.cutoff)
-RERANK_K = 100  # --rerank: how many of the index's best hits the second model re-scores
-
-
-def parse_threshold(text: str | None) -> float | str | None:
-    """``--threshold``: a cosine similarity, or "auto"."""
-    if text is None:
-        return None
-    if text.strip().lower() == AUTO:
-        return AUTO
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"--threshold {text}: not a number or 'auto'", hint="e.g. --threshold 0.25") from None
-    if not -1.0 <= value <= 1.0:
-        raise UsageError(f"--threshold {text}: a cosine similarity lies in [-1, 1]")
-    return value
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """A search against one index. ``within`` is an absolute folder or None; ``after``/``before``
-    keep what was taken in [after, before) (unix seconds; ``mmcli.media.taken.period`` reads the dates
-    users give); ``sort``: "score" (best first), "date" (oldest first) or "-date" (newest first),
-    of the ``top_k`` best matches. ``threshold``: a minimum score, or "auto" (chosen per query).
-    ``rerank``: a second model (spec or alias; ``rerank_weights`` its checkpoint where the spec needs one)
-    that re-scores the index's best ``rerank_k`` hits (at least ``top_k``) and orders them; a numeric
-    threshold then applies to its scores. ``explain``: each hit carries each term's part in its score."""
-
-    terms: tuple[Term, ...]
-    top_k: int = 10
-    threshold: float | str | None = None
-    within: str | None = None
-    exact: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    after: float | None = None
-    before: float | None = None
-    sort: str = "score"
-    all_moments: bool = False  # every matching moment of a video, not only its best
-    rerank: str | None = None
-    rerank_weights: str | None = None
-    rerank_k: int = RERANK_K
-    explain: bool = False
-
-    def __post_init__(self) -> None:
-        if self.sort not in SORTS:
-            raise UsageError(f"--sort {self.sort}: not one of {', '.join(SORTS)}")
-        if isinstance(self.threshold, str) and self.threshold != AUTO:
-            raise UsageError(f"--threshold {self.threshold}: not a number or 'auto'")
-        if self.rerank_k < 1:
-            raise UsageError("--rerank-k must be at least 1")
-        if self.rerank_weights is not None and self.rerank is None:
-            raise UsageError("--rerank-weights needs --rerank MODEL")
-
-    @property
-    def min_score(self) -> float | None:
-        """The fixed threshold, if one was given (None for none and for "auto")."""
-        return None if self.threshold is None or isinstance(self.threshold, str) else float(self.threshold)
-
-    @property
-    def auto_threshold(self) -> bool:
-        return self.threshold == AUTO
-
-    @staticmethod
-    def model_here(spec: str | None) -> str | None:
-        """``--rerank``: a ``local-dir:`` folder made absolute here, so a server reads the same one."""
-        if spec is None or not spec.startswith("local-dir:"):
-            return spec
-        return "local-dir:" + os.path.abspath(os.path.expanduser(spec[10:]))
-
-    @staticmethod
-    def file_here(path: str | None) -> str | None:
-        """``--rerank-weights``: made absolute here."""
-        return None if path is None else os.path.abspath(os.path.expanduser(path))
-
-    @staticmethod
-    def folder(within: str | None, visible: Visible = _everywhere) -> str | None:
-        """``--in``: an absolute folder, which must exist (one ``visible`` refuses is not looked at: it
-        only narrows the index's paths)."""
-        if not within:
-            return None
-        if "\0" in within:
-            raise UsageError(f"--in {within!r}: not a folder name (a NUL character)")
-        folder = os.path.abspath(os.path.expanduser(within))
-        if not visible(folder):
-            return folder
-        if not os.path.isdir(folder):
-            raise UsageError(f"--in {within}: no such folder")
-        return folder
-
-
-@dataclass(frozen=True)
-class ClassifyRequest:
-    """Zero-shot classification of image files (paths as the user gave them) against labels."""
-
-    paths: tuple[str, ...]
-    labels: tuple[str, ...]
-    templates: tuple[str, ...] = (DEFAULT_TEMPLATE,)
-    multi_label: bool = False
-    top_k: int | None = None
-    threshold: float | None = None
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    every: float = 2.0  # videos: seconds between samples
-    max_frames: int = 2000  # videos: samples per video at most
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.every) and self.every > 0) or self.max_frames < 1:
-            raise UsageError("--every must be a number of seconds above 0 and --max-frames at least 1")

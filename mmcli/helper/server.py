@@ -1,11 +1,12 @@
 """The resident helper: one warm ``LocalEngine`` behind a private Unix socket, started by the first
-`mmcli search` or `mmcli classify` (``mmcli.cli.fast``) and gone after ``MMCLI_DAEMON_IDLE`` seconds
-without a query.
+`mmcli search` or `mmcli classify` that worked in-process (``mmcli.cli.engines``) and gone after
+``MMCLI_HELPER_IDLE`` seconds without a query.
 
-It is `mmcli serve`'s engine and wire format (``mmcli.serve.wire``) by another way in: a socket only
-this user can reach instead of HTTP. Where it listens, who it must be and the protocol:
-``mmcli.serve.daemon_client``. One helper per identity: the searches of one index or the
-classifications with one model.
+It is `mmcli serve`'s engine and wire format (``mmcli.wire``) by another way in: a socket only this
+user can reach instead of HTTP, and requests built by the same builder (``mmcli.queries.build``).
+Where it listens and who it must be: ``mmcli.helper.place``; the protocol: ``mmcli.helper.talk``; its
+client: ``mmcli.helper.engine``. One helper per identity: the searches of one index or the
+classifications with one model, each with the engine's settings.
 
 Life: ``main`` detaches (the command started it with ``setsid``; it forks once more, so it is no
 session leader and no child of the command), takes ``<name>.lock`` (a second helper for the same
@@ -34,8 +35,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmcli import wire
 from mmcli.errors import MmcliError
-from mmcli.serve.daemon_client import HEARTBEAT, Helper, peer_uid, send_line
+from mmcli.helper.place import Helper
+from mmcli.helper.talk import HEARTBEAT, peer_uid, send_line
 
 if TYPE_CHECKING:
     from mmcli.engine.local import LocalEngine
@@ -48,7 +51,7 @@ Send = Any  # a callable taking one message (dict)
 
 
 def main() -> None:
-    """``python -c ... main() SPEC``: SPEC is ``{"identity", "socket", "idle"}`` (``daemon_client.start``)."""
+    """``python -c ... main() SPEC``: SPEC is ``{"identity", "socket", "idle"}`` (``place.start``)."""
     spec = json.loads(sys.argv[1])
     if os.fork():
         os._exit(0)  # the second fork: the helper is no session leader and the command's child has exited
@@ -86,7 +89,7 @@ def run(helper: Helper, idle: float) -> None:
     _log(f"serving the {helper.identity['kind']} of {helper.identity['target'] or 'the default model'}")
     why = "SIGTERM"
     try:
-        why = Daemon(engine, helper, idle).serve(listener, inode)
+        why = Resident(engine, helper, idle).serve(listener, inode)
     finally:
         listener.close()
         _remove_if_ours(helper.path, inode)
@@ -100,14 +103,15 @@ def warm_engine(ident: dict[str, Any]) -> LocalEngine:
     text tower and FAISS index; for classifications the model's text and (small jobs) image towers."""
     import mmcli.embedding.textcache  # noqa: F401  (what the first query would import: here, before it)
     import mmcli.media.images  # noqa: F401
-    import mmcli.serve.wire  # noqa: F401
+    import mmcli.queries.build  # noqa: F401
     from mmcli.engine.local import LocalEngine
 
+    settings = ident["engine"]
     if ident["kind"] == "search":
         import mmcli.engine.search  # noqa: F401
         from mmcli.index.open import open_index
 
-        engine = LocalEngine(Path(ident["target"]), warm=True)
+        engine = LocalEngine(Path(ident["target"]), **settings, warm=True)
         engine.text_encoder().encode_texts(["a photo"])  # the runtime's first call allocates
         store = open_index(Path(ident["target"]))
         try:
@@ -119,13 +123,15 @@ def warm_engine(ident: dict[str, Any]) -> LocalEngine:
         import mmcli.engine.classify  # noqa: F401
         import mmcli.media.video  # noqa: F401
 
-        engine = LocalEngine(None, ident["target"] or None, warm=True)
+        engine = LocalEngine(None, ident["target"] or None, **settings, warm=True)
         engine.text_encoder().encode_texts(["a photo"])
         engine.image_encoder(1)
     return engine
 
 
-class Daemon:
+class Resident:
+    """The helper's loop: a thread per connection, the engine's work one request at a time in one thread."""
+
     def __init__(self, engine: LocalEngine, helper: Helper, idle: float) -> None:
         self.engine, self.helper, self.idle = engine, helper, idle
         self.jobs: queue.Queue[Callable[[], None]] = queue.Queue()  # the engine's work: one at a time, one thread
@@ -196,7 +202,7 @@ class Daemon:
             self._relay(conn, op, body)
         finally:
             with self.count:
-                self.last = time.monotonic()  # (only queries keep it: `mmcli daemon status` does not)
+                self.last = time.monotonic()  # (only queries keep it: `mmcli helper status` does not)
 
     def _relay(self, conn: socket.socket, op: str, body: dict[str, Any]) -> None:
         """Run ``op`` in the work thread; pass on what it says, with a heartbeat while it says nothing."""
@@ -227,22 +233,21 @@ class Daemon:
                 self._search(body, send)
             else:
                 self._classify(body, send, gone)
-        except MmcliError as exc:
-            send({"error": {"message": exc.message, "hint": exc.hint, "exit_code": int(exc.exit_code)}})
-        except Exception as exc:  # a bad body (pydantic) or a failure: the command does it in-process
-            if exc.__class__.__name__ != "ValidationError":
-                traceback.print_exc()
+        except MmcliError as exc:  # (a request the builder refuses too: the command says it, as in-process)
+            send({"error": wire.error_value(exc)})
+        except Exception as exc:  # a failure: the command does it in-process
+            traceback.print_exc()
             send({"decline": f"{exc.__class__.__name__}: {exc}"[:500]})
 
     # ------------------------------------------------------------------------------ the work
     def _search(self, body: dict[str, Any], send: Send) -> None:
         from mmcli.index.open import model_spec_for, open_index
-        from mmcli.serve.wire import SearchBody, SearchReply
+        from mmcli.queries.build import search_request
 
-        request = SearchBody.model_validate(body).request()
+        request = search_request(**body)
         store = open_index(Path(self.helper.identity["target"]))
         try:
-            spec = model_spec_for(store.meta(), None, None)
+            spec = model_spec_for(store.meta(), self.engine.model, self.engine.weights)
         finally:
             store.close()
         if spec != self.engine.spec:  # the index was rebuilt with another model: a new helper loads it
@@ -250,17 +255,12 @@ class Daemon:
             self.stopping.set()
             send({"decline": "the index's model changed"})
             return
-        send({"reply": SearchReply.of(self.engine.search(request)).model_dump()})
+        send({"reply": wire.value(self.engine.search(request))})
 
     def _classify(self, body: dict[str, Any], send: Send, gone: threading.Event) -> None:
-        from mmcli.media.video import is_video
-        from mmcli.serve.wire import ClassifyBody, ClassifyItem
+        from mmcli.queries.build import classify_request
 
-        shown, paths = expand(body.get("inputs"), bool(body.get("include_hidden")))
-        if not paths or any(is_video(p) for p in shown):
-            send({"decline": "videos, or no images"})  # timelines and the error: in-process
-            return
-        request = ClassifyBody.model_validate({**body.get("request", {}), "paths": paths}).request()
+        request = classify_request(**body["request"])
         progress = body.get("progress") is True
 
         def images(done: int, total: int) -> None:
@@ -275,9 +275,9 @@ class Daemon:
         send({"warnings": list(run.warnings)})
         count = 0
         try:
-            for item, path in zip(run.items, shown):
+            for item in run.items:
                 count += 1
-                send({"item": ClassifyItem.of(item).model_copy(update={"path": path}).model_dump()})
+                send({"item": wire.item_value(item)})
                 if gone.is_set():
                     break
         finally:
@@ -300,31 +300,6 @@ class Daemon:
         }
 
 
-def expand(inputs: Any, include_hidden: bool) -> tuple[list[str], list[str]]:
-    """The image files of ``inputs`` ([[as given, absolute], ...]) as ``mmcli.cli.inputs.gather_paths``
-    finds them (folders walked, videos too): each as the command shows it and as an absolute path."""
-    from mmcli.media.images import walk_images
-
-    shown: list[str] = []
-    paths: list[str] = []
-    for given, absolute in inputs or ():
-        folder = Path(absolute)
-        try:
-            is_dir = folder.is_dir()
-        except OSError:
-            is_dir = False
-        if not is_dir:
-            shown.append(os.fspath(Path(given)))
-            paths.append(os.fspath(folder))
-            continue
-        root = os.fspath(folder)
-        for found in walk_images(folder, include_hidden, videos=True):
-            rest = os.fspath(found)[len(root) :].lstrip("/")
-            shown.append(os.fspath(Path(given) / rest))
-            paths.append(os.fspath(found))
-    return shown, paths
-
-
 # ---------------------------------------------------------------------------------- the files
 def _take_lock(path: Path) -> int | None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -337,7 +312,7 @@ def _take_lock(path: Path) -> int | None:
 
 
 def _set_off(helper: Helper, reason: str) -> None:
-    """Remember that this helper cannot serve (for ``daemon_client.OFF_FOR``): commands stop starting it."""
+    """Remember that this helper cannot serve (for ``place.OFF_FOR``): commands stop starting it."""
     try:
         fd = os.open(helper.sibling(".off"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

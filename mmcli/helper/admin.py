@@ -1,4 +1,4 @@
-"""This user's resident helpers, for `mmcli daemon`: what each says of itself, and stopping them all."""
+"""This user's resident helpers, for `mmcli helper`: what each says of itself, and stopping them all."""
 
 from __future__ import annotations
 
@@ -8,22 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmcli.serve.daemon_client import (
-    ACK_TIMEOUT,
-    CONNECT_TIMEOUT,
-    GAP_TIMEOUT,
-    Helper,
-    Unusable,
-    connect,
-    read_lines,
-    runtime_dir,
-    send_line,
-)
+from mmcli.helper.place import Helper, runtime_dir
+from mmcli.helper.talk import ACK_TIMEOUT, CONNECT_TIMEOUT, GAP_TIMEOUT, Unusable, connect, read_lines, send_line
 
 
 @dataclass(frozen=True)
 class HelperStatus:
-    """A running helper, as it describes itself (``mmcli daemon status``)."""
+    """A running helper, as it describes itself (``mmcli helper status``)."""
 
     kind: str  # "search" or "classify"
     target: str  # the index folder, or the --model given ("" for the default)

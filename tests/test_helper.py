@@ -1,9 +1,11 @@
 """The resident helper at work: real `mmcli` processes, real helpers (mmcli-tiny, generated images),
 and stand-ins for a hung, dead or foreign one. Whatever the helper does, a command prints what it
-prints in-process (MMCLI_DAEMON=off), byte for byte."""
+prints in-process (MMCLI_HELPER=off), byte for byte: the same body renders what either engine gives.
+Every option a plain command takes is answered warm."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -23,9 +25,11 @@ from unittest import mock
 import pytest
 from conftest import TINY, run_mmcli
 
+from mmcli.cli.engines import helper_of
 from mmcli.demo.shapes import write_corpus
-from mmcli.serve import daemon_client as dc
-from mmcli.serve.daemon_admin import status_of, stop_all
+from mmcli.engine.local import LocalEngine
+from mmcli.helper import place
+from mmcli.helper.admin import status_of, stop_all
 
 INDEX = "daemon-shapes"
 IDLE = "120"  # a helper a failed test leaves behind goes by itself
@@ -38,18 +42,21 @@ class Helpers:
 
     def __init__(self, idle: str = IDLE) -> None:
         self.run = Path(tempfile.mkdtemp(prefix="mmd", dir="/tmp"))
-        self.env = {"MMCLI_DAEMON": "on", "XDG_RUNTIME_DIR": str(self.run), "MMCLI_DAEMON_IDLE": idle}
+        self.env = {"MMCLI_HELPER": "on", "XDG_RUNTIME_DIR": str(self.run), "MMCLI_HELPER_IDLE": idle}
 
     def mmcli(self, *args: str, on: bool = True, **kw: Any) -> subprocess.CompletedProcess[bytes]:
-        return run_mmcli(*args, env={**self.env, "MMCLI_DAEMON": "on" if on else "off"}, **kw)
+        return run_mmcli(*args, env={**self.env, "MMCLI_HELPER": "on" if on else "off"}, **kw)
 
-    def helper(self, kind: str, target: str) -> dc.Helper:
+    def helper(self, kind: str, target: str, **engine: Any) -> place.Helper:
+        """The helper a command would use: the searches of the index ``target``, or the classifications
+        with the model ``target`` ("" for the default), with the engine's other settings."""
+        local = LocalEngine(Path(target), **engine) if kind == "search" else LocalEngine(None, target or None, **engine)
         with mock.patch.dict(os.environ, self.env):
-            found = dc.helper_for(kind, target)
+            found = helper_of(kind, local)
         assert found is not None
         return found
 
-    def wait_serving(self, helper: dc.Helper) -> Any:
+    def wait_serving(self, helper: place.Helper) -> Any:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             status = status_of(helper.path)
@@ -98,7 +105,7 @@ def index(photos: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def warm(index: Path) -> Iterator[tuple[Helpers, dc.Helper]]:
+def warm(index: Path) -> Iterator[tuple[Helpers, place.Helper]]:
     """A search helper for ``index``, started by a first search as a user's would be."""
     helpers = Helpers()
     first = helpers.mmcli("search", "a red circle", "--index", INDEX, "-k", "3")
@@ -116,7 +123,7 @@ def fresh(index: Path) -> Iterator[Helpers]:
     helpers.close()
 
 
-def served(helper: dc.Helper) -> int:
+def served(helper: place.Helper) -> int:
     status = status_of(helper.path)
     assert status is not None
     return status.searches + status.classifications
@@ -139,7 +146,7 @@ def _search_cases(photos: Path, text: str) -> list[list[str]]:
     ]
 
 
-def test_searches_through_the_helper_print_the_same_bytes(warm: tuple[Helpers, dc.Helper], photos: Path) -> None:
+def test_searches_through_the_helper_print_the_same_bytes(warm: tuple[Helpers, place.Helper], photos: Path) -> None:
     helpers, helper = warm
     before = served(helper)
     cases = _search_cases(photos, "a blue square")
@@ -152,10 +159,10 @@ def test_searches_through_the_helper_print_the_same_bytes(warm: tuple[Helpers, d
 def test_a_search_no_helper_answers_runs_here_without_typer_and_prints_what_the_command_prints(
     index: Path, photos: Path
 ) -> None:
-    """MMCLI_DAEMON=off: `mmcli search` runs in this process without Typer or pydantic, and writes the
-    bytes the Typer command writes (its app called directly)."""
+    """MMCLI_HELPER=off: `mmcli search` runs in this process without Typer or pydantic, and writes the
+    bytes the Typer command writes (its app called directly): the same body, read two ways."""
     typer_app = "import sys\nfrom mmcli.cli import app\nsys.argv = ['mmcli', *sys.argv[1:]]\napp()\n"
-    env = {**os.environ, "MMCLI_DAEMON": "off"}
+    env = {**os.environ, "MMCLI_HELPER": "off"}
     for args in [*_search_cases(photos, "a yellow square"), ["a square", "--index", "no-such-index"]]:
         fast = subprocess.run([sys.executable, "-m", "mmcli", "search", *args], capture_output=True, env=env)
         command = subprocess.run([sys.executable, "-c", typer_app, "search", *args], capture_output=True, env=env)
@@ -174,7 +181,44 @@ def test_a_search_no_helper_answers_runs_here_without_typer_and_prints_what_the_
     assert out.stderr.decode().strip().splitlines()[-1] == "LOADED="
 
 
-def test_the_client_imports_nothing_heavy(warm: tuple[Helpers, dc.Helper]) -> None:
+def test_every_option_a_search_takes_is_answered_warm(
+    warm: tuple[Helpers, place.Helper], photos: Path, tmp_path: Path
+) -> None:
+    """--threshold auto, --explain, --rerank (a second model, loaded by the helper), --exact, --all-moments,
+    --in, dates, --html: the helper answers each, and the command prints what it prints in-process."""
+    from second_model import write_second_model
+
+    helpers, helper = warm
+    second = write_second_model(tmp_path / "second")
+    cases = [
+        ["a red circle", "--threshold", "auto", "--explain", "-f", "json"],
+        ["a blue star", "--rerank", second, "--rerank-k", "6", "-k", "3", "--explain"],
+        ["a green square", "--exact", "--all-moments", "--in", str(photos), "--after", "2000", "--sort", "-date"],
+        ["a circle", "-k", "2", "--html", str(tmp_path / "page.html")],
+    ]
+    before = served(helper)
+    for case in cases:
+        args = ["search", *case, "--index", INDEX]
+        same(helpers.mmcli(*args), helpers.mmcli(*args, on=False))
+    assert served(helper) == before + len(cases)
+    assert (tmp_path / "page.html").stat().st_size > 0
+
+
+def test_a_value_the_builder_refuses_is_refused_by_the_helper_too(warm: tuple[Helpers, place.Helper]) -> None:
+    """The helper reads what it is sent with the builder every way in uses: the same rule, the same words."""
+    from mmcli.errors import UsageError
+    from mmcli.helper.talk import exchange
+    from mmcli.queries.build import search_request
+
+    helpers, helper = warm
+    for bad in ({"threshold": 5}, {"threshold": "nan"}, {"top_k": 0}, {"rerank_k": -1}, {"sort": "newest"}):
+        kind, said = exchange(helper, "search", {"query": "a red circle", **bad})
+        with pytest.raises(UsageError) as here:
+            search_request(query="a red circle", **bad)
+        assert kind == "error" and said["message"] == here.value.message and said["exit_code"] == 2, said
+
+
+def test_the_client_imports_nothing_heavy(warm: tuple[Helpers, place.Helper]) -> None:
     helpers, helper = warm
     before = served(helper)
     code = (
@@ -192,7 +236,7 @@ def test_the_client_imports_nothing_heavy(warm: tuple[Helpers, dc.Helper]) -> No
     assert out.stdout.count(b"\n") == 2 and served(helper) == before + 1  # the helper answered it
 
 
-def test_concurrent_clients(warm: tuple[Helpers, dc.Helper]) -> None:
+def test_concurrent_clients(warm: tuple[Helpers, place.Helper]) -> None:
     helpers, helper = warm
     before = served(helper)
     queries = [f"a {c} shape {i}" for i, c in enumerate(("red", "green", "blue", "black", "white"))]
@@ -213,7 +257,7 @@ def test_concurrent_clients(warm: tuple[Helpers, dc.Helper]) -> None:
         assert (p.returncode, out, err) == (alone.returncode, alone.stdout, alone.stderr)
 
 
-def test_the_socket_and_its_folder_are_private(warm: tuple[Helpers, dc.Helper]) -> None:
+def test_the_socket_and_its_folder_are_private(warm: tuple[Helpers, place.Helper]) -> None:
     _, helper = warm
     assert stat.S_ISSOCK(helper.path.lstat().st_mode) and stat.S_IMODE(helper.path.lstat().st_mode) == 0o600
     assert stat.S_IMODE(helper.path.parent.stat().st_mode) == 0o700
@@ -223,7 +267,7 @@ def test_the_socket_and_its_folder_are_private(warm: tuple[Helpers, dc.Helper]) 
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
-def test_the_helper_says_nothing_to_another_user(warm: tuple[Helpers, dc.Helper]) -> None:
+def test_the_helper_says_nothing_to_another_user(warm: tuple[Helpers, place.Helper]) -> None:
     """Even when the file modes would let them in (here, on purpose), another user's connection is
     closed without a byte (SO_PEERCRED)."""
     _, helper = warm
@@ -274,10 +318,29 @@ def test_classify_through_the_helper_prints_the_same_bytes(fresh: Helpers, tmp_p
     assert served(helper) == len(cases)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("av") is None, reason="videos need PyAV")
+def test_videos_and_the_engine_settings_of_a_classification_are_answered_warm(fresh: Helpers, tmp_path: Path) -> None:
+    """A video's timeline streams from the helper as it does in-process; --device and --workers are part of
+    which helper answers (one per setting)."""
+    from videos import write_video
+
+    clip = write_video(tmp_path / "clip.mp4")
+    write_corpus(tmp_path / "pics", 2, seed=8)
+    args = ["classify", "clip.mp4", "pics", "--labels", "red circle", "blue square", "green star", "--model", TINY]
+    args += ["--every", "1", "--device", "cpu", "--workers", "1"]
+    first = fresh.mmcli(*args, cwd=tmp_path)
+    assert first.returncode == 0 and b'"start"' in first.stdout, first.stderr
+    helper = fresh.helper("classify", TINY, device="cpu", workers=1)
+    fresh.wait_serving(helper)
+    for fmt in (["-f", "jsonl"], ["-f", "csv"]):
+        same(fresh.mmcli(*args, *fmt, cwd=tmp_path), fresh.mmcli(*args, *fmt, cwd=tmp_path, on=False))
+    assert served(helper) == 2 and clip.exists()
+
+
 # ------------------------------------------------------------------------- when it cannot answer
 def test_the_off_switch(fresh: Helpers, index: Path) -> None:
-    for value in ("off", "0"):
-        env = {**fresh.env, "MMCLI_DAEMON": value}
+    for name, value in (("MMCLI_HELPER", "off"), ("MMCLI_HELPER", "0"), ("MMCLI_DAEMON", "off")):  # (its older name)
+        env = {**fresh.env, "MMCLI_HELPER": None, name: value}
         for _ in range(2):
             assert run_mmcli("search", "a red star", "--index", INDEX, env=env).returncode == 0
     assert not (fresh.run / "mmcli").exists()  # not even its folder
@@ -437,12 +500,13 @@ def test_idle_helper_exits_and_stop(index: Path) -> None:
         for pid in _helper_pids(helper.path):  # (found by its command line)
             wait_gone(pid)
         assert not helper.path.exists()
-        helpers.env["MMCLI_DAEMON_IDLE"] = IDLE
+        helpers.env["MMCLI_HELPER_IDLE"] = IDLE
         assert helpers.mmcli("search", "a red triangle", "--index", INDEX).returncode == 0
         helper = helpers.helper("search", str(index))  # (the same: the idle time is not its identity)
         pid = helpers.wait_serving(helper).pid
-        listed = helpers.mmcli("daemon", "status", "-f", "jsonl")
+        listed = helpers.mmcli("helper", "status", "-f", "jsonl")
         assert json.loads(listed.stdout)["pid"] == pid
+        assert json.loads(helpers.mmcli("daemon", "-f", "jsonl").stdout)["pid"] == pid  # (its older name)
         stopped = helpers.mmcli("daemon", "stop")
         assert stopped.returncode == 0 and b"stopped 1 helper" in stopped.stderr
         wait_gone(pid)
